@@ -1,0 +1,92 @@
+// swift-tools-version: 6.1
+// pgevents: test, run and benchmark PostgreSQL LISTEN/NOTIFY event pipelines.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "pgevents",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PGEventsPostgres", targets: ["PGEventsPostgres"]),
+        .library(name: "PGEventsRedis", targets: ["PGEventsRedis"]),
+        .library(name: "PGEventsHarness", targets: ["PGEventsHarness"]),
+        .executable(name: "pgevents", targets: ["PGEventsCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries: libpq and hiredis are the reference clients of their servers.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        // hiredis.pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses; the header is on the default path.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
+        ),
+        // Threads, processes and errno: the small amount of OS plumbing both clients share.
+        .target(
+            name: "PGEventsSystem",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PGEventsPostgres",
+            dependencies: [
+                "CLibPQ", "PGEventsSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PGEventsRedis",
+            dependencies: [
+                "CHiredis", "PGEventsSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PGEventsHarness",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "PGEventsCLI",
+            dependencies: [
+                "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis", "PGEventsSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Unit tests: pure logic, no server.
+        .testTarget(
+            name: "PGEventsUnitTests",
+            dependencies: ["PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEventsHarness"],
+            path: "Tests/PGEventsUnitTests",
+            swiftSettings: strict
+        ),
+        // Integration tests: real PostgreSQL and Redis servers started through the harness.
+        .testTarget(
+            name: "PGEventsIntegrationTests",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEventsHarness", "PGEventsCLI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "IntegrationTests",
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,136 @@
+import CLibPQ
+
+/// Where and how to connect: the parsed form of a `postgres://` URL or a libpq conninfo string.
+///
+/// Parsing is libpq's own (`PQconninfoParse`), so every keyword and URL form libpq accepts works here.
+/// `description` masks the password; nothing in this module logs or throws it.
+public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The connection keywords, in libpq's order (`host`, `port`, `user`, `password`, `dbname`, …).
+    public private(set) var parameters: [Parameter]
+
+    /// One conninfo keyword and its value.
+    public struct Parameter: Sendable, Hashable {
+        public var keyword: String
+        public var value: String
+    }
+
+    /// Parses a `postgres://` / `postgresql://` URL or a `key=value` conninfo string.
+    public init(_ urlOrConninfo: String) throws(PostgresError) {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(urlOrConninfo, &errorMessage) else {
+            let raw = errorMessage.map { String(cString: $0) } ?? "out of memory"
+            if let errorMessage { PQfreemem(errorMessage) }
+            throw PostgresError(
+                code: .invalidConfiguration,
+                message: "invalid connection string: \(Self.redact(raw.trimmingCharacters(), secretsOf: urlOrConninfo))",
+                function: "PQconninfoParse")
+        }
+        defer { PQconninfoFree(options) }
+        var parameters: [Parameter] = []
+        var cursor = options
+        while let keyword = cursor.pointee.keyword {
+            if let value = cursor.pointee.val {
+                parameters.append(Parameter(keyword: String(cString: keyword), value: String(cString: value)))
+            }
+            cursor += 1
+        }
+        self.parameters = parameters
+    }
+
+    /// Builds a configuration from keywords directly (no parsing).
+    public init(parameters: [String: String]) {
+        self.parameters = parameters.sorted { $0.key < $1.key }.map { Parameter(keyword: $0.key, value: $0.value) }
+    }
+
+    /// The value of a conninfo keyword, or nil. Setting nil removes it.
+    public subscript(keyword: String) -> String? {
+        get { parameters.first { $0.keyword == keyword }?.value }
+        set {
+            if let index = parameters.firstIndex(where: { $0.keyword == keyword }) {
+                if let newValue { parameters[index].value = newValue } else { parameters.remove(at: index) }
+            } else if let newValue {
+                parameters.append(Parameter(keyword: keyword, value: newValue))
+            }
+        }
+    }
+
+    /// The conninfo string including the password: pass it to libpq or a child process, never to a log.
+    public var conninfoIncludingSecrets: String {
+        parameters.map { "\($0.keyword)=\(Self.quoteConninfoValue($0.value))" }.joined(separator: " ")
+    }
+
+    /// A conninfo string with the password masked.
+    public var description: String {
+        parameters.map {
+            let value = Self.secretKeywords.contains($0.keyword) ? "********" : Self.quoteConninfoValue($0.value)
+            return "\($0.keyword)=\(value)"
+        }.joined(separator: " ")
+    }
+
+    public var debugDescription: String { "PostgresConfiguration(\(description))" }
+
+    static let secretKeywords: Set<String> = ["password", "sslpassword"]
+
+    /// Quotes a conninfo value when it needs it (`'` and `\` escaped, wrapped in single quotes).
+    static func quoteConninfoValue(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "'" || $0 == "\\" || $0 == "=" || $0.isNewline }
+        guard needsQuotes else { return value }
+        var out = "'"
+        for character in value {
+            if character == "'" || character == "\\" { out.append("\\") }
+            out.append(character)
+        }
+        return out + "'"
+    }
+
+    /// Replaces anything in `message` that looks like a password taken from `source` with `********`.
+    ///
+    /// libpq's parse errors quote fragments of the input; when the input is malformed we cannot know which
+    /// part is the password, so every candidate (URL userinfo after `:`, `password=` values) is masked.
+    static func redact(_ message: String, secretsOf source: String) -> String {
+        var secrets: [String] = []
+        // URL userinfo: scheme://user:secret@host
+        if let schemeEnd = source.firstRange(of: "://") {
+            let rest = source[schemeEnd.upperBound...]
+            if let at = rest.lastIndex(of: "@") {
+                let userinfo = rest[..<at]
+                if let colon = userinfo.firstIndex(of: ":") {
+                    secrets.append(String(userinfo[userinfo.index(after: colon)...]))
+                }
+            }
+            for part in rest.split(whereSeparator: { $0 == "?" || $0 == "&" }) where part.hasPrefix("password=") {
+                secrets.append(String(part.dropFirst("password=".count)))
+            }
+        }
+        // conninfo: password=secret or password = 'secret'
+        var search = source[...]
+        while let range = search.firstRange(of: "password") {
+            var rest = search[range.upperBound...].drop { $0 == " " }
+            guard rest.first == "=" else { search = search[range.upperBound...]; continue }
+            rest = rest.dropFirst().drop { $0 == " " }
+            let value: Substring
+            if rest.first == "'" {
+                value = rest.dropFirst().prefix { $0 != "'" }
+            } else {
+                value = rest.prefix { $0 != " " }
+            }
+            if !value.isEmpty { secrets.append(String(value)) }
+            search = rest
+        }
+        var redacted = message
+        for secret in secrets.sorted(by: { $0.count > $1.count }) where secret.count >= 1 {
+            redacted = redacted.replacing(secret, with: "********")
+        }
+        return redacted
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let last = s.last, last.isWhitespace { s = s.dropLast() }
+        while let first = s.first, first.isWhitespace { s = s.dropFirst() }
+        return String(s)
+    }
+
+}

@@ -1,0 +1,375 @@
+import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Logging
+import PGEventsSystem
+import struct Foundation.Date
+
+/// A connection to PostgreSQL through libpq, owned by one dedicated thread.
+///
+/// Every libpq call for this connection runs on the connection's own thread (the actor's executor), so a
+/// blocking query never holds a thread of Swift's cooperative pool, and between calls that thread waits in
+/// `poll(2)` on the connection's socket: notifications are read as soon as they arrive, and a broken
+/// connection ends `notifications()` with `.connectionLost` at once rather than at the next query.
+///
+/// ```swift
+/// let connection = try await PostgresConnection.connect(to: "postgres://app@localhost/app")
+/// try await connection.listen("new_event")
+/// for try await notification in await connection.notifications() { … }
+/// ```
+public actor PostgresConnection {
+    private let executor: ThreadExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    /// Where this connection goes (password masked in its description).
+    public nonisolated let configuration: PostgresConfiguration
+    private let logger: Logger
+
+    // The one owner of the PGconn*: created in `open`, freed in `finish` (or in deinit if never closed).
+    private var handle: OpaquePointer?
+    private var lostError: PostgresError?
+    private var subscribers: [Int: AsyncThrowingStream<[PostgresNotification], any Error>.Continuation] = [:]
+    private var nextSubscriberID = 0
+    /// Channels this connection has issued `LISTEN` for.
+    public private(set) var listeningChannels: Set<String> = []
+    /// The server process serving this connection (`pg_backend_pid()`).
+    public private(set) var backendPID: Int32 = 0
+    /// The server's version number, e.g. 150018 for 15.18.
+    public private(set) var serverVersion: Int = 0
+
+    private init(configuration: PostgresConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.executor = ThreadExecutor(name: "pgevents-pq")
+    }
+
+    // Runs on the connection's own thread, like every other use of the handle.
+    isolated deinit {
+        if let handle { PQfinish(handle) }
+        executor.shutdown()
+    }
+
+    /// Opens a connection described by a URL or conninfo string.
+    public static func connect(to urlOrConninfo: String, logger: Logger = PostgresConnection.defaultLogger) async throws(PostgresError) -> PostgresConnection {
+        try await connect(PostgresConfiguration(urlOrConninfo), logger: logger)
+    }
+
+    /// Opens a connection. `client_encoding` is set to UTF8 and `application_name` to `pgevents` unless given.
+    public static func connect(_ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger) async throws(PostgresError) -> PostgresConnection {
+        var configuration = configuration
+        if configuration["client_encoding"] == nil { configuration["client_encoding"] = "UTF8" }
+        if configuration["application_name"] == nil { configuration["application_name"] = "pgevents" }
+        let connection = PostgresConnection(configuration: configuration, logger: logger)
+        try await connection.open()
+        return connection
+    }
+
+    /// A logger that discards everything; pass your own to see what the connection does.
+    public static let defaultLogger = Logger(label: "pgevents.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    private func open() throws(PostgresError) {
+        let connection = configuration.withKeywordsAndValues { PQconnectdbParams($0, $1, 0) }
+        guard let connection else {
+            throw PostgresError(code: .connectionFailed, message: "out of memory", function: "PQconnectdbParams")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.errorMessage(connection)
+            PQfinish(connection)
+            throw PostgresError(
+                code: .connectionFailed,
+                message: "cannot connect to \(configuration.target): \(PostgresConfiguration.redact(message, secretsOf: configuration.conninfoIncludingSecrets))",
+                function: "PQconnectdbParams")
+        }
+        handle = connection
+        backendPID = PQbackendPID(connection)
+        serverVersion = Int(PQserverVersion(connection))
+        watchSocket()
+        logger.debug("connected", metadata: ["target": "\(configuration.target)", "backend_pid": "\(backendPID)"])
+    }
+
+    /// Closes the connection. Notification sequences end without error. Safe to call more than once.
+    public func close() {
+        guard let handle else { return }
+        executor.setWatch(nil)
+        PQfinish(handle)
+        self.handle = nil
+        listeningChannels.removeAll()
+        for continuation in subscribers.values { continuation.finish() }
+        subscribers.removeAll()
+        logger.debug("closed", metadata: ["backend_pid": "\(backendPID)"])
+    }
+
+    /// Whether the connection is open and has not been lost.
+    public var isUsable: Bool { handle != nil && lostError == nil }
+
+    // MARK: Statements
+
+    /// Runs one statement with parameters (`$1`, `$2`, …) sent separately from the SQL text.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresResult {
+        let handle = try usableHandle()
+        var texts: [UnsafeMutablePointer<CChar>?] = []
+        texts.reserveCapacity(parameters.count)
+        defer { texts.forEach { free($0) } }
+        for (index, parameter) in parameters.enumerated() {
+            guard let parameter else { texts.append(nil); continue }
+            let text = parameter.postgresText
+            if text.utf8.contains(0) {
+                throw PostgresError(code: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold", statement: sql)
+            }
+            texts.append(strdup(text))
+        }
+        let result = texts.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { params in
+                PQexecParams(handle, sql, Int32(parameters.count), nil, params.baseAddress, nil, nil, 0)
+            }
+        }
+        return try consume(result, statement: sql, function: "PQexecParams")
+    }
+
+    /// Runs one or more statements separated by semicolons (simple query protocol, no parameters) and returns
+    /// the last statement's result. Use it for migrations and DDL.
+    @discardableResult
+    public func execute(_ sql: String) throws(PostgresError) -> PostgresResult {
+        let handle = try usableHandle()
+        if sql.utf8.contains(0) {
+            throw PostgresError(code: .invalidArgument, message: "SQL text contains a NUL byte", statement: sql)
+        }
+        return try consume(PQexec(handle, sql), statement: sql, function: "PQexec")
+    }
+
+    /// Runs `body` inside `BEGIN` … `COMMIT`; rolls back if it throws.
+    @discardableResult
+    public func transaction<T: Sendable>(_ body: @Sendable (isolated PostgresConnection) throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body(self)
+            try execute("COMMIT")
+            return value
+        } catch {
+            if isUsable { _ = try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    private func usableHandle() throws(PostgresError) -> OpaquePointer {
+        if let lostError { throw lostError }
+        guard let handle else {
+            throw PostgresError(code: .connectionClosed, message: "the connection to \(configuration.target) was closed")
+        }
+        return handle
+    }
+
+    /// The chokepoint from libpq result status to Swift: copies the result out, frees it, and maps errors.
+    private func consume(_ result: OpaquePointer?, statement: String, function: String) throws(PostgresError) -> PostgresResult {
+        defer {
+            if let result { PQclear(result) }
+            drainNotifications()
+        }
+        let connectionBroken = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
+        guard let result else {
+            let error = PostgresError(
+                code: connectionBroken ? .connectionLost : .protocolViolation,
+                message: handle.map(Self.errorMessage) ?? "no result", statement: statement, function: function)
+            if connectionBroken { markLost(error) }
+            throw error
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return Self.copy(result)
+        default:
+            var error = Self.serverError(result, statement: statement, function: function)
+            if connectionBroken {
+                error.code = .connectionLost
+                markLost(error)
+            }
+            throw error
+        }
+    }
+
+    private static func copy(_ result: OpaquePointer) -> PostgresResult {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        var columns: [PostgresColumn] = []
+        columns.reserveCapacity(columnCount)
+        for column in 0..<columnCount {
+            columns.append(PostgresColumn(name: String(cString: PQfname(result, Int32(column))), typeOID: PQftype(result, Int32(column))))
+        }
+        var values: [String?] = []
+        values.reserveCapacity(rowCount * columnCount)
+        for row in 0..<rowCount {
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) != 0 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                }
+            }
+        }
+        let tag = String(cString: PQcmdStatus(result))
+        let affected = String(cString: PQcmdTuples(result))
+        return PostgresResult(columns: columns, values: values, commandTag: tag, affectedRows: Int(affected))
+    }
+
+    private static func serverError(_ result: OpaquePointer, statement: String, function: String) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+        }
+        let message = field("M") ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters()
+        return PostgresError(
+            code: .server, message: message, sqlState: field("C"), severity: field("V") ?? field("S"),
+            detail: field("D"), hint: field("H"), position: field("P").flatMap { Int($0) }, context: field("W"),
+            statement: statement, function: function)
+    }
+
+    static func errorMessage(_ connection: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(connection)).trimmingCharacters()
+    }
+
+    // MARK: Notifications
+
+    /// `LISTEN` on `channel` (any name: it is quoted). Idempotent.
+    public func listen(_ channel: String) throws(PostgresError) {
+        try PostgresIdentifier.validateChannel(channel)
+        try execute("LISTEN " + PostgresIdentifier.quote(channel))
+        listeningChannels.insert(channel)
+        logger.debug("listening", metadata: ["channel": "\(channel)"])
+    }
+
+    /// `UNLISTEN` on `channel`.
+    public func unlisten(_ channel: String) throws(PostgresError) {
+        try PostgresIdentifier.validateChannel(channel)
+        try execute("UNLISTEN " + PostgresIdentifier.quote(channel))
+        listeningChannels.remove(channel)
+    }
+
+    /// `UNLISTEN *`.
+    public func unlistenAll() throws(PostgresError) {
+        try execute("UNLISTEN *")
+        listeningChannels.removeAll()
+    }
+
+    /// Sends a notification (`pg_notify`), delivered when the current transaction commits.
+    public func notify(_ channel: String, payload: String = "") throws(PostgresError) {
+        try PostgresIdentifier.validateChannel(channel)
+        try query("SELECT pg_notify($1, $2)", [channel, payload])
+    }
+
+    /// The notifications this connection receives from now on, on every channel it listens to.
+    ///
+    /// Several sequences may be open at once; each receives every notification.
+    public func notifications() -> PostgresNotificationSequence {
+        let (stream, continuation) = AsyncThrowingStream<[PostgresNotification], any Error>.makeStream()
+        if let lostError {
+            continuation.finish(throwing: lostError)
+        } else if handle == nil {
+            continuation.finish()
+        } else {
+            subscribers[nextSubscriberID] = continuation
+            nextSubscriberID += 1
+        }
+        return PostgresNotificationSequence(stream: stream)
+    }
+
+    private func watchSocket() {
+        guard let handle else { return }
+        let fd = PQsocket(handle)
+        executor.setWatch(ThreadExecutor.Watch(fd: fd, onReadable: { [weak self] in
+            guard let self else { return }
+            self.assumeIsolated { $0.socketReadable() }
+        }))
+    }
+
+    private func socketReadable() {
+        guard let handle, lostError == nil else { return }
+        if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
+            drainNotifications()
+            markLost(PostgresError(
+                code: .connectionLost,
+                message: "connection to \(configuration.target) lost: \(Self.errorMessage(handle))",
+                function: "PQconsumeInput"))
+            return
+        }
+        drainNotifications()
+    }
+
+    private func drainNotifications() {
+        guard let handle else { return }
+        var batch: [PostgresNotification] = []
+        var receivedAt: Date?
+        while let notify = PQnotifies(handle) {
+            let now = receivedAt ?? Date()
+            receivedAt = now
+            batch.append(PostgresNotification(
+                channel: String(cString: notify.pointee.relname),
+                payload: String(cString: notify.pointee.extra),
+                senderPID: notify.pointee.be_pid,
+                receivedAt: now))
+            PQfreemem(notify)
+        }
+        guard !batch.isEmpty else { return }
+        for (id, continuation) in subscribers {
+            if case .terminated = continuation.yield(batch) { subscribers[id] = nil }
+        }
+    }
+
+    private func markLost(_ error: PostgresError) {
+        guard lostError == nil else { return }
+        lostError = error
+        executor.setWatch(nil)
+        logger.warning("connection lost", metadata: ["backend_pid": "\(backendPID)", "error": "\(error.message)"])
+        for continuation in subscribers.values { continuation.finish(throwing: error) }
+        subscribers.removeAll()
+    }
+}
+
+extension PostgresConfiguration {
+    /// Calls `body` with NULL-terminated C arrays of keywords and values, as libpq's `…Params` functions take them.
+    func withKeywordsAndValues<T>(_ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> T) -> T {
+        let keywords = parameters.map { strdup($0.keyword) } + [nil]
+        let values = parameters.map { strdup($0.value) } + [nil]
+        defer { keywords.forEach { free($0) }; values.forEach { free($0) } }
+        return keywords.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: UnsafePointer<CChar>?.self) { k in
+                    v.withMemoryRebound(to: UnsafePointer<CChar>?.self) { v in body(k.baseAddress, v.baseAddress) }
+                }
+            }
+        }
+    }
+
+    /// `user@host:port/dbname`, for messages.
+    var target: String {
+        let host = self["host"] ?? self["hostaddr"] ?? "localhost"
+        let port = self["port"].map { ":" + $0 } ?? ""
+        let user = self["user"].map { $0 + "@" } ?? ""
+        let database = self["dbname"].map { "/" + $0 } ?? ""
+        return user + host + port + database
+    }
+}
+
+extension PostgresConnection {
+    /// The answer of a server to a ping (`PQpingParams`): whether it accepts connections, without logging in.
+    public enum PingResult: Sendable, Equatable {
+        /// The server accepts connections.
+        case ok
+        /// The server is up but refuses connections (starting up, shutting down, too many clients).
+        case rejecting
+        /// No server answered.
+        case noResponse
+        /// The parameters are invalid; no attempt was made.
+        case noAttempt
+    }
+
+    /// Asks whether a server accepts connections, without authenticating (libpq's `PQpingParams`).
+    public static func ping(_ configuration: PostgresConfiguration) -> PingResult {
+        let result = configuration.withKeywordsAndValues { PQpingParams($0, $1, 0) }
+        switch result {
+        case PQPING_OK: return .ok
+        case PQPING_REJECT: return .rejecting
+        case PQPING_NO_RESPONSE: return .noResponse
+        default: return .noAttempt
+        }
+    }
+}
