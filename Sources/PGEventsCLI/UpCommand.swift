@@ -1,0 +1,75 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import PGEventsHarness
+
+/// `pgevents up`: a throwaway PostgreSQL (and Redis) for manual work, until Ctrl-C.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start a throwaway PostgreSQL and Redis, print how to connect, and stop both on Ctrl-C.",
+        discussion: """
+            The servers bind to 127.0.0.1 and a private unix socket, keep nothing on disk after they stop, \
+            and are removed even if this command is killed (the next pgevents run reaps them).
+            """
+    )
+
+    @Option(name: .customLong("postgres-bin"), help: "PostgreSQL server bin directory (default: found automatically).")
+    var postgresBin: String?
+
+    @Option(name: .customLong("setting"), help: "A server setting NAME=VALUE (repeatable).")
+    var settings: [String] = []
+
+    @Flag(name: .customLong("no-redis"), help: "Start PostgreSQL only.")
+    var noRedis = false
+
+    func run() async throws {
+        var serverSettings: [String: String] = [:]
+        for setting in settings {
+            let parts = setting.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else {
+                throw ValidationError("--setting takes NAME=VALUE, got '\(setting)'")
+            }
+            serverSettings[String(parts[0])] = String(parts[1])
+        }
+        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        let postgres = try await TemporaryPostgres.start(.init(binDirectory: postgresBin, settings: serverSettings))
+        print("""
+            postgres: \(postgres.url)
+              version: \(postgres.binaries.version)
+              psql "\(postgres.url)"
+              psql -h \(postgres.socketDirectory) -p \(postgres.port) -U \(postgres.superuser) postgres
+            directory: \(postgres.directory)
+            """)
+        print("Press Ctrl-C to stop.")
+        fflush(nil)  // all streams: stdout may be a file or a pipe
+        let signal = await signals.wait()
+        print("\nstopping (signal \(signal))")
+        await postgres.shutdown()
+        print("stopped")
+    }
+}
+
+/// Waits for the first of some signals, which are kept from killing the process meanwhile.
+final class SignalWaiter {
+    private let sources: [any DispatchSourceSignal]
+    private let stream: AsyncStream<Int32>
+
+    init(signals: [Int32]) {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        self.stream = stream
+        sources = signals.map { number in
+            Foundation.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func wait() async -> Int32 {
+        for await signal in stream { return signal }
+        return 0
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import PGEventsSystem
+
+/// A PostgreSQL server installation: the directory holding `initdb`, `postgres` and `pg_ctl`, and its version.
+public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
+    /// The `bin` directory.
+    public let directory: String
+    /// The full version string, e.g. `15.18`.
+    public let version: String
+    /// The major version, e.g. 15.
+    public let majorVersion: Int
+
+    public var description: String { "PostgreSQL \(version) (\(directory))" }
+
+    /// The path of a program in this installation.
+    public func program(_ name: String) -> String { directory + "/" + name }
+
+    /// Checks a directory and reads its version.
+    public init(directory: String) throws {
+        let directory = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        for program in ["initdb", "postgres"] where !FileManager.default.isExecutableFile(atPath: directory + "/" + program) {
+            throw HarnessError(
+                code: .binaryNotFound,
+                message: "\(directory) has no executable '\(program)'; it is not a PostgreSQL server bin directory",
+                hint: HarnessError.setupHint)
+        }
+        let (termination, output) = try ChildProcess.run(directory + "/postgres", ["--version"])
+        // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+        guard termination == .exited(0), let version = Self.parseVersion(output) else {
+            throw HarnessError(code: .binaryNotFound, message: "\(directory)/postgres --version did not report a version: \(output.trimmed())")
+        }
+        self.directory = directory
+        self.version = version
+        self.majorVersion = Int(version.split(separator: ".").first ?? "") ?? 0
+    }
+
+    static func parseVersion(_ output: String) -> String? {
+        guard let range = output.firstRange(of: "(PostgreSQL) ") else { return nil }
+        let version = output[range.upperBound...].prefix { $0.isNumber || $0 == "." }
+        return version.isEmpty ? nil : String(version)
+    }
+
+    /// Finds a server installation: `explicit`, else `PGEVENTS_POSTGRES_BIN`, else `pg_config --bindir`, else the
+    /// newest `/usr/lib/postgresql/*/bin`, else `initdb` on `PATH`.
+    public static func find(explicit: String? = nil) throws -> PostgresBinaries {
+        if let explicit { return try PostgresBinaries(directory: explicit) }
+        if let fromEnvironment = environment("PGEVENTS_POSTGRES_BIN") {
+            return try PostgresBinaries(directory: fromEnvironment)
+        }
+        if let found = all().first { return found }
+        throw HarnessError(
+            code: .binaryNotFound,
+            message: "no PostgreSQL server found (looked at PGEVENTS_POSTGRES_BIN, pg_config --bindir, /usr/lib/postgresql/*/bin, /usr/local/pgsql/bin and PATH)",
+            hint: HarnessError.setupHint)
+    }
+
+    /// Every server installation found on this machine, newest major version first, each version once.
+    public static func all() -> [PostgresBinaries] {
+        var candidates: [String] = []
+        if let pgConfig = findExecutable("pg_config"),
+           let (termination, output) = try? ChildProcess.run(pgConfig, ["--bindir"]), termination == .exited(0) {
+            candidates.append(output.trimmed())
+        }
+        if let versions = try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql") {
+            candidates += versions.map { "/usr/lib/postgresql/\($0)/bin" }
+        }
+        candidates.append("/usr/local/pgsql/bin")
+        if let initdb = findExecutable("initdb") {
+            candidates.append(String(initdb.dropLast("/initdb".count)))
+        }
+        var seen = Set<String>()
+        var found: [PostgresBinaries] = []
+        for candidate in candidates {
+            let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: candidate)) ?? candidate
+            guard seen.insert(resolved).inserted, let binaries = try? PostgresBinaries(directory: candidate) else { continue }
+            if !found.contains(where: { $0.version == binaries.version }) { found.append(binaries) }
+        }
+        return found.sorted { $0.majorVersion > $1.majorVersion }
+    }
+}

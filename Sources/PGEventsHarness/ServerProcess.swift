@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import PGEventsSystem
+import Synchronization
+
+/// A server process started by the harness in its own scratch directory: started, registered for cleanup at
+/// exit, stopped with escalating signals, and its directory removed.
+final class ServerProcess: Sendable {
+    let scratch: ScratchDirectory
+    let logPath: String
+    let name: String
+    private let state: Mutex<State>
+
+    private struct State {
+        var child: ChildProcess?
+        var registration: Int?
+    }
+
+    init(name: String, scratch: ScratchDirectory) {
+        self.name = name
+        self.scratch = scratch
+        self.logPath = scratch.file("server.log")
+        self.state = Mutex(State())
+    }
+
+    /// The running server's pid, if any.
+    var pid: Int32? { state.withLock { $0.child?.pid } }
+
+    /// Starts `command` (the first element is the executable), its output appended to the server log.
+    func start(_ command: [String]) throws {
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(command[0], Array(command.dropFirst()), outputPath: logPath)
+        } catch {
+            throw HarnessError(code: .startupFailed, message: "cannot start \(name)", underlying: error)
+        }
+        try? scratch.write("server.pid", "\(child.pid)")
+        let registration = LiveServers.register { [self] in
+            self.stopNow(graceful: false)
+            self.scratch.remove()
+        }
+        state.withLock {
+            $0.child = child
+            $0.registration = registration
+        }
+    }
+
+    /// If the server has exited, how; nil while it runs.
+    func exitStatus() -> ChildProcess.Termination? {
+        guard let child = state.withLock({ $0.child }) else { return nil }
+        return child.poll()
+    }
+
+    /// The last lines of the server log.
+    func logTail(lines: Int = 25) -> String { tailOfFile(logPath, maxLines: lines) }
+
+    /// Stops the server: `SIGINT` (PostgreSQL's fast shutdown; Redis exits too), then `SIGQUIT`, then `SIGKILL`.
+    /// Waits until it has exited. With `graceful: false` it starts at `SIGQUIT` (immediate shutdown).
+    @discardableResult
+    func stopNow(graceful: Bool = true, timeoutSeconds: Double = 10) -> ChildProcess.Termination? {
+        guard let child = state.withLock({ state -> ChildProcess? in
+            defer { state.child = nil }
+            return state.child
+        }) else { return nil }
+        let signals: [(Int32, Double)] = (graceful ? [(SIGINT, timeoutSeconds)] : []) + [(SIGQUIT, 5), (SIGKILL, 5)]
+        for (signal, seconds) in signals {
+            child.kill(signal)
+            let deadline = monotonicSeconds() + seconds
+            while monotonicSeconds() < deadline {
+                if let termination = child.poll() { return termination }
+                usleep(2_000)
+            }
+        }
+        return child.poll()
+    }
+
+    /// Stops the server, removes its directory and forgets it.
+    func shutdown() {
+        stopNow()
+        let registration = state.withLock { state -> Int? in
+            defer { state.registration = nil }
+            return state.registration
+        }
+        if let registration { LiveServers.unregister(registration) }
+        scratch.remove()
+    }
+}
+
+/// Seconds on a monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError(code: .startupFailed, message: "cannot create a socket", underlying: SystemErrorBox(errno: errno, call: "socket")) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
+            bind(fd, sockaddrPointer, length) == 0 && getsockname(fd, sockaddrPointer, &length) == 0
+        }
+    }
+    guard bound else { throw HarnessError(code: .startupFailed, message: "cannot find a free port on 127.0.0.1", underlying: SystemErrorBox(errno: errno, call: "bind")) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
