@@ -35,6 +35,20 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
             cursor += 1
         }
         self.parameters = parameters
+        try validatePorts(source: urlOrConninfo)
+    }
+
+    /// libpq checks ports only when connecting; check them now, with a message that names the value.
+    private func validatePorts(source: String) throws(PostgresError) {
+        guard let ports = self["port"] else { return }
+        for port in ports.split(separator: ",", omittingEmptySubsequences: false) {
+            if port.isEmpty { continue }  // libpq's default
+            guard let number = Int(port), (1...65535).contains(number) else {
+                throw PostgresError(
+                    code: .invalidConfiguration,
+                    message: "invalid connection string: port '\(Self.redact(String(port), secretsOf: source))' is not a number from 1 to 65535")
+            }
+        }
     }
 
     /// Builds a configuration from keywords directly (no parsing).

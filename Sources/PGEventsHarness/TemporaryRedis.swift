@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+public import Logging
+public import PGEventsRedis
+import PGEventsSystem
+import Synchronization
+
+/// A throwaway Redis server: `redis-server` on a free port of 127.0.0.1 and a private unix socket, with no
+/// persistence; stopped and deleted by `shutdown()`, at process exit, or — after a crash — by the next run.
+public final class TemporaryRedis: Sendable {
+    /// How to start the server.
+    public struct Configuration: Sendable {
+        /// The `redis-server` executable; else `PGEVENTS_REDIS_SERVER`, else `redis-server` on `PATH`.
+        public var executable: String?
+        /// Extra configuration directives, e.g. `["maxmemory": "64mb"]`.
+        public var settings: [String: String]
+        /// How long to wait for the server to answer `PING`.
+        public var startupTimeoutSeconds: Double
+
+        public init(executable: String? = nil, settings: [String: String] = [:], startupTimeoutSeconds: Double = 30) {
+            self.executable = executable
+            self.settings = settings
+            self.startupTimeoutSeconds = startupTimeoutSeconds
+        }
+    }
+
+    /// The TCP port on 127.0.0.1.
+    public let port: Int
+    /// The server's version, e.g. `7.0.15`.
+    public let version: String
+    let process: ServerProcess
+    private let shutDown = Mutex(false)
+
+    /// The scratch directory (socket, log).
+    public var directory: String { process.scratch.path }
+    /// The unix socket.
+    public var unixSocketPath: String { directory + "/run/redis.sock" }
+    /// `redis://127.0.0.1:PORT/0`.
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+    /// Connects over TCP on 127.0.0.1.
+    public var configuration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: port) }
+    /// The server log file.
+    public var logPath: String { process.logPath }
+    /// The server's process id.
+    public var pid: Int32? { process.pid }
+
+    private init(port: Int, version: String, process: ServerProcess) {
+        self.port = port
+        self.version = version
+        self.process = process
+    }
+
+    /// Opens a connection to the server.
+    public func connect(logger: Logger = RedisConnection.defaultLogger) async throws -> RedisConnection {
+        try await RedisConnection.connect(configuration, logger: logger)
+    }
+
+    /// The last lines of the server log.
+    public func logTail(lines: Int = 25) -> String { process.logTail(lines: lines) }
+
+    /// Starts a server and waits until it answers.
+    public static func start(_ configuration: Configuration = Configuration(), logger: Logger = TemporaryPostgres.defaultLogger) async throws -> TemporaryRedis {
+        let executable = try findServer(configuration.executable)
+        let version = try serverVersion(executable)
+        let user = try ServerUser.forCurrentProcess()
+        var lastError: (any Error)?
+        for _ in 0..<5 {  // another process may take the port between our probe and the server's bind
+            let scratch = try ScratchDirectory.create(kind: "redis")
+            let run = scratch.file("run")
+            mkdir(run, 0o700)
+            try user?.own(run)
+            let port = try freeLoopbackPort()
+            let process = ServerProcess(name: "redis-server", scratch: scratch)
+            let server = TemporaryRedis(port: port, version: version, process: process)
+            var command = try user?.commandPrefix() ?? []
+            command += [executable, "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+                        "--unixsocket", server.unixSocketPath, "--unixsocketperm", "700", "--dir", run,
+                        "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
+            for (name, value) in configuration.settings.sorted(by: { $0.key < $1.key }) { command += ["--" + name, value] }
+            do {
+                try process.start(command)
+                try await server.waitUntilReady(timeoutSeconds: configuration.startupTimeoutSeconds)
+                logger.info("redis started", metadata: ["version": "\(version)", "port": "\(port)", "directory": "\(scratch.path)"])
+                return server
+            } catch let error as HarnessError where error.logTail?.contains("Address already in use") == true {
+                lastError = error
+                process.shutdown()
+            } catch {
+                process.shutdown()
+                throw error
+            }
+        }
+        throw lastError ?? HarnessError(code: .startupFailed, message: "no free port found for redis-server")
+    }
+
+    private func waitUntilReady(timeoutSeconds: Double) async throws {
+        let deadline = monotonicSeconds() + timeoutSeconds
+        var probe = RedisConfiguration(unixSocketPath: unixSocketPath)
+        probe.connectTimeout = 1
+        while true {
+            if let termination = process.exitStatus() {
+                throw HarnessError(code: .startupFailed, message: "redis-server exited during startup (\(termination))", logTail: logTail())
+            }
+            if FileManager.default.fileExists(atPath: unixSocketPath),
+               let connection = try? await RedisConnection.connect(probe) {
+                let reply = try? await connection.command("PING")
+                await connection.close()
+                if reply == .status("PONG") { return }
+            }
+            if monotonicSeconds() > deadline {
+                throw HarnessError(code: .startupFailed, message: "redis-server did not answer PING within \(timeoutSeconds) s", logTail: logTail())
+            }
+            try await Task.sleep(for: .milliseconds(3))
+        }
+    }
+
+    /// Stops the server and deletes its directory. Safe to call more than once.
+    public func shutdown() async {
+        let first = shutDown.withLock { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        let process = self.process
+        _ = try? await offload { process.shutdown() }
+    }
+
+    static func findServer(_ explicit: String?) throws -> String {
+        let name = explicit ?? environment("PGEVENTS_REDIS_SERVER") ?? "redis-server"
+        guard let path = findExecutable(name) else {
+            throw HarnessError(code: .binaryNotFound, message: "no redis-server found (looked for '\(name)')", hint: HarnessError.setupHint)
+        }
+        return path
+    }
+
+    static func serverVersion(_ executable: String) throws -> String {
+        let (termination, output) = try ChildProcess.run(executable, ["--version"])
+        // "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=…"
+        guard termination == .exited(0), let range = output.firstRange(of: "v=") else {
+            throw HarnessError(code: .binaryNotFound, message: "\(executable) --version did not report a version: \(output.trimmed())")
+        }
+        return String(output[range.upperBound...].prefix { $0.isNumber || $0 == "." })
+    }
+}
+
+/// Runs `body` with a started Redis server and shuts it down afterwards, whether `body` returns or throws.
+public func withTemporaryRedis<T>(
+    _ configuration: TemporaryRedis.Configuration = .init(),
+    _ body: (TemporaryRedis) async throws -> T
+) async throws -> T {
+    let server = try await TemporaryRedis.start(configuration)
+    do {
+        let value = try await body(server)
+        await server.shutdown()
+        return value
+    } catch {
+        await server.shutdown()
+        throw error
+    }
+}
