@@ -35,6 +35,13 @@ struct UpCommand: AsyncParsableCommand {
         }
         let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
         let postgres = try await TemporaryPostgres.start(.init(binDirectory: postgresBin, settings: serverSettings))
+        let redis: TemporaryRedis?
+        do {
+            redis = noRedis ? nil : try await TemporaryRedis.start()
+        } catch {
+            await postgres.shutdown()
+            throw error
+        }
         print("""
             postgres: \(postgres.url)
               version: \(postgres.binaries.version)
@@ -42,10 +49,19 @@ struct UpCommand: AsyncParsableCommand {
               psql -h \(postgres.socketDirectory) -p \(postgres.port) -U \(postgres.superuser) postgres
             directory: \(postgres.directory)
             """)
+        if let redis {
+            print("""
+                redis: \(redis.url)
+                  version: \(redis.version)
+                  redis-cli -p \(redis.port)
+                  redis-cli -s \(redis.unixSocketPath)
+                """)
+        }
         print("Press Ctrl-C to stop.")
         fflush(nil)  // all streams: stdout may be a file or a pipe
         let signal = await signals.wait()
         print("\nstopping (signal \(signal))")
+        await redis?.shutdown()
         await postgres.shutdown()
         print("stopped")
     }
