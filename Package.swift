@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // pgevents: test, run and benchmark PostgreSQL LISTEN/NOTIFY event pipelines.
 import PackageDescription
+import class Foundation.ProcessInfo
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -90,3 +91,21 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Benchmarks/ is compiled only on request (as Hummingbird does with ENABLE_HB_BENCHMARKS), so ordinary
+// builds and CI never spend time on it:  PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-foundation-bench
+if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
+    package.targets += [
+        .target(
+            name: "CRawListen",
+            path: "Benchmarks/CRawListen",
+            linkerSettings: [.linkedLibrary("pq")]
+        ),
+        .executableTarget(
+            name: "pgevents-foundation-bench",
+            dependencies: ["CRawListen", "PGEventsHarness", "PGEventsPostgres"],
+            path: "Benchmarks/FoundationBenchmarks",
+            swiftSettings: strict
+        ),
+    ]
+}

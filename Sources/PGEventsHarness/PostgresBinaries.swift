@@ -1,5 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import PGEventsSystem
+import Synchronization
 
 /// A PostgreSQL server installation: the directory holding `initdb`, `postgres` and `pg_ctl`, and its version.
 public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
@@ -42,7 +46,19 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
 
     /// Finds a server installation: `explicit`, else `PGEVENTS_POSTGRES_BIN`, else `pg_config --bindir`, else the
     /// newest `/usr/lib/postgresql/*/bin`, else `initdb` on `PATH`.
+    ///
+    /// The answer is remembered for the life of the process (it runs `pg_config` and `postgres --version`).
     public static func find(explicit: String? = nil) throws -> PostgresBinaries {
+        let key = explicit ?? environment("PGEVENTS_POSTGRES_BIN") ?? ""
+        if let known = found.withLock({ $0[key] }) { return known }
+        let binaries = try discover(explicit: explicit)
+        found.withLock { $0[key] = binaries }
+        return binaries
+    }
+
+    private static let found = Mutex<[String: PostgresBinaries]>([:])
+
+    private static func discover(explicit: String?) throws -> PostgresBinaries {
         if let explicit { return try PostgresBinaries(directory: explicit) }
         if let fromEnvironment = environment("PGEVENTS_POSTGRES_BIN") {
             return try PostgresBinaries(directory: fromEnvironment)
@@ -71,8 +87,12 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
         var seen = Set<String>()
         var found: [PostgresBinaries] = []
         for candidate in candidates {
-            let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: candidate)) ?? candidate
-            guard seen.insert(resolved).inserted, let binaries = try? PostgresBinaries(directory: candidate) else { continue }
+            // /usr/local/bin/postgres may be a link into /usr/lib/postgresql/15/bin: use the real directory.
+            guard let real = realpath(candidate + "/postgres", nil) else { continue }
+            let resolved = String(cString: real)
+            free(real)
+            let directory = String(resolved.dropLast("/postgres".count))
+            guard seen.insert(directory).inserted, let binaries = try? PostgresBinaries(directory: directory) else { continue }
             if !found.contains(where: { $0.version == binaries.version }) { found.append(binaries) }
         }
         return found.sorted { $0.majorVersion > $1.majorVersion }

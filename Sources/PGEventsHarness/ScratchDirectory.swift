@@ -13,9 +13,31 @@ import Synchronization
 struct ScratchDirectory: Sendable {
     let path: String
 
-    /// Where every scratch directory of this user lives: `$PGEVENTS_TMPDIR`, else `$TMPDIR`/`/tmp`, plus `pgevents-<uid>`.
-    static var root: String {
-        (environment("PGEVENTS_TMPDIR") ?? temporaryDirectory) + "/pgevents-\(geteuid())"
+    /// Where this user's scratch directories live: `$PGEVENTS_TMPDIR/pgevents-<uid>`; else, on a memory
+    /// file system, `/dev/shm/pgevents-<uid>` when it has 2 GiB free (creating a thousand files of a data
+    /// directory there takes a tenth of the time it takes on a disk, and a throwaway server needs no disk);
+    /// else `$TMPDIR` (or `/tmp`)`/pgevents-<uid>`.
+    static let root: String = {
+        let name = "/pgevents-\(geteuid())"
+        if let explicit = environment("PGEVENTS_TMPDIR") { return explicit + name }
+        if hasRoom("/dev/shm", bytes: 2 << 30) { return "/dev/shm" + name }
+        return temporaryDirectory + name
+    }()
+
+    /// Every place a scratch directory may be (an earlier run may have chosen another), for reaping.
+    static var candidateRoots: [String] {
+        let name = "/pgevents-\(geteuid())"
+        var roots = [root, "/dev/shm" + name, temporaryDirectory + name]
+        if let explicit = environment("PGEVENTS_TMPDIR") { roots.append(explicit + name) }
+        var seen = Set<String>()
+        return roots.filter { seen.insert($0).inserted }
+    }
+
+    /// Whether `path` is a writable directory with at least `bytes` available.
+    private static func hasRoom(_ path: String, bytes: UInt64) -> Bool {
+        var info = statvfs()
+        guard access(path, W_OK | X_OK) == 0, statvfs(path, &info) == 0 else { return false }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize) >= bytes
     }
 
     /// Creates `<root>/<kind>-XXXXXX` (mode 0755: servers running as another account must reach their subfolders).
@@ -68,6 +90,10 @@ struct ScratchDirectory: Sendable {
     /// Stops servers and removes scratch directories whose owning process has died; returns the paths removed.
     @discardableResult
     static func reapLeftovers() -> [String] {
+        candidateRoots.flatMap { reapLeftovers(in: $0) }
+    }
+
+    private static func reapLeftovers(in root: String) -> [String] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
         var removed: [String] = []
         for entry in entries.sorted() {

@@ -31,6 +31,7 @@ public actor PostgresConnection {
     private var lostError: PostgresError?
     private var subscribers: [Int: AsyncThrowingStream<[PostgresNotification], any Error>.Continuation] = [:]
     private var nextSubscriberID = 0
+    private var lastBatchSize = 16
     /// Channels this connection has issued `LISTEN` for.
     public private(set) var listeningChannels: Set<String> = []
     /// The server process serving this connection (`pg_backend_pid()`).
@@ -283,31 +284,62 @@ public actor PostgresConnection {
 
     private func socketReadable() {
         guard let handle, lostError == nil else { return }
-        if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
-            drainNotifications()
-            markLost(PostgresError(
-                code: .connectionLost,
-                message: "connection to \(configuration.target) lost: \(Self.errorMessage(handle))",
-                function: "PQconsumeInput"))
-            return
-        }
-        drainNotifications()
+        // Read everything the socket already holds before handing it over: under a stream of notifications
+        // this gives large batches (fewer wake-ups of the consumer) and costs no waiting at all.
+        var batch: [PostgresNotification] = []
+        batch.reserveCapacity(lastBatchSize)
+        var reads = 0
+        repeat {
+            if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
+                collectNotifications(into: &batch)
+                deliver(batch)
+                markLost(PostgresError(
+                    code: .connectionLost,
+                    message: "connection to \(configuration.target) lost: \(Self.errorMessage(handle))",
+                    function: "PQconsumeInput"))
+                return
+            }
+            collectNotifications(into: &batch)
+            reads += 1
+        } while reads < 64 && batch.count < 8192 && Self.isReadable(PQsocket(handle))
+        lastBatchSize = max(16, batch.count)
+        deliver(batch)
     }
 
+    /// Whether `fd` has data to read right now (a `poll` that does not wait).
+    private static func isReadable(_ fd: Int32) -> Bool {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 1
+    }
+
+    /// Hands whatever libpq has parsed to the subscribers (after a statement, notifications may have come in).
     private func drainNotifications() {
-        guard let handle else { return }
         var batch: [PostgresNotification] = []
-        var receivedAt: Date?
-        while let notify = PQnotifies(handle) {
-            let now = receivedAt ?? Date()
-            receivedAt = now
+        collectNotifications(into: &batch)
+        deliver(batch)
+    }
+
+    /// Moves the notifications libpq has parsed into `batch`.
+    private func collectNotifications(into batch: inout [PostgresNotification]) {
+        guard let handle, var notify = PQnotifies(handle) else { return }
+        // Everything read by one PQconsumeInput arrived together: one timestamp, and (usually) one channel
+        // whose String is made once.
+        let receivedAt = Date()
+        var channel = batch.last?.channel ?? String(cString: notify.pointee.relname)
+        while true {
+            if strcmp(channel, notify.pointee.relname) != 0 { channel = String(cString: notify.pointee.relname) }
             batch.append(PostgresNotification(
-                channel: String(cString: notify.pointee.relname),
+                channel: channel,
                 payload: String(cString: notify.pointee.extra),
                 senderPID: notify.pointee.be_pid,
-                receivedAt: now))
+                receivedAt: receivedAt))
             PQfreemem(notify)
+            guard let next = PQnotifies(handle) else { break }
+            notify = next
         }
+    }
+
+    private func deliver(_ batch: [PostgresNotification]) {
         guard !batch.isEmpty else { return }
         for (id, continuation) in subscribers {
             if case .terminated = continuation.yield(batch) { subscribers[id] = nil }

@@ -44,16 +44,29 @@ public struct PostgresNotificationSequence: AsyncSequence, Sendable {
     }
 
     /// Iterator of notifications; not `Sendable`: one task consumes it.
+    ///
+    /// Notifications arrive in batches (one per read from the socket); `next()` hands them out one by one
+    /// from the current batch without suspending, and is inlinable so that costs no async call.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncThrowingStream<[PostgresNotification], any Error>.AsyncIterator
-        var buffer: [PostgresNotification] = []
-        var index = 0
+        @usableFromInline var base: AsyncThrowingStream<[PostgresNotification], any Error>.AsyncIterator
+        @usableFromInline var buffer: [PostgresNotification] = []
+        @usableFromInline var index = 0
 
+        init(base: AsyncThrowingStream<[PostgresNotification], any Error>.AsyncIterator) {
+            self.base = base
+        }
+
+        @inlinable
         public mutating func next() async throws -> PostgresNotification? {
             if index < buffer.count {
                 defer { index += 1 }
                 return buffer[index]
             }
+            return try await nextFromStream()
+        }
+
+        @usableFromInline
+        mutating func nextFromStream() async throws -> PostgresNotification? {
             guard let batch = try await base.next() else { return nil }
             buffer = batch
             index = 1
@@ -66,7 +79,7 @@ public struct PostgresNotificationSequence: AsyncSequence, Sendable {
         public mutating func nextBatch() async throws -> [PostgresNotification]? {
             if index < buffer.count {
                 defer { buffer = []; index = 0 }
-                return Array(buffer[index...])
+                return index == 0 ? buffer : Array(buffer[index...])
             }
             buffer = []
             index = 0
