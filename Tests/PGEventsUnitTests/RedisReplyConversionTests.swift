@@ -1,0 +1,179 @@
+import CHiredis
+import Testing
+@testable import PGEventsRedis
+
+/// Tests `RedisReply.converting` on `redisReply` trees built in memory the way hiredis builds them.
+@Suite("RedisReply conversion from hiredis")
+struct RedisReplyConversionTests {
+    /// A hiredis reply to build; `.raw` sets fields directly to build malformed replies.
+    indirect enum Node {
+        case status(String)
+        case error(String)
+        case integer(Int64)
+        case string([UInt8])
+        case nilReply
+        case array([Node])
+        case raw(type: Int32, length: Int = 0, elements: Int = 0)
+        case arrayWithMissingElement(count: Int)
+    }
+
+    /// Owns the memory of one built reply tree and frees it (never with freeReplyObject: it is not hiredis' memory).
+    final class Tree {
+        private var cleanups: [() -> Void] = []
+        private(set) var root: UnsafeMutablePointer<redisReply>?
+
+        init(_ node: Node) {
+            root = build(node)
+        }
+
+        deinit {
+            for cleanup in cleanups.reversed() { cleanup() }
+        }
+
+        private func build(_ node: Node) -> UnsafeMutablePointer<redisReply> {
+            var value = redisReply()
+            switch node {
+            case .status(let text):
+                setString(&value, type: REDIS_REPLY_STATUS, bytes: Array(text.utf8))
+            case .error(let text):
+                setString(&value, type: REDIS_REPLY_ERROR, bytes: Array(text.utf8))
+            case .string(let bytes):
+                setString(&value, type: REDIS_REPLY_STRING, bytes: bytes)
+            case .integer(let number):
+                value.type = REDIS_REPLY_INTEGER
+                value.integer = number
+            case .nilReply:
+                value.type = REDIS_REPLY_NIL
+            case .array(let children):
+                value.type = REDIS_REPLY_ARRAY
+                value.elements = children.count
+                if !children.isEmpty {  // hiredis leaves `element` NULL for an empty array
+                    let elements = UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>.allocate(capacity: children.count)
+                    for (index, child) in children.enumerated() {
+                        (elements + index).initialize(to: build(child))
+                    }
+                    cleanups.append { elements.deallocate() }
+                    value.element = elements
+                }
+            case .raw(let type, let length, let elements):
+                value.type = type
+                value.len = length
+                value.elements = elements
+            case .arrayWithMissingElement(let count):
+                value.type = REDIS_REPLY_ARRAY
+                value.elements = count
+                let elements = UnsafeMutablePointer<UnsafeMutablePointer<redisReply>?>.allocate(capacity: count)
+                elements.initialize(repeating: nil, count: count)
+                elements[0] = build(.integer(1))
+                cleanups.append { elements.deallocate() }
+                value.element = elements
+            }
+            let reply = UnsafeMutablePointer<redisReply>.allocate(capacity: 1)
+            reply.initialize(to: value)
+            cleanups.append {
+                reply.deinitialize(count: 1)
+                reply.deallocate()
+            }
+            return reply
+        }
+
+        /// Copies `bytes` into a NUL-terminated buffer, as hiredis does.
+        private func setString(_ value: inout redisReply, type: Int32, bytes: [UInt8]) {
+            let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            bytes.withUnsafeBytes { source in
+                UnsafeMutableRawPointer(storage).copyMemory(from: source.baseAddress ?? UnsafeRawPointer(storage), byteCount: bytes.count)
+            }
+            storage[bytes.count] = 0
+            cleanups.append { storage.deallocate() }
+            value.type = type
+            value.str = storage
+            value.len = bytes.count
+        }
+    }
+
+    private func convert(_ node: Node) throws(RedisError) -> RedisReply {
+        let tree = Tree(node)
+        guard let root = tree.root else { throw RedisError(code: .invalidArgument, message: "no tree") }
+        return try withExtendedLifetime(tree) { () throws(RedisError) -> RedisReply in
+            try RedisReply.converting(UnsafePointer(root))
+        }
+    }
+
+    private func malformed(_ node: Node, sourceLocation: SourceLocation = #_sourceLocation) {
+        let error = #expect(throws: RedisError.self, sourceLocation: sourceLocation) { try convert(node) }
+        #expect(error?.code == .protocolViolation, sourceLocation: sourceLocation)
+    }
+
+    @Test func scalars() throws {
+        #expect(try convert(.status("OK")) == .status("OK"))
+        #expect(try convert(.error("WRONGTYPE Operation against a key holding the wrong kind of value"))
+            == .error("WRONGTYPE Operation against a key holding the wrong kind of value"))
+        #expect(try convert(.integer(Int64.max)) == .integer(Int64.max))
+        #expect(try convert(.integer(Int64.min)) == .integer(Int64.min))
+        #expect(try convert(.integer(0)) == .integer(0))
+        #expect(try convert(.nilReply) == .null)
+    }
+
+    @Test func bulkStringsAreBinarySafe() throws {
+        let bytes: [UInt8] = [0x61, 0x00, 0xFF, 0x00, 0x0A]
+        #expect(try convert(.string(bytes)) == .bulk(bytes))
+        #expect(try convert(.string([])) == .bulk([]))
+        let large = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
+        #expect(try convert(.string(large)) == .bulk(large))
+    }
+
+    @Test func emptyStringWithoutStorage() throws {
+        #expect(try convert(.raw(type: REDIS_REPLY_STRING)) == .bulk([]))
+        #expect(try convert(.raw(type: REDIS_REPLY_STATUS)) == .status(""))
+    }
+
+    @Test func flatArray() throws {
+        let reply = try convert(.array([.string(Array("jobs".utf8)), .string(Array("payload".utf8))]))
+        #expect(reply == .array([.bulk(Array("jobs".utf8)), .bulk(Array("payload".utf8))]))
+    }
+
+    @Test func emptyArray() throws {
+        #expect(try convert(.array([])) == .array([]))
+    }
+
+    @Test func nestedArraysWithNilAndErrors() throws {
+        // e.g. the reply to EXEC, or XREAD: arrays of arrays with nils and errors inside.
+        let node = Node.array([
+            .integer(1),
+            .nilReply,
+            .array([
+                .string([0x00]),
+                .array([.status("QUEUED"), .error("ERR inner"), .array([])]),
+                .nilReply,
+            ]),
+            .string(Array("end".utf8)),
+        ])
+        let expected = RedisReply.array([
+            .integer(1),
+            .null,
+            .array([
+                .bulk([0x00]),
+                .array([.status("QUEUED"), .error("ERR inner"), .array([])]),
+                .null,
+            ]),
+            .bulk(Array("end".utf8)),
+        ])
+        #expect(try convert(node) == expected)
+    }
+
+    @Test func largeArray() throws {
+        let reply = try convert(.array((0..<10_000).map { .integer(Int64($0)) }))
+        #expect(reply.array?.count == 10_000)
+        #expect(reply.array?.last == .integer(9_999))
+    }
+
+    @Test func malformedReplies() {
+        malformed(.raw(type: 99))
+        malformed(.raw(type: 0))
+        malformed(.raw(type: REDIS_REPLY_STRING, length: 3))  // no storage for three bytes
+        malformed(.raw(type: REDIS_REPLY_ERROR, length: 1))
+        malformed(.raw(type: REDIS_REPLY_ARRAY, elements: 2))  // no element vector
+        malformed(.arrayWithMissingElement(count: 3))
+        malformed(.array([.integer(1), .array([.raw(type: 42)])]))  // deep inside
+    }
+}
