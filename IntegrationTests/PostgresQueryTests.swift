@@ -56,6 +56,16 @@ struct PostgresQueryTests {
         await connection.close()
     }
 
+    @Test("server notices are collected, not printed")
+    func notices() async throws {
+        let connection = try await Shared.database().connect()
+        try await connection.execute("DO $$ BEGIN RAISE NOTICE 'hello from plpgsql'; END $$")
+        let notices = await connection.takeNotices()
+        #expect(notices == ["NOTICE:  hello from plpgsql"])
+        #expect(await connection.takeNotices().isEmpty)
+        await connection.close()
+    }
+
     @Test("a NUL byte in a parameter is refused with a clear error")
     func nulParameter() async throws {
         let connection = try await Shared.database().connect()

@@ -4,6 +4,7 @@ import Glibc
 #endif
 public import Logging
 import PGEventsSystem
+import Synchronization
 import struct Foundation.Date
 
 /// A connection to PostgreSQL through libpq, owned by one dedicated thread.
@@ -32,6 +33,7 @@ public actor PostgresConnection {
     private var subscribers: [Int: AsyncThrowingStream<[PostgresNotification], any Error>.Continuation] = [:]
     private var nextSubscriberID = 0
     private var lastBatchSize = 16
+    private let notices: NoticeLog
     /// Channels this connection has issued `LISTEN` for.
     public private(set) var listeningChannels: Set<String> = []
     /// The server process serving this connection (`pg_backend_pid()`).
@@ -43,6 +45,7 @@ public actor PostgresConnection {
         self.configuration = configuration
         self.logger = logger
         self.executor = ThreadExecutor(name: "pgevents-pq")
+        self.notices = NoticeLog(logger: logger)
     }
 
     // Runs on the connection's own thread, like every other use of the handle.
@@ -83,6 +86,12 @@ public actor PostgresConnection {
                 function: "PQconnectdbParams")
         }
         handle = connection
+        // Server notices (RAISE NOTICE, warnings at shutdown) go to the logger and `takeNotices()`,
+        // not to libpq's default of printing on standard error.
+        PQsetNoticeProcessor(connection, { context, message in
+            guard let context, let message else { return }
+            Unmanaged<NoticeLog>.fromOpaque(context).takeUnretainedValue().record(String(cString: message))
+        }, Unmanaged.passUnretained(notices).toOpaque())
         backendPID = PQbackendPID(connection)
         serverVersion = Int(PQserverVersion(connection))
         watchSocket()
@@ -100,6 +109,9 @@ public actor PostgresConnection {
         subscribers.removeAll()
         logger.debug("closed", metadata: ["backend_pid": "\(backendPID)"])
     }
+
+    /// The notices and warnings the server sent since the last call (`RAISE NOTICE` in a trigger, say).
+    public func takeNotices() -> [String] { notices.take() }
 
     /// Whether the connection is open and has not been lost.
     public var isUsable: Bool { handle != nil && lostError == nil }
@@ -402,6 +414,32 @@ extension PostgresConnection {
         case PQPING_REJECT: return .rejecting
         case PQPING_NO_RESPONSE: return .noResponse
         default: return .noAttempt
+        }
+    }
+}
+
+/// Collects a connection's server notices. Called by libpq on the connection's thread, read by the actor
+/// (same thread); `@unchecked Sendable` because the Mutex guards the list.
+final class NoticeLog: @unchecked Sendable {
+    private let logger: Logger
+    private let notices = Mutex<[String]>([])
+    private static let limit = 1_000
+
+    init(logger: Logger) { self.logger = logger }
+
+    func record(_ message: String) {
+        let text = message.trimmingCharacters()
+        logger.debug("server notice", metadata: ["notice": "\(text)"])
+        notices.withLock {
+            if $0.count >= Self.limit { $0.removeFirst() }
+            $0.append(text)
+        }
+    }
+
+    func take() -> [String] {
+        notices.withLock { notices in
+            defer { notices.removeAll() }
+            return notices
         }
     }
 }
