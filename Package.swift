@@ -14,12 +14,15 @@ let package = Package(
     products: [
         .library(name: "PGEventsPostgres", targets: ["PGEventsPostgres"]),
         .library(name: "PGEventsRedis", targets: ["PGEventsRedis"]),
+        .library(name: "PGEvents", targets: ["PGEvents"]),
         .library(name: "PGEventsHarness", targets: ["PGEventsHarness"]),
         .executable(name: "pgevents", targets: ["PGEventsCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries: libpq and hiredis are the reference clients of their servers.
@@ -54,6 +57,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The reference processor: listen, catch up from a durable cursor, deliver to Redis.
+        .target(
+            name: "PGEvents",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "PGEventsHarness",
             dependencies: [
@@ -65,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "PGEventsCLI",
             dependencies: [
-                "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis", "PGEventsSystem",
+                "PGEvents", "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis", "PGEventsSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -74,7 +88,7 @@ let package = Package(
         // Unit tests: pure logic, no server.
         .testTarget(
             name: "PGEventsUnitTests",
-            dependencies: ["PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEventsHarness"],
+            dependencies: ["PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness"],
             path: "Tests/PGEventsUnitTests",
             swiftSettings: strict
         ),
@@ -82,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "PGEventsIntegrationTests",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEventsHarness", "PGEventsCLI",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCLI",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "IntegrationTests",

@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import PGEvents
+import PGEventsHarness
+import PGEventsPostgres
+import PGEventsRedis
+import Testing
+
+/// A path inside this repository (the tests run from a checkout).
+func repositoryPath(_ relative: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(relative).path
+}
+
+/// A database with the journal installed and an `events` table whose trigger journals every change.
+func journalDatabase(on server: TemporaryPostgres? = nil) async throws -> TemporaryDatabase {
+    let host: TemporaryPostgres
+    if let server { host = server } else { host = try await Shared.postgres() }
+    let database = try await host.makeDatabase()
+    let connection = try await database.connect()
+    try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
+    try await connection.execute("""
+        CREATE TABLE events (id bigserial PRIMARY KEY, body text NOT NULL);
+        CREATE TRIGGER events_journal AFTER INSERT OR UPDATE OR DELETE ON events
+            FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('new_event');
+        """)
+    await connection.close()
+    return database
+}
+
+/// The `body` of every job on `queue`, oldest first (LPUSH puts the newest at the head).
+func jobs(_ redis: RedisConnection, _ queue: String = "jobs") async throws -> [String] {
+    let reply = try await redis.command("LRANGE", RedisArgument(queue), 0, -1)
+    return try (reply.array ?? []).reversed().map { item in
+        let object = try JSONSerialization.jsonObject(with: Data(item.bytes ?? [])) as? [String: Any]
+        return (object?["row"] as? [String: Any])?["body"] as? String ?? "?"
+    }
+}
+
+func delivery(_ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "test") -> JournalDelivery {
+    JournalDelivery(
+        configuration: .init(
+            postgres: database.configuration, redis: redis.configuration, consumer: JournalConsumer(name: consumer),
+            sink: RedisListSink(defaultQueue: "jobs"), batchSize: 100,
+            retryDelay: { _ in .milliseconds(50) }),
+        logger: Logger(label: "test"))
+}
+
+@Suite("The journal: exact catch-up and idempotent delivery")
+struct JournalTests {
+    @Test("events committed out of order are all delivered, each once")
+    func outOfOrderCommits() async throws {
+        let database = try await journalDatabase()
+        try await withTemporaryRedis { redis in
+            let early = try await database.connect()
+            let late = try await database.connect()
+            // The first transaction takes seq 1 but commits last; the second takes seq 2 and commits first.
+            try await early.execute("BEGIN")
+            try await early.query("INSERT INTO events (body) VALUES ('early, committed second')")
+            try await late.query("INSERT INTO events (body) VALUES ('late, committed first')")
+
+            let processor = delivery(database, redis)
+            let first = try await processor.drain()
+            let reader = try await redis.connect()
+            #expect(try await jobs(reader) == ["late, committed first"])
+            #expect(first.delivered == 1)
+
+            try await early.execute("COMMIT")
+            // "seq > last delivered seq" would skip seq 1 here; the snapshot technique does not.
+            let second = try await processor.drain()
+            #expect(second.delivered == 1)
+            #expect(try await jobs(reader) == ["late, committed first", "early, committed second"])
+            #expect(try await processor.drain().delivered == 0)
+            await processor.close()
+            await reader.close()
+            await early.close()
+            await late.close()
+        }
+    }
+
+    @Test("1,000 events committed before the consumer ever ran are all delivered, in chunks")
+    func backlog() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        for index in 0..<10 {  // ten transactions of a hundred rows
+            try await writer.query("INSERT INTO events (body) SELECT $1 || '-' || g FROM generate_series(1, 100) g", ["t\(index)"])
+        }
+        try await withTemporaryRedis { redis in
+            let processor = delivery(database, redis)
+            let progress = try await processor.drain()
+            #expect(progress.delivered == 1_000)
+            #expect(progress.duplicates == 0)
+            #expect(progress.chunks >= 10)
+            let reader = try await redis.connect()
+            let delivered = try await jobs(reader)
+            #expect(delivered.count == 1_000)
+            #expect(Set(delivered).count == 1_000)
+            await reader.close()
+            await processor.close()
+        }
+        await writer.close()
+    }
+
+    @Test("a replay of events already pushed enqueues no duplicate")
+    func idempotentReplay() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await writer.query("INSERT INTO events (body) SELECT 'row ' || g FROM generate_series(1, 5) g")
+        try await withTemporaryRedis { redis in
+            // A crash between the push and the acknowledgement: push the chunk without acking it.
+            let connection = try await database.connect()
+            let consumer = JournalConsumer(name: "test")
+            try await consumer.register(on: connection)
+            let chunk = try await consumer.next(on: connection, limit: 3)
+            let reader = try await redis.connect()
+            let sink = RedisListSink(defaultQueue: "jobs")
+            #expect(try await sink.deliver(chunk.events, consumer: "test", on: reader) == .init(pushed: 3, duplicates: 0))
+            await connection.close()
+
+            let processor = delivery(database, redis)
+            let progress = try await processor.drain()
+            #expect(progress.duplicates == 3)
+            #expect(progress.delivered == 2)
+            #expect(try await jobs(reader) == (1...5).map { "row \($0)" })
+            await processor.close()
+            await reader.close()
+        }
+        await writer.close()
+    }
+
+    @Test("two processors on one consumer: one leads, the other stands by and takes over")
+    func leadership() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await writer.query("INSERT INTO events (body) VALUES ('one')")
+        try await withTemporaryRedis { redis in
+            let leader = delivery(database, redis)
+            let standby = delivery(database, redis)
+            #expect(try await leader.drain().isLeader)
+            try await writer.query("INSERT INTO events (body) VALUES ('two')")
+            let stoodBy = try await standby.drain()
+            #expect(!stoodBy.isLeader)
+            #expect(stoodBy.delivered == 0)
+            await leader.close()  // the leader goes away: its lock goes with its connection
+            let takeover = try await standby.drain()
+            #expect(takeover.isLeader)
+            #expect(takeover.delivered == 1)
+            let reader = try await redis.connect()
+            #expect(try await jobs(reader) == ["one", "two"])
+            await reader.close()
+            await standby.close()
+        }
+        await writer.close()
+    }
+
+    @Test("prune deletes only what every consumer has delivered")
+    func prune() async throws {
+        // A server of its own: a transaction left open anywhere in a cluster holds back what may be pruned
+        // (snapshots are cluster-wide), and other tests keep transactions open on the shared server.
+        try await withTemporaryPostgres { (server: TemporaryPostgres) async throws -> Void in
+            let database = try await journalDatabase(on: server)
+            let writer = try await database.connect()
+            try await writer.query("INSERT INTO events (body) SELECT 'row ' || g FROM generate_series(1, 10) g")
+            try await withTemporaryRedis { (redis: TemporaryRedis) async throws -> Void in
+                let fast = delivery(database, redis, consumer: "fast")
+                let slow = delivery(database, redis, consumer: "slow")
+                #expect(try await slow.prune() == 0)  // registers "slow" (from the start) and prunes nothing
+                #expect(try await fast.drain().delivered == 10)
+                #expect(try await fast.prune() == 0)  // "slow" has delivered nothing yet
+                #expect(try await slow.drain().delivered == 10)
+                #expect(try await fast.prune() == 10)
+                #expect(try await writer.query("SELECT count(*) FROM pgevents.journal").scalar(Int.self) == 0)
+                await fast.close()
+                await slow.close()
+            }
+            await writer.close()
+        }
+    }
+
+    @Test("a database without the journal is reported with how to install it")
+    func journalMissing() async throws {
+        let database = try await Shared.database()
+        try await withTemporaryRedis { redis in
+            let processor = delivery(database, redis)
+            let error = await #expect(throws: ProcessorError.self) { try await processor.drain() }
+            #expect(error?.code == .journalMissing)
+            #expect(error?.message.contains("sql/pgevents/001_journal.sql") == true)
+            await processor.close()
+        }
+    }
+}

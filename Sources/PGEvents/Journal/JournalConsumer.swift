@@ -1,0 +1,67 @@
+public import PGEventsPostgres
+import struct Foundation.Date
+
+/// A named reader of the `pgevents.journal` (see `sql/pgevents/001_journal.sql`) with its cursor in
+/// PostgreSQL: what it has delivered is recorded by `ack`, only after the sink has taken the events.
+///
+/// Reading is exact under concurrent, out-of-order commits: a batch is every event whose transaction
+/// committed between two snapshots (PgQ's technique), never "seq greater than the last one seen".
+public struct JournalConsumer: Sendable {
+    /// The consumer's name (its row in `pgevents.consumers`).
+    public let name: String
+
+    public init(name: String) {
+        self.name = name
+    }
+
+    /// What `next` returned: the events, and whether they finish the current batch.
+    public struct Chunk: Sendable {
+        public var events: [JournalEvent]
+        /// No more events in the current batch after these: acknowledging them completes it.
+        public var completesBatch: Bool
+    }
+
+    /// Checks that the journal is installed; throws a message that says how to install it.
+    public static func checkInstalled(on connection: PostgresConnection) async throws {
+        let installed = try await connection.query("SELECT to_regproc('pgevents.next_events') IS NOT NULL").scalar(Bool.self)
+        guard installed else {
+            throw ProcessorError(
+                code: .journalMissing,
+                message: "the pgevents journal is not installed in this database: apply sql/pgevents/001_journal.sql (psql -f) first")
+        }
+    }
+
+    /// Registers the consumer if it is new (from the start of the journal, or from now).
+    public func register(on connection: PostgresConnection, fromStart: Bool = true) async throws {
+        try await connection.query("SELECT pgevents.register_consumer($1, $2)", [name, fromStart])
+    }
+
+    /// The next undelivered events of the current batch (opening a new batch if none is open), at most `limit`.
+    public func next(on connection: PostgresConnection, limit: Int) async throws -> Chunk {
+        let rows = try await connection.query(
+            "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created FROM pgevents.next_events($1, $2)",
+            [name, limit])
+        var events: [JournalEvent] = []
+        events.reserveCapacity(rows.count)
+        for row in rows {
+            events.append(JournalEvent(
+                seq: try row.decode(Int64.self, at: 0),
+                channel: try row.decode(String.self, at: 1),
+                payload: try row.decode(String.self, at: 2),
+                createdAt: Date(timeIntervalSince1970: try row.decode(Double.self, at: 3))))
+        }
+        return Chunk(events: events, completesBatch: events.count < limit)
+    }
+
+    /// Records that `chunk` was delivered.
+    public func ack(_ chunk: Chunk, on connection: PostgresConnection) async throws {
+        let lastSeq = chunk.events.last?.seq ?? 0
+        try await connection.query("SELECT pgevents.ack($1, $2, $3)", [name, lastSeq, chunk.completesBatch])
+    }
+
+    /// Deletes events every consumer has delivered, at most `limit`; returns how many.
+    @discardableResult
+    public static func prune(on connection: PostgresConnection, limit: Int = 10_000) async throws -> Int {
+        try await connection.query("SELECT pgevents.prune($1)", [limit]).scalar(Int.self)
+    }
+}

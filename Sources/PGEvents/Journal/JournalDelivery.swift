@@ -1,0 +1,191 @@
+public import Logging
+import Metrics
+import struct Foundation.Date
+public import PGEventsPostgres
+public import PGEventsRedis
+
+/// Moves events from the journal to the sink, one chunk at a time: read, deliver, then acknowledge — so the
+/// cursor only ever passes events the sink has taken (at-least-once; the idempotent sink makes replays
+/// harmless).
+///
+/// It owns a worker connection to PostgreSQL and one to Redis, reopens them when they break, and retries
+/// with backoff for as long as it takes: while Redis is down nothing is read, nothing is dropped and the
+/// cursor does not move. It consumes only while it holds the consumer's leader lock (a session advisory
+/// lock), so several processors on one configuration never deliver the same events: the others stand by
+/// and take over when the leader's connection goes away.
+///
+/// Used by one task at a time (the processor's loop).
+public final class JournalDelivery {
+    /// How the delivery reaches its servers and what it delivers.
+    public struct Configuration: Sendable {
+        public var postgres: PostgresConfiguration
+        public var redis: RedisConfiguration
+        public var consumer: JournalConsumer
+        public var sink: RedisListSink
+        /// Events per chunk (one read, one Redis pipeline, one acknowledgement).
+        public var batchSize: Int
+        /// Register a new consumer at the start of the journal (else: from now on).
+        public var fromStart: Bool
+        /// Delay before retry `attempt` (1, 2, …) after a connection failure.
+        public var retryDelay: @Sendable (Int) -> Duration
+
+        public init(
+            postgres: PostgresConfiguration, redis: RedisConfiguration, consumer: JournalConsumer,
+            sink: RedisListSink = RedisListSink(), batchSize: Int = 1_000, fromStart: Bool = true,
+            retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) }
+        ) {
+            self.postgres = postgres
+            self.redis = redis
+            self.consumer = consumer
+            self.sink = sink
+            self.batchSize = batchSize
+            self.fromStart = fromStart
+            self.retryDelay = retryDelay
+        }
+    }
+
+    /// What a `drain` did.
+    public struct Progress: Sendable, Equatable {
+        public var delivered = 0
+        public var duplicates = 0
+        public var chunks = 0
+        /// False when another processor holds the consumer's leader lock (this one stood by).
+        public var isLeader = true
+    }
+
+    public let configuration: Configuration
+    private let logger: Logger
+    private var postgres: PostgresConnection?
+    private var redis: RedisConnection?
+    private var holdsLeaderLock = false
+    private var attempt = 0
+    private let deliveredCounter: Counter
+    private let duplicateCounter: Counter
+    private let retryCounter: Counter
+    private let latency: Timer
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let dimensions = [("consumer", configuration.consumer.name)]
+        deliveredCounter = Counter(label: "pgevents_events_delivered_total", dimensions: dimensions)
+        duplicateCounter = Counter(label: "pgevents_events_duplicate_total", dimensions: dimensions)
+        retryCounter = Counter(label: "pgevents_delivery_retries_total", dimensions: dimensions)
+        latency = Timer(label: "pgevents_commit_to_queued_seconds", dimensions: dimensions)
+    }
+
+    /// Delivers everything the journal holds for this consumer, then returns. Retries connection failures
+    /// until it succeeds or the task is cancelled; `shouldStop` is checked between chunks (a chunk in flight
+    /// is always finished and acknowledged first).
+    @discardableResult
+    public func drain(shouldStop: () -> Bool = { false }) async throws -> Progress {
+        var progress = Progress()
+        while !shouldStop() {
+            try Task.checkCancellation()
+            do {
+                let postgres = try await postgresConnection()
+                guard try await acquireLeadership(on: postgres) else {
+                    progress.isLeader = false
+                    return progress
+                }
+                let chunk = try await configuration.consumer.next(on: postgres, limit: configuration.batchSize)
+                if !chunk.events.isEmpty {
+                    let redis = try await redisConnection()
+                    let outcome = try await configuration.sink.deliver(chunk.events, consumer: configuration.consumer.name, on: redis)
+                    progress.delivered += outcome.pushed
+                    progress.duplicates += outcome.duplicates
+                    deliveredCounter.increment(by: outcome.pushed)
+                    duplicateCounter.increment(by: outcome.duplicates)
+                    let now = Date.now
+                    for event in chunk.events { latency.recordSeconds(now.timeIntervalSince(event.createdAt)) }
+                }
+                try await configuration.consumer.ack(chunk, on: postgres)
+                progress.chunks += 1
+                attempt = 0
+                if chunk.completesBatch && chunk.events.isEmpty { return progress }
+            } catch let error where Self.isRetryable(error) {
+                attempt += 1
+                retryCounter.increment()
+                let delay = configuration.retryDelay(attempt)
+                logger.warning("delivery failed; retrying", metadata: [
+                    "consumer": "\(configuration.consumer.name)", "attempt": "\(attempt)",
+                    "retry_in": "\(delay)", "error": "\(error)",
+                ])
+                await dropBrokenConnections()
+                try await Task.sleep(for: delay)
+            }
+        }
+        return progress
+    }
+
+    /// Deletes journal events every consumer has delivered (at most `limit`).
+    @discardableResult
+    public func prune(limit: Int = 10_000) async throws -> Int {
+        try await JournalConsumer.prune(on: postgresConnection(), limit: limit)
+    }
+
+    /// Closes both connections (releasing the leader lock).
+    public func close() async {
+        await postgres?.close()
+        await redis?.close()
+        postgres = nil
+        redis = nil
+        holdsLeaderLock = false
+    }
+
+    // MARK: Connections
+
+    private func postgresConnection() async throws -> PostgresConnection {
+        if let postgres, await postgres.isUsable { return postgres }
+        await postgres?.close()
+        holdsLeaderLock = false
+        let connection = try await PostgresConnection.connect(configuration.postgres, logger: logger)
+        postgres = connection
+        try await JournalConsumer.checkInstalled(on: connection)
+        try await configuration.consumer.register(on: connection, fromStart: configuration.fromStart)
+        return connection
+    }
+
+    private func redisConnection() async throws -> RedisConnection {
+        if let redis, await redis.isUsable { return redis }
+        await redis?.close()
+        let connection = try await RedisConnection.connect(configuration.redis, logger: logger)
+        redis = connection
+        return connection
+    }
+
+    private func dropBrokenConnections() async {
+        if let postgres, await !postgres.isUsable {
+            await postgres.close()
+            self.postgres = nil
+            holdsLeaderLock = false
+        }
+        if let redis, await !redis.isUsable {
+            await redis.close()
+            self.redis = nil
+        }
+    }
+
+    /// Takes the consumer's session advisory lock if this connection does not hold it yet.
+    private func acquireLeadership(on connection: PostgresConnection) async throws -> Bool {
+        if holdsLeaderLock { return true }
+        let acquired = try await connection.query(
+            "SELECT pg_try_advisory_lock(hashtextextended('pgevents.consumer:' || $1, 0))",
+            [configuration.consumer.name]).scalar(Bool.self)
+        if acquired {
+            holdsLeaderLock = true
+            logger.info("leader", metadata: ["consumer": "\(configuration.consumer.name)"])
+        }
+        return acquired
+    }
+
+    /// Connection failures (either server) are retried; everything else (a refused event, a missing
+    /// journal, a bug) is not.
+    static func isRetryable(_ error: any Error) -> Bool {
+        if let error = error as? PostgresError { return error.isConnectionError || error.sqlState == "57P01" }
+        if let error = error as? RedisError { return error.isConnectionError || error.code == .timeout }
+        if let error = error as? ProcessorError { return error.code == .sinkRejected }
+        return false
+    }
+}
+
