@@ -1,0 +1,103 @@
+import Foundation
+
+/// What `pgevents process` does, read from its YAML file.
+///
+/// ```yaml
+/// consumer: tasks            # the cursor's name in pgevents.consumers (default: pgevents)
+/// channels:                  # the journal channels to deliver, and the Redis list of each
+///   task_created: {queue: "tasks:created"}
+///   task_updated: {queue: "tasks:updated"}
+/// batch_size: 1000           # events per read / Redis pipeline / acknowledgement
+/// from_start: true           # a new consumer starts at the beginning of the journal
+/// catch_up_interval: 5       # seconds: look at the journal even without a wake-up
+/// prune_interval: 60         # seconds between pruning delivered events (0: never)
+/// dedupe_ttl: 86400          # seconds an event's idempotency key is kept in Redis
+/// key_prefix: "pgevents:seen"
+/// listener: {heartbeat_interval: 5, heartbeat_timeout: 5}
+/// retry: {initial: 0.1, maximum: 10}
+/// ```
+///
+/// The database and Redis URLs are not in the file: they come from `--database-url`/`--redis-url` or
+/// `DATABASE_URL`/`REDIS_URL`, so the file holds no secret.
+public struct ProcessorConfiguration: Sendable, Equatable {
+    /// One channel's delivery.
+    public struct Channel: Sendable, Equatable {
+        public var name: String
+        /// The Redis list its events are pushed to.
+        public var queue: String
+
+        public init(name: String, queue: String) {
+            self.name = name
+            self.queue = queue
+        }
+    }
+
+    public var consumer = "pgevents"
+    public var channels: [Channel] = []
+    public var batchSize = 1_000
+    public var fromStart = true
+    public var catchUpInterval = 5.0
+    public var pruneInterval = 60.0
+    public var dedupeTTL = 86_400
+    public var keyPrefix = "pgevents:seen"
+    public var heartbeatInterval = 5.0
+    public var heartbeatTimeout = 5.0
+    public var retryInitial = 0.1
+    public var retryMaximum = 10.0
+
+    public init() {}
+
+    /// Reads a configuration file; every error names the file, line, column and key.
+    public init(contentsOf path: String) throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ProcessorError(code: .invalidConfiguration, message: "cannot read the configuration file \(path): \(error.localizedDescription)")
+        }
+        try self.init(yaml: text, file: path)
+    }
+
+    /// Parses a configuration from YAML text (`file` names it in messages).
+    public init(yaml: String, file: String = "processor.yml") throws {
+        let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
+            "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
+            "dedupe_ttl", "key_prefix", "listener", "retry",
+        ])
+        if let node = root["consumer"] {
+            consumer = try node.string()
+            if consumer.isEmpty { throw node.error("the consumer name is empty") }
+        }
+        guard let channelsNode = root["channels"] else {
+            throw ProcessorError(code: .invalidConfiguration, message: "\(file): 'channels' is missing: name at least one channel and its queue")
+        }
+        for (name, node) in try channelsNode.orderedMapping() {
+            if name.isEmpty || name.utf8.count > 63 {
+                throw node.error("a channel name must have 1 to 63 bytes")
+            }
+            let fields = try node.mapping(allowed: ["queue"])
+            guard let queue = fields["queue"] else { throw node.error("'queue' is missing: the Redis list for this channel's events") }
+            channels.append(Channel(name: name, queue: try queue.string()))
+        }
+        if channels.isEmpty { throw channelsNode.error("name at least one channel") }
+        if let node = root["batch_size"] { batchSize = try node.int(in: 1...100_000) }
+        if let node = root["from_start"] { fromStart = try node.bool() }
+        if let node = root["catch_up_interval"] { catchUpInterval = try node.seconds() }
+        if let node = root["prune_interval"] {
+            pruneInterval = (try? node.int(in: 0...0)) == 0 ? 0 : try node.seconds()
+        }
+        if let node = root["dedupe_ttl"] { dedupeTTL = try node.int(in: 1...(365 * 86_400)) }
+        if let node = root["key_prefix"] { keyPrefix = try node.string() }
+        if let node = root["listener"] {
+            let fields = try node.mapping(allowed: ["heartbeat_interval", "heartbeat_timeout"])
+            if let value = fields["heartbeat_interval"] { heartbeatInterval = try value.seconds() }
+            if let value = fields["heartbeat_timeout"] { heartbeatTimeout = try value.seconds() }
+        }
+        if let node = root["retry"] {
+            let fields = try node.mapping(allowed: ["initial", "maximum"])
+            if let value = fields["initial"] { retryInitial = try value.seconds() }
+            if let value = fields["maximum"] { retryMaximum = try value.seconds() }
+            if retryMaximum < retryInitial { throw node.error("'maximum' (\(retryMaximum)) is below 'initial' (\(retryInitial))") }
+        }
+    }
+}

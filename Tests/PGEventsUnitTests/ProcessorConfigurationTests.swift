@@ -1,0 +1,62 @@
+import PGEvents
+import Testing
+
+@Suite("Processor configuration files")
+struct ProcessorConfigurationTests {
+    @Test("a full file is read")
+    func full() throws {
+        let configuration = try ProcessorConfiguration(yaml: """
+            consumer: tasks
+            channels:
+              task_created: {queue: "tasks:created"}
+              task_updated:
+                queue: "tasks:updated"
+            batch_size: 500
+            from_start: false
+            catch_up_interval: 2.5
+            prune_interval: 0
+            dedupe_ttl: 3600
+            key_prefix: "seen"
+            listener: {heartbeat_interval: 1, heartbeat_timeout: 2}
+            retry: {initial: 0.2, maximum: 5}
+            """)
+        #expect(configuration.consumer == "tasks")
+        #expect(configuration.channels == [.init(name: "task_created", queue: "tasks:created"), .init(name: "task_updated", queue: "tasks:updated")])
+        #expect(configuration.batchSize == 500)
+        #expect(!configuration.fromStart)
+        #expect(configuration.catchUpInterval == 2.5)
+        #expect(configuration.pruneInterval == 0)
+        #expect(configuration.dedupeTTL == 3600)
+        #expect(configuration.keyPrefix == "seen")
+        #expect(configuration.heartbeatInterval == 1)
+        #expect(configuration.heartbeatTimeout == 2)
+        #expect(configuration.retryInitial == 0.2)
+        #expect(configuration.retryMaximum == 5)
+    }
+
+    @Test("defaults apply to what the file leaves out")
+    func defaults() throws {
+        let configuration = try ProcessorConfiguration(yaml: "channels: {new_event: {queue: jobs}}")
+        #expect(configuration.consumer == "pgevents")
+        #expect(configuration.batchSize == 1_000)
+        #expect(configuration.fromStart)
+    }
+
+    @Test("every error names the file, line, column and key", arguments: [
+        ("channels: {a: {queue: q}}\nbatch_sise: 10", "processor.yml:2:1: unknown key 'batch_sise'"),
+        ("channels: {a: {queue: q}}\nbatch_size: ten", "processor.yml:2:13: batch_size: expected a whole number, found 'ten'"),
+        ("channels: {a: {queue: q}}\nbatch_size: 0", "processor.yml:2:13: batch_size: 0 is out of range (1…100000)"),
+        ("channels:\n  a:\n    queue: [x]", "processor.yml:3:12: channels.a.queue: expected a string, found a list"),
+        ("channels:\n  a: {}", "processor.yml:2:6: channels.a: 'queue' is missing"),
+        ("consumer: x", "processor.yml: 'channels' is missing"),
+        ("channels: {a: {queue: q}}\nretry: {initial: 5, maximum: 1}", "processor.yml:2:8: retry: 'maximum' (1.0) is below 'initial' (5.0)"),
+        ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: -1}", "processor.yml:2:31: listener.heartbeat_timeout: expected a positive number of seconds, found '-1'"),
+        ("channels: [a, b", "processor.yml:2:1: invalid YAML"),
+        ("", "processor.yml: the file is empty"),
+    ])
+    func errors(yaml: String, expected: String) {
+        let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
+    }
+}
