@@ -121,6 +121,7 @@ struct ScratchDirectory: Sendable {
     /// Stops a server left behind by a dead process, if `pid` still is that server (its command line names `directory`).
     private static func stopOrphan(pid: Int32, directory: String) {
         guard let cmdline = try? readFile("/proc/\(pid)/cmdline"), cmdline.contains(directory) else { return }
+        kill(pid, SIGCONT)  // a server paused by a fault test cannot act on SIGQUIT
         kill(pid, SIGQUIT)
         for _ in 0..<200 {  // up to 2 s for an immediate shutdown
             if kill(pid, 0) != 0 { return }

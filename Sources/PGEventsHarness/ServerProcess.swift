@@ -15,6 +15,10 @@ final class ServerProcess: Sendable {
     private struct State {
         var child: ChildProcess?
         var registration: Int?
+        /// The command of the last `start`, for `restart`.
+        var command: [String]?
+        /// Whether `pause()` stopped the server's processes (`SIGSTOP`) and `resume()` has not woken them.
+        var paused = false
     }
 
     init(name: String, scratch: ScratchDirectory) {
@@ -40,9 +44,31 @@ final class ServerProcess: Sendable {
             self.stopNow(graceful: false)
             self.scratch.remove()
         }
-        state.withLock {
-            $0.child = child
-            $0.registration = registration
+        let previous = state.withLock { state -> Int? in
+            defer {
+                state.child = child
+                state.registration = registration
+                state.command = command
+                state.paused = false
+            }
+            return state.registration
+        }
+        // A restart starts the server again: one registration is enough.
+        if let previous { LiveServers.unregister(previous) }
+    }
+
+    /// The command of the last `start`.
+    var command: [String]? { state.withLock { $0.command } }
+
+    /// Whether the server's processes are stopped by `pause()`.
+    var isPaused: Bool { state.withLock { $0.paused } }
+
+    /// Records whether the server is paused; returns the previous value.
+    @discardableResult
+    func setPaused(_ paused: Bool) -> Bool {
+        state.withLock { state in
+            defer { state.paused = paused }
+            return state.paused
         }
     }
 
@@ -59,10 +85,15 @@ final class ServerProcess: Sendable {
     /// Waits until it has exited. With `graceful: false` it starts at `SIGQUIT` (immediate shutdown).
     @discardableResult
     func stopNow(graceful: Bool = true, timeoutSeconds: Double = 10) -> ChildProcess.Termination? {
-        guard let child = state.withLock({ state -> ChildProcess? in
-            defer { state.child = nil }
-            return state.child
+        guard let (child, paused) = state.withLock({ state -> (ChildProcess, Bool)? in
+            defer {
+                state.child = nil
+                state.paused = false
+            }
+            return state.child.map { ($0, state.paused) }
         }) else { return nil }
+        // A paused server handles no signal but SIGKILL, and its backends would outlive it, still stopped.
+        if paused { signalProcessTree(root: child.pid, SIGCONT) }
         let signals: [(Int32, Double)] = (graceful ? [(SIGINT, timeoutSeconds)] : []) + [(SIGQUIT, 5), (SIGKILL, 5)]
         for (signal, seconds) in signals {
             child.kill(signal)

@@ -145,7 +145,7 @@ public final class TemporaryPostgres: Sendable {
         try await execute("ALTER ROLE \(PostgresIdentifier.quote(superuser)) PASSWORD \(PostgresIdentifier.literal(password))")
     }
 
-    private func waitUntilReady(timeoutSeconds: Double) async throws {
+    func waitUntilReady(timeoutSeconds: Double) async throws {
         let deadline = monotonicSeconds() + timeoutSeconds
         let probe = configuration()
         while true {
@@ -181,6 +181,11 @@ public final class TemporaryPostgres: Sendable {
     }
 
     var isShutDown: Bool { state.withLock { $0.isShutDown } }
+
+    /// Closes the harness's own connection (before a restart); the next `execute` opens a new one.
+    func closeAdminConnection() async {
+        await admin.close()
+    }
 
     // MARK: Databases
 

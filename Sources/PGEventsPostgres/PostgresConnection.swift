@@ -201,7 +201,8 @@ public actor PostgresConnection {
         }
     }
 
-    private static func copy(_ result: OpaquePointer) -> PostgresResult {
+    /// Copies a successful result out of libpq (the caller frees it).
+    static func copy(_ result: OpaquePointer) -> PostgresResult {
         let columnCount = Int(PQnfields(result))
         let rowCount = Int(PQntuples(result))
         var columns: [PostgresColumn] = []
@@ -225,7 +226,8 @@ public actor PostgresConnection {
         return PostgresResult(columns: columns, values: values, commandTag: tag, affectedRows: Int(affected))
     }
 
-    private static func serverError(_ result: OpaquePointer, statement: String, function: String) -> PostgresError {
+    /// The server's error fields of a failed result.
+    static func serverError(_ result: OpaquePointer, statement: String, function: String) -> PostgresError {
         func field(_ code: Character) -> String? {
             PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
         }
