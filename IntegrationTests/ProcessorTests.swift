@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import PGEvents
+import PGEventsHarness
+import PGEventsPostgres
+import PGEventsRedis
+import PGEventsSystem
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Testing
+
+/// The ids of the rows whose jobs are on `queue`, in the order they were pushed; duplicates kept.
+func deliveredIDs(_ redis: RedisConnection, _ queue: String = "jobs") async throws -> [Int] {
+    let reply = try await redis.command("LRANGE", RedisArgument(queue), 0, -1)
+    return try (reply.array ?? []).reversed().map { item in
+        let object = try JSONSerialization.jsonObject(with: Data(item.bytes ?? [])) as? [String: Any]
+        return (object?["row"] as? [String: Any])?["id"] as? Int ?? -1
+    }
+}
+
+/// Waits until `queue` holds `count` jobs (a guard against hangs, not a speed check).
+func waitForJobs(_ redis: RedisConnection, count: Int, queue: String = "jobs", seconds: Double = 30) async throws {
+    try await withTimeout(seconds) {
+        while true {
+            let length = try await redis.command("LLEN", RedisArgument(queue)).integer ?? 0
+            if length >= count { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
+func processorConfiguration(consumer: String = "test") throws -> ProcessorConfiguration {
+    try ProcessorConfiguration(yaml: """
+        consumer: \(consumer)
+        channels: {new_event: {queue: jobs}}
+        batch_size: 100
+        catch_up_interval: 0.5
+        listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
+        retry: {initial: 0.05, maximum: 0.5}
+        """)
+}
+
+/// Runs `processor` while `body` runs, then shuts it down gracefully and waits (at most 15 s) until it returns.
+func withRunningProcessor(_ processor: JournalProcessor, _ body: () async throws -> Void) async throws {
+    try await testGracefulShutdown { trigger in
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await processor.run(); return true }
+            try await body()
+            trigger.triggerGracefulShutdown()
+            group.addTask {
+                try await Task.sleep(for: .seconds(15))
+                return false
+            }
+            let stopped = try await group.next() ?? false
+            group.cancelAll()
+            #expect(stopped, "the processor did not stop within 15 s of a graceful shutdown")
+        }
+    }
+}
+
+@Suite("The processor, end to end")
+struct ProcessorTests {
+    @Test("events written while it was stopped, and while it runs, all arrive once; graceful shutdown returns")
+    func endToEnd() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await writer.query("INSERT INTO events (body) SELECT 'before ' || g FROM generate_series(1, 1000) g")
+        try await withTemporaryRedis { redis in
+            let processor = JournalProcessor(
+                configuration: try processorConfiguration(), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
+            let reader = try await redis.connect()
+            try await withRunningProcessor(processor) {
+                try await waitForJobs(reader, count: 1000)
+                for index in 1...50 {
+                    try await writer.query("INSERT INTO events (body) VALUES ($1)", ["live \(index)"])
+                }
+                try await waitForJobs(reader, count: 1050)
+            }
+            let ids = try await deliveredIDs(reader)
+            #expect(ids.count == 1050)
+            #expect(Set(ids).count == 1050)
+            await reader.close()
+        }
+        await writer.close()
+    }
+
+    @Test("the processor's backends terminated mid-stream: nothing lost, nothing duplicated")
+    func terminatedMidStream() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        let admin = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let processor = JournalProcessor(
+                configuration: try processorConfiguration(), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
+            let reader = try await redis.connect()
+            let writerPID = await writer.backendPID
+            try await withRunningProcessor(processor) {
+                for round in 0..<5 {
+                    try await writer.query("INSERT INTO events (body) SELECT 'r\(round) ' || g FROM generate_series(1, 100) g")
+                    try await Task.sleep(for: .milliseconds(30))
+                    let killed = try await admin.query(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'pgevents%' AND pid <> pg_backend_pid() AND pid <> $1",
+                        [Int(writerPID)]).scalar(Int.self)
+                    print("round \(round): terminated \(killed) processor backends")
+                }
+                try await waitForJobs(reader, count: 500)
+            }
+            let ids = try await deliveredIDs(reader)
+            #expect(ids.count == 500)
+            #expect(Set(ids).count == 500)
+            await reader.close()
+        }
+        await writer.close()
+        await admin.close()
+    }
+
+    @Test("pgevents process killed with SIGKILL and started again: nothing lost, nothing duplicated")
+    func killedAndRestarted() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let directory = try migrationDirectory(["processor.yml": """
+                consumer: killed
+                channels: {new_event: {queue: jobs}}
+                batch_size: 50
+                catch_up_interval: 0.5
+                """])
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let environment = ProcessInfo.processInfo.environment.merging([
+                "DATABASE_URL": database.url, "REDIS_URL": redis.url,
+            ]) { $1 }
+            let log = directory + "/process.log"
+            func start() throws -> ChildProcess {
+                try ChildProcess.spawn(executable, ["process", "--config", directory + "/processor.yml"], outputPath: log, environment: environment)
+            }
+            let reader = try await redis.connect()
+            var child = try start()
+            var written = 0
+            var lastStartOffset = 0
+            for round in 0..<4 {
+                try await writer.query("INSERT INTO events (body) SELECT 'k\(round) ' || g FROM generate_series(1, 500) g")
+                written += 500
+                try await Task.sleep(for: .milliseconds(20 + 40 * round))
+                child.kill(SIGKILL)  // mid-stream, between any two steps
+                _ = child.wait()
+                lastStartOffset = (try? String(contentsOfFile: log, encoding: .utf8).count) ?? 0
+                child = try start()
+            }
+            do {
+                try await waitForJobs(reader, count: written)
+            } catch {
+                let length = try await reader.command("LLEN", "jobs").integer ?? -1
+                Issue.record("only \(length) of \(written) jobs arrived; processor log:\n\(tailOfFile(log, maxLines: 40))")
+                child.kill(SIGKILL)
+                _ = child.wait()
+                throw error
+            }
+            // SIGTERM must find the signal handlers installed: wait for the last start's first log line.
+            let offset = lastStartOffset
+            do {
+                try await withTimeout(30) {
+                    while !(try String(contentsOfFile: log, encoding: .utf8)).dropFirst(offset).contains("processor starting") {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                }
+            } catch {
+                Issue.record("the last processor did not log its start; log:\n\(tailOfFile(log, maxLines: 40))")
+                throw error
+            }
+            child.kill(SIGTERM)
+            let termination = child.wait()
+            #expect(termination == .exited(0), "pgevents process did not exit cleanly on SIGTERM:\n\(tailOfFile(log))")
+            let ids = try await deliveredIDs(reader)
+            #expect(ids.count == written)
+            #expect(Set(ids).count == written)
+            await reader.close()
+        }
+        await writer.close()
+    }
+}

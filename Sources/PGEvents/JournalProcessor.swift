@@ -1,0 +1,122 @@
+public import Logging
+public import PGEventsPostgres
+public import PGEventsRedis
+public import ServiceLifecycle
+import Synchronization
+
+/// The reference processor: journal events to Redis lists, without losing any across disconnects,
+/// restarts and crashes.
+///
+/// A notification is a wake-up, not the data. The processor listens on every configured channel (through an
+/// `EventListener`, which reconnects and re-LISTENs on its own); on every wake-up, after every (re)connect
+/// and every `catchUpInterval` regardless, it drains the journal from its durable cursor into Redis. It is
+/// a `Service`: on graceful shutdown it stops taking wake-ups, finishes and acknowledges the chunk in
+/// flight, and closes its connections.
+public struct JournalProcessor: Service {
+    public let configuration: ProcessorConfiguration
+    public let postgres: PostgresConfiguration
+    public let redis: RedisConfiguration
+    private let logger: Logger
+
+    public init(configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.postgres = postgres
+        self.redis = redis
+        self.logger = logger
+    }
+
+    /// The delivery this processor drives (exposed for tests and tools).
+    func makeDelivery() -> JournalDelivery {
+        let initial = configuration.retryInitial
+        let maximum = configuration.retryMaximum
+        return JournalDelivery(
+            configuration: .init(
+                postgres: postgres, redis: redis, consumer: JournalConsumer(name: configuration.consumer),
+                sink: RedisListSink(
+                    queues: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) }),
+                    defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs",
+                    keyTTLSeconds: configuration.dedupeTTL, keyPrefix: configuration.keyPrefix),
+                batchSize: configuration.batchSize, fromStart: configuration.fromStart,
+                retryDelay: { attempt in
+                    let seconds = min(maximum, initial * pow2(attempt - 1)) * Double.random(in: 0.8...1.2)
+                    return .milliseconds(Int(seconds * 1_000))
+                }),
+            logger: logger)
+    }
+
+    func makeListener() throws -> EventListener {
+        var listener = EventListener.Configuration(postgres: postgres, channels: configuration.channels.map(\.name))
+        listener.heartbeatInterval = .milliseconds(Int(configuration.heartbeatInterval * 1_000))
+        listener.heartbeatTimeout = .milliseconds(Int(configuration.heartbeatTimeout * 1_000))
+        listener.backoff = Backoff.Configuration(initial: .milliseconds(Int(configuration.retryInitial * 1_000)), maximum: .milliseconds(Int(configuration.retryMaximum * 1_000)))
+        return try EventListener(configuration: listener, logger: logger)
+    }
+
+    public func run() async throws {
+        let listener = try makeListener()
+        let delivery = makeDelivery()
+        // Wake-ups coalesce: however many arrive during a drain, one more drain follows.
+        let (wakeUps, wake) = AsyncStream<WakeUp>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let catchUpInterval = Duration.milliseconds(Int(configuration.catchUpInterval * 1_000))
+        logger.info("processor starting", metadata: [
+            "consumer": "\(configuration.consumer)", "channels": "\(configuration.channels.map(\.name))",
+            "postgres": "\(postgres)", "redis": "\(redis)",
+        ])
+        // The newest connection generation the listener announced; a drain that starts after it catches it up.
+        let generation = LatestGeneration()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await listener.run() }
+            group.addTask {
+                for await event in listener.events {
+                    switch event {
+                    case .connected(let number):
+                        generation.value.withLock { $0 = number }
+                        wake.yield(.reconnected)
+                    case .notification: wake.yield(.notified)
+                    case .disconnected: break
+                    }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: catchUpInterval)
+                    wake.yield(.timer)
+                }
+            }
+            wake.yield(.timer)  // catch up once at start, whatever the listener does
+            var lastPrune = ContinuousClock.now
+            for await _ in wakeUps.cancelOnGracefulShutdown() {
+                let caughtUp = generation.value.withLock { $0 }
+                let progress = try await delivery.drain(shouldStop: { Task.isShuttingDownGracefully })
+                // Wake-ups coalesce, so a reconnect may have arrived as any kind: every drain is a catch-up
+                // of the connection generation that was current when it started.
+                if let caughtUp { listener.catchUpFinished(generation: caughtUp) }
+                if progress.delivered > 0 || progress.duplicates > 0 {
+                    logger.debug("delivered", metadata: ["events": "\(progress.delivered)", "duplicates": "\(progress.duplicates)"])
+                }
+                if configuration.pruneInterval > 0, ContinuousClock.now - lastPrune > .milliseconds(Int(configuration.pruneInterval * 1_000)) {
+                    lastPrune = .now
+                    do {
+                        try await delivery.prune()
+                    } catch {
+                        logger.warning("pruning the journal failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+        await delivery.close()
+        logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
+    }
+
+    enum WakeUp: Sendable, Equatable { case notified, reconnected, timer }
+
+    /// The listener's newest connection generation, shared by the event task and the drain loop.
+    private final class LatestGeneration: Sendable {
+        let value = Mutex<Int?>(nil)
+    }
+}
+
+private func pow2(_ exponent: Int) -> Double {
+    exponent <= 0 ? 1 : Double(1 << min(exponent, 30))
+}
