@@ -181,3 +181,91 @@ struct ProcessorTests {
         await writer.close()
     }
 }
+
+@Suite("The processor across server restarts")
+struct ProcessorRestartTests {
+    @Test("Redis restarted mid-stream: nothing lost, nothing duplicated")
+    func redisRestart() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        // Persistence on: what Redis had taken must survive its restart, or no processor could help.
+        try await withTemporaryRedis(.init(settings: ["appendonly": "yes", "appendfsync": "always"])) { redis in
+            let processor = JournalProcessor(
+                configuration: try processorConfiguration(), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
+            try await withRunningProcessor(processor) {
+                for round in 0..<4 {
+                    try await writer.query("INSERT INTO events (body) SELECT 'r\(round) ' || g FROM generate_series(1, 250) g")
+                    if round == 1 { try await redis.restart(downtime: .milliseconds(300)) }
+                }
+                let reader = try await redis.connect()
+                try await waitForJobs(reader, count: 1000)
+                await reader.close()
+            }
+            let reader = try await redis.connect()
+            let ids = try await deliveredIDs(reader)
+            #expect(ids.count == 1000)
+            #expect(Set(ids).count == 1000)
+            await reader.close()
+        }
+        await writer.close()
+    }
+
+    @Test("PostgreSQL restarted mid-stream (fast and immediate): nothing lost, nothing duplicated", arguments: [true, false])
+    func postgresRestart(fast: Bool) async throws {
+        try await withTemporaryPostgres { (server: TemporaryPostgres) async throws -> Void in
+            let database = try await journalDatabase(on: server)
+            try await withTemporaryRedis { (redis: TemporaryRedis) async throws -> Void in
+                let processor = JournalProcessor(
+                    configuration: try processorConfiguration(), postgres: database.configuration,
+                    redis: redis.configuration, logger: Logger(label: "test"))
+                try await withRunningProcessor(processor) {
+                    for round in 0..<4 {
+                        let writer = try await database.connect()
+                        try await writer.query("INSERT INTO events (body) SELECT 'r\(round) ' || g FROM generate_series(1, 250) g")
+                        await writer.close()
+                        if round == 1 { try await server.restart(mode: fast ? .fast : .immediate, downtime: .milliseconds(200)) }
+                    }
+                    let reader = try await redis.connect()
+                    try await waitForJobs(reader, count: 1000)
+                    await reader.close()
+                }
+                let reader = try await redis.connect()
+                let ids = try await deliveredIDs(reader)
+                #expect(ids.count == 1000)
+                #expect(Set(ids).count == 1000)
+                await reader.close()
+            }
+        }
+    }
+
+    @Test("two processors on one configuration deliver every event once")
+    func twoInstances() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let configuration = try processorConfiguration(consumer: "shared")
+            let first = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "a"))
+            let second = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "b"))
+            let reader = try await redis.connect()
+            try await withRunningProcessor(first) {
+                try await withRunningProcessor(second) {
+                    for round in 0..<5 {
+                        try await writer.query("INSERT INTO events (body) SELECT 'r\(round) ' || g FROM generate_series(1, 200) g")
+                    }
+                    try await waitForJobs(reader, count: 1000)
+                }
+                // The second one is gone; the first goes on alone.
+                try await writer.query("INSERT INTO events (body) SELECT 'after ' || g FROM generate_series(1, 100) g")
+                try await waitForJobs(reader, count: 1100)
+            }
+            let ids = try await deliveredIDs(reader)
+            #expect(ids.count == 1100)
+            #expect(Set(ids).count == 1100)
+            let duplicateKeys = try await reader.command("KEYS", "pgevents:seen:shared:*").array?.count ?? 0
+            #expect(duplicateKeys == 1100)
+            await reader.close()
+        }
+        await writer.close()
+    }
+}

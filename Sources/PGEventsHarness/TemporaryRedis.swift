@@ -116,6 +116,19 @@ public final class TemporaryRedis: Sendable {
         }
     }
 
+    /// Stops the server (`SIGINT`; `SIGQUIT` when `graceful` is false; `SIGKILL` if it lingers), waits `downtime`, and starts it
+    /// again on the same port and socket. Without `appendonly` in the settings its data is gone afterwards,
+    /// as it would be on a real Redis without persistence.
+    public func restart(graceful: Bool = true, downtime: Duration = .zero, timeoutSeconds: Double = 30) async throws {
+        if shutDown.withLock({ $0 }) {
+            throw HarnessError(code: .alreadyShutDown, message: "the Redis server on port \(port) was shut down")
+        }
+        let process = self.process
+        let seconds = Double(downtime.components.seconds) + Double(downtime.components.attoseconds) / 1e18
+        try await offload { try process.restart(graceful: graceful, downtimeSeconds: seconds) }
+        try await waitUntilReady(timeoutSeconds: timeoutSeconds)
+    }
+
     /// Stops the server and deletes its directory. Safe to call more than once.
     public func shutdown() async {
         let first = shutDown.withLock { done -> Bool in
