@@ -121,6 +121,15 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
             linkerSettings: [.linkedLibrary("pq")]
         ),
         .executableTarget(
+            name: "pgevents-processor-bench",
+            dependencies: [
+                "PGEvents", "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ProcessorBenchmarks",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "pgevents-foundation-bench",
             dependencies: ["CRawListen", "PGEventsHarness", "PGEventsPostgres"],
             path: "Benchmarks/FoundationBenchmarks",

@@ -109,11 +109,11 @@ struct JournalTests {
             // A crash between the push and the acknowledgement: push the chunk without acking it.
             let connection = try await database.connect()
             let consumer = JournalConsumer(name: "test")
-            try await consumer.register(on: connection)
+            let instance = try await consumer.register(on: connection)
             let chunk = try await consumer.next(on: connection, limit: 3)
             let reader = try await redis.connect()
             let sink = RedisListSink(defaultQueue: "jobs")
-            #expect(try await sink.deliver(chunk.events, consumer: "test", on: reader) == .init(pushed: 3, duplicates: 0))
+            #expect(try await sink.deliver(chunk.events, consumer: "test:\(instance)", on: reader) == .init(pushed: 3, duplicates: 0))
             await connection.close()
 
             let processor = delivery(database, redis)
@@ -125,6 +125,28 @@ struct JournalTests {
             await reader.close()
         }
         await writer.close()
+    }
+
+    @Test("two databases with the same consumer name share one Redis without their keys colliding")
+    func separateKeySpaces() async throws {
+        let first = try await journalDatabase()
+        let second = try await journalDatabase()
+        for database in [first, second] {
+            let writer = try await database.connect()
+            try await writer.query("INSERT INTO events (body) SELECT 'row ' || g FROM generate_series(1, 5) g")
+            await writer.close()
+        }
+        try await withTemporaryRedis { redis in
+            let a = delivery(first, redis)
+            let b = delivery(second, redis)
+            #expect(try await a.drain().delivered == 5)
+            // Same consumer name, same seq numbers 1…5: still new events, not duplicates.
+            let progress = try await b.drain()
+            #expect(progress.delivered == 5)
+            #expect(progress.duplicates == 0)
+            await a.close()
+            await b.close()
+        }
     }
 
     @Test("two processors on one consumer: one leads, the other stands by and takes over")

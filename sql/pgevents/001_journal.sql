@@ -21,8 +21,11 @@ CREATE INDEX IF NOT EXISTS journal_txid ON pgevents.journal (txid);
 
 -- One row per consumer. Delivered: every event whose transaction is visible in done_snapshot, plus, of the
 -- batch in progress (visible in batch_snapshot, not in done_snapshot), those with seq <= batch_seq.
+-- instance is random per registration: with seq it makes an event's idempotency key, so that two journals
+-- (two databases, a restored copy) never share keys in one Redis.
 CREATE TABLE IF NOT EXISTS pgevents.consumers (
     name           text PRIMARY KEY,
+    instance       uuid NOT NULL DEFAULT gen_random_uuid(),
     done_snapshot  pg_snapshot NOT NULL,
     batch_snapshot pg_snapshot,
     batch_seq      bigint NOT NULL DEFAULT 0,
@@ -69,13 +72,20 @@ BEGIN
 END
 $$;
 
--- Registers a consumer (idempotent). From the start of the journal by default, or from now.
+-- Registers a consumer (idempotent), from the start of the journal by default, or from now; returns its
+-- instance id.
 CREATE OR REPLACE FUNCTION pgevents.register_consumer(p_name text, p_from_start boolean DEFAULT true)
-RETURNS void
-LANGUAGE sql AS $$
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_instance uuid;
+BEGIN
     INSERT INTO pgevents.consumers (name, done_snapshot)
     VALUES (p_name, CASE WHEN p_from_start THEN '1:1:'::pg_snapshot ELSE pg_current_snapshot() END)
     ON CONFLICT (name) DO NOTHING;
+    SELECT instance INTO v_instance FROM pgevents.consumers WHERE name = p_name;
+    RETURN v_instance;
+END
 $$;
 
 -- The next events for a consumer, in seq order, at most p_limit: the undelivered part of the current

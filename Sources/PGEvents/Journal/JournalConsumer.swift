@@ -31,9 +31,12 @@ public struct JournalConsumer: Sendable {
         }
     }
 
-    /// Registers the consumer if it is new (from the start of the journal, or from now).
-    public func register(on connection: PostgresConnection, fromStart: Bool = true) async throws {
-        try await connection.query("SELECT pgevents.register_consumer($1, $2)", [name, fromStart])
+    /// Registers the consumer if it is new (from the start of the journal, or from now), and returns its
+    /// instance id: random per registration, part of every idempotency key, so that two journals (two
+    /// databases, a restored copy) feeding one Redis never share keys.
+    @discardableResult
+    public func register(on connection: PostgresConnection, fromStart: Bool = true) async throws -> String {
+        try await connection.query("SELECT pgevents.register_consumer($1, $2)::text", [name, fromStart]).scalar(String.self)
     }
 
     /// The next undelivered events of the current batch (opening a new batch if none is open), at most `limit`.

@@ -58,6 +58,8 @@ public final class JournalDelivery {
     private var postgres: PostgresConnection?
     private var redis: RedisConnection?
     private var holdsLeaderLock = false
+    /// `<consumer>:<instance>`: the idempotency key space of this consumer's events.
+    private var keySpace: String?
     private var attempt = 0
     private let deliveredCounter: Counter
     private let duplicateCounter: Counter
@@ -74,7 +76,8 @@ public final class JournalDelivery {
         latency = Timer(label: "pgevents_commit_to_queued_seconds", dimensions: dimensions)
     }
 
-    /// Delivers everything the journal holds for this consumer, then returns. Retries connection failures
+    /// Delivers the journal's current batch for this consumer (everything committed before it started, and
+    /// not delivered yet), then returns. Retries connection failures
     /// until it succeeds or the task is cancelled; `shouldStop` is checked between chunks (a chunk in flight
     /// is always finished and acknowledged first).
     @discardableResult
@@ -91,7 +94,7 @@ public final class JournalDelivery {
                 let chunk = try await configuration.consumer.next(on: postgres, limit: configuration.batchSize)
                 if !chunk.events.isEmpty {
                     let redis = try await redisConnection()
-                    let outcome = try await configuration.sink.deliver(chunk.events, consumer: configuration.consumer.name, on: redis)
+                    let outcome = try await configuration.sink.deliver(chunk.events, consumer: keySpace ?? configuration.consumer.name, on: redis)
                     progress.delivered += outcome.pushed
                     progress.duplicates += outcome.duplicates
                     deliveredCounter.increment(by: outcome.pushed)
@@ -102,7 +105,9 @@ public final class JournalDelivery {
                 try await configuration.consumer.ack(chunk, on: postgres)
                 progress.chunks += 1
                 attempt = 0
-                if chunk.completesBatch && chunk.events.isEmpty { return progress }
+                // A finished batch ends the drain: whatever committed since sent a wake-up of its own (or is
+                // found by the next catch-up), so opening another batch now would mostly find it empty.
+                if chunk.completesBatch { return progress }
             } catch let error where Self.isRetryable(error) {
                 attempt += 1
                 retryCounter.increment()
@@ -142,7 +147,8 @@ public final class JournalDelivery {
         let connection = try await PostgresConnection.connect(configuration.postgres, logger: logger)
         postgres = connection
         try await JournalConsumer.checkInstalled(on: connection)
-        try await configuration.consumer.register(on: connection, fromStart: configuration.fromStart)
+        let instance = try await configuration.consumer.register(on: connection, fromStart: configuration.fromStart)
+        keySpace = "\(configuration.consumer.name):\(instance)"
         return connection
     }
 

@@ -8,7 +8,7 @@ extension EventListener {
     /// answering heartbeats, or the task is cancelled.
     func watch(_ connection: PostgresConnection, generation: Int) async -> ConnectionEnd {
         let notifications = await connection.notifications()
-        let probe = PostgresConnection.Probe(configuration: configuration.heartbeatConnection, logger: logger)
+        let probe = PostgresProbe(configuration: configuration.heartbeatConnection, logger: logger)
         let heartbeat = ListenerHeartbeat(generation: generation)
         let end = await withTaskGroup(of: ConnectionEnd?.self) { group in
             group.addTask { await self.forward(notifications, heartbeat: heartbeat) }
@@ -62,7 +62,7 @@ extension EventListener {
 
     /// Sends a heartbeat every `heartbeatInterval`; returns `.heartbeatTimedOut` as soon as one has not come
     /// back within `heartbeatTimeout`.
-    private func sendHeartbeats(through probe: PostgresConnection.Probe, tracking heartbeat: ListenerHeartbeat, generation: Int) async -> ConnectionEnd? {
+    private func sendHeartbeats(through probe: PostgresProbe, tracking heartbeat: ListenerHeartbeat, generation: Int) async -> ConnectionEnd? {
         let timeout = configuration.heartbeatTimeout
         var sequence = 0
         var nextSend = ContinuousClock.now
@@ -89,7 +89,7 @@ extension EventListener {
 
     /// Sends one heartbeat, retrying until `deadline` (a send can fail fast when the probe's connection was
     /// killed: the retry opens a new one). Returns false when cancelled.
-    private func send(_ payload: String, through probe: PostgresConnection.Probe, before deadline: ContinuousClock.Instant) async -> Bool {
+    private func send(_ payload: String, through probe: PostgresProbe, before deadline: ContinuousClock.Instant) async -> Bool {
         while ContinuousClock.now < deadline {
             do {
                 try await probe.notify(heartbeatChannel, payload: payload, timeout: ContinuousClock.now.duration(to: deadline))
@@ -103,7 +103,7 @@ extension EventListener {
         return true  // not sent in time: the echo will be missing, and the watchdog says so
     }
 
-    private func checkQueueUsage(through probe: PostgresConnection.Probe, every interval: Duration) async {
+    private func checkQueueUsage(through probe: PostgresProbe, every interval: Duration) async {
         let threshold = configuration.queueUsageWarningThreshold
         while !Task.isCancelled {
             do {

@@ -23,7 +23,7 @@ import Synchronization
 /// ```
 ///
 /// **Heartbeat.** Every `heartbeatInterval` the listener sends a notification to itself on a private channel
-/// (`pgevents_heartbeat_<random>`) through a second, small connection (`PostgresConnection.Probe`), whose every
+/// (`pgevents_heartbeat_<random>`) through a second, small connection (`PostgresProbe`), whose every
 /// call has a client-side time limit. If the echo has not arrived on the listening connection within
 /// `heartbeatTimeout`, the connection is treated as lost. Nothing is ever sent on the listening connection
 /// after `LISTEN`, so its thread is never stuck in a blocking libpq call and the listener can always close it

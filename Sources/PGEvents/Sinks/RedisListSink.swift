@@ -14,7 +14,7 @@ public struct RedisListSink: Sendable {
     public var defaultQueue: String
     /// How long an idempotency key is kept (seconds): longer than any replay you expect.
     public var keyTTLSeconds: Int
-    /// Prefix of the idempotency keys: `<prefix>:<consumer>:<seq>`.
+    /// Prefix of the idempotency keys: `<prefix>:<consumer>:<instance>:<seq>`.
     public var keyPrefix: String
 
     /// The script's SHA-1 as Redis reported it on `SCRIPT LOAD`, shared by copies of this sink.
@@ -69,6 +69,8 @@ public struct RedisListSink: Sendable {
 
     /// Pushes `events` in one pipeline. Throws `RedisError` for a connection failure (nothing is known to
     /// be delivered; retrying is safe) and `ProcessorError.sinkRejected` when Redis refused an event.
+    ///
+    /// `consumer` names the idempotency key space: the consumer's name and its instance id.
     public func deliver(_ events: [JournalEvent], consumer: String, on redis: RedisConnection) async throws -> Outcome {
         guard !events.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
         let ttl = RedisArgument(keyTTLSeconds)
