@@ -269,3 +269,54 @@ struct ProcessorRestartTests {
         await writer.close()
     }
 }
+
+@Suite("Notify-only mode")
+struct NotifyProcessorTests {
+    @Test("payloads become jobs; what is sent while disconnected is lost, and the loss is reported")
+    func lossIsReported() async throws {
+        let database = try await Shared.database()
+        let sender = try await database.connect()
+        let admin = try await database.connect()
+        try await withTemporaryRedis { redis in
+            // A slow first retry keeps the listener away long enough for the notifications below to be lost.
+            let configuration = try ProcessorConfiguration(yaml: """
+                source: notify
+                channels: {chat: {queue: messages}}
+                listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
+                retry: {initial: 0.5, maximum: 1}
+                """)
+            let processor = NotifyProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let reader = try await redis.connect()
+            try await testGracefulShutdown { trigger in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await processor.run() }
+                    // Wait until the listener is there, then send.
+                    try await withTimeout(20) {
+                        while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'").scalar(Int.self) == 0 {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                    for index in 1...5 { try await sender.notify("chat", payload: "before \(index)") }
+                    try await waitForJobs(reader, count: 5, queue: "messages")
+
+                    let killed = try await admin.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener'").scalar(Int.self)
+                    #expect(killed == 1)
+                    for index in 1...5 { try await sender.notify("chat", payload: "while away \(index)") }
+
+                    try await withTimeout(20) { while processor.gaps.isEmpty { try await Task.sleep(for: .milliseconds(20)) } }
+                    for index in 1...5 { try await sender.notify("chat", payload: "after \(index)") }
+                    try await waitForJobs(reader, count: 10, queue: "messages")
+                    trigger.triggerGracefulShutdown()
+                    try await group.waitForAll()
+                }
+            }
+            let reply = try await reader.command("LRANGE", "messages", 0, -1)
+            let payloads = Set((reply.array ?? []).compactMap(\.string))
+            #expect(payloads == Set((1...5).map { "before \($0)" } + (1...5).map { "after \($0)" }))
+            #expect(processor.gaps.count == 1)
+            await reader.close()
+        }
+        await sender.close()
+        await admin.close()
+    }
+}

@@ -52,7 +52,10 @@ struct ProcessCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "pgevents.process")
         logger.logLevel = level
-        let processor = JournalProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        let processor: any Service = switch configuration.source {
+        case .journal: JournalProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: processor)],

@@ -38,6 +38,8 @@ struct ProcessorConfigurationTests {
     func defaults() throws {
         let configuration = try ProcessorConfiguration(yaml: "channels: {new_event: {queue: jobs}}")
         #expect(configuration.consumer == "pgevents")
+        #expect(configuration.source == .journal)
+        #expect(try ProcessorConfiguration(yaml: "source: notify\nchannels: {a: {queue: q}}").source == .notify)
         #expect(configuration.batchSize == 1_000)
         #expect(configuration.fromStart)
     }
@@ -53,6 +55,7 @@ struct ProcessorConfigurationTests {
         ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: -1}", "processor.yml:2:31: listener.heartbeat_timeout: expected a positive number of seconds, found '-1'"),
         ("channels: [a, b", "processor.yml:2:1: invalid YAML"),
         ("", "processor.yml: the file is empty"),
+        ("source: kafka\nchannels: {a: {queue: q}}", "processor.yml:1:9: source: unknown source 'kafka' (expected journal or notify)"),
     ])
     func errors(yaml: String, expected: String) {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }

@@ -3,6 +3,8 @@ import Foundation
 /// What `pgevents process` does, read from its YAML file.
 ///
 /// ```yaml
+/// source: journal            # journal (default) | notify (the payload is the data; loses what is sent
+///                            # while disconnected, and says so)
 /// consumer: tasks            # the cursor's name in pgevents.consumers (default: pgevents)
 /// channels:                  # the journal channels to deliver, and the Redis list of each
 ///   task_created: {queue: "tasks:created"}
@@ -32,6 +34,16 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Where events come from.
+    public enum Source: String, Sendable, Equatable {
+        /// The journal (`sql/pgevents/`): durable, caught up after every disconnect.
+        case journal
+        /// The NOTIFY payloads themselves, as in most hand-written listeners: what is sent while the
+        /// processor is disconnected is lost. The processor reports every such window.
+        case notify
+    }
+
+    public var source = Source.journal
     public var consumer = "pgevents"
     public var channels: [Channel] = []
     public var batchSize = 1_000
@@ -61,9 +73,14 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     /// Parses a configuration from YAML text (`file` names it in messages).
     public init(yaml: String, file: String = "processor.yml") throws {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
-            "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
+            "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
             "dedupe_ttl", "key_prefix", "listener", "retry",
         ])
+        if let node = root["source"] {
+            let name = try node.string()
+            guard let source = Source(rawValue: name) else { throw node.error("unknown source '\(name)' (expected journal or notify)") }
+            self.source = source
+        }
         if let node = root["consumer"] {
             consumer = try node.string()
             if consumer.isEmpty { throw node.error("the consumer name is empty") }
