@@ -143,3 +143,24 @@ func freeLoopbackPort() throws -> Int {
     guard bound else { throw HarnessError(code: .startupFailed, message: "cannot find a free port on 127.0.0.1", underlying: SystemErrorBox(errno: errno, call: "bind")) }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// Binds a socket to 127.0.0.1:`port` (nothing listens on it) so that the kernel hands the port to no one else;
+/// returns its descriptor, or nil if the port cannot be bound. Close it to release the port.
+func reserveLoopbackPort(_ port: Int) -> Int32? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var one: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(port).bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard bound else {
+        close(fd)
+        return nil
+    }
+    return fd
+}

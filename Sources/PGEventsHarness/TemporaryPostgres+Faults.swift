@@ -49,7 +49,8 @@ extension TemporaryPostgres {
         await closeAdminConnection()
         let process = self.process
         let downtimeSeconds = max(0, Double(downtime.components.seconds) + Double(downtime.components.attoseconds) / 1e18)
-        try await offload { try process.restart(graceful: mode == .fast, downtimeSeconds: downtimeSeconds) }
+        let port = self.port
+        try await offload { try process.restart(graceful: mode == .fast, downtimeSeconds: downtimeSeconds, port: port) }
         try await waitUntilReady(timeoutSeconds: timeoutSeconds)
         logger.info("postgres restarted", metadata: [
             "port": "\(port)", "mode": "\(mode)", "old_pid": "\(oldPID.map(String.init) ?? "none")",
@@ -218,12 +219,17 @@ extension TemporaryPostgres {
 extension ServerProcess {
     /// Stops the server (`SIGINT` first when `graceful`, else `SIGQUIT`), waits `downtimeSeconds`, and starts
     /// the same command again. The new process replaces the old one everywhere (`pid`, `server.pid`, exit cleanup).
-    func restart(graceful: Bool, downtimeSeconds: Double) throws {
+    ///
+    /// While it is down, `port` is held by a socket of ours, so that no other server started meanwhile (a
+    /// parallel test's, say) can be given it; it is released just before the server starts again.
+    func restart(graceful: Bool, downtimeSeconds: Double, port: Int) throws {
         guard let command else {
             throw HarnessError(code: .invalidInput, message: "\(name) was never started, so it cannot be restarted")
         }
         stopNow(graceful: graceful)
+        let reservation = reserveLoopbackPort(port)
         if downtimeSeconds > 0 { usleep(UInt32(min(downtimeSeconds, 3600) * 1_000_000)) }
+        if let reservation { close(reservation) }
         try start(command)
     }
 }

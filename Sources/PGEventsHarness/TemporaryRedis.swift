@@ -125,7 +125,8 @@ public final class TemporaryRedis: Sendable {
         }
         let process = self.process
         let seconds = Double(downtime.components.seconds) + Double(downtime.components.attoseconds) / 1e18
-        try await offload { try process.restart(graceful: graceful, downtimeSeconds: seconds) }
+        let port = self.port
+        try await offload { try process.restart(graceful: graceful, downtimeSeconds: seconds, port: port) }
         try await waitUntilReady(timeoutSeconds: timeoutSeconds)
     }
 

@@ -122,21 +122,8 @@ public actor PostgresConnection {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresResult {
         let handle = try usableHandle()
-        var texts: [UnsafeMutablePointer<CChar>?] = []
-        texts.reserveCapacity(parameters.count)
-        defer { texts.forEach { free($0) } }
-        for (index, parameter) in parameters.enumerated() {
-            guard let parameter else { texts.append(nil); continue }
-            let text = parameter.postgresText
-            if text.utf8.contains(0) {
-                throw PostgresError(code: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold", statement: sql)
-            }
-            texts.append(strdup(text))
-        }
-        let result = texts.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { params in
-                PQexecParams(handle, sql, Int32(parameters.count), nil, params.baseAddress, nil, nil, 0)
-            }
+        let result = try withParameterTexts(parameters, statement: sql) { params in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, params, nil, nil, 0)
         }
         return try consume(result, statement: sql, function: "PQexecParams")
     }
@@ -367,6 +354,28 @@ public actor PostgresConnection {
         logger.warning("connection lost", metadata: ["backend_pid": "\(backendPID)", "error": "\(error.message)"])
         for continuation in subscribers.values { continuation.finish(throwing: error) }
         subscribers.removeAll()
+    }
+}
+
+/// Calls `body` with the parameters in text format as C strings (NULL for SQL NULL), as `PQexecParams` and
+/// `PQsendQueryParams` take them; refuses a NUL byte, which PostgreSQL text cannot hold.
+func withParameterTexts<T>(
+    _ parameters: [(any PostgresEncodable)?], statement sql: String,
+    _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> T
+) throws(PostgresError) -> T {
+    var texts: [UnsafeMutablePointer<CChar>?] = []
+    texts.reserveCapacity(parameters.count)
+    defer { texts.forEach { free($0) } }
+    for (index, parameter) in parameters.enumerated() {
+        guard let parameter else { texts.append(nil); continue }
+        let text = parameter.postgresText
+        if text.utf8.contains(0) {
+            throw PostgresError(code: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold", statement: sql)
+        }
+        texts.append(strdup(text))
+    }
+    return texts.withUnsafeBufferPointer { buffer in
+        buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { body($0.baseAddress) }
     }
 }
 

@@ -78,20 +78,8 @@ public actor PostgresProbe {
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = [], timeout: Duration) throws(PostgresError) -> PostgresResult {
         let deadline = ContinuousClock.now + timeout
         let handle = try openIfNeeded(deadline: deadline, timeout: timeout)
-        var texts: [UnsafeMutablePointer<CChar>?] = []
-        defer { texts.forEach { free($0) } }
-        for (index, parameter) in parameters.enumerated() {
-            guard let parameter else { texts.append(nil); continue }
-            let text = parameter.postgresText
-            if text.utf8.contains(0) {
-                throw PostgresError(code: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte", statement: sql)
-            }
-            texts.append(strdup(text))
-        }
-        let sent = texts.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { params in
-                PQsendQueryParams(handle, sql, Int32(parameters.count), nil, params.baseAddress, nil, nil, 0)
-            }
+        let sent = try withParameterTexts(parameters, statement: sql) { params in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, params, nil, nil, 0)
         }
         guard sent == 1 else { throw fail("PQsendQueryParams", statement: sql) }
         // Push the query out; the socket may take it in pieces.

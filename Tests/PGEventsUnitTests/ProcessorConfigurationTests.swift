@@ -1,4 +1,6 @@
-import PGEvents
+@testable import PGEvents
+import PGEventsPostgres
+import PGEventsRedis
 import Testing
 
 @Suite("Processor configuration files")
@@ -61,5 +63,30 @@ struct ProcessorConfigurationTests {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
+    }
+}
+
+@Suite("What the delivery retries")
+struct RetryClassificationTests {
+    @Test("lost connections and transient server errors are retried; the rest are not", arguments: [
+        (PostgresError(code: .connectionLost, message: "gone"), true),
+        (PostgresError(code: .connectionFailed, message: "refused"), true),
+        (PostgresError(code: .server, message: "crash", sqlState: "57P02"), true),
+        (PostgresError(code: .server, message: "shutdown", sqlState: "57P01"), true),
+        (PostgresError(code: .server, message: "starting up", sqlState: "57P03"), true),
+        (PostgresError(code: .server, message: "too many clients", sqlState: "53300"), true),
+        (PostgresError(code: .server, message: "deadlock", sqlState: "40P01"), true),
+        (PostgresError(code: .server, message: "no such function", sqlState: "42883"), false),
+        (PostgresError(code: .decoding, message: "bad value"), false),
+    ])
+    func postgres(error: PostgresError, retryable: Bool) {
+        #expect(JournalDelivery.isRetryable(error) == retryable)
+    }
+
+    @Test("Redis connection failures and timeouts are retried, a missing journal is not")
+    func others() {
+        #expect(JournalDelivery.isRetryable(RedisError(code: .connectionLost, message: "eof")))
+        #expect(JournalDelivery.isRetryable(RedisError(code: .timeout, message: "slow")))
+        #expect(!JournalDelivery.isRetryable(ProcessorError(code: .journalMissing, message: "no journal")))
     }
 }

@@ -185,10 +185,16 @@ public final class JournalDelivery {
         return acquired
     }
 
-    /// Connection failures (either server) are retried; everything else (a refused event, a missing
-    /// journal, a bug) is not.
+    /// Failures that pass are retried: lost connections (either server), and the server errors that say
+    /// "not now" — connection exceptions (08…), operator intervention such as a shutdown or crash restart in
+    /// progress (57…), insufficient resources (53…), serialization failures and deadlocks (40…). Everything
+    /// else (a missing journal, a bug) ends the processor, so that it is seen.
     static func isRetryable(_ error: any Error) -> Bool {
-        if let error = error as? PostgresError { return error.isConnectionError || error.sqlState == "57P01" }
+        if let error = error as? PostgresError {
+            if error.isConnectionError { return true }
+            guard let state = error.sqlState else { return false }
+            return ["08", "57", "53", "40"].contains(String(state.prefix(2)))
+        }
         if let error = error as? RedisError { return error.isConnectionError || error.code == .timeout }
         if let error = error as? ProcessorError { return error.code == .sinkRejected }
         return false
