@@ -215,3 +215,55 @@ struct JournalTests {
         }
     }
 }
+
+@Suite("The Redis list sink")
+struct RedisListSinkTests {
+    @Test("a push Redis refuses records nothing, so the retry delivers the event")
+    func refusedPushIsRetried() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await writer.query("INSERT INTO events (body) SELECT 'row ' || g FROM generate_series(1, 3) g")
+        try await withTemporaryRedis { redis in
+            let reader = try await redis.connect()
+            try await reader.command("SET", "jobs", "not a list")  // LPUSH on it fails with WRONGTYPE
+            let connection = try await database.connect()
+            let consumer = JournalConsumer(name: "sink")
+            let instance = try await consumer.register(on: connection)
+            let chunk = try await consumer.next(on: connection, limit: 10)
+            let sink = RedisListSink(defaultQueue: "jobs")
+            let error = await #expect(throws: ProcessorError.self) {
+                try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader)
+            }
+            #expect(error?.message.contains("WRONGTYPE") == true)
+            #expect(try await reader.command("KEYS", "pgevents:seen:*").array?.isEmpty == true)
+
+            try await reader.command("DEL", "jobs")
+            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == .init(pushed: 3, duplicates: 0))
+            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == .init(pushed: 0, duplicates: 3))
+            #expect(try await jobs(reader) == ["row 1", "row 2", "row 3"])
+            await connection.close()
+            await reader.close()
+        }
+        await writer.close()
+    }
+
+    @Test("chunks larger than one script call are split, and every event is pushed once")
+    func largeChunks() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await writer.query("INSERT INTO events (body) SELECT 'row ' || g FROM generate_series(1, 1234) g")
+        try await withTemporaryRedis { redis in
+            let reader = try await redis.connect()
+            let connection = try await database.connect()
+            let consumer = JournalConsumer(name: "sink")
+            let instance = try await consumer.register(on: connection)
+            let chunk = try await consumer.next(on: connection, limit: 5_000)
+            let sink = RedisListSink(defaultQueue: "jobs")
+            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == .init(pushed: 1234, duplicates: 0))
+            #expect(try await jobs(reader) == (1...1234).map { "row \($0)" })
+            await connection.close()
+            await reader.close()
+        }
+        await writer.close()
+    }
+}

@@ -200,16 +200,24 @@ struct ProcessorRestartTests {
         let writer = try await database.connect()
         // Persistence on: what Redis had taken must survive its restart, or no processor could help.
         try await withTemporaryRedis(.init(settings: ["appendonly": "yes", "appendfsync": "always"])) { redis in
+            let logs = LogCapture()
             let processor = JournalProcessor(
                 configuration: try processorConfiguration(), postgres: database.configuration,
-                redis: redis.configuration, logger: Logger(label: "test"))
+                redis: redis.configuration, logger: logs.logger())
             try await withRunningProcessor(processor) {
                 for round in 0..<4 {
                     try await writer.query("INSERT INTO events (body) SELECT 'r\(round) ' || g FROM generate_series(1, 250) g")
                     if round == 1 { try await redis.restart(downtime: .milliseconds(300)) }
                 }
                 let reader = try await redis.connect()
-                try await waitForJobs(reader, count: 1000)
+                do {
+                    try await waitForJobs(reader, count: 1000)
+                } catch {
+                    let length = try await reader.command("LLEN", "jobs").integer ?? -1
+                    let warnings = logs.records.filter { $0.level >= .warning }.suffix(15).map { "\($0.message) \($0.metadata)" }
+                    Issue.record("\(length) of 1000 jobs; last warnings:\n\(warnings.joined(separator: "\n"))")
+                    throw error
+                }
                 await reader.close()
             }
             let reader = try await redis.connect()

@@ -20,6 +20,7 @@ let burstSize = Int(option("--burst", 100_000))
 let rate = option("--rate", 1_000)
 let seconds = option("--seconds", 5)
 let writerCount = Int(option("--writers", 4))
+let batchSize = Int(option("--batch", 1_000))
 
 func elapsed(since start: ContinuousClock.Instant) -> Double {
     let duration = ContinuousClock.now - start
@@ -61,7 +62,7 @@ if only == nil || only == "burst" {
     try await writer.query("INSERT INTO events (sent_ns) SELECT 0 FROM generate_series(1, $1)", [burstSize])
     let insertSeconds = elapsed(since: insertStart)
     let delivery = JournalDelivery(
-        configuration: .init(postgres: database.configuration, redis: redis.configuration, consumer: JournalConsumer(name: "burst"), sink: RedisListSink(defaultQueue: "burst")),
+        configuration: .init(postgres: database.configuration, redis: redis.configuration, consumer: JournalConsumer(name: "burst"), sink: RedisListSink(defaultQueue: "burst"), batchSize: batchSize),
         logger: Logger(label: "bench"))
     let clock = ProcessInfo.processInfo.systemUptime
     var usage = rusage()
@@ -73,7 +74,7 @@ if only == nil || only == "burst" {
     let cpuAfter = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     let reader = try await redis.connect()
     let queued = try await reader.command("LLEN", "burst").integer ?? -1
-    print(String(format: "burst: %d events inserted in one transaction in %.2f s; drained %d (queued %d) in %.2f s = %.0f events/s; processor CPU %.1f µs/event",
+    print(String(format: "burst (chunks of \(batchSize)): %d events inserted in one transaction in %.2f s; drained %d (queued %d) in %.2f s = %.0f events/s; processor CPU %.1f µs/event",
                  burstSize, insertSeconds, progress.delivered, queued, drainSeconds, Double(progress.delivered) / drainSeconds,
                  (cpuAfter - cpuBefore) / Double(max(progress.delivered, 1)) * 1e6))
     await delivery.close()

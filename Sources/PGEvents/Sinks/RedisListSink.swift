@@ -4,9 +4,11 @@ import Synchronization
 /// Delivers events to Redis lists with `LPUSH`, so existing `BRPOP` workers take them unchanged; idempotent,
 /// so a replay after a crash enqueues no duplicate job.
 ///
-/// Each event goes through one small Lua script, pipelined for the whole chunk: `SET <key> 1 NX EX <ttl>`
-/// on the event's idempotency key and, only if that key was new, `LPUSH <queue> <payload>`. The two happen
-/// atomically inside Redis, so there is no moment where the key is recorded but the job is not pushed.
+/// A chunk goes through one small Lua script per `scriptBatch` events (pipelined): for each event, unless
+/// its idempotency key exists, `LPUSH <queue> <payload>` and then `SET <key> 1 EX <ttl>`. A script runs
+/// atomically inside Redis, and the key is recorded only after the push succeeded, so there is no moment
+/// where an event counts as delivered but is not on its list (a push that fails — the list's key holds
+/// another type — stops the script with that event unrecorded, and the retry pushes it).
 public struct RedisListSink: Sendable {
     /// The list an event goes to: `queues[channel]`, else `defaultQueue`.
     public var queues: [String: String]
@@ -45,11 +47,21 @@ public struct RedisListSink: Sendable {
         }
     }
 
+    /// Events per script call: bounds the time one call holds Redis (about a millisecond).
+    public static let scriptBatch = 500
+
+    // KEYS[i]: event i's idempotency key. ARGV[1]: the keys' TTL; ARGV[2i]: event i's list; ARGV[2i+1]: its
+    // payload. Returns how many events were pushed (the others were delivered before).
     static let script = """
-        if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-          return redis.call('LPUSH', KEYS[2], ARGV[1])
+        local pushed = 0
+        for i = 1, #KEYS do
+          if redis.call('EXISTS', KEYS[i]) == 0 then
+            redis.call('LPUSH', ARGV[2 * i], ARGV[2 * i + 1])
+            redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+            pushed = pushed + 1
+          end
         end
-        return -1
+        return pushed
         """
 
     private func loadedScript(on redis: RedisConnection, reload: Bool) async throws -> String {
@@ -74,11 +86,18 @@ public struct RedisListSink: Sendable {
     public func deliver(_ events: [JournalEvent], consumer: String, on redis: RedisConnection) async throws -> Outcome {
         guard !events.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
         let ttl = RedisArgument(keyTTLSeconds)
+        let slices = stride(from: 0, to: events.count, by: Self.scriptBatch).map { events[$0..<min($0 + Self.scriptBatch, events.count)] }
         func commands(_ sha: String) -> [[RedisArgument]] {
-            events.map { event in
-                ["EVALSHA", RedisArgument(sha), "2",
-                 RedisArgument("\(keyPrefix):\(consumer):\(event.seq)"), RedisArgument(queue(for: event)),
-                 RedisArgument(event.payload), ttl]
+            slices.map { slice in
+                var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
+                command.reserveCapacity(3 + slice.count * 3 + 1)
+                for event in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(event.seq)")) }
+                command.append(ttl)
+                for event in slice {
+                    command.append(RedisArgument(queue(for: event)))
+                    command.append(RedisArgument(event.payload))
+                }
+                return command
             }
         }
         var sha = try await loadedScript(on: redis, reload: false)
@@ -90,16 +109,18 @@ public struct RedisListSink: Sendable {
             replies = try await redis.pipeline(commands(sha))
         }
         var outcome = Outcome(pushed: 0, duplicates: 0)
-        for (event, reply) in zip(events, replies) {
+        for (slice, reply) in zip(slices, replies) {
             switch reply {
-            case .integer(-1): outcome.duplicates += 1
-            case .integer: outcome.pushed += 1
+            case .integer(let pushed):
+                outcome.pushed += Int(pushed)
+                outcome.duplicates += slice.count - Int(pushed)
             case .error(let message):
+                let lists = Set(slice.map(queue(for:))).sorted().joined(separator: ", ")
                 throw ProcessorError(
                     code: .sinkRejected,
-                    message: "Redis refused event \(event.seq) for list '\(queue(for: event))': \(message)")
+                    message: "Redis refused events \(slice.first?.seq ?? 0)…\(slice.last?.seq ?? 0) for list(s) \(lists): \(message)")
             default:
-                throw ProcessorError(code: .sinkRejected, message: "unexpected reply to event \(event.seq): \(reply)")
+                throw ProcessorError(code: .sinkRejected, message: "unexpected reply to events \(slice.first?.seq ?? 0)…: \(reply)")
             }
         }
         return outcome
