@@ -3,6 +3,9 @@
 // this one process and run, interleaved, so the ratio holds on a shared machine.
 //
 //   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-foundation-bench [--json FILE] [--notifications N]
+//       [--rounds N] [--receive-only] [--swift-only]
+//       [--late-consumer]   start consuming only after everything was read from the socket, to see the
+//                           listener thread's own read rate without a consumer competing for the cores
 import CRawListen
 import Dispatch
 import Foundation
