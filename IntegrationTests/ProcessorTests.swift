@@ -214,8 +214,12 @@ struct ProcessorRestartTests {
                     try await waitForJobs(reader, count: 1000)
                 } catch {
                     let length = try await reader.command("LLEN", "jobs").integer ?? -1
-                    let warnings = logs.records.filter { $0.level >= .warning }.suffix(15).map { "\($0.message) \($0.metadata)" }
-                    Issue.record("\(length) of 1000 jobs; last warnings:\n\(warnings.joined(separator: "\n"))")
+                    let size = try await reader.command("DBSIZE").integer ?? -1
+                    let records = logs.records.filter { $0.level >= .debug }.suffix(25).map { "\($0.level) \($0.message) \($0.metadata)" }
+                    let check = try await database.connect()
+                    let cursor = try await check.query("SELECT name || ' ' || done_snapshot::text || ' ' || coalesce(batch_snapshot::text, '-') || ' ' || batch_seq FROM pgevents.consumers").map { $0[0] ?? "" }
+                    await check.close()
+                    Issue.record("\(length) of 1000 jobs, \(size) keys; cursor \(cursor); last log records:\n\(records.joined(separator: "\n"))\nredis log:\n\(redis.logTail(lines: 30))")
                     throw error
                 }
                 await reader.close()

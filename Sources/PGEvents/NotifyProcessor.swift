@@ -95,7 +95,7 @@ public struct NotifyProcessor: Service {
                             pushedCounter.increment()
                             retry = 0
                             break
-                        } catch let error as RedisError where error.isConnectionError || error.code == .timeout {
+                        } catch let error as RedisError {  // every Redis error passes: LOADING after a restart, a lost connection…
                             await redisConnection?.close()
                             redisConnection = nil
                             retry += 1

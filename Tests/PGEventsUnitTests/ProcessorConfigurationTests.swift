@@ -83,10 +83,11 @@ struct RetryClassificationTests {
         #expect(JournalDelivery.isRetryable(error) == retryable)
     }
 
-    @Test("Redis connection failures and timeouts are retried, a missing journal is not")
+    @Test("every Redis error is retried (LOADING after a restart, say); a missing journal is not")
     func others() {
         #expect(JournalDelivery.isRetryable(RedisError(code: .connectionLost, message: "eof")))
         #expect(JournalDelivery.isRetryable(RedisError(code: .timeout, message: "slow")))
+        #expect(JournalDelivery.isRetryable(RedisError(code: .server, message: "LOADING Redis is loading the dataset in memory")))
         #expect(!JournalDelivery.isRetryable(ProcessorError(code: .journalMissing, message: "no journal")))
     }
 }

@@ -155,7 +155,11 @@ public final class JournalDelivery {
     private func redisConnection() async throws -> RedisConnection {
         if let redis, await redis.isUsable { return redis }
         await redis?.close()
-        let connection = try await RedisConnection.connect(configuration.redis, logger: logger)
+        // A reply that never comes (a half-open connection, a frozen server) must not hold delivery for ever:
+        // without a timeout of the user's, give up on a command after 10 s and reconnect.
+        var settings = configuration.redis
+        if settings.commandTimeout == nil { settings.commandTimeout = 10 }
+        let connection = try await RedisConnection.connect(settings, logger: logger)
         redis = connection
         return connection
     }
@@ -185,17 +189,20 @@ public final class JournalDelivery {
         return acquired
     }
 
-    /// Failures that pass are retried: lost connections (either server), and the server errors that say
-    /// "not now" — connection exceptions (08…), operator intervention such as a shutdown or crash restart in
-    /// progress (57…), insufficient resources (53…), serialization failures and deadlocks (40…). Everything
-    /// else (a missing journal, a bug) ends the processor, so that it is seen.
+    /// Failures that pass are retried: every Redis error, lost PostgreSQL connections, and the PostgreSQL
+    /// errors that say "not now" — connection exceptions (08…), operator intervention such as a shutdown or
+    /// crash restart in progress (57…), insufficient resources (53…), serialization failures and deadlocks
+    /// (40…). Everything else (a missing journal, a bug) ends the processor, so that it is seen.
     static func isRetryable(_ error: any Error) -> Bool {
         if let error = error as? PostgresError {
             if error.isConnectionError { return true }
             guard let state = error.sqlState else { return false }
             return ["08", "57", "53", "40"].contains(String(state.prefix(2)))
         }
-        if let error = error as? RedisError { return error.isConnectionError || error.code == .timeout }
+        // Every Redis error is retried: besides lost connections and timeouts, a restarting Redis answers
+        // LOADING (while it reads its AOF) or BUSY, and even a misconfiguration (WRONGTYPE on a queue key)
+        // must hold delivery back, loudly, rather than drop events or stop the processor.
+        if error is RedisError { return true }
         if let error = error as? ProcessorError { return error.code == .sinkRejected }
         return false
     }
