@@ -27,8 +27,7 @@ public struct JournalProcessor: Service {
 
     /// The delivery this processor drives (exposed for tests and tools).
     func makeDelivery() -> JournalDelivery {
-        let initial = configuration.retryInitial
-        let maximum = configuration.retryMaximum
+        let backoff = Backoff(configuration.backoff)
         return JournalDelivery(
             configuration: .init(
                 postgres: postgres, redis: redis, consumer: JournalConsumer(name: configuration.consumer),
@@ -37,27 +36,16 @@ public struct JournalProcessor: Service {
                     defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs",
                     keyTTLSeconds: configuration.dedupeTTL, keyPrefix: configuration.keyPrefix),
                 batchSize: configuration.batchSize, fromStart: configuration.fromStart,
-                retryDelay: { attempt in
-                    let seconds = min(maximum, initial * pow2(attempt - 1)) * Double.random(in: 0.8...1.2)
-                    return .milliseconds(Int(seconds * 1_000))
-                }),
+                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }),
             logger: logger)
     }
 
-    func makeListener() throws -> EventListener {
-        var listener = EventListener.Configuration(postgres: postgres, channels: configuration.channels.map(\.name))
-        listener.heartbeatInterval = .milliseconds(Int(configuration.heartbeatInterval * 1_000))
-        listener.heartbeatTimeout = .milliseconds(Int(configuration.heartbeatTimeout * 1_000))
-        listener.backoff = Backoff.Configuration(initial: .milliseconds(Int(configuration.retryInitial * 1_000)), maximum: .milliseconds(Int(configuration.retryMaximum * 1_000)))
-        return try EventListener(configuration: listener, logger: logger)
-    }
-
     public func run() async throws {
-        let listener = try makeListener()
+        let listener = try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger)
         let delivery = makeDelivery()
         // Wake-ups coalesce: however many arrive during a drain, one more drain follows.
         let (wakeUps, wake) = AsyncStream<WakeUp>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let catchUpInterval = Duration.milliseconds(Int(configuration.catchUpInterval * 1_000))
+        let catchUpInterval = ProcessorConfiguration.duration(configuration.catchUpInterval)
         logger.info("processor starting", metadata: [
             "consumer": "\(configuration.consumer)", "channels": "\(configuration.channels.map(\.name))",
             "postgres": "\(postgres)", "redis": "\(redis)",
@@ -94,7 +82,7 @@ public struct JournalProcessor: Service {
                 if progress.delivered > 0 || progress.duplicates > 0 {
                     logger.debug("delivered", metadata: ["events": "\(progress.delivered)", "duplicates": "\(progress.duplicates)"])
                 }
-                if configuration.pruneInterval > 0, ContinuousClock.now - lastPrune > .milliseconds(Int(configuration.pruneInterval * 1_000)) {
+                if configuration.pruneInterval > 0, ContinuousClock.now - lastPrune > ProcessorConfiguration.duration(configuration.pruneInterval) {
                     lastPrune = .now
                     do {
                         try await delivery.prune()
@@ -115,8 +103,4 @@ public struct JournalProcessor: Service {
     private final class LatestGeneration: Sendable {
         let value = Mutex<Int?>(nil)
     }
-}
-
-private func pow2(_ exponent: Int) -> Double {
-    exponent <= 0 ? 1 : Double(1 << min(exponent, 30))
 }

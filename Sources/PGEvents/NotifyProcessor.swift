@@ -51,12 +51,8 @@ public struct NotifyProcessor: Service {
     }
 
     public func run() async throws {
-        var listenerConfiguration = EventListener.Configuration(postgres: postgres, channels: configuration.channels.map(\.name))
-        listenerConfiguration.heartbeatInterval = .milliseconds(Int(configuration.heartbeatInterval * 1_000))
-        listenerConfiguration.heartbeatTimeout = .milliseconds(Int(configuration.heartbeatTimeout * 1_000))
-        listenerConfiguration.backoff = Backoff.Configuration(
-            initial: .milliseconds(Int(configuration.retryInitial * 1_000)), maximum: .milliseconds(Int(configuration.retryMaximum * 1_000)))
-        let listener = try EventListener(configuration: listenerConfiguration, logger: logger)
+        let listener = try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger)
+        let backoff = Backoff(configuration.backoff)
         let queues = Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) })
         let gapCounter = Counter(label: "pgevents_notify_gaps_total")
         let pushedCounter = Counter(label: "pgevents_events_delivered_total", dimensions: [("source", "notify")])
@@ -100,7 +96,7 @@ public struct NotifyProcessor: Service {
                             redisConnection = nil
                             retry += 1
                             logger.warning("redis unavailable; retrying", metadata: ["attempt": "\(retry)", "error": "\(error)"])
-                            try await Task.sleep(for: .milliseconds(Int(min(configuration.retryMaximum, configuration.retryInitial * Double(1 << min(retry, 20))) * 1_000)))
+                            try await Task.sleep(for: backoff.delay(forAttempt: retry))
                         }
                     }
                 }
