@@ -131,14 +131,6 @@ struct ScratchDirectory: Sendable {
     }
 }
 
-extension String {
-    func trimmed() -> String {
-        var s = Substring(self)
-        while let c = s.last, c.isWhitespace { s = s.dropLast() }
-        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
-        return String(s)
-    }
-}
 
 /// A process identified by pid and start time, so that a reused pid is not mistaken for the original.
 struct ProcessIdentity: Sendable, Hashable, CustomStringConvertible {

@@ -262,13 +262,19 @@ public func withTemporaryPostgres<T>(
     logger: Logger = TemporaryPostgres.defaultLogger,
     _ body: (TemporaryPostgres) async throws -> T
 ) async throws -> T {
-    let server = try await TemporaryPostgres.start(configuration, logger: logger)
+    try await withStartedServer(try await TemporaryPostgres.start(configuration, logger: logger), shutdown: { await $0.shutdown() }, body)
+}
+
+/// Runs `body` with `server`, then `shutdown`, whether `body` returns or throws.
+func withStartedServer<Server, T>(
+    _ server: Server, shutdown: (Server) async -> Void, _ body: (Server) async throws -> T
+) async throws -> T {
     do {
         let value = try await body(server)
-        await server.shutdown()
+        await shutdown(server)
         return value
     } catch {
-        await server.shutdown()
+        await shutdown(server)
         throw error
     }
 }

@@ -164,13 +164,5 @@ public func withTemporaryRedis<T>(
     _ configuration: TemporaryRedis.Configuration = .init(),
     _ body: (TemporaryRedis) async throws -> T
 ) async throws -> T {
-    let server = try await TemporaryRedis.start(configuration)
-    do {
-        let value = try await body(server)
-        await server.shutdown()
-        return value
-    } catch {
-        await server.shutdown()
-        throw error
-    }
+    try await withStartedServer(try await TemporaryRedis.start(configuration), shutdown: { await $0.shutdown() }, body)
 }

@@ -1,3 +1,4 @@
+import PGEventsSystem
 import CLibPQ
 
 /// Where and how to connect: the parsed form of a `postgres://` URL or a libpq conninfo string.
@@ -22,7 +23,7 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
             if let errorMessage { PQfreemem(errorMessage) }
             throw PostgresError(
                 code: .invalidConfiguration,
-                message: "invalid connection string: \(Self.redact(raw.trimmingCharacters(), secretsOf: urlOrConninfo))",
+                message: "invalid connection string: \(Self.redact(raw.trimmed(), secretsOf: urlOrConninfo))",
                 function: "PQconninfoParse")
         }
         defer { PQconninfoFree(options) }
@@ -139,12 +140,3 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
     }
 }
 
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let last = s.last, last.isWhitespace { s = s.dropLast() }
-        while let first = s.first, first.isWhitespace { s = s.dropFirst() }
-        return String(s)
-    }
-
-}

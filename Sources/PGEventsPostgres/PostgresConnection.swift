@@ -218,7 +218,7 @@ public actor PostgresConnection {
         func field(_ code: Character) -> String? {
             PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
         }
-        let message = field("M") ?? String(cString: PQresultErrorMessage(result)).trimmingCharacters()
+        let message = field("M") ?? String(cString: PQresultErrorMessage(result)).trimmed()
         return PostgresError(
             code: .server, message: message, sqlState: field("C"), severity: field("V") ?? field("S"),
             detail: field("D"), hint: field("H"), position: field("P").flatMap { Int($0) }, context: field("W"),
@@ -226,7 +226,7 @@ public actor PostgresConnection {
     }
 
     static func errorMessage(_ connection: OpaquePointer) -> String {
-        String(cString: PQerrorMessage(connection)).trimmingCharacters()
+        String(cString: PQerrorMessage(connection)).trimmed()
     }
 
 }
@@ -313,7 +313,7 @@ final class NoticeLog: @unchecked Sendable {
     init(logger: Logger) { self.logger = logger }
 
     func record(_ message: String) {
-        let text = message.trimmingCharacters()
+        let text = message.trimmed()
         logger.debug("server notice", metadata: ["notice": "\(text)"])
         notices.withLock {
             if $0.count >= Self.limit { $0.removeFirst() }

@@ -165,13 +165,22 @@ public func readFile(_ path: String) throws(SystemError) -> String {
 public func tailOfFile(_ path: String, maxLines: Int = 20) -> String {
     guard let text = try? readFile(path) else { return "" }
     return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(maxLines + 1).joined(separator: "\n")
-        .trimmingTrailingNewlines()
+        .trimmedTrailing()
 }
 
-extension String {
-    func trimmingTrailingNewlines() -> String {
+extension StringProtocol {
+    /// The text without leading and trailing white space (spaces, tabs, newlines).
+    public func trimmed() -> String {
         var s = Substring(self)
-        while s.last == "\n" { s = s.dropLast() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        return String(s)
+    }
+
+    /// The text without trailing white space.
+    public func trimmedTrailing() -> String {
+        var s = Substring(self)
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
         return String(s)
     }
 }

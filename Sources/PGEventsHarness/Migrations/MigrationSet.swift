@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 public import PGEventsPostgres
 

@@ -1,3 +1,4 @@
+import PGEventsSystem
 /// A SQL file split into statements, the way `psql` splits a script: at semicolons outside string literals
 /// (`'…'`, `E'…'`, dollar-quoted `$tag$…$tag$`), quoted identifiers and comments (`--`, nested `/* */`).
 ///
@@ -180,17 +181,5 @@ public struct SQLScript: Sendable, Equatable {
 
     private static func isOnlyComments(_ text: String) -> Bool {
         text.split(separator: "\n").allSatisfy { $0.trimmed().isEmpty || $0.trimmed().hasPrefix("--") }
-    }
-}
-
-extension Substring {
-    func trimmed() -> String { String(self).trimmed() }
-}
-
-extension String {
-    func trimmedTrailing() -> String {
-        var s = Substring(self)
-        while let c = s.last, c.isWhitespace { s = s.dropLast() }
-        return String(s)
     }
 }
