@@ -295,10 +295,11 @@ struct NotifyProcessorTests {
         let admin = try await database.connect()
         try await withTemporaryRedis { redis in
             // A slow first retry keeps the listener away long enough for the notifications below to be lost.
+            // The heartbeat is generous: a false timeout on a loaded machine would be a second, unplanned gap.
             let configuration = try ProcessorConfiguration(yaml: """
                 source: notify
                 channels: {chat: {queue: messages}}
-                listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
+                listener: {heartbeat_interval: 1, heartbeat_timeout: 20}
                 retry: {initial: 0.5, maximum: 1}
                 """)
             let processor = NotifyProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
@@ -315,11 +316,14 @@ struct NotifyProcessorTests {
                     for index in 1...5 { try await sender.notify("chat", payload: "before \(index)") }
                     try await waitForJobs(reader, count: 5, queue: "messages")
 
-                    let killed = try await admin.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener'").scalar(Int.self)
+                    let gapsBefore = processor.gaps.count
+                    // The timeout argument makes the call wait until the backend has exited.
+                    let killed = try await admin.query("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener'").scalar(Int.self)
                     #expect(killed == 1)
                     for index in 1...5 { try await sender.notify("chat", payload: "while away \(index)") }
 
-                    try await withTimeout(20) { while processor.gaps.isEmpty { try await Task.sleep(for: .milliseconds(20)) } }
+                    // A gap is reported once the listener is back and LISTENing; from then on nothing is lost.
+                    try await withTimeout(20) { while processor.gaps.count == gapsBefore { try await Task.sleep(for: .milliseconds(20)) } }
                     for index in 1...5 { try await sender.notify("chat", payload: "after \(index)") }
                     try await waitForJobs(reader, count: 10, queue: "messages")
                     trigger.triggerGracefulShutdown()
