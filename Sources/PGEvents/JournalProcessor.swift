@@ -4,7 +4,7 @@ public import PGEventsRedis
 public import ServiceLifecycle
 import Synchronization
 
-/// The reference processor: journal events to Redis lists, without losing any across disconnects,
+/// The reference processor: journal events (or the rows of a table, `source: table`) to Redis lists, without losing any across disconnects,
 /// restarts and crashes.
 ///
 /// A notification is a wake-up, not the data. The processor listens on every configured channel (through an
@@ -28,9 +28,15 @@ public struct JournalProcessor: Service {
     /// The delivery this processor drives (exposed for tests and tools).
     func makeDelivery() -> JournalDelivery {
         let backoff = Backoff(configuration.backoff)
+        let source: any EventSource = if let table = configuration.table {
+            TableConsumer(name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
+                          channel: configuration.channels[0].name, logger: logger)
+        } else {
+            JournalConsumer(name: configuration.consumer)
+        }
         return JournalDelivery(
             configuration: .init(
-                postgres: postgres, redis: redis, consumer: JournalConsumer(name: configuration.consumer),
+                postgres: postgres, redis: redis, consumer: source,
                 sink: RedisListSink(
                     queues: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) }),
                     defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs",
@@ -82,7 +88,7 @@ public struct JournalProcessor: Service {
                 if progress.delivered > 0 || progress.duplicates > 0 {
                     logger.debug("delivered", metadata: ["events": "\(progress.delivered)", "duplicates": "\(progress.duplicates)"])
                 }
-                if configuration.pruneInterval > 0, ContinuousClock.now - lastPrune > ProcessorConfiguration.duration(configuration.pruneInterval) {
+                if configuration.source == .journal, configuration.pruneInterval > 0, ContinuousClock.now - lastPrune > ProcessorConfiguration.duration(configuration.pruneInterval) {
                     lastPrune = .now
                     do {
                         try await delivery.prune()

@@ -57,12 +57,33 @@ struct ProcessorConfigurationTests {
         ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: -1}", "processor.yml:2:31: listener.heartbeat_timeout: expected a positive number of seconds, found '-1'"),
         ("channels: [a, b", "processor.yml:2:1: invalid YAML"),
         ("", "processor.yml: the file is empty"),
-        ("source: kafka\nchannels: {a: {queue: q}}", "processor.yml:1:9: source: unknown source 'kafka' (expected journal or notify)"),
+        ("source: kafka\nchannels: {a: {queue: q}}", "processor.yml:1:9: source: unknown source 'kafka' (expected journal, table or notify)"),
     ])
     func errors(yaml: String, expected: String) {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
         #expect(error?.code == .invalidConfiguration)
         #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
+    }
+
+    @Test("source: table needs a table and exactly one channel; 'table' is refused elsewhere")
+    func tableSource() throws {
+        let good = try ProcessorConfiguration(yaml: """
+            source: table
+            table: {schema: shop, name: orders, key: order_id}
+            channels: {orders: {queue: q}}
+            """)
+        #expect(good.table == .init(schema: "shop", name: "orders", key: "order_id"))
+        let cases: [(String, String)] = [
+            ("source: table\nchannels: {a: {queue: q}}", "'table' is missing"),
+            ("source: table\ntable: {name: t}\nchannels: {a: {queue: q}}", "'key' is missing"),
+            ("source: table\ntable: {name: t, key: id}\nchannels: {a: {queue: q}, b: {queue: r}}", "exactly one channel"),
+            ("table: {name: t, key: id}\nchannels: {a: {queue: q}}", "only read with source: table"),
+            ("source: table\ntable: {name: t, key: id, colour: red}\nchannels: {a: {queue: q}}", "colour"),
+        ]
+        for (yaml, expected) in cases {
+            let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
+            #expect(error?.message.contains(expected) == true, "\(error?.message ?? "no error") does not say \(expected)")
+        }
     }
 }
 

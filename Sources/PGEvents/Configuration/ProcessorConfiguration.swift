@@ -3,8 +3,10 @@ import Foundation
 /// What `pgevents process` does, read from its YAML file.
 ///
 /// ```yaml
-/// source: journal            # journal (default) | notify (the payload is the data; loses what is sent
-///                            # while disconnected, and says so)
+/// source: journal            # journal (default) | table (rows of your own table, by an integer key)
+///                            # | notify (the payload is the data; loses what is sent while disconnected,
+///                            # and says so)
+/// table: {schema: public, name: orders, key: id}   # source: table only; one channel (its wake-up)
 /// consumer: tasks            # the cursor's name in pgevents.consumers (default: pgevents)
 /// channels:                  # the journal channels to deliver, and the Redis list of each
 ///   task_created: {queue: "tasks:created"}
@@ -38,14 +40,33 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public enum Source: String, Sendable, Equatable {
         /// The journal (`sql/pgevents/`): durable, caught up after every disconnect.
         case journal
+        /// The user's own table, read by a monotonic integer key (`sql/pgevents/002_table_source.sql`):
+        /// durable like the journal, for inserts only; the channel's notifications are only wake-ups.
+        case table
         /// The NOTIFY payloads themselves, as in most hand-written listeners: what is sent while the
         /// processor is disconnected is lost. The processor reports every such window.
         case notify
     }
 
+    /// The table of `source: table`.
+    public struct Table: Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        /// Its monotonic integer key column.
+        public var key: String
+
+        public init(schema: String = "public", name: String, key: String) {
+            self.schema = schema
+            self.name = name
+            self.key = key
+        }
+    }
+
     public var source = Source.journal
     public var consumer = "pgevents"
     public var channels: [Channel] = []
+    /// Set exactly when `source` is `.table`.
+    public var table: Table?
     public var batchSize = 1_000
     public var fromStart = true
     public var catchUpInterval = 5.0
@@ -74,11 +95,11 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public init(yaml: String, file: String = "processor.yml") throws {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
-            "dedupe_ttl", "key_prefix", "listener", "retry",
+            "dedupe_ttl", "key_prefix", "listener", "retry", "table",
         ])
         if let node = root["source"] {
             let name = try node.string()
-            guard let source = Source(rawValue: name) else { throw node.error("unknown source '\(name)' (expected journal or notify)") }
+            guard let source = Source(rawValue: name) else { throw node.error("unknown source '\(name)' (expected journal, table or notify)") }
             self.source = source
         }
         if let node = root["consumer"] {
@@ -97,6 +118,27 @@ public struct ProcessorConfiguration: Sendable, Equatable {
             channels.append(Channel(name: name, queue: try queue.string()))
         }
         if channels.isEmpty { throw channelsNode.error("name at least one channel") }
+        switch (source, root["table"]) {
+        case (.table, nil):
+            throw ProcessorError(code: .invalidConfiguration, message: "\(file): 'table' is missing: source: table reads {schema, name, key}")
+        case (.table, let node?):
+            let fields = try node.mapping(allowed: ["schema", "name", "key"])
+            guard let name = fields["name"] else { throw node.error("'name' is missing: the table to read") }
+            guard let key = fields["key"] else { throw node.error("'key' is missing: the table's monotonic integer key column") }
+            var table = Table(name: try name.string(), key: try key.string())
+            if let schema = fields["schema"] { table.schema = try schema.string() }
+            for (field, value) in [("schema", table.schema), ("name", table.name), ("key", table.key)] where value.isEmpty || value.utf8.count > 63 {
+                throw (fields[field] ?? node).error("'\(field)' must have 1 to 63 bytes")
+            }
+            if channels.count != 1 {
+                throw channelsNode.error("source: table takes exactly one channel (the table's wake-up, and the queue of its rows); \(channels.count) are named")
+            }
+            self.table = table
+        case (_, let node?):
+            throw node.error("'table' is only read with source: table")
+        case (_, nil):
+            break
+        }
         if let node = root["batch_size"] { batchSize = try node.int(in: 1...100_000) }
         if let node = root["from_start"] { fromStart = try node.bool() }
         if let node = root["catch_up_interval"] { catchUpInterval = try node.seconds() }

@@ -20,7 +20,7 @@ public final class JournalDelivery {
     public struct Configuration: Sendable {
         public var postgres: PostgresConfiguration
         public var redis: RedisConfiguration
-        public var consumer: JournalConsumer
+        public var consumer: any EventSource
         public var sink: RedisListSink
         /// Events per chunk (one read, one Redis pipeline, one acknowledgement).
         public var batchSize: Int
@@ -30,7 +30,7 @@ public final class JournalDelivery {
         public var retryDelay: @Sendable (Int) -> Duration
 
         public init(
-            postgres: PostgresConfiguration, redis: RedisConfiguration, consumer: JournalConsumer,
+            postgres: PostgresConfiguration, redis: RedisConfiguration, consumer: any EventSource,
             sink: RedisListSink = RedisListSink(), batchSize: Int = 1_000, fromStart: Bool = true,
             retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) }
         ) {
@@ -146,8 +146,7 @@ public final class JournalDelivery {
         holdsLeaderLock = false
         let connection = try await PostgresConnection.connect(configuration.postgres, logger: logger)
         postgres = connection
-        try await JournalConsumer.checkInstalled(on: connection)
-        let instance = try await configuration.consumer.register(on: connection, fromStart: configuration.fromStart)
+        let instance = try await configuration.consumer.prepare(on: connection, fromStart: configuration.fromStart)
         keySpace = "\(configuration.consumer.name):\(instance)"
         return connection
     }

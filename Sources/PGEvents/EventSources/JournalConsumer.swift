@@ -6,7 +6,7 @@ import struct Foundation.Date
 ///
 /// Reading is exact under concurrent, out-of-order commits: a batch is every event whose transaction
 /// committed between two snapshots (PgQ's technique), never "seq greater than the last one seen".
-public struct JournalConsumer: Sendable {
+public struct JournalConsumer: EventSource {
     /// The consumer's name (its row in `pgevents.consumers`).
     public let name: String
 
@@ -14,12 +14,7 @@ public struct JournalConsumer: Sendable {
         self.name = name
     }
 
-    /// What `next` returned: the events, and whether they finish the current batch.
-    public struct Chunk: Sendable {
-        public var events: [JournalEvent]
-        /// No more events in the current batch after these: acknowledging them completes it.
-        public var completesBatch: Bool
-    }
+    public typealias Chunk = EventChunk
 
     /// Checks that the journal is installed; throws a message that says how to install it.
     public static func checkInstalled(on connection: PostgresConnection) async throws {
@@ -39,6 +34,12 @@ public struct JournalConsumer: Sendable {
         try await connection.query("SELECT pgevents.register_consumer($1, $2)::text", [name, fromStart]).scalar(String.self)
     }
 
+    /// Checks that the journal is installed and registers the consumer; returns its instance id.
+    public func prepare(on connection: PostgresConnection, fromStart: Bool) async throws -> String {
+        try await Self.checkInstalled(on: connection)
+        return try await register(on: connection, fromStart: fromStart)
+    }
+
     /// The next undelivered events of the current batch (opening a new batch if none is open), at most `limit`.
     public func next(on connection: PostgresConnection, limit: Int) async throws -> Chunk {
         let rows = try await connection.query(
@@ -53,13 +54,12 @@ public struct JournalConsumer: Sendable {
                 payload: try row.decode(String.self, at: 2),
                 createdAt: Date(timeIntervalSince1970: try row.decode(Double.self, at: 3))))
         }
-        return Chunk(events: events, completesBatch: events.count < limit)
+        return Chunk(events: events, completesBatch: events.count < limit, position: events.last?.seq ?? 0)
     }
 
     /// Records that `chunk` was delivered.
     public func ack(_ chunk: Chunk, on connection: PostgresConnection) async throws {
-        let lastSeq = chunk.events.last?.seq ?? 0
-        try await connection.query("SELECT pgevents.ack($1, $2, $3)", [name, lastSeq, chunk.completesBatch])
+        try await connection.query("SELECT pgevents.ack($1, $2, $3)", [name, chunk.position, chunk.completesBatch])
     }
 
     /// Deletes events every consumer has delivered, at most `limit`; returns how many.

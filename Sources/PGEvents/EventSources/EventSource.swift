@@ -1,0 +1,33 @@
+public import PGEventsPostgres
+
+/// A durable source of events with a cursor in PostgreSQL: the journal (`JournalConsumer`) or a user table
+/// (`TableConsumer`). `JournalDelivery` drives one: `prepare`, then `next` → sink → `ack`, over and over.
+public protocol EventSource: Sendable {
+    /// The consumer's name: its cursor row, its leader lock, the first part of its idempotency keys.
+    var name: String { get }
+
+    /// Checks that the source is installed and usable, registers the consumer if it is new, and returns its
+    /// instance id (random per registration; part of every idempotency key).
+    func prepare(on connection: PostgresConnection, fromStart: Bool) async throws -> String
+
+    /// The next undelivered events, at most about `limit`.
+    func next(on connection: PostgresConnection, limit: Int) async throws -> EventChunk
+
+    /// Records that `chunk` was delivered: the cursor moves past it.
+    func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws
+}
+
+/// What `EventSource.next` returned.
+public struct EventChunk: Sendable {
+    public var events: [JournalEvent]
+    /// Nothing more is ready after these: acknowledging them finishes the current catch-up.
+    public var completesBatch: Bool
+    /// Where the cursor moves on `ack` (the source decides what it means; the table's last key).
+    public var position: Int64
+
+    public init(events: [JournalEvent], completesBatch: Bool, position: Int64) {
+        self.events = events
+        self.completesBatch = completesBatch
+        self.position = position
+    }
+}
