@@ -339,4 +339,55 @@ struct NotifyProcessorTests {
         await sender.close()
         await admin.close()
     }
+
+    @Test("Redis down: notifications wait in the bounded buffer, the overflow is dropped and counted, the rest is pushed")
+    func bufferOverflow() async throws {
+        let database = try await Shared.database()
+        let sender = try await database.connect()
+        let admin = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let configuration = try ProcessorConfiguration(yaml: """
+                source: notify
+                channels: {chat: {queue: messages}}
+                buffer_limit: 10
+                listener: {heartbeat_interval: 1, heartbeat_timeout: 20}
+                retry: {initial: 0.05, maximum: 0.2}
+                """)
+            let processor = NotifyProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            try await testGracefulShutdown { trigger in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await processor.run() }
+                    try await withTimeout(20) {
+                        while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'").scalar(Int.self) == 0 {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                    // Redis goes away for 2 s; 50 notifications arrive meanwhile.
+                    let outage = Task { try await redis.restart(graceful: false, downtime: .seconds(2)) }
+                    try await withTimeout(10) {
+                        while let probe = try? await redis.connect() {
+                            await probe.close()
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                    }
+                    for index in 1...50 { try await sender.notify("chat", payload: "m\(index)") }
+                    try await withTimeout(20) { while processor.pushed + processor.dropped < 50 { try await Task.sleep(for: .milliseconds(20)) } }
+                    try await outage.value
+                    trigger.triggerGracefulShutdown()
+                    try await group.waitForAll()
+                }
+            }
+            // `buffer_limit` wait in the buffer (and one more in the retrying push, if it took one before the
+            // rest arrived); the others are dropped. What is pushed is the oldest, in order.
+            let pushed = processor.pushed
+            #expect(pushed == 10 || pushed == 11, "pushed \(pushed)")
+            #expect(processor.dropped == 50 - pushed)
+            let reader = try await redis.connect()
+            let payloads = try await reader.command("LRANGE", "messages", 0, -1).array?.compactMap(\.string) ?? []
+            #expect(payloads.reversed() == (1...pushed).map { "m\($0)" })
+            await reader.close()
+        }
+        await sender.close()
+        await admin.close()
+    }
 }

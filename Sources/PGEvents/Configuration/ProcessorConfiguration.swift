@@ -17,6 +17,7 @@ import Foundation
 /// prune_interval: 60         # seconds between pruning delivered events (0: never)
 /// dedupe_ttl: 86400          # seconds an event's idempotency key is kept in Redis
 /// key_prefix: "pgevents:seen"
+/// buffer_limit: 10000        # source: notify: notifications held while Redis is down (then dropped)
 /// listener: {heartbeat_interval: 5, heartbeat_timeout: 5}
 /// retry: {initial: 0.1, maximum: 10}
 /// ```
@@ -73,6 +74,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public var pruneInterval = 60.0
     public var dedupeTTL = 86_400
     public var keyPrefix = "pgevents:seen"
+    public var bufferLimit = 10_000
     public var heartbeatInterval = 5.0
     public var heartbeatTimeout = 5.0
     public var retryInitial = 0.1
@@ -95,7 +97,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public init(yaml: String, file: String = "processor.yml") throws {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
-            "dedupe_ttl", "key_prefix", "listener", "retry", "table",
+            "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit",
         ])
         if let node = root["source"] {
             let name = try node.string()
@@ -147,6 +149,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         }
         if let node = root["dedupe_ttl"] { dedupeTTL = try node.int(in: 1...(365 * 86_400)) }
         if let node = root["key_prefix"] { keyPrefix = try node.string() }
+        if let node = root["buffer_limit"] { bufferLimit = try node.int(in: 1...10_000_000) }
         if let node = root["listener"] {
             let fields = try node.mapping(allowed: ["heartbeat_interval", "heartbeat_timeout"])
             if let value = fields["heartbeat_interval"] { heartbeatInterval = try value.seconds() }
