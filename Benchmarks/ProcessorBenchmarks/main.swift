@@ -4,13 +4,17 @@
 //              processor running: commits/s, and whether the processor kept up (backlog at the end).
 //   latency  — single-row INSERTs on an open-loop schedule (default 1,000/s): insert → taken by BRPOP.
 //
-//   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-processor-bench [--burst N] [--rate R] [--seconds S]
+//   rtt      — (only with --only rtt) the building blocks: a query, a Redis PING, NOTIFY → received.
+//
+//   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-processor-bench [--only burst|writers|latency|rtt]
+//       [--burst N] [--rate R] [--seconds S] [--writers N] [--async-commit] [--log-level trace]
 import Foundation
 import Logging
 import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import Synchronization
 
 let arguments = CommandLine.arguments
 func option(_ name: String, _ fallback: Double) -> Double {
@@ -21,6 +25,12 @@ let rate = option("--rate", 1_000)
 let seconds = option("--seconds", 5)
 let writerCount = Int(option("--writers", 4))
 let batchSize = Int(option("--batch", 1_000))
+let asyncCommit = arguments.contains("--async-commit")
+
+/// Commit acknowledgement times by send time, written by the insert tasks and read by the consumer.
+final class CommitTimes: Sendable {
+    let times = Mutex<[Int64: Int64]>([:])
+}
 
 func elapsed(since start: ContinuousClock.Instant) -> Double {
     let duration = ContinuousClock.now - start
@@ -47,13 +57,46 @@ try await postgres.makeTemplate { connection in
 }
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = .warning
+    handler.logLevel = arguments.firstIndex(of: "--log-level").flatMap { Logger.Level(rawValue: arguments[$0 + 1]) } ?? .warning
     return handler
 }
 let configuration = try ProcessorConfiguration(yaml: "consumer: bench\nchannels: {new_event: {queue: jobs}}\ncatch_up_interval: 1")
 print("PostgreSQL \(postgres.binaries.version), Redis \(redis.version), \(ProcessInfo.processInfo.activeProcessorCount) cores")
 
 let only = arguments.firstIndex(of: "--only").map { arguments[$0 + 1] }
+// MARK: round trips
+// The building blocks of the pipeline's latency, one at a time on an idle machine: a query through
+// PostgresConnection, a Redis PING, and NOTIFY → received by a listening connection.
+if only == "rtt" {
+    let database = try await postgres.makeDatabase()
+    let connection = try await database.connect()
+    let listener = try await database.connect()
+    let cache = try await redis.connect()
+    func summary(_ values: [Double]) -> String {
+        let sorted = values.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        return String(format: "p50 %.3f ms, p99 %.3f ms, max %.3f ms", percentile(0.5), percentile(0.99), sorted.last ?? .nan)
+    }
+    var query: [Double] = [], ping: [Double] = [], notify: [Double] = []
+    try await listener.listen("rtt")
+    var notifications = await listener.notifications().makeAsyncIterator()
+    for _ in 0..<2_000 {
+        var start = ContinuousClock.now
+        try await connection.query("SELECT 1")
+        query.append(elapsed(since: start) * 1000)
+        start = ContinuousClock.now
+        _ = try await cache.command("PING")
+        ping.append(elapsed(since: start) * 1000)
+        start = ContinuousClock.now
+        try await connection.notify("rtt", payload: "x")
+        _ = try await notifications.next()
+        notify.append(elapsed(since: start) * 1000)
+    }
+    print("SELECT 1:            \(summary(query))")
+    print("Redis PING:          \(summary(ping))")
+    print("NOTIFY → received:   \(summary(notify))")
+}
+
 // MARK: burst
 if only == nil || only == "burst" {
     let database = try await postgres.makeDatabase()
@@ -106,6 +149,7 @@ if only == nil || only == "writers" {
             for _ in 0..<writerCount {
                 group.addTask {
                     let writer = try await database.connect()
+                    if asyncCommit { try await writer.execute("SET synchronous_commit = off") }
                     var count = 0
                     while elapsed(since: start) < seconds {
                         try await writer.query("INSERT INTO events (sent_ns) VALUES ($1)", [Int(wallNanoseconds())])
@@ -124,8 +168,8 @@ if only == nil || only == "writers" {
         while try await reader.command("LLEN", "jobs").integer ?? 0 < committed { try await Task.sleep(for: .milliseconds(5)) }
         drainedAfter = elapsed(since: drainStart)
     }
-    print(String(format: "writers: %d connections committed %d single-row INSERTs in %.0f s = %.0f commits/s; backlog at the end %d, drained %.3f s later",
-                 writerCount, committed, seconds, Double(committed) / seconds, backlog, drainedAfter))
+    print(String(format: "writers: %d connections (synchronous_commit %@) committed %d single-row INSERTs in %.0f s = %.0f commits/s; backlog at the end %d, drained %.3f s later",
+                 writerCount, asyncCommit ? "off" : "on", committed, seconds, Double(committed) / seconds, backlog, drainedAfter))
     await reader.close()
 }
 
@@ -136,7 +180,11 @@ if only == nil || only == "latency" {
     _ = try await consumer.command("DEL", "jobs")
     let total = Int(rate * seconds)
     var latencies: [Double] = []
+    var afterCommit: [Double] = []
     latencies.reserveCapacity(total)
+    // When each insert's commit was acknowledged to the writer, by its sent_ns: splits the latency into
+    // the insert's own round trip and what follows the commit (notify → processor → Redis → BRPOP).
+    let committed = CommitTimes()
     try await withProcessor(database) {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -150,7 +198,12 @@ if only == nil || only == "latency" {
                         let due = start + .nanoseconds(Int64(Double(index) / rate * 1e9))
                         try await Task.sleep(until: due, clock: .continuous)
                         let writer = writers[index % writers.count]
-                        inserts.addTask { try await writer.query("INSERT INTO events (sent_ns) VALUES ($1)", [Int(wallNanoseconds())]) }
+                        inserts.addTask {
+                            let sent = wallNanoseconds()
+                            try await writer.query("INSERT INTO events (sent_ns) VALUES ($1)", [Int(sent)])
+                            let done = wallNanoseconds()
+                            committed.times.withLock { $0[sent] = done }
+                        }
                         inFlight += 1
                         while inFlight > 512 { try await inserts.next(); inFlight -= 1 }
                     }
@@ -172,14 +225,20 @@ if only == nil || only == "latency" {
                 let object = try JSONSerialization.jsonObject(with: Data(item)) as? [String: Any]
                 let sent = ((object?["row"] as? [String: Any])?["sent_ns"] as? NSNumber)?.int64Value ?? now
                 latencies.append(Double(now - sent) / 1e6)
+                if let done = committed.times.withLock({ $0[sent] }) { afterCommit.append(Double(now - done) / 1e6) }
             }
             try await group.waitForAll()
         }
     }
-    latencies.sort()
-    func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-    print(String(format: "latency at %.0f events/s for %.0f s (%d events): insert → BRPOP p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
-                 rate, seconds, latencies.count, percentile(0.5), percentile(0.9), percentile(0.99), percentile(0.999), latencies.last ?? .nan))
+    func summary(_ values: [Double]) -> String {
+        let sorted = values.sorted()
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        return String(format: "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
+                      percentile(0.5), percentile(0.9), percentile(0.99), percentile(0.999), sorted.last ?? .nan)
+    }
+    print(String(format: "latency at %.0f events/s for %.0f s (%d events):", rate, seconds, latencies.count))
+    print("  insert sent → BRPOP:        \(summary(latencies))")
+    print("  commit acknowledged → BRPOP: \(summary(afterCommit)) (\(afterCommit.count) matched)")
     await consumer.close()
 }
 

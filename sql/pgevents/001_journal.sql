@@ -89,11 +89,19 @@ END
 $$;
 
 -- The next events for a consumer, in seq order, at most p_limit: the undelivered part of the current
--- batch. A batch is every event whose transaction committed between two snapshots; it is fixed once
--- taken, so it can be read in chunks. Fewer than p_limit rows means the batch is exhausted.
-CREATE OR REPLACE FUNCTION pgevents.next_events(p_consumer text, p_limit integer)
+-- batch (after p_after when given: a reader may fetch the next chunk while the previous one is still being
+-- delivered, before its ack). A batch is every event whose transaction committed between two snapshots; it
+-- is fixed once taken, so it can be read in chunks. Fewer than p_limit rows means the batch is exhausted.
+--
+-- plan_cache_mode: a cached generic plan cannot see how narrow the txid range is, and walks the seq index
+-- from the journal's start instead (measured: 0.34 ms per call growing to 0.94 ms after 3,000 calls on a
+-- 3,000-event journal); planned for the actual snapshot each time it stays at 0.39 ms.
+DROP FUNCTION IF EXISTS pgevents.next_events(text, integer);  -- the two-argument form of earlier versions
+CREATE OR REPLACE FUNCTION pgevents.next_events(p_consumer text, p_limit integer, p_after bigint DEFAULT NULL)
 RETURNS TABLE (seq bigint, channel text, payload text, created_at timestamptz)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
     c pgevents.consumers;
 BEGIN
@@ -114,7 +122,7 @@ BEGIN
         WHERE j.txid >= pg_snapshot_xmin(c.done_snapshot)        -- index range: older ones are all done
           AND pg_visible_in_snapshot(j.txid, c.batch_snapshot)
           AND NOT pg_visible_in_snapshot(j.txid, c.done_snapshot)
-          AND j.seq > c.batch_seq
+          AND j.seq > greatest(c.batch_seq, p_after)
         ORDER BY j.seq
         LIMIT p_limit;
 END

@@ -10,8 +10,9 @@ public protocol EventSource: Sendable {
     /// instance id (random per registration; part of every idempotency key).
     func prepare(on connection: PostgresConnection, fromStart: Bool) async throws -> String
 
-    /// The next undelivered events, at most about `limit`.
-    func next(on connection: PostgresConnection, limit: Int) async throws -> EventChunk
+    /// The next undelivered events, at most about `limit`; with `after`, the ones that follow that chunk
+    /// (read while it is still being delivered, before its `ack`).
+    func next(on connection: PostgresConnection, limit: Int, after: EventChunk?) async throws -> EventChunk
 
     /// Records that `chunk` was delivered: the cursor moves past it.
     func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws
@@ -29,5 +30,12 @@ public struct EventChunk: Sendable {
         self.events = events
         self.completesBatch = completesBatch
         self.position = position
+    }
+}
+
+extension EventSource {
+    /// The next undelivered events after the cursor.
+    public func next(on connection: PostgresConnection, limit: Int) async throws -> EventChunk {
+        try await next(on: connection, limit: limit, after: nil)
     }
 }

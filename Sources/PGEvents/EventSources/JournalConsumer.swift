@@ -41,10 +41,10 @@ public struct JournalConsumer: EventSource {
     }
 
     /// The next undelivered events of the current batch (opening a new batch if none is open), at most `limit`.
-    public func next(on connection: PostgresConnection, limit: Int) async throws -> Chunk {
+    public func next(on connection: PostgresConnection, limit: Int, after: EventChunk?) async throws -> Chunk {
         let rows = try await connection.query(
-            "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created FROM pgevents.next_events($1, $2)",
-            [name, limit])
+            "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created FROM pgevents.next_events($1, $2, $3)",
+            [name, limit, after?.position])
         var events: [JournalEvent] = []
         events.reserveCapacity(rows.count)
         for row in rows {

@@ -52,16 +52,16 @@ public struct TableConsumer: EventSource {
             [name, quotedTable, keyColumn, fromStart]).scalar(String.self)
     }
 
-    public func next(on connection: PostgresConnection, limit: Int) async throws -> EventChunk {
+    public func next(on connection: PostgresConnection, limit: Int, after: EventChunk?) async throws -> EventChunk {
         // The page and the fence in one statement: clock_timestamp() runs after the statement's snapshot was
         // taken, so every transaction that could still commit a key below the page's last one started before it.
         let page = try await connection.query("""
-            WITH cursor AS (SELECT last_key FROM pgevents.table_consumers WHERE name = $1),
+            WITH cursor AS (SELECT coalesce($3, last_key) AS last_key FROM pgevents.table_consumers WHERE name = $1),
                  page AS (SELECT \(quotedKey)::int8 AS k FROM \(quotedTable)
                            WHERE \(quotedKey) > (SELECT last_key FROM cursor) ORDER BY \(quotedKey) LIMIT $2)
             SELECT (SELECT last_key FROM cursor), (SELECT max(k) FROM page), (SELECT count(*) FROM page)::int8,
                    clock_timestamp()::text
-            """, [name, limit])
+            """, [name, limit, after?.position])
         guard let row = page.first, let last = try row.decode(Int64?.self, at: 0) else {
             throw ProcessorError(code: .invalidConfiguration, message: "table consumer '\(name)' is not registered (its row in pgevents.table_consumers is gone)")
         }

@@ -4,8 +4,9 @@ import struct Foundation.Date
 public import PGEventsPostgres
 public import PGEventsRedis
 
-/// Moves events from the journal to the sink, one chunk at a time: read, deliver, then acknowledge — so the
-/// cursor only ever passes events the sink has taken (at-least-once; the idempotent sink makes replays
+/// Moves events from a source (the journal, a table) to the sink, chunk by chunk: read, deliver, then
+/// acknowledge — overlapped: while Redis takes one chunk, PostgreSQL acknowledges the previous one and reads
+/// the next — so the cursor only ever passes events the sink has taken (at-least-once; the idempotent sink makes replays
 /// harmless).
 ///
 /// It owns a worker connection to PostgreSQL and one to Redis, reopens them when they break, and retries
@@ -83,6 +84,11 @@ public final class JournalDelivery {
     @discardableResult
     public func drain(shouldStop: () -> Bool = { false }) async throws -> Progress {
         var progress = Progress()
+        // Stages overlap: while Redis takes chunk N, PostgreSQL records the ack of chunk N-1 and reads chunk
+        // N+1. The cursor still moves only past what Redis has taken.
+        var prefetched: EventChunk?       // read, not delivered
+        var unacknowledged: EventChunk?   // delivered, ack not sent yet
+        let consumer = configuration.consumer, limit = configuration.batchSize
         while !shouldStop() {
             try Task.checkCancellation()
             do {
@@ -91,33 +97,69 @@ public final class JournalDelivery {
                     progress.isLeader = false
                     return progress
                 }
-                let chunk = try await configuration.consumer.next(on: postgres, limit: configuration.batchSize)
+                let clock = ContinuousClock()
+                let readStart = clock.now
+                let chunk: EventChunk
+                if let prefetched { chunk = prefetched } else { chunk = try await consumer.next(on: postgres, limit: limit) }
+                prefetched = nil
+                let deliverStart = clock.now
                 if !chunk.events.isEmpty {
+                    let pending = unacknowledged
+                    async let postgresSide: EventChunk? = {
+                        if let pending { try await consumer.ack(pending, on: postgres) }
+                        return chunk.completesBatch ? nil : try await consumer.next(on: postgres, limit: limit, after: chunk)
+                    }()
                     let redis = try await redisConnection()
-                    let outcome = try await configuration.sink.deliver(chunk.events, consumer: keySpace ?? configuration.consumer.name, on: redis)
+                    let outcome = try await configuration.sink.deliver(chunk.events, consumer: keySpace ?? consumer.name, on: redis)
                     progress.delivered += outcome.pushed
                     progress.duplicates += outcome.duplicates
                     deliveredCounter.increment(by: outcome.pushed)
                     duplicateCounter.increment(by: outcome.duplicates)
                     let now = Date.now
                     for event in chunk.events { latency.recordSeconds(now.timeIntervalSince(event.createdAt)) }
+                    prefetched = try await postgresSide
+                } else if let pending = unacknowledged {
+                    try await consumer.ack(pending, on: postgres)
                 }
-                try await configuration.consumer.ack(chunk, on: postgres)
+                unacknowledged = chunk
                 progress.chunks += 1
                 attempt = 0
+                if logger.logLevel <= .trace {
+                    logger.trace("chunk", metadata: [
+                        "events": "\(chunk.events.count)", "read_ms": "\(Backoff.seconds(deliverStart - readStart) * 1000)",
+                        "deliver_ms": "\(Backoff.seconds(clock.now - deliverStart) * 1000)",
+                    ])
+                }
                 // A finished batch ends the drain: whatever committed since sent a wake-up of its own (or is
                 // found by the next catch-up), so opening another batch now would mostly find it empty.
-                if chunk.completesBatch { return progress }
+                if chunk.completesBatch {
+                    try await consumer.ack(chunk, on: postgres)
+                    return progress
+                }
             } catch let error where Self.isRetryable(error) {
+                // Read again from the stored cursor; what was delivered and not acknowledged is replayed, and
+                // the sink's idempotency keys make the replay push nothing twice.
+                prefetched = nil
+                unacknowledged = nil
                 attempt += 1
                 retryCounter.increment()
                 let delay = configuration.retryDelay(attempt)
                 logger.warning("delivery failed; retrying", metadata: [
-                    "consumer": "\(configuration.consumer.name)", "attempt": "\(attempt)",
+                    "consumer": "\(consumer.name)", "attempt": "\(attempt)",
                     "retry_in": "\(delay)", "error": "\(error)",
                 ])
                 await dropBrokenConnections()
                 try await Task.sleep(for: delay)
+            }
+        }
+        // Stopped between chunks: record what was delivered.
+        if let pending = unacknowledged, let postgres {
+            do {
+                try await consumer.ack(pending, on: postgres)
+            } catch {
+                logger.warning("could not record the last delivered chunk; it will be replayed (without duplicate jobs)", metadata: [
+                    "consumer": "\(consumer.name)", "error": "\(error)",
+                ])
             }
         }
         return progress
