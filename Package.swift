@@ -70,10 +70,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The test kit: throwaway servers, migrations, and `check` (which reads its spec with the processor's
+        // YAML nodes, hence PGEvents).
         .target(
             name: "PGEventsHarness",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
