@@ -65,6 +65,28 @@ public struct ConfigurationNode {
         }
     }
 
+    /// The entries of a mapping with any keys, in file order, each with a node for its key (located at the key,
+    /// with this mapping's path), so that an error about a key itself points at it.
+    public func orderedEntries() throws -> [(key: String, keyNode: ConfigurationNode, value: ConfigurationNode)] {
+        guard let mapping = node.mapping else { throw error("expected a mapping, found \(kind)") }
+        return try mapping.map { key, value in
+            let keyNode = ConfigurationNode(node: key, path: path, file: file)
+            guard let name = key.string else { throw keyNode.error("keys must be strings") }
+            return (name, keyNode, ConfigurationNode(node: value, path: path.isEmpty ? name : "\(path).\(name)", file: file))
+        }
+    }
+
+    /// True for a YAML null: `~`, `null`, or nothing at all after the key (but not `''` or `'null'`).
+    public var isNull: Bool {
+        node.null != nil
+    }
+
+    /// True for a list (a YAML sequence).
+    public var isList: Bool {
+        if case .sequence = node { return true }
+        return false
+    }
+
     public func string() throws -> String {
         guard case .scalar(let scalar) = node else { throw error("expected a string, found \(kind)") }
         return scalar.string
@@ -96,6 +118,12 @@ public struct ConfigurationNode {
         }
     }
 
+    /// The items of a list, each located and with its index in the path (`tables[2]`).
+    public func items() throws -> [ConfigurationNode] {
+        guard case .sequence(let sequence) = node else { throw error("expected a list, found \(kind)") }
+        return sequence.enumerated().map { index, item in ConfigurationNode(node: item, path: "\(path)[\(index)]", file: file) }
+    }
+
     private var describeValue: String {
         if case .scalar(let scalar) = node { return "'\(scalar.string)'" }
         return kind
@@ -105,6 +133,8 @@ public struct ConfigurationNode {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
             return "\(mark.line):\(mark.column):"
+        case .duplicatedKeysInMapping(_, let context):
+            return "\(context.mark.line):\(context.mark.column):"
         default:
             return ""
         }

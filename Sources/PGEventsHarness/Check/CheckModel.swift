@@ -201,6 +201,14 @@ public struct ObservedChannel: Sendable, Hashable, Codable {
     public var operation: String
     public var channel: String
     public var samplePayload: String
+
+    public init(table: String, trigger: String, operation: String, channel: String, samplePayload: String) {
+        self.table = table
+        self.trigger = trigger
+        self.operation = operation
+        self.channel = channel
+        self.samplePayload = samplePayload
+    }
 }
 
 /// Everything `check` found.

@@ -1,0 +1,284 @@
+import Foundation
+import FoundationXML
+import PGEventsHarness
+import PGEventsSystem
+import Testing
+
+/// Writes `files` (name → SQL) and an optional `pgevents.yml` into a fresh directory and runs `check` on it.
+func runCheck(_ files: [String: String], spec: String? = nil) async throws -> CheckReport {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-check-\(UUID().uuidString.prefix(8))").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    for (name, text) in files { try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8) }
+    var parsed: CheckSpec?
+    if let spec {
+        try spec.write(toFile: directory + "/pgevents.yml", atomically: true, encoding: .utf8)
+        parsed = try CheckSpec(contentsOf: directory + "/pgevents.yml")
+    }
+    return try await CheckRunner(options: .init(spec: parsed, migrations: directory)).run()
+}
+
+extension CheckReport {
+    /// The results whose name starts with `prefix` (in `group`, if given).
+    func results(_ prefix: String, in group: String? = nil) -> [CheckResult] {
+        results.filter { $0.name.hasPrefix(prefix) && (group == nil || $0.group == group) }
+    }
+
+    /// A readable dump for failure messages.
+    var dump: String {
+        results.map { "\($0.group) | \($0.status.rawValue) | \($0.name) | \($0.message)" }.joined(separator: "\n")
+    }
+}
+
+/// A table whose row trigger sends JSON with the key: the well-behaved baseline.
+let goodMigration = """
+    CREATE TABLE public.messages (
+        id bigserial PRIMARY KEY,
+        room varchar(100) NOT NULL,   -- bounded: the payload copies it
+        body text,
+        sent_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE FUNCTION notify_message() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r public.messages := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    BEGIN
+        PERFORM pg_notify('messages', json_build_object('op', TG_OP, 'id', r.id, 'room', r.room)::text);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_notify AFTER INSERT OR UPDATE OR DELETE ON public.messages
+        FOR EACH ROW EXECUTE FUNCTION notify_message();
+    """
+
+@Suite("pgevents check")
+struct CheckTests {
+    @Test("a failing migration is reported as FILE:LINE:COLUMN with SQLSTATE, and nothing after it is applied")
+    func migrationFailure() async throws {
+        let report = try await runCheck([
+            "001_ok.sql": "CREATE TABLE a (id int);\n",
+            "002_bad.sql": "CREATE TABLE b (id int);\n\nCREATE TABLE c (id integr);\n",
+            "003_never.sql": "CREATE TABLE d (id int);\n",
+        ])
+        let failure = try #require(report.results("migrations apply").first, "\(report.dump)")
+        #expect(failure.status == .failed)
+        #expect(failure.message.hasPrefix("002_bad.sql:3:20: type \"integr\" does not exist (SQLSTATE 42704)"), "\(failure.message)")
+        #expect(failure.message.contains("applied before it: 001_ok.sql; nothing after it"))
+        #expect(report.results.count == 1)
+        #expect(!report.passed)
+    }
+
+    @Test("a well-behaved trigger with a matching spec passes every check")
+    func goodTriggerPasses() async throws {
+        let report = try await runCheck(["001_messages.sql": goodMigration], spec: """
+            channels:
+              messages:
+                format: json
+                fields: {op: string, id: integer, room: string}
+                max_bytes: 500
+                forbid: [password]
+            tables:
+              public.messages:
+                notify: {insert: messages, update: messages, delete: messages}
+                trigger: messages_notify
+            """)
+        #expect(report.passed, "\(report.dump)")
+        #expect(report.results("INSERT notifies on messages once per row").first?.status == .passed)
+        #expect(report.results("payloads on messages match the spec").first?.status == .passed)
+        #expect(report.results("two rows in one transaction notify twice").first?.status == .passed)
+        #expect(report.results("a rolled-back INSERT notifies nothing").first?.status == .passed)
+        #expect(report.results("DELETE payload describes the deleted row").first?.status == .passed)
+        #expect(report.observed.contains { $0.channel == "messages" && $0.operation == "INSERT" })
+    }
+
+    @Test("a payload that copies a text column fails the INSERT past 8,000 bytes; the report names the smallest size")
+    func payloadTooLong() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE notes (id serial PRIMARY KEY, content text NOT NULL);
+            CREATE FUNCTION notify_note() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('notes', row_to_json(NEW)::text); RETURN NULL; END $$;
+            CREATE TRIGGER notes_notify AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION notify_note();
+            """])
+        let failure = try #require(report.results("INSERT succeeds for every value").first { $0.status == .failed }, "\(report.dump)")
+        #expect(failure.message.contains("payload string too long"), "\(failure.message)")
+        #expect(failure.message.contains("once `content` reaches 7,9"), "\(failure.message)")
+        #expect(failure.fix?.contains("8,000 bytes") == true)
+        // Bounded text cannot get there: varchar(100) in the same kind of payload is fine.
+        let bounded = try await runCheck(["001.sql": """
+            CREATE TABLE notes (id serial PRIMARY KEY, content varchar(100) NOT NULL);
+            CREATE FUNCTION notify_note() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('notes', row_to_json(NEW)::text); RETURN NULL; END $$;
+            CREATE TRIGGER notes_notify AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION notify_note();
+            """])
+        #expect(bounded.passed, "\(bounded.dump)")
+    }
+
+    @Test("a DELETE payload built from NEW is reported, with the fix")
+    func deleteFromNew() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);
+            CREATE FUNCTION notify_item() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('items', json_build_object('op', TG_OP, 'id', NEW.id, 'name', NEW.name)::text); RETURN NULL; END $$;
+            CREATE TRIGGER items_notify AFTER INSERT OR DELETE ON items FOR EACH ROW EXECUTE FUNCTION notify_item();
+            """])
+        let failure = try #require(report.results("DELETE payload describes the deleted row").first, "\(report.dump)")
+        #expect(failure.status == .failed)
+        #expect(failure.message.contains("null for id, name"), "\(failure.message)")
+        #expect(failure.fix?.contains("OLD") == true)
+    }
+
+    @Test("a disabled trigger, and one enabled only for replicas, are reported")
+    func disabledTriggers() async throws {
+        let report = try await runCheck(["001.sql": goodMigration + """
+
+            ALTER TABLE public.messages DISABLE TRIGGER messages_notify;
+            CREATE TABLE other (id serial PRIMARY KEY);
+            CREATE FUNCTION notify_other() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('other', NEW.id::text); RETURN NULL; END $$;
+            CREATE TRIGGER other_notify AFTER INSERT ON other FOR EACH ROW EXECUTE FUNCTION notify_other();
+            ALTER TABLE other ENABLE REPLICA TRIGGER other_notify;
+            """])
+        let disabled = try #require(report.results("trigger messages_notify is enabled").first, "\(report.dump)")
+        #expect(disabled.status == .failed)
+        #expect(disabled.fix == "ALTER TABLE public.messages ENABLE TRIGGER messages_notify;")
+        let replica = try #require(report.results("trigger other_notify is enabled").first)
+        #expect(replica.status == .failed)
+        #expect(replica.message.contains("replica"))
+    }
+
+    @Test("a payload that is the same for every row collapses in a transaction: reported")
+    func nonUniquePayload() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE jobs (id serial PRIMARY KEY, kind text);
+            CREATE FUNCTION poke() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('jobs_changed', 'changed'); RETURN NULL; END $$;
+            CREATE TRIGGER jobs_poke AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION poke();
+            """])
+        let failure = try #require(report.results("two rows in one transaction notify twice on jobs_changed").first, "\(report.dump)")
+        #expect(failure.status == .failed)
+        #expect(failure.fix?.contains("primary key") == true)
+    }
+
+    @Test("the spec is enforced: field types, operations that must not notify, the trigger's name")
+    func specMismatch() async throws {
+        let report = try await runCheck(["001_messages.sql": goodMigration], spec: """
+            channels:
+              messages:
+                format: json
+                fields: {op: string, id: string, room: string, author: string}
+            tables:
+              public.messages:
+                notify: {insert: messages}
+                trigger: message_notify
+            """)
+        #expect(!report.passed)
+        let payloads = try #require(report.results("payloads on messages match the spec").first, "\(report.dump)")
+        #expect(payloads.status == .failed)
+        #expect(payloads.message.contains("id") || payloads.message.contains("author"), "\(payloads.message)")
+        #expect(report.results("UPDATE does not notify").first?.status == .failed)
+        #expect(report.results("DELETE does not notify").first?.status == .failed)
+        let trigger = try #require(report.results("trigger message_notify exists").first)
+        #expect(trigger.status == .failed)
+        #expect(trigger.message.contains("messages_notify"))
+    }
+
+    @Test("TG_ARGV channels are resolved per trigger; CSV built by concatenation breaks on commas")
+    func argumentChannelsAndCSV() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE rooms (id serial PRIMARY KEY, title text NOT NULL);
+            CREATE TABLE posts (id serial PRIMARY KEY, room_id int NOT NULL REFERENCES rooms, body text NOT NULL);
+            CREATE FUNCTION notify_event() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify(TG_ARGV[0], TG_OP || ',' || TG_TABLE_NAME || ',' || NEW.id || ',' || coalesce(NEW.title, ''));
+                RETURN NULL;
+            END $$;
+            CREATE FUNCTION notify_post() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify(TG_ARGV[0], json_build_object('id', NEW.id)::text); RETURN NULL; END $$;
+            CREATE TRIGGER rooms_event AFTER INSERT ON rooms FOR EACH ROW EXECUTE FUNCTION notify_event('room_events');
+            CREATE TRIGGER posts_event AFTER INSERT ON posts FOR EACH ROW EXECUTE FUNCTION notify_post('post_events');
+            """], spec: """
+            channels:
+              room_events: {format: csv, columns: [op, table, id, title]}
+            tables:
+              public.rooms: {notify: {insert: room_events}}
+              public.posts: {notify: {insert: post_events}}
+            """)
+        #expect(report.results("trigger rooms_event is enabled").first?.message.contains("room_events") == true, "\(report.dump)")
+        #expect(report.results("INSERT notifies on post_events once per row", in: "public.posts").first?.status == .passed, "\(report.dump)")
+        let csv = try #require(report.results("payloads on room_events match the spec").first)
+        #expect(csv.status == .failed)
+        #expect(csv.row?.contains("title") == true, "\(csv.row ?? "no row")")
+    }
+
+    @Test("a table the spec names that the migrations do not create is bad input (exit 2), naming the tables there")
+    func unknownTable() async throws {
+        let error = await #expect(throws: HarnessError.self) {
+            _ = try await runCheck(["001_messages.sql": goodMigration], spec: "tables:\n  public.mesages: {notify: {insert: messages}}\n")
+        }
+        #expect(error?.code == .invalidInput)
+        #expect(error?.message.contains("tables.public.mesages: no such table") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("public.messages") == true)
+    }
+
+    @Test("values fixed in the spec are kept in every generated row")
+    func fixedValues() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE events (id serial PRIMARY KEY, type text NOT NULL CHECK (type LIKE 'm.%'), content text);
+            CREATE FUNCTION notify_event() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('events', json_build_object('id', NEW.id, 'type', NEW.type)::text); RETURN NULL; END $$;
+            CREATE TRIGGER events_notify AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION notify_event();
+            """], spec: """
+            channels:
+              events: {format: json, fields: {id: integer, type: string}}
+            tables:
+              public.events:
+                notify: {insert: events}
+                values: {type: m.room.message}
+            """)
+        #expect(report.passed, "\(report.dump)")
+        #expect(report.observed.first { $0.channel == "events" }?.samplePayload.contains("m.room.message") == true)
+    }
+
+    @Test("every example in sql/examples passes, with nothing skipped", arguments: ["blockchain-events", "chat-channels", "gc2-csv", "matrix-event-json", "task-queue"])
+    func examplePasses(name: String) async throws {
+        let directory = repositoryPath("sql/examples/\(name)")
+        let spec = try CheckSpec(contentsOf: directory + "/pgevents.yml")
+        let report = try await CheckRunner(options: .init(spec: spec)).run()
+        #expect(report.passed, "\(report.dump)")
+        #expect(report.results.allSatisfy { $0.status != .skipped }, "\(report.dump)")
+        #expect(!report.observed.isEmpty)
+    }
+
+    @Test("the command's exit status: 0 passed, 1 a check failed, 2 bad input; --junit writes XML that parses")
+    func commandExitStatus() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let junit = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-junit-\(UUID().uuidString.prefix(8)).xml").path
+        defer { try? FileManager.default.removeItem(atPath: junit) }
+
+        let passing = try ChildProcess.run(executable, ["check", repositoryPath("sql/examples/gc2-csv"), "--junit", junit])
+        #expect(passing.termination == .exited(0), "\(passing.output)")
+        #expect(passing.output.contains("PASSED"))
+        let document = try XMLDocument(contentsOf: URL(fileURLWithPath: junit), options: [])
+        #expect(document.rootElement()?.attribute(forName: "failures")?.stringValue == "0")
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-cli-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+            CREATE TABLE notes (id serial PRIMARY KEY, content text NOT NULL);
+            CREATE FUNCTION notify_note() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('notes', row_to_json(NEW)::text); RETURN NULL; END $$;
+            CREATE TRIGGER notes_notify AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION notify_note();
+            """.write(toFile: directory + "/001.sql", atomically: true, encoding: .utf8)
+        let failing = try ChildProcess.run(executable, ["check", directory, "--format", "json"])
+        #expect(failing.termination == .exited(1), "\(failing.output)")
+        #expect(failing.output.contains("\"passed\" : false"))
+
+        try "channels:\n  notes: {format: xml}\n".write(toFile: directory + "/pgevents.yml", atomically: true, encoding: .utf8)
+        let bad = try ChildProcess.run(executable, ["check", directory])
+        #expect(bad.termination == .exited(2), "\(bad.output)")
+        #expect(bad.output.contains("pgevents.yml:2:19: channels.notes.format: unknown format 'xml'"), "\(bad.output)")
+
+        let missing = try ChildProcess.run(executable, ["check", directory + "/nowhere"])
+        #expect(missing.termination == .exited(2))
+        #expect(missing.output.contains("does not exist"))
+    }
+}

