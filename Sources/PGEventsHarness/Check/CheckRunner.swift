@@ -141,26 +141,50 @@ public struct CheckRunner: Sendable {
         for trigger in triggers { channels.formUnion(trigger.channels) }
         channels = channels.filter { !$0.isEmpty && $0.utf8.count <= 63 }
 
-        // 3 and 4. Exercise each table in a database of its own, and judge.
+        // 3 and 4. Exercise each table in a database of its own, and judge: a few tables at a time (the work
+        // is mostly PostgreSQL's, on as many cores as there are).
         var observed: [ObservedChannel] = []
-        for (table, shape) in shapes.sorted(by: { $0.key < $1.key }) {
-            let tableTriggers = triggers.filter { $0.table == table }
-            let tableSpec = spec?.tables[table]
-            let database = try await server.makeDatabase()
-            let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: channels)
-            let operations: [ExercisedOperation]
-            do {
-                operations = try await exercise.run(on: database)
-            } catch let failure as TableExercise.SetupFailure {
-                result(table.description, "rows can be generated", .skipped, failure.message)
-                try? await database.drop()
-                continue
+        let tables = shapes.sorted(by: { $0.key < $1.key })
+        let width = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        var outcomes: [Int: ([CheckResult], [ObservedChannel])] = [:]
+        try await withThrowingTaskGroup(of: (Int, [CheckResult], [ObservedChannel]).self) { group in
+            var next = 0
+            func start() {
+                guard next < tables.count else { return }
+                let index = next
+                let (table, shape) = tables[index]
+                next += 1
+                let tableSpec = spec?.tables[table]
+                let tableTriggers = triggers.filter { $0.table == table }
+                let channelSpecs = spec?.channels ?? [:]
+                let listened = channels
+                group.addTask {
+                    let database = try await server.makeDatabase()
+                    let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened)
+                    let operations: [ExercisedOperation]
+                    do {
+                        operations = try await exercise.run(on: database)
+                    } catch let failure as TableExercise.SetupFailure {
+                        try? await database.drop()
+                        let skipped = CheckResult(group: table.description, name: "rows can be generated", status: .skipped, message: failure.message, postgresVersion: version)
+                        return (index, [skipped], [])
+                    }
+                    try? await database.drop()
+                    var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: operations, version: version)
+                    judge.judge()
+                    return (index, judge.results, judge.observed)
+                }
             }
-            try? await database.drop()
-            var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: spec?.channels ?? [:], operations: operations, version: version)
-            judge.judge()
-            results += judge.results
-            observed += judge.observed
+            for _ in 0..<width { start() }
+            while let (index, tableResults, tableObserved) = try await group.next() {
+                outcomes[index] = (tableResults, tableObserved)
+                start()
+            }
+        }
+        for index in tables.indices {
+            guard let (tableResults, tableObserved) = outcomes[index] else { continue }
+            results += tableResults
+            observed += tableObserved
         }
         return (results, observed)
     }
