@@ -313,4 +313,74 @@ struct CheckTests {
         #expect(error?.message.contains("PostgreSQL 11") == true, "\(error?.message ?? "")")
         #expect(error?.message.contains("15.") == true)
     }
+
+    @Test("wrong channel, an extra channel, a forbidden word, and a payload over max_bytes are each reported")
+    func channelAndContentFindings() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE accounts (id serial PRIMARY KEY, login varchar(40) NOT NULL, api_token varchar(64) NOT NULL);
+            CREATE FUNCTION notify_account() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('account_changes', row_to_json(NEW)::text);
+                PERFORM pg_notify('audit', NEW.id::text);
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER accounts_notify AFTER INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION notify_account();
+            """], spec: """
+            channels:
+              account_changes: {format: json, max_bytes: 120, forbid: [token]}
+              accounts: {format: json}
+            tables:
+              public.accounts: {notify: {insert: accounts}}
+            """)
+        let wrongChannel = try #require(report.results("INSERT notifies on accounts once per row").first, "\(report.dump)")
+        #expect(wrongChannel.status == .failed)
+        #expect(wrongChannel.message.contains("0 notification(s) on accounts"), "\(wrongChannel.message)")
+        #expect(wrongChannel.message.contains("account_changes, audit"))
+        let extra = try #require(report.results("INSERT notifies only on accounts").first)
+        #expect(extra.status == .failed)
+        let content = try #require(report.results("payloads on account_changes match the spec").first)
+        #expect(content.status == .failed)
+        #expect(content.message.contains("token") || content.message.contains("120"), "\(content.message)")
+    }
+
+    @Test("without a spec: mixed formats, a computed channel, a type that cannot be generated, and no notifying trigger at all")
+    func discoveryFindings() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE orders (id serial PRIMARY KEY, total numeric(10,2) NOT NULL);
+            CREATE FUNCTION notify_order() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'DELETE' THEN
+                    PERFORM pg_notify('orders', 'deleted ' || OLD.id);
+                ELSE
+                    PERFORM pg_notify('orders', json_build_object('id', NEW.id, 'total', NEW.total)::text);
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER orders_notify AFTER INSERT OR DELETE ON orders FOR EACH ROW EXECUTE FUNCTION notify_order();
+
+            CREATE TABLE settings (id serial PRIMARY KEY, name text NOT NULL);
+            CREATE FUNCTION notify_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE channel text := (SELECT 'settings_' || current_database());
+            BEGIN PERFORM pg_notify(channel, NEW.id::text); RETURN NULL; END $$;
+            CREATE TRIGGER settings_notify AFTER INSERT ON settings FOR EACH ROW EXECUTE FUNCTION notify_setting();
+
+            CREATE TABLE shapes (id serial PRIMARY KEY, area polygon NOT NULL);
+            CREATE FUNCTION notify_shape() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('shapes', NEW.id::text); RETURN NULL; END $$;
+            CREATE TRIGGER shapes_notify AFTER INSERT ON shapes FOR EACH ROW EXECUTE FUNCTION notify_shape();
+            """])
+        let mixed = try #require(report.results("payloads on orders are all JSON").first, "\(report.dump)")
+        #expect(mixed.status == .failed)
+        #expect(mixed.payload?.hasPrefix("deleted") == true)
+        let computed = try #require(report.results("channel of settings_notify is known").first)
+        #expect(computed.status == .skipped)
+        #expect(computed.message.contains("channel"))
+        let shapes = try #require(report.results("rows can be generated", in: "public.shapes").first)
+        #expect(shapes.status == .skipped)
+        #expect(shapes.message.contains("area") && shapes.message.contains("polygon") && shapes.message.contains("values"), "\(shapes.message)")
+
+        let silent = try await runCheck(["001.sql": "CREATE TABLE quiet (id serial PRIMARY KEY);\n"])
+        let none = try #require(silent.results("a trigger notifies").first, "\(silent.dump)")
+        #expect(none.status == .failed)
+    }
 }
