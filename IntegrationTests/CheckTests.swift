@@ -5,11 +5,13 @@ import PGEventsSystem
 import Testing
 
 /// Writes `files` (name → SQL) and an optional `pgevents.yml` into a fresh directory and runs `check` on it.
-func runCheck(_ files: [String: String], spec: String? = nil) async throws -> CheckReport {
+/// `subscriberFiles` go to `subscriber/` (for a spec's `replication.subscriber_migrations: subscriber`).
+func runCheck(_ files: [String: String], subscriberFiles: [String: String] = [:], spec: String? = nil) async throws -> CheckReport {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-check-\(UUID().uuidString.prefix(8))").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: directory + "/subscriber", withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     for (name, text) in files { try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8) }
+    for (name, text) in subscriberFiles { try text.write(toFile: directory + "/subscriber/" + name, atomically: true, encoding: .utf8) }
     var parsed: CheckSpec?
     if let spec {
         try spec.write(toFile: directory + "/pgevents.yml", atomically: true, encoding: .utf8)
@@ -382,5 +384,62 @@ struct CheckTests {
         let silent = try await runCheck(["001.sql": "CREATE TABLE quiet (id serial PRIMARY KEY);\n"])
         let none = try #require(silent.results("a trigger notifies").first, "\(silent.dump)")
         #expect(none.status == .failed)
+    }
+
+    @Test("replication: a subscriber trigger that is not ENABLE ALWAYS is reported with the fix; with it, every replicated row notifies")
+    func replicationEnableAlways() async throws {
+        let table = "CREATE TABLE public.event_json (event_id text PRIMARY KEY, json text NOT NULL);\n"
+        let trigger = """
+            CREATE FUNCTION notify_event_json() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('event_json', json_build_object('event_id', left(NEW.event_id, 200))::text); RETURN NULL; END $$;
+            CREATE TRIGGER event_json_notify AFTER INSERT ON public.event_json FOR EACH ROW EXECUTE FUNCTION notify_event_json();
+
+            """
+        let spec = """
+            channels:
+              event_json: {format: json, fields: {event_id: string}}
+            tables:
+              public.event_json: {notify: {insert: event_json}}
+            replication:
+              publication: event_json_pub
+              tables: [public.event_json]
+              subscriber_migrations: subscriber
+            """
+        let ordinary = try await runCheck(["001.sql": table], subscriberFiles: ["001.sql": table + trigger], spec: spec)
+        let failure = try #require(ordinary.results("replicated INSERTs into public.event_json notify on event_json").first, "\(ordinary.dump)")
+        #expect(failure.status == .failed)
+        #expect(failure.message.contains("apply worker runs as a replica"), "\(failure.message)")
+        #expect(failure.fix == "ALTER TABLE public.event_json ENABLE ALWAYS TRIGGER event_json_notify;")
+        // The table checks ran on the subscriber's schema, where the trigger fires for local INSERTs.
+        #expect(ordinary.results("INSERT notifies on event_json once per row").first?.status == .passed)
+
+        let always = try await runCheck(["001.sql": table], subscriberFiles: ["001.sql": table + trigger + "ALTER TABLE public.event_json ENABLE ALWAYS TRIGGER event_json_notify;\n"], spec: spec)
+        #expect(always.passed, "\(always.dump)")
+        #expect(always.results("replicated INSERTs into public.event_json notify on event_json").first?.status == .passed)
+        #expect(always.results("replicated rows of public.event_json do not stall replication").first?.status == .passed)
+    }
+
+    @Test("replication: a replicated row that makes the subscriber's trigger fail stalls replication, and the report names the row and the error")
+    func replicationStall() async throws {
+        let table = "CREATE TABLE public.event_json (event_id text PRIMARY KEY, json text NOT NULL);\n"
+        let trigger = """
+            CREATE FUNCTION notify_event_json() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('event_json', row_to_json(NEW)::text); RETURN NULL; END $$;
+            CREATE TRIGGER event_json_notify AFTER INSERT ON public.event_json FOR EACH ROW EXECUTE FUNCTION notify_event_json();
+            ALTER TABLE public.event_json ENABLE ALWAYS TRIGGER event_json_notify;
+            """
+        let report = try await runCheck(["001.sql": table], subscriberFiles: ["001.sql": table + trigger], spec: """
+            tables:
+              public.event_json: {notify: {insert: event_json}}
+            replication:
+              publication: event_json_pub
+              tables: [public.event_json]
+              subscriber_migrations: subscriber
+            """)
+        let stall = try #require(report.results("replicated rows of public.event_json do not stall replication").first, "\(report.dump)")
+        #expect(stall.status == .failed)
+        #expect(stall.message.contains("payload string too long"), "\(stall.message)")
+        #expect(stall.message.contains("long text"), "\(stall.message)")
+        #expect(stall.row?.contains("bytes") == true, "\(stall.row ?? "")")
     }
 }

@@ -62,7 +62,11 @@ public struct CheckRunner: Sendable {
     /// Runs every check on every server version.
     public func run() async throws -> CheckReport {
         let started = ContinuousClock.now
-        let migrationSet = try MigrationSet(directory: options.migrations)
+        // With a replication section the notifying triggers live on the subscriber: the table checks run on
+        // its schema, and the pair (publisher schema from `migrations`) is checked after them.
+        let replication = options.spec?.replication
+        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations)
+        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations) }
         let installations = try binaries()
         var report = CheckReport(source: options.source)
         for binaries in installations {
@@ -76,6 +80,12 @@ public struct CheckRunner: Sendable {
             } catch {
                 await server.shutdown()
                 throw error
+            }
+            if let replication, let spec = options.spec, let publisherMigrations,
+               !report.results.contains(where: { $0.group == "migrations" && $0.status == .failed && $0.postgresVersion == binaries.version }) {
+                report.results += try await ReplicationCheck(
+                    spec: spec, replication: replication, publisherMigrations: publisherMigrations,
+                    subscriberMigrations: migrationSet, binaries: binaries, logger: logger).run()
             }
         }
         let elapsed = ContinuousClock.now - started
@@ -105,11 +115,6 @@ public struct CheckRunner: Sendable {
             message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
             result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
             return (results, [])
-        }
-
-        if let replication = options.spec?.replication {
-            result("replication", "inserts on the publisher notify on the subscriber", .skipped,
-                   "the replication: section (publication \(replication.publication)) is read but not checked yet: the publisher/subscriber pair is not built")
         }
 
         // 2. The catalog.

@@ -220,26 +220,7 @@ struct TableExercise {
     // MARK: Statements
 
     private func insert(_ values: [String: GeneratedValue], on connection: PostgresConnection) async throws -> String {
-        var names: [String] = []
-        var placeholders: [String] = []
-        var parameters: [(any PostgresEncodable)?] = []
-        for column in shape.columns {
-            guard let value = values[column.name] else { continue }
-            switch value {
-            case .default: continue
-            case .null:
-                names.append(PostgresIdentifier.quote(column.name))
-                placeholders.append("NULL")
-            case .text(let text):
-                names.append(PostgresIdentifier.quote(column.name))
-                parameters.append(text)
-                placeholders.append("$\(parameters.count)::\(column.type)")
-            }
-        }
-        let sql = names.isEmpty
-            ? "INSERT INTO \(shape.quotedName) DEFAULT VALUES RETURNING ctid::text"
-            : "INSERT INTO \(shape.quotedName) (\(names.joined(separator: ", "))) VALUES (\(placeholders.joined(separator: ", "))) RETURNING ctid::text"
-        return try await connection.query(sql, parameters).scalar(String.self)
+        try await shape.insert(values, on: connection)
     }
 
     /// Sets `column` to `value` (nil: to itself) in the row at `ctid`; returns the row's new ctid.

@@ -270,4 +270,48 @@ public struct TableShape: Sendable {
         }
         return edges
     }
+
+    /// Inserts one row (`.default` columns left out, text cast to each column's type); returns its ctid.
+    func insert(_ values: [String: GeneratedValue], on connection: PostgresConnection) async throws -> String {
+        var names: [String] = []
+        var placeholders: [String] = []
+        var parameters: [(any PostgresEncodable)?] = []
+        for column in columns {
+            guard let value = values[column.name] else { continue }
+            switch value {
+            case .default: continue
+            case .null:
+                names.append(PostgresIdentifier.quote(column.name))
+                placeholders.append("NULL")
+            case .text(let text):
+                names.append(PostgresIdentifier.quote(column.name))
+                parameters.append(text)
+                placeholders.append("$\(parameters.count)::\(column.type)")
+            }
+        }
+        let sql = names.isEmpty
+            ? "INSERT INTO \(quotedName) DEFAULT VALUES RETURNING ctid::text"
+            : "INSERT INTO \(quotedName) (\(names.joined(separator: ", "))) VALUES (\(placeholders.joined(separator: ", "))) RETURNING ctid::text"
+        return try await connection.query(sql, parameters).scalar(String.self)
+    }
+
+    /// A row of ordinary values (`serial` keeps UNIQUE columns apart); nil when a NOT NULL column has no default
+    /// and no value can be generated for it. Columns with defaults are left to them; `fixed` values win.
+    func ordinaryRow(serial: Int, fixed: [String: String] = [:]) -> [String: GeneratedValue]? {
+        var values: [String: GeneratedValue] = [:]
+        for column in columns {
+            if let value = fixed[column.name] {
+                values[column.name] = .text(value)
+            } else if column.isIdentity || column.isGenerated || column.hasDefault {
+                values[column.name] = .default
+            } else if let value = normalValue(column, serial: serial) {
+                values[column.name] = value
+            } else if !column.notNull {
+                values[column.name] = .null
+            } else {
+                return nil
+            }
+        }
+        return values
+    }
 }

@@ -22,5 +22,6 @@ CREATE TABLE public.event_json (
 -- REPLICA IDENTITY USING INDEX on its event_json to publish UPDATE and DELETE at all.)
 ALTER TABLE public.event_json REPLICA IDENTITY USING INDEX event_json_event_id_key;
 
--- The subscription itself is created outside migrations (it needs the publisher's address and password):
+-- The subscription itself is created outside migrations (it needs the publisher's address and password;
+-- pgevents check creates it on its throwaway pair):
 --   CREATE SUBSCRIPTION event_json_sub CONNECTION '…' PUBLICATION event_json_pub;
