@@ -120,6 +120,10 @@ struct FaultTests {
                     try await server.restart(mode: .immediate, downtime: .milliseconds(1500))
                     try await recorder.waitFor(timeout: 30) { if case .connected(generation: 2) = $0 { true } else { false } }
                     group.cancelAll()
+                    // The watcher samples every 2 ms but may lag on a loaded machine: one last sample, now that
+                    // the reconnect was announced.
+                    let final = listener.state.description
+                    states.update { if $0.last != final { $0.append(final) } }
                 }
             }
             await server.shutdown()
