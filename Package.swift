@@ -65,6 +65,7 @@ let package = Package(
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -93,7 +94,10 @@ let package = Package(
         // Unit tests: pure logic, no server.
         .testTarget(
             name: "PGEventsUnitTests",
-            dependencies: ["PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness"],
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             path: "Tests/PGEventsUnitTests",
             swiftSettings: strict
         ),

@@ -5,8 +5,9 @@
 //   latency  — single-row INSERTs on an open-loop schedule (default 1,000/s): insert → taken by BRPOP.
 //
 //   rtt      — (only with --only rtt) the building blocks: a query, a Redis PING, NOTIFY → received.
+//   replication — (only with --only replication) publisher commit → subscriber trigger → notification.
 //
-//   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-processor-bench [--only burst|writers|latency|rtt]
+//   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-processor-bench [--only burst|writers|latency|rtt|replication]
 //       [--burst N] [--rate R] [--seconds S] [--writers N] [--async-commit] [--log-level trace]
 import Foundation
 import Logging
@@ -95,6 +96,74 @@ if only == "rtt" {
     print("SELECT 1:            \(summary(query))")
     print("Redis PING:          \(summary(ping))")
     print("NOTIFY → received:   \(summary(notify))")
+}
+
+// MARK: replication
+// Publisher commit → subscriber trigger → notification, on a ReplicationPair (only with --only replication):
+// pair setup time, then an open-loop schedule of single-row INSERTs on the publisher.
+if only == "replication" {
+    let setupStart = ContinuousClock.now
+    let pair = try await ReplicationPair.start()
+    let table = "CREATE TABLE public.ticks (id bigserial PRIMARY KEY, sent_ns bigint NOT NULL)"
+    let publisherSetup = try await pair.publisherDatabase.connect()
+    try await publisherSetup.execute(table)
+    let subscriberSetup = try await pair.subscriberDatabase.connect()
+    try await subscriberSetup.execute(table + """
+        ;
+        CREATE FUNCTION notify_tick() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('ticks', NEW.id || ' ' || NEW.sent_ns); RETURN NULL; END $$;
+        CREATE TRIGGER ticks_notify AFTER INSERT ON public.ticks FOR EACH ROW EXECUTE FUNCTION notify_tick();
+        ALTER TABLE public.ticks ENABLE ALWAYS TRIGGER ticks_notify;
+        """)
+    try await pair.publish("ticks_pub", tables: [.init(QualifiedName(schema: "public", name: "ticks"))])
+    try await pair.subscribe("ticks_sub", to: "ticks_pub")
+    let setupSeconds = elapsed(since: setupStart)
+    let listener = try await pair.subscriberDatabase.connect()
+    try await listener.listen("ticks")
+    let stream = await listener.notifications()
+    let total = Int(rate * seconds)
+    let committed = CommitTimes()
+    var latencies: [Double] = [], afterCommit: [Double] = []
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            var writers: [PostgresConnection] = []
+            for _ in 0..<4 { writers.append(try await pair.publisherDatabase.connect()) }
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { inserts in
+                for index in 0..<total {
+                    try await Task.sleep(until: start + .nanoseconds(Int64(Double(index) / rate * 1e9)), clock: .continuous)
+                    let writer = writers[index % writers.count]
+                    inserts.addTask {
+                        let sent = wallNanoseconds()
+                        try await writer.query("INSERT INTO ticks (sent_ns) VALUES ($1)", [Int(sent)])
+                        let done = wallNanoseconds()
+                        committed.times.withLock { $0[sent] = done }
+                    }
+                }
+                try await inserts.waitForAll()
+            }
+            for writer in writers { await writer.close() }
+        }
+        var notifications = stream.makeAsyncIterator()
+        while latencies.count < total, let notification = try await notifications.next() {
+            let now = wallNanoseconds()
+            guard let sent = notification.payload.split(separator: " ").last.flatMap({ Int64($0) }) else { continue }
+            latencies.append(Double(now - sent) / 1e6)
+            if let done = committed.times.withLock({ $0[sent] }) { afterCommit.append(Double(now - done) / 1e6) }
+        }
+        try await group.waitForAll()
+    }
+    func summary(_ values: [Double]) -> String {
+        let sorted = values.sorted()
+        func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        return String(format: "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", percentile(0.5), percentile(0.9), percentile(0.99), sorted.last ?? .nan)
+    }
+    print(String(format: "replication: pair set up (2 clusters, schema, publication, subscription, initial copy) in %.2f s", setupSeconds))
+    print(String(format: "replication at %.0f rows/s for %.0f s (%d rows):", rate, seconds, latencies.count))
+    print("  publisher insert sent → subscriber notification:     \(summary(latencies))")
+    print("  publisher commit acknowledged → subscriber notification: \(summary(afterCommit))")
+    for connection in [publisherSetup, subscriberSetup, listener] { await connection.close() }
+    await pair.shutdown()
 }
 
 // MARK: burst

@@ -1,5 +1,4 @@
 public import PGEventsRedis
-import Synchronization
 
 /// Delivers events to Redis lists with `LPUSH`, so existing `BRPOP` workers take them unchanged; idempotent,
 /// so a replay after a crash enqueues no duplicate job.
@@ -19,19 +18,14 @@ public struct RedisListSink: Sendable {
     /// Prefix of the idempotency keys: `<prefix>:<consumer>:<instance>:<seq>`.
     public var keyPrefix: String
 
-    /// The script's SHA-1 as Redis reported it on `SCRIPT LOAD`, shared by copies of this sink.
-    private let scriptSHA = ScriptSHA()
+    /// The script, its SHA-1 shared by copies of this sink.
+    private let loadedScript = RedisScript(RedisListSink.script)
 
     public init(queues: [String: String] = [:], defaultQueue: String = "pgevents:jobs", keyTTLSeconds: Int = 86_400, keyPrefix: String = "pgevents:seen") {
         self.queues = queues
         self.defaultQueue = defaultQueue
         self.keyTTLSeconds = keyTTLSeconds
         self.keyPrefix = keyPrefix
-    }
-
-    /// Holds the loaded script's SHA-1; a Mutex guards it.
-    private final class ScriptSHA: Sendable {
-        let value = Mutex<String?>(nil)
     }
 
     /// What one delivery did.
@@ -64,16 +58,6 @@ public struct RedisListSink: Sendable {
         return pushed
         """
 
-    private func loadedScript(on redis: RedisConnection, reload: Bool) async throws -> String {
-        if !reload, let known = scriptSHA.value.withLock({ $0 }) { return known }
-        let reply = try await redis.command("SCRIPT", "LOAD", RedisArgument(Self.script))
-        guard let sha = reply.string else {
-            throw ProcessorError(code: .sinkRejected, message: "SCRIPT LOAD answered \(reply), not a SHA-1")
-        }
-        scriptSHA.value.withLock { $0 = sha }
-        return sha
-    }
-
     /// The list `event` goes to.
     public func queue(for event: JournalEvent) -> String {
         queues[event.channel] ?? defaultQueue
@@ -86,7 +70,7 @@ public struct RedisListSink: Sendable {
     public func deliver(_ events: [JournalEvent], consumer: String, on redis: RedisConnection) async throws -> Outcome {
         guard !events.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
         let ttl = RedisArgument(keyTTLSeconds)
-        let slices = stride(from: 0, to: events.count, by: Self.scriptBatch).map { events[$0..<min($0 + Self.scriptBatch, events.count)] }
+        let slices = RedisScript.slices(events, size: Self.scriptBatch)
         func commands(_ sha: String) -> [[RedisArgument]] {
             slices.map { slice in
                 var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
@@ -100,14 +84,9 @@ public struct RedisListSink: Sendable {
                 return command
             }
         }
-        var sha = try await loadedScript(on: redis, reload: false)
-        var replies = try await redis.pipeline(commands(sha))
-        if case .error(let message) = replies.first, message.hasPrefix("NOSCRIPT") {
-            // The server lost its script cache (a restart, SCRIPT FLUSH): load it again and resend. Safe:
-            // every command of the pipeline failed the same way, so none ran.
-            sha = try await loadedScript(on: redis, reload: true)
-            replies = try await redis.pipeline(commands(sha))
-        }
+        // A command answered NOSCRIPT (the server lost its script cache: a restart, SCRIPT FLUSH) did not run:
+        // the script is loaded again and that command resent, which is safe.
+        let replies = try await loadedScript.evaluate(commands, on: redis)
         var outcome = Outcome(pushed: 0, duplicates: 0)
         for (slice, reply) in zip(slices, replies) {
             switch reply {
