@@ -269,3 +269,23 @@ final class Locked<Value: Sendable>: Sendable {
     var value: Value { storage.withLock { $0 } }
     func update(_ body: (inout Value) -> Void) { storage.withLock { body(&$0) } }
 }
+
+@Suite("Faults under load, with a ledger")
+struct FaultBenchTests {
+    @Test("a frozen server (half-open connection) and a full NOTIFY queue lose and duplicate nothing; the freeze is detected, the queue warned about")
+    func freezeAndQueue() async throws {
+        var options = FaultBench.Options(sqlDirectory: repositoryPath("sql/pgevents"))
+        options.faults = [.postgresFreeze, .notifyQueueFull]
+        options.rate = 300
+        let outcome = try await FaultBench(options: options).run()
+        for row in outcome.rows {
+            #expect(row.passed, "\(row.fault.rawValue): \(row.lost) lost \(row.lostKeys), \(row.duplicated) duplicated \(row.duplicatedKeys); \(row.note)")
+            #expect(row.sent > 0 && row.delivered == row.sent)
+            #expect(row.recoverySeconds != nil, "\(row.fault.rawValue): delivery never resumed")
+        }
+        let freeze = try #require(outcome.rows.first { $0.fault == .postgresFreeze })
+        #expect(freeze.detectionSeconds != nil, "the heartbeat never noticed the frozen server: \(freeze.note)")
+        let queue = try #require(outcome.rows.first { $0.fault == .notifyQueueFull })
+        #expect(queue.note.contains("warning logged"), "\(queue.note)")
+    }
+}

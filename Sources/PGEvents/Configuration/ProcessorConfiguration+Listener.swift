@@ -12,6 +12,8 @@ extension ProcessorConfiguration {
         listener.heartbeatInterval = Self.duration(heartbeatInterval)
         listener.heartbeatTimeout = Self.duration(heartbeatTimeout)
         listener.backoff = backoff
+        listener.queueUsageWarningThreshold = queueUsageWarning
+        listener.queueUsageCheckInterval = Self.duration(queueUsageCheckInterval)
         return listener
     }
 

@@ -18,7 +18,7 @@ import Foundation
 /// dedupe_ttl: 86400          # seconds an event's idempotency key is kept in Redis
 /// key_prefix: "pgevents:seen"
 /// buffer_limit: 10000        # source: notify: notifications held while Redis is down (then dropped)
-/// listener: {heartbeat_interval: 5, heartbeat_timeout: 5}
+/// listener: {heartbeat_interval: 5, heartbeat_timeout: 5, queue_usage_warning: 0.5, queue_usage_check_interval: 30}
 /// retry: {initial: 0.1, maximum: 10}
 /// ```
 ///
@@ -77,6 +77,9 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public var bufferLimit = 10_000
     public var heartbeatInterval = 5.0
     public var heartbeatTimeout = 5.0
+    /// Warn when `pg_notification_queue_usage()` reaches this fraction.
+    public var queueUsageWarning = 0.5
+    public var queueUsageCheckInterval = 30.0
     public var retryInitial = 0.1
     public var retryMaximum = 10.0
 
@@ -151,9 +154,16 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         if let node = root["key_prefix"] { keyPrefix = try node.string() }
         if let node = root["buffer_limit"] { bufferLimit = try node.int(in: 1...10_000_000) }
         if let node = root["listener"] {
-            let fields = try node.mapping(allowed: ["heartbeat_interval", "heartbeat_timeout"])
+            let fields = try node.mapping(allowed: ["heartbeat_interval", "heartbeat_timeout", "queue_usage_warning", "queue_usage_check_interval"])
             if let value = fields["heartbeat_interval"] { heartbeatInterval = try value.seconds() }
             if let value = fields["heartbeat_timeout"] { heartbeatTimeout = try value.seconds() }
+            if let value = fields["queue_usage_warning"] {
+                guard let fraction = Double(try value.string()), fraction > 0, fraction <= 1 else {
+                    throw value.error("expected a fraction of the queue above 0 and at most 1, e.g. 0.5")
+                }
+                queueUsageWarning = fraction
+            }
+            if let value = fields["queue_usage_check_interval"] { queueUsageCheckInterval = try value.seconds() }
         }
         if let node = root["retry"] {
             let fields = try node.mapping(allowed: ["initial", "maximum"])
