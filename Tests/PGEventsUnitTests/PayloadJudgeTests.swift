@@ -1,4 +1,5 @@
 import Foundation
+import PGEvents
 @testable import PGEventsHarness
 import Testing
 
