@@ -28,6 +28,9 @@ public struct JournalProcessor: Service {
     /// The delivery this processor drives (exposed for tests and tools).
     func makeDelivery() -> JournalDelivery {
         let backoff = Backoff(configuration.backoff)
+        let pipeline = EventPipeline(
+            channels: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.pipeline) }),
+            deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
         let source: any EventSource = if let table = configuration.table {
             TableConsumer(name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
                           channel: configuration.channels[0].name, logger: logger)
@@ -42,7 +45,8 @@ public struct JournalProcessor: Service {
                     defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs",
                     keyTTLSeconds: configuration.dedupeTTL, keyPrefix: configuration.keyPrefix),
                 batchSize: configuration.batchSize, fromStart: configuration.fromStart,
-                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }),
+                retryDelay: { attempt in backoff.delay(forAttempt: attempt) },
+                pipeline: pipeline.isPassThrough ? nil : pipeline),
             logger: logger)
     }
 

@@ -11,6 +11,11 @@ import Foundation
 /// channels:                  # the journal channels to deliver, and the Redis list of each
 ///   task_created: {queue: "tasks:created"}
 ///   task_updated: {queue: "tasks:updated"}
+///   new_event:                 # or: decode, fetch the row, evaluate rules (see ChannelPipeline)
+///     decode: json
+///     fetch: {table: public.events, key: event_id, from: event.event_id}
+///     rules: [{name: feedback, when: {field: event.event_type, eq: FeedbackGiven}, enqueue: {queue: "jobs:feedback", job: {id: "{{event.event_id}}"}}}]
+/// dead_letter_queue: "pgevents:dead"   # payloads that cannot be decoded, with the reason
 /// batch_size: 1000           # events per read / Redis pipeline / acknowledgement
 /// from_start: true           # a new consumer starts at the beginning of the journal
 /// catch_up_interval: 5       # seconds: look at the journal even without a wake-up
@@ -28,12 +33,16 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     /// One channel's delivery.
     public struct Channel: Sendable, Equatable {
         public var name: String
-        /// The Redis list its events are pushed to.
+        /// The Redis list its events are pushed to (empty when only its rules say where jobs go).
         public var queue: String
+        /// Decoding, fetching, rules and sinks (`decode:`, `fetch:`, `rules:`, `sink:` …); a bare `{queue: …}`
+        /// passes payloads through unchanged.
+        public var pipeline: ChannelPipeline
 
-        public init(name: String, queue: String) {
+        public init(name: String, queue: String, pipeline: ChannelPipeline? = nil) {
             self.name = name
             self.queue = queue
+            self.pipeline = pipeline ?? ChannelPipeline(queue: queue)
         }
     }
 
@@ -74,6 +83,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public var pruneInterval = 60.0
     public var dedupeTTL = 86_400
     public var keyPrefix = "pgevents:seen"
+    /// The list where events that cannot be decoded go, with the reason.
+    public var deadLetterQueue = "pgevents:dead"
     public var bufferLimit = 10_000
     public var heartbeatInterval = 5.0
     public var heartbeatTimeout = 5.0
@@ -100,7 +111,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public init(yaml: String, file: String = "processor.yml") throws {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
-            "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit",
+            "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit", "dead_letter_queue",
         ])
         if let node = root["source"] {
             let name = try node.string()
@@ -118,11 +129,13 @@ public struct ProcessorConfiguration: Sendable, Equatable {
             if name.isEmpty || name.utf8.count > 63 {
                 throw node.error("a channel name must have 1 to 63 bytes")
             }
-            let fields = try node.mapping(allowed: ["queue"])
-            guard let queue = fields["queue"] else { throw node.error("'queue' is missing: the Redis list for this channel's events") }
-            channels.append(Channel(name: name, queue: try queue.string()))
+            let pipeline = try ChannelPipeline(configuration: node)
+            channels.append(Channel(name: name, queue: pipeline.queue ?? "", pipeline: pipeline))
         }
         if channels.isEmpty { throw channelsNode.error("name at least one channel") }
+        if source == .notify, let channel = channels.first(where: { $0.pipeline != ChannelPipeline(queue: $0.queue) }) {
+            throw channelsNode.error("channel '\(channel.name)': source: notify pushes payloads as they are; decoding, fetching, rules, batching and streams need source: journal or table")
+        }
         switch (source, root["table"]) {
         case (.table, nil):
             throw ProcessorError(code: .invalidConfiguration, message: "\(file): 'table' is missing: source: table reads {schema, name, key}")
@@ -152,6 +165,10 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         }
         if let node = root["dedupe_ttl"] { dedupeTTL = try node.int(in: 1...(365 * 86_400)) }
         if let node = root["key_prefix"] { keyPrefix = try node.string() }
+        if let node = root["dead_letter_queue"] {
+            deadLetterQueue = try node.string()
+            if deadLetterQueue.isEmpty { throw node.error("the dead-letter list's name is empty") }
+        }
         if let node = root["buffer_limit"] { bufferLimit = try node.int(in: 1...10_000_000) }
         if let node = root["listener"] {
             let fields = try node.mapping(allowed: ["heartbeat_interval", "heartbeat_timeout", "queue_usage_warning", "queue_usage_check_interval"])

@@ -29,12 +29,16 @@ public final class JournalDelivery {
         public var fromStart: Bool
         /// Delay before retry `attempt` (1, 2, …) after a connection failure.
         public var retryDelay: @Sendable (Int) -> Duration
+        /// Decoding, fetching and rules between the source and the sinks; nil passes payloads through.
+        public var pipeline: EventPipeline?
 
         public init(
             postgres: PostgresConfiguration, redis: RedisConfiguration, consumer: any EventSource,
             sink: RedisListSink = RedisListSink(), batchSize: Int = 1_000, fromStart: Bool = true,
-            retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) }
+            retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) },
+            pipeline: EventPipeline? = nil
         ) {
+            self.pipeline = pipeline
             self.postgres = postgres
             self.redis = redis
             self.consumer = consumer
@@ -66,6 +70,11 @@ public final class JournalDelivery {
     private let duplicateCounter: Counter
     private let retryCounter: Counter
     private let latency: Timer
+    private let deadLetterCounter: Counter
+    /// The pipeline's fetch queries, checked against the catalog on each new connection.
+    private var fetchQueries: [String: EventPipeline.PreparedFetch] = [:]
+    /// Stream sinks by `MAXLEN`, each keeping its loaded script.
+    private var streamSinks: [Int?: RedisStreamSink] = [:]
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
@@ -75,6 +84,7 @@ public final class JournalDelivery {
         duplicateCounter = Counter(label: "pgevents_events_duplicate_total", dimensions: dimensions)
         retryCounter = Counter(label: "pgevents_delivery_retries_total", dimensions: dimensions)
         latency = Timer(label: "pgevents_commit_to_queued_seconds", dimensions: dimensions)
+        deadLetterCounter = Counter(label: "pgevents_dead_letters_total", dimensions: dimensions)
     }
 
     /// Delivers the journal's current batch for this consumer (everything committed before it started, and
@@ -110,7 +120,7 @@ public final class JournalDelivery {
                         return chunk.completesBatch ? nil : try await consumer.next(on: postgres, limit: limit, after: chunk)
                     }()
                     let redis = try await redisConnection()
-                    let outcome = try await configuration.sink.deliver(chunk.events, consumer: keySpace ?? consumer.name, on: redis)
+                    let outcome = try await deliver(chunk.events, postgres: postgres, redis: redis)
                     progress.delivered += outcome.pushed
                     progress.duplicates += outcome.duplicates
                     deliveredCounter.increment(by: outcome.pushed)
@@ -165,6 +175,25 @@ public final class JournalDelivery {
         return progress
     }
 
+    /// Delivers one chunk: straight to the list sink, or through the pipeline to lists, streams and dead letters.
+    private func deliver(_ events: [JournalEvent], postgres: PostgresConnection, redis: RedisConnection) async throws -> RedisListSink.Outcome {
+        let keySpace = keySpace ?? configuration.consumer.name
+        guard let pipeline = configuration.pipeline else {
+            return try await configuration.sink.deliver(events, consumer: keySpace, on: redis)
+        }
+        let output = try await pipeline.process(events, fetchQueries: fetchQueries, on: postgres, logger: logger)
+        var outcome = try await configuration.sink.deliver(jobs: output.listJobs, consumer: keySpace, on: redis)
+        for (maxLength, jobs) in Dictionary(grouping: output.streamJobs, by: \.maxLength) {
+            let sink = streamSinks[maxLength] ?? RedisStreamSink(maxLength: maxLength, keyTTLSeconds: configuration.sink.keyTTLSeconds, keyPrefix: configuration.sink.keyPrefix)
+            streamSinks[maxLength] = sink
+            let streamed = try await sink.deliver(jobs: jobs.map(\.job), consumer: keySpace, on: redis)
+            outcome.pushed += streamed.pushed
+            outcome.duplicates += streamed.duplicates
+        }
+        deadLetterCounter.increment(by: output.deadLetters)
+        return outcome
+    }
+
     /// Deletes journal events every consumer has delivered (at most `limit`).
     @discardableResult
     public func prune(limit: Int = 10_000) async throws -> Int {
@@ -189,6 +218,7 @@ public final class JournalDelivery {
         let connection = try await PostgresConnection.connect(configuration.postgres, logger: logger)
         postgres = connection
         let instance = try await configuration.consumer.prepare(on: connection, fromStart: configuration.fromStart)
+        if let pipeline = configuration.pipeline { fetchQueries = try await pipeline.prepareFetches(on: connection) }
         keySpace = "\(configuration.consumer.name):\(instance)"
         return connection
     }

@@ -63,23 +63,29 @@ public struct RedisListSink: Sendable {
         queues[event.channel] ?? defaultQueue
     }
 
-    /// Pushes `events` in one pipeline. Throws `RedisError` for a connection failure (nothing is known to
-    /// be delivered; retrying is safe) and `ProcessorError.sinkRejected` when Redis refused an event.
+    /// Pushes `events` in one pipeline, each to its channel's list. Throws `RedisError` for a connection
+    /// failure (nothing is known to be delivered; retrying is safe) and `ProcessorError.sinkRejected` when
+    /// Redis refused an event.
     ///
     /// `consumer` names the idempotency key space: the consumer's name and its instance id.
     public func deliver(_ events: [JournalEvent], consumer: String, on redis: RedisConnection) async throws -> Outcome {
-        guard !events.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
+        try await deliver(jobs: events.map { Job(key: String($0.seq), destination: queue(for: $0), body: $0.payload, event: $0) }, consumer: consumer, on: redis)
+    }
+
+    /// Pushes `jobs` in one pipeline, each to its `destination` list, skipping those whose key was delivered before.
+    public func deliver(jobs: [Job], consumer: String, on redis: RedisConnection) async throws -> Outcome {
+        guard !jobs.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
         let ttl = RedisArgument(keyTTLSeconds)
-        let slices = RedisScript.slices(events, size: Self.scriptBatch)
+        let slices = RedisScript.slices(jobs, size: Self.scriptBatch)
         func commands(_ sha: String) -> [[RedisArgument]] {
             slices.map { slice in
                 var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
                 command.reserveCapacity(3 + slice.count * 3 + 1)
-                for event in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(event.seq)")) }
+                for job in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(job.key)")) }
                 command.append(ttl)
-                for event in slice {
-                    command.append(RedisArgument(queue(for: event)))
-                    command.append(RedisArgument(event.payload))
+                for job in slice {
+                    command.append(RedisArgument(job.destination))
+                    command.append(RedisArgument(job.body))
                 }
                 return command
             }
@@ -94,12 +100,12 @@ public struct RedisListSink: Sendable {
                 outcome.pushed += Int(pushed)
                 outcome.duplicates += slice.count - Int(pushed)
             case .error(let message):
-                let lists = Set(slice.map(queue(for:))).sorted().joined(separator: ", ")
+                let lists = Set(slice.map(\.destination)).sorted().joined(separator: ", ")
                 throw ProcessorError(
                     code: .sinkRejected,
-                    message: "Redis refused events \(slice.first?.seq ?? 0)…\(slice.last?.seq ?? 0) for list(s) \(lists): \(message)")
+                    message: "Redis refused events \(slice.first?.event.seq ?? 0)…\(slice.last?.event.seq ?? 0) for list(s) \(lists): \(message)")
             default:
-                throw ProcessorError(code: .sinkRejected, message: "unexpected reply to events \(slice.first?.seq ?? 0)…: \(reply)")
+                throw ProcessorError(code: .sinkRejected, message: "unexpected reply to events \(slice.first?.event.seq ?? 0)…: \(reply)")
             }
         }
         return outcome

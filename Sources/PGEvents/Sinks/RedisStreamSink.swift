@@ -91,26 +91,32 @@ public struct RedisStreamSink: Sendable {
     ///
     /// `consumer` names the idempotency key space: the consumer's name and its instance id.
     public func deliver(_ events: [JournalEvent], consumer: String, on redis: RedisConnection) async throws -> Outcome {
-        guard !events.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
+        try await deliver(jobs: events.map { Job(key: String($0.seq), destination: stream(for: $0), body: $0.payload, event: $0) }, consumer: consumer, on: redis)
+    }
+
+    /// Adds `jobs` in one pipeline, each to its `destination` stream (fields: seq, channel, payload = the job's
+    /// body, created_at), skipping those whose key was delivered before.
+    public func deliver(jobs: [Job], consumer: String, on redis: RedisConnection) async throws -> Outcome {
+        guard !jobs.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
         if let maxLength, maxLength < 0 {
             throw ProcessorError(code: .invalidConfiguration, message: "the streams' maximum length is \(maxLength); expected 0 or more")
         }
         let ttl = RedisArgument(keyTTLSeconds)
         let trim = maxLength.map { RedisArgument($0) } ?? RedisArgument("")
-        let slices = RedisScript.slices(events, size: Self.scriptBatch)
+        let slices = RedisScript.slices(jobs, size: Self.scriptBatch)
         func commands(_ sha: String) -> [[RedisArgument]] {
             slices.map { slice in
                 var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
                 command.reserveCapacity(3 + slice.count * (1 + Self.argumentsPerEvent) + 2)
-                for event in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(event.seq)")) }
+                for job in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(job.key)")) }
                 command.append(ttl)
                 command.append(trim)
-                for event in slice {
-                    command.append(RedisArgument(stream(for: event)))
-                    command.append(RedisArgument(String(event.seq)))
-                    command.append(RedisArgument(event.channel))
-                    command.append(RedisArgument(event.payload))
-                    command.append(RedisArgument(Self.timestamp(event.createdAt)))
+                for job in slice {
+                    command.append(RedisArgument(job.destination))
+                    command.append(RedisArgument(String(job.event.seq)))
+                    command.append(RedisArgument(job.event.channel))
+                    command.append(RedisArgument(job.body))
+                    command.append(RedisArgument(Self.timestamp(job.event.createdAt)))
                 }
                 return command
             }
@@ -123,12 +129,12 @@ public struct RedisStreamSink: Sendable {
                 outcome.pushed += Int(added)
                 outcome.duplicates += slice.count - Int(added)
             case .error(let message):
-                let names = Set(slice.map(stream(for:))).sorted().joined(separator: ", ")
+                let names = Set(slice.map(\.destination)).sorted().joined(separator: ", ")
                 throw ProcessorError(
                     code: .sinkRejected,
-                    message: "Redis refused events \(slice.first?.seq ?? 0)…\(slice.last?.seq ?? 0) for stream(s) \(names): \(message)")
+                    message: "Redis refused events \(slice.first?.event.seq ?? 0)…\(slice.last?.event.seq ?? 0) for stream(s) \(names): \(message)")
             default:
-                throw ProcessorError(code: .sinkRejected, message: "unexpected reply to events \(slice.first?.seq ?? 0)…: \(reply)")
+                throw ProcessorError(code: .sinkRejected, message: "unexpected reply to events \(slice.first?.event.seq ?? 0)…: \(reply)")
             }
         }
         return outcome
