@@ -4,6 +4,7 @@ import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Testing
 
 /// A database with the journal, blockchain-style `chain_events` (journaled on `chain_event`) and the `agents`
@@ -121,6 +122,40 @@ struct PipelineTests {
                                              redis: redis.configuration, logger: Logger(label: "test"))
             let error = await #expect(throws: ProcessorError.self) { try await withTimeout(20) { try await processor.run() } }
             #expect(error?.message == "channels.chain_event.fetch: there is no table public.agent in this database")
+        }
+    }
+
+    @Test("pgevents process --metrics writes Prometheus text on SIGUSR1 and at shutdown, with the dead letters and deliveries counted")
+    func metricsFile() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await pipelineDatabase()
+        try await withTemporaryRedis { redis in
+            let directory = try migrationDirectory(["processor.yml": pipelineConfiguration])
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let metrics = directory + "/metrics.prom"
+            let child = try ChildProcess.spawn(
+                executable, ["process", "--config", directory + "/processor.yml", "--metrics", metrics, "--database-url", database.url, "--redis-url", redis.url],
+                outputPath: directory + "/process.log", environment: ProcessInfo.processInfo.environment)
+            let writer = try await database.connect()
+            try await writer.execute("""
+                INSERT INTO chain_events VALUES ('m1', 1, '1', 'FeedbackGiven');
+                SELECT pgevents.emit('raw_json', 'not json');
+                """)
+            let reader = try await redis.connect()
+            try await waitForJobs(reader, count: 1, queue: "jobs:feedback")
+            try await waitForJobs(reader, count: 1, queue: "dead")
+            child.kill(SIGUSR1)
+            try await withTimeout(10) { while !FileManager.default.fileExists(atPath: metrics) { try await Task.sleep(for: .milliseconds(20)) } }
+            let snapshot = try String(contentsOfFile: metrics, encoding: .utf8)
+            #expect(snapshot.contains("pgevents_dead_letters_total{consumer=\"rules\"} 1"), "\(snapshot)")
+            #expect(snapshot.contains("pgevents_parse_errors_total{channel=\"raw_json\"} 1"))
+            #expect(snapshot.contains("# TYPE pgevents_commit_to_queued_seconds histogram"))
+            try FileManager.default.removeItem(atPath: metrics)
+            child.kill(SIGTERM)
+            #expect(child.wait() == .exited(0), "\(tailOfFile(directory + "/process.log", maxLines: 20))")
+            #expect(FileManager.default.fileExists(atPath: metrics), "written again at shutdown")
+            await reader.close()
+            await writer.close()
         }
     }
 }

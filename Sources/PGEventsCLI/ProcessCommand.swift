@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import Logging
 import PGEvents
@@ -10,7 +11,7 @@ import ServiceLifecycle
 struct ProcessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "process",
-        abstract: "Deliver journal events to Redis lists, without losing any, until SIGINT or SIGTERM.",
+        abstract: "Deliver journal (or table) events to Redis lists and streams, without losing any, until SIGINT or SIGTERM.",
         discussion: """
             Install the journal first (psql -f sql/pgevents/001_journal.sql) and attach its trigger to your \
             tables. On SIGINT/SIGTERM the processor finishes and acknowledges the chunk in flight, then exits 0.
@@ -29,7 +30,12 @@ struct ProcessCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .customLong("metrics"), help: "Write the metrics in Prometheus text format to this file (- for standard output) at shutdown and on SIGUSR1.")
+    var metrics: String?
+
     func run() async throws {
+        // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere).
+        let exporter = metrics.map { MetricsDump(destination: $0, metrics: PrometheusMetrics.shared) }
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -56,11 +62,42 @@ struct ProcessCommand: AsyncParsableCommand {
         case .journal, .table: JournalProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         }
+        let dumper = exporter.map { exporter in
+            // SIGUSR1: a snapshot now; the process goes on.
+            signal(SIGUSR1, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+            source.setEventHandler { exporter.write() }
+            source.resume()
+            return source
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: processor)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        defer {
+            dumper?.cancel()
+            exporter?.write()
+        }
         try await group.run()
+    }
+}
+
+/// Writes the Prometheus text of every metric to a file (replaced atomically) or to standard output.
+struct MetricsDump: Sendable {
+    let destination: String
+    let metrics: PrometheusMetrics
+
+    func write() {
+        let text = metrics.render()
+        if destination == "-" {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        } else {
+            do {
+                try text.write(toFile: destination, atomically: true, encoding: .utf8)
+            } catch {
+                FileHandle.standardError.write(Data("pgevents process: cannot write the metrics to \(destination): \(error.localizedDescription)\n".utf8))
+            }
+        }
     }
 }
