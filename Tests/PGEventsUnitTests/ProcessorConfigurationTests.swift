@@ -65,6 +65,18 @@ struct ProcessorConfigurationTests {
         #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
     }
 
+    @Test("a batch section is refused (the delivery does not batch yet); notify mode refuses pipeline features")
+    func unsupportedYet() throws {
+        let batch = #expect(throws: ProcessorError.self) {
+            try ProcessorConfiguration(yaml: "channels:\n  a:\n    queue: q\n    batch: {max_items: 10, max_seconds: 2}\n")
+        }
+        #expect(batch?.message.contains("'batch' is not supported by the processor yet") == true, "\(batch?.message ?? "")")
+        let notify = #expect(throws: ProcessorError.self) {
+            try ProcessorConfiguration(yaml: "source: notify\nchannels:\n  a: {queue: q, decode: json}\n")
+        }
+        #expect(notify?.message.contains("source: notify pushes payloads as they are") == true, "\(notify?.message ?? "")")
+    }
+
     @Test("source: table needs a table and exactly one channel; 'table' is refused elsewhere")
     func tableSource() throws {
         let good = try ProcessorConfiguration(yaml: """
