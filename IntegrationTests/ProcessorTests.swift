@@ -286,6 +286,15 @@ struct ProcessorRestartTests {
     }
 }
 
+/// Waits until the processor's listener has run its LISTEN (its last statement, as pg_stat_activity shows).
+func waitForListener(_ admin: PostgresConnection) async throws {
+    try await withTimeout(20) {
+        while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'").scalar(Int.self) == 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
+
 @Suite("Notify-only mode")
 struct NotifyProcessorTests {
     @Test("payloads become jobs; what is sent while disconnected is lost, and the loss is reported")
@@ -308,11 +317,7 @@ struct NotifyProcessorTests {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await processor.run() }
                     // Wait until the listener is there, then send.
-                    try await withTimeout(20) {
-                        while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'").scalar(Int.self) == 0 {
-                            try await Task.sleep(for: .milliseconds(20))
-                        }
-                    }
+                    try await waitForListener(admin)
                     for index in 1...5 { try await sender.notify("chat", payload: "before \(index)") }
                     try await waitForJobs(reader, count: 5, queue: "messages")
 
@@ -357,11 +362,7 @@ struct NotifyProcessorTests {
             try await testGracefulShutdown { trigger in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await processor.run() }
-                    try await withTimeout(20) {
-                        while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'").scalar(Int.self) == 0 {
-                            try await Task.sleep(for: .milliseconds(20))
-                        }
-                    }
+                    try await waitForListener(admin)
                     // Redis stops answering (SIGSTOP): the first push waits for its reply, the buffer fills, the
                     // rest is dropped. Redis stays frozen until every notification has been taken or dropped.
                     let redisPID = try #require(redis.pid)

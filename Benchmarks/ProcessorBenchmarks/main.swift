@@ -28,6 +28,14 @@ let writerCount = Int(option("--writers", 4))
 let batchSize = Int(option("--batch", 1_000))
 let asyncCommit = arguments.contains("--async-commit")
 
+/// Percentiles of latencies in milliseconds: "p50 … ms, p90 …, p99 …, p99.9 …, max …".
+func summary(_ values: [Double]) -> String {
+    let sorted = values.sorted()
+    func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+    return String(format: "p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms",
+                  percentile(0.5), percentile(0.9), percentile(0.99), percentile(0.999), sorted.last ?? .nan)
+}
+
 /// Commit acknowledgement times by send time, written by the insert tasks and read by the consumer.
 final class CommitTimes: Sendable {
     let times = Mutex<[Int64: Int64]>([:])
@@ -73,11 +81,6 @@ if only == "rtt" {
     let connection = try await database.connect()
     let listener = try await database.connect()
     let cache = try await redis.connect()
-    func summary(_ values: [Double]) -> String {
-        let sorted = values.sorted()
-        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        return String(format: "p50 %.3f ms, p99 %.3f ms, max %.3f ms", percentile(0.5), percentile(0.99), sorted.last ?? .nan)
-    }
     var query: [Double] = [], ping: [Double] = [], notify: [Double] = []
     try await listener.listen("rtt")
     var notifications = await listener.notifications().makeAsyncIterator()
@@ -152,11 +155,6 @@ if only == "replication" {
             if let done = committed.times.withLock({ $0[sent] }) { afterCommit.append(Double(now - done) / 1e6) }
         }
         try await group.waitForAll()
-    }
-    func summary(_ values: [Double]) -> String {
-        let sorted = values.sorted()
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        return String(format: "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", percentile(0.5), percentile(0.9), percentile(0.99), sorted.last ?? .nan)
     }
     print(String(format: "replication: pair set up (2 clusters, schema, publication, subscription, initial copy) in %.2f s", setupSeconds))
     print(String(format: "replication at %.0f rows/s for %.0f s (%d rows):", rate, seconds, latencies.count))
@@ -298,12 +296,6 @@ if only == nil || only == "latency" {
             }
             try await group.waitForAll()
         }
-    }
-    func summary(_ values: [Double]) -> String {
-        let sorted = values.sorted()
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        return String(format: "p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
-                      percentile(0.5), percentile(0.9), percentile(0.99), percentile(0.999), sorted.last ?? .nan)
     }
     print(String(format: "latency at %.0f events/s for %.0f s (%d events):", rate, seconds, latencies.count))
     print("  insert sent → BRPOP:        \(summary(latencies))")
