@@ -91,4 +91,39 @@ struct ExampleProcessorTests {
         }
         await writer.close()
     }
+
+    @Test("blockchain-events (001): each rule enqueues its job (conditions on the event's decoded data too); checkpoints go to a stream")
+    func blockchainEvents() async throws {
+        let (database, configuration) = try await exampleSetup("blockchain-events")
+        let writer = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let worker = try await redis.connect()
+            try await withRunningProcessor(processor) {
+                try await writer.execute("""
+                    INSERT INTO events (id, chain_id, block_number, block_hash, transaction_hash, log_index, event_type, registry, agent_id, data, "timestamp", invalidated) VALUES
+                      ('1-0xa-0', 1, 100, '0xb1', '0xa', 0, 'AgentRegistered', 'identity', 42, '{}', 1700000000, false),
+                      ('1-0xa-1', 1, 100, '0xb1', '0xa', 1, 'AgentRegistered', 'identity', 43, '{}', 1700000000, true),
+                      ('1-0xb-0', 1, 101, '0xb2', '0xb', 0, 'FeedbackGiven', 'reputation', 42, '{"score": 20, "tags": ["slow", "rude"]}', 1700000012, false),
+                      ('1-0xb-1', 1, 101, '0xb2', '0xb', 1, 'FeedbackGiven', 'reputation', 42, '{"score": 90}', 1700000012, false),
+                      ('137-0xc-0', 137, 5, '0xc1', '0xc', 0, 'ValidationRequested', 'validation', 42, NULL, 1700000020, false),
+                      ('8453-0xd-0', 8453, 7, '0xd1', '0xd', 0, 'ValidationRequested', 'validation', 42, NULL, 1700000030, false);
+                    INSERT INTO checkpoints VALUES (1, 101, '0xb2');
+                    UPDATE checkpoints SET block_number = 102, block_hash = '0xb3' WHERE chain_id = 1;
+                    """)
+                try await withTimeout(20) {
+                    while try await worker.command("XLEN", "chain:checkpoints").integer ?? 0 < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                }
+            }
+            func jobs(_ queue: String) async throws -> [String] {
+                (try await worker.command("LRANGE", RedisArgument(queue), 0, -1).array ?? []).reversed().compactMap(\.string)
+            }
+            #expect(try await jobs("jobs:index-agent") == [#"{"event_id":"1-0xa-0","chain_id":1,"agent_id":42,"block":100}"#])
+            #expect(try await jobs("jobs:review-feedback") == [#"{"event_id":"1-0xb-0","agent_id":42,"score":20,"tags":["slow","rude"]}"#])
+            #expect(try await jobs("jobs:validation") == [#"{"event_id":"8453-0xd-0","chain":8453,"summary":"ValidationRequested at block 7"}"#])
+            #expect(try await worker.command("LLEN", "jobs:dead").integer == 0)
+            await worker.close()
+        }
+        await writer.close()
+    }
 }
