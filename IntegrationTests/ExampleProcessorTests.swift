@@ -126,4 +126,64 @@ struct ExampleProcessorTests {
         }
         await writer.close()
     }
+
+    @Test("gc2-csv (004): CSV records are decoded, enriched with the row, and appended to the broadcast stream; a broken record is a dead letter")
+    func gc2() async throws {
+        let (database, configuration) = try await exampleSetup("gc2-csv")
+        let writer = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let reader = try await redis.connect()
+            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            try await withRunningProcessor(processor) {
+                try await writer.execute("""
+                    INSERT INTO parcels (parcel_no, owner_name, address) VALUES ('P-1', 'Ann', '1 Main St, "Old Town"');
+                    UPDATE parcels SET owner_name = 'Bo' WHERE parcel_no = 'P-1';
+                    DELETE FROM parcels WHERE parcel_no = 'P-1';
+                    SELECT pgevents.emit('gc2_changes', 'INSERT,public,parcels,gid');
+                    """)
+                try await waitForJobs(reader, count: 1, queue: "gc2:dead")
+                try await withTimeout(20) {
+                    while try await reader.command("XLEN", "gc2:changes").integer ?? 0 < 3 { try await Task.sleep(for: .milliseconds(20)) }
+                }
+            }
+            let entries = try await reader.command("XRANGE", "gc2:changes", "-", "+").array ?? []
+            let jobs = try entries.map { entry -> [String: Any] in
+                let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
+                let payload = fields[(fields.firstIndex(of: "payload") ?? 0) + 1]
+                return try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
+            }
+            #expect(jobs.map { $0["op"] as? String } == ["INSERT", "UPDATE", "DELETE"])
+            #expect(jobs.allSatisfy { $0["table"] as? String == "public.parcels" && $0["key"] as? String == "1" })
+            // Rows are fetched when the chunk is processed: by then this one is deleted, so no row (null).
+            #expect(jobs.allSatisfy { $0["row"] is NSNull }, "\(jobs)")
+            await reader.close()
+        }
+        await writer.close()
+    }
+
+    @Test("gc2-csv (004): a change whose row still exists is enriched with it")
+    func gc2Enriched() async throws {
+        let (database, configuration) = try await exampleSetup("gc2-csv")
+        let writer = try await database.connect()
+        try await withTemporaryRedis { redis in
+            let reader = try await redis.connect()
+            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            try await withRunningProcessor(processor) {
+                try await writer.execute("INSERT INTO parcels (parcel_no, owner_name, address, area_m2) VALUES ('P-2', 'Cy', 'Quay 2, \"Harbour\"', 512.25)")
+                try await withTimeout(20) {
+                    while try await reader.command("XLEN", "gc2:changes").integer ?? 0 < 1 { try await Task.sleep(for: .milliseconds(20)) }
+                }
+            }
+            let entry = try #require(try await reader.command("XRANGE", "gc2:changes", "-", "+").array?.first)
+            let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
+            let payload = fields[(fields.firstIndex(of: "payload") ?? 0) + 1]
+            let job = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
+            let row = try #require(job["row"] as? [String: Any], "\(payload)")
+            #expect(row["parcel_no"] as? String == "P-2")
+            #expect(row["address"] as? String == "Quay 2, \"Harbour\"")
+            #expect((row["area_m2"] as? NSNumber)?.doubleValue == 512.25)
+            await reader.close()
+        }
+        await writer.close()
+    }
 }
