@@ -165,14 +165,34 @@ if only == "replication" {
 }
 
 // MARK: burst
-if only == nil || only == "burst" {
+// Twice in one run: payloads passed through, then the full pipeline (JSON decoding, a row fetched per event,
+// two rules, a job rendered from a template) — the ratio shows what the pipeline costs.
+let pipelineChannels = try ProcessorConfiguration(yaml: """
+    channels:
+      new_event:
+        decode: json
+        fetch: {table: public.events, key: id, from: event.row.id}
+        rule_mode: all_matches
+        rules:
+          - name: odd
+            when: {all: [{field: event.op, eq: INSERT}, {field: row.sent_ns, gte: 0}]}
+            enqueue: {queue: burst, job: {id: "{{event.row.id}}", sent: "{{row.sent_ns}}", table: "{{event.table}}"}}
+          - name: never
+            when: {field: event.row.id, lt: 0}
+            enqueue: {queue: never, job: {id: "{{event.row.id}}"}}
+    """).channels
+for withPipeline in [false, true] where only == nil || only == "burst" {
     let database = try await postgres.makeDatabase()
     let writer = try await database.connect()
     let insertStart = ContinuousClock.now
     try await writer.query("INSERT INTO events (sent_ns) SELECT 0 FROM generate_series(1, $1)", [burstSize])
     let insertSeconds = elapsed(since: insertStart)
+    let pipeline = EventPipeline(channels: Dictionary(uniqueKeysWithValues: pipelineChannels.map { ($0.name, $0.pipeline) }), deadLetterQueue: "dead")
+    let reader = try await redis.connect()
+    _ = try await reader.command("DEL", "burst")
     let delivery = JournalDelivery(
-        configuration: .init(postgres: database.configuration, redis: redis.configuration, consumer: JournalConsumer(name: "burst"), sink: RedisListSink(defaultQueue: "burst"), batchSize: batchSize),
+        configuration: .init(postgres: database.configuration, redis: redis.configuration, consumer: JournalConsumer(name: "burst"),
+                             sink: RedisListSink(defaultQueue: "burst"), batchSize: batchSize, pipeline: withPipeline ? pipeline : nil),
         logger: Logger(label: "bench"))
     let clock = ProcessInfo.processInfo.systemUptime
     var usage = rusage()
@@ -182,11 +202,10 @@ if only == nil || only == "burst" {
     let drainSeconds = ProcessInfo.processInfo.systemUptime - clock
     getrusage(RUSAGE_SELF.rawValue, &usage)
     let cpuAfter = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    let reader = try await redis.connect()
     let queued = try await reader.command("LLEN", "burst").integer ?? -1
-    print(String(format: "burst (chunks of \(batchSize)): %d events inserted in one transaction in %.2f s; drained %d (queued %d) in %.2f s = %.0f events/s; processor CPU %.1f µs/event",
-                 burstSize, insertSeconds, progress.delivered, queued, drainSeconds, Double(progress.delivered) / drainSeconds,
-                 (cpuAfter - cpuBefore) / Double(max(progress.delivered, 1)) * 1e6))
+    print(String(format: "burst %@ (chunks of \(batchSize)): %d events inserted in one transaction in %.2f s; drained %d (queued %d) in %.2f s = %.0f events/s; processor CPU %.1f µs/event",
+                 withPipeline ? "with decode+fetch+rules" : "pass-through", burstSize, insertSeconds, progress.delivered, queued, drainSeconds,
+                 Double(progress.delivered) / drainSeconds, (cpuAfter - cpuBefore) / Double(max(progress.delivered, 1)) * 1e6))
     await delivery.close()
     await writer.close()
     await reader.close()

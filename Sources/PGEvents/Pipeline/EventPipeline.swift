@@ -61,10 +61,12 @@ public struct EventPipeline: Sendable {
                         ? "channels.\(channel).fetch: table \(fetch.schema).\(fetch.table) has no column \(fetch.keyColumn)"
                         : "channels.\(channel).fetch: there is no table \(fetch.schema).\(fetch.table) in this database")
             }
-            // The keys arrive as one text[] parameter, each cast to the key's type: an index lookup per key.
+            // The keys arrive as one text[] parameter, each cast to the key's type.
+            // A subquery per key: an index lookup each (a join let the planner hash the whole table per chunk).
             queries[channel] = PreparedFetch(sql: """
-                SELECT p.i::int8, row_to_json(t)::text FROM unnest($1::text[]) WITH ORDINALITY AS p(k, i) \
-                JOIN \(table) AS t ON t.\(PostgresIdentifier.quote(fetch.keyColumn)) = p.k::\(keyType)
+                SELECT p.i::int8, (SELECT row_to_json(t)::text FROM \(table) AS t \
+                WHERE t.\(PostgresIdentifier.quote(fetch.keyColumn)) = p.k::\(keyType) LIMIT 1) \
+                FROM unnest($1::text[]) WITH ORDINALITY AS p(k, i)
                 """, keyType: keyType)
         }
         return queries
