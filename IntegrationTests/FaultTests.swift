@@ -289,3 +289,28 @@ struct FaultBenchTests {
         #expect(queue.note.contains("warning logged"), "\(queue.note)")
     }
 }
+
+@Suite("StalledListener: the NOTIFY queue fills behind a listener that stops reading")
+struct StalledListenerTests {
+    @Test("usage grows while it sits in its transaction, and falls back once it is released")
+    func fillsAndDrains() async throws {
+        try await withTemporaryPostgres { server in
+            let database = try await server.makeDatabase()
+            let stalled = try await StalledListener.start(on: database, channels: ["orders"])
+            #expect(try await stalled.queueUsage() == 0)
+            let usage = try await stalled.fill(bytes: 4 << 20)
+            #expect(usage > 0, "4 MB of notifications behind a stalled listener show in pg_notification_queue_usage()")
+            await stalled.release()
+            // The queue's tail moves once no listener needs the pages any more (at the next NOTIFY's cleanup).
+            let probe = try await database.connect()
+            try await withTimeout(20) {
+                while true {
+                    try await probe.notify("orders", payload: "tick")
+                    if try await probe.query("SELECT pg_notification_queue_usage()").scalar(Double.self) < usage { return }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            await probe.close()
+        }
+    }
+}

@@ -234,20 +234,11 @@ public struct FaultBench: Sendable {
                 markFaultEnd()
                 note = detection.map { String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout) } ?? "the heartbeat did not time out"
             case .notifyQueueFull:
-                // A listener on the same channel that stops reading: a session inside an open transaction does
-                // not consume notifications, so the queue cannot advance past it.
-                let stalled = try await database.connect()
-                try await stalled.listen("new_event")
-                try await stalled.execute("BEGIN")
-                try await stalled.query("SELECT 1")
-                let sender = try await database.connect()
-                let payload = String(repeating: "x", count: 7_900)
-                try await sender.query("SELECT pg_notify('new_event', $1 || g) FROM generate_series(1, 1000) g", [payload])
-                let usage = try await sender.query("SELECT pg_notification_queue_usage()").scalar(Double.self)
+                // A listener on the same channel that stops reading inside an open transaction.
+                let stalled = try await StalledListener.start(on: database, channels: ["new_event"])
+                let usage = try await stalled.fill(bytes: 8 << 20)
                 try await Task.sleep(for: .milliseconds(600))  // the processor checks usage every 0.2 s
-                try await stalled.execute("COMMIT")
-                await stalled.close()
-                await sender.close()
+                await stalled.release()
                 markFaultEnd()
                 let warned = logs.first("notification queue usage above threshold") != nil
                 note = String(format: "queue usage reached %.6f%% of the server's queue; processor warning %@", usage * 100, warned ? "logged" : "NOT logged")
