@@ -91,11 +91,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What every parser of outside input must do with any input: shared by the seeded random-input tests
+        // (FuzzTests) and the libFuzzer targets in Benchmarks/Fuzz/.
+        .target(
+            name: "PGEventsFuzzOracles",
+            dependencies: ["PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness"],
+            path: "Tests/PGEventsFuzzOracles",
+            swiftSettings: strict
+        ),
         // Unit tests: pure logic, no server.
         .testTarget(
             name: "PGEventsUnitTests",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsFuzzOracles",
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Tests/PGEventsUnitTests",
@@ -142,4 +150,19 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
             swiftSettings: strict
         ),
     ]
+}
+
+// Benchmarks/Fuzz/ holds libFuzzer targets, one per parser of outside input; compiled only on request, with the
+// fuzzer's instrumentation (ci/fuzz does this, and runs them):
+//   PGEVENTS_FUZZ=1 swift build -c release -Xswiftc -sanitize=fuzzer --product pgevents-fuzz-json
+if ProcessInfo.processInfo.environment["PGEVENTS_FUZZ"] != nil {
+    package.targets.append(.target(name: "CLibFuzzer", path: "Benchmarks/Fuzz/CLibFuzzer"))
+    for name in ["json", "csv", "text", "spec", "config", "resp", "sql"] {
+        package.targets.append(.executableTarget(
+            name: "pgevents-fuzz-\(name)",
+            dependencies: ["CLibFuzzer", "PGEventsFuzzOracles"],
+            path: "Benchmarks/Fuzz/Targets/\(name)",
+            swiftSettings: strict
+        ))
+    }
 }

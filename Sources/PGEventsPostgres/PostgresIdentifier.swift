@@ -8,7 +8,7 @@ public enum PostgresIdentifier {
     ///
     /// Any name is safe, including mixed case, spaces, quotes and multi-byte characters.
     public static func quote(_ name: String) -> String {
-        "\"" + name.replacing("\"", with: "\"\"") + "\""
+        "\"" + doubling("\"", in: name) + "\""
     }
 
     /// A schema-qualified name, each part quoted: `"schema"."table"`.
@@ -18,7 +18,20 @@ public enum PostgresIdentifier {
 
     /// `value` as a standard-conforming string literal (`'…'`, inner quotes doubled). Prefer parameters.
     public static func literal(_ value: String) -> String {
-        "'" + value.replacing("'", with: "''") + "'"
+        "'" + doubling("'", in: value) + "'"
+    }
+
+    /// `text` with every `quote` doubled, scalar by scalar. Not `replacing(_:with:)`, which compares whole
+    /// Characters: a quote followed by a combining mark (`'\u{301}`) is one Character that is not a quote, so it
+    /// stayed single and ended the literal early — SQL injection through a name in a configuration file
+    /// (found while fuzzing the parsers that read those names).
+    static func doubling(_ quote: Unicode.Scalar, in text: String) -> String {
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            result.append(scalar)
+            if scalar == quote { result.append(scalar) }
+        }
+        return String(result)
     }
 
     /// Checks that `channel` can be used with `LISTEN` and `pg_notify` without being changed by the server.

@@ -122,6 +122,107 @@ extension RedisReply: CustomStringConvertible {
     }
 }
 
+// MARK: Parsing RESP
+
+extension RedisReply {
+    /// Parses `bytes` as a sequence of whole RESP2 replies, with hiredis' reader (the parser every
+    /// `RedisConnection` reads the server with), e.g. `+OK\r\n:3\r\n` → `[.status("OK"), .integer(3)]`.
+    ///
+    /// Throws `.protocolViolation` with hiredis' reason for malformed input (`Protocol error, got "x" as reply
+    /// type byte`, `Bad integer value`, nesting deeper than hiredis reads), for a reply type this type does not
+    /// have, and when the bytes end inside a reply (the replies before it are not returned either).
+    public static func parse(resp bytes: [UInt8]) throws(RedisError) -> [RedisReply] {
+        // hiredis allocates an array's element vector as soon as it reads the header, and a header may promise
+        // 2^31 − 1 elements (16 GiB of pointers, which take seconds to free again). An element takes 3 bytes at
+        // least, so an array of more elements than a third of the input has bytes cannot be complete: the
+        // reader's createArray is wrapped to refuse those before allocating.
+        let limit = UnsafeMutablePointer<ArrayLimit>.allocate(capacity: 1)
+        let functions = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+        defer {
+            functions.deallocate()
+            limit.deallocate()  // plain values: nothing to deinitialize
+        }
+        guard let reader = redisReaderCreate(), let defaults = reader.pointee.fn else {
+            throw RedisError(code: .protocolViolation, message: "hiredis could not allocate a reader")
+        }
+        defer { redisReaderFree(reader) }  // before the functions it calls are deallocated
+        limit.initialize(to: ArrayLimit(input: bytes.count, maximum: bytes.count / 3, defaults: defaults.pointee))
+        functions.initialize(to: defaults.pointee)
+        functions.pointee.createArray = { task, elements in
+            guard let limit = task?.pointee.privdata?.assumingMemoryBound(to: ArrayLimit.self) else { return nil }
+            if Int(elements) > limit.pointee.maximum {
+                limit.pointee.refused = Int(elements)
+                return nil  // hiredis stops with an error
+            }
+            return limit.pointee.defaults.createArray?(task, elements)
+        }
+        reader.pointee.fn = functions
+        reader.pointee.privdata = UnsafeMutableRawPointer(limit)
+
+        var replies: [RedisReply] = []
+        try feed(reader, bytes, limit)
+        try drain(reader, into: &replies, limit)
+        // hiredis keeps an incomplete reply to itself, waiting for more bytes. To tell a clean end from one
+        // inside a reply, a marker reply follows the input: it comes back alone exactly when nothing was
+        // pending (a pending reply takes the marker's bytes into itself, or fails on them).
+        var tail: [RedisReply] = []
+        let incomplete = RedisError(code: .protocolViolation, message: "the bytes end inside a reply (\(replies.count) complete before it)")
+        do {
+            try feed(reader, Array("+\(endMarker)\r\n".utf8), limit)
+            try drain(reader, into: &tail, limit)
+        } catch {
+            throw incomplete
+        }
+        guard tail == [.status(endMarker)] else { throw incomplete }
+        return replies
+    }
+
+    private static let endMarker = "pgevents: end of input"
+
+    /// What `parse(resp:)`'s wrapped createArray needs: the largest array it lets hiredis allocate, hiredis'
+    /// own functions, and the element count it refused, if any.
+    private struct ArrayLimit {
+        var input: Int
+        var maximum: Int
+        var defaults: redisReplyObjectFunctions
+        var refused: Int?
+    }
+
+    private static func feed(_ reader: UnsafeMutablePointer<redisReader>, _ bytes: [UInt8], _ limit: UnsafeMutablePointer<ArrayLimit>) throws(RedisError) {
+        let status = bytes.withUnsafeBytes { buffer in
+            // hiredis copies the bytes; a zero length is allowed (and ignored).
+            redisReaderFeed(reader, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
+        }
+        if status != REDIS_OK { throw readerError(reader, limit) }
+    }
+
+    /// Converts and frees every reply the reader has complete.
+    private static func drain(
+        _ reader: UnsafeMutablePointer<redisReader>, into replies: inout [RedisReply], _ limit: UnsafeMutablePointer<ArrayLimit>
+    ) throws(RedisError) {
+        while true {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else { throw readerError(reader, limit) }
+            guard let raw else { return }
+            defer { freeReplyObject(raw) }
+            replies.append(try converting(raw.assumingMemoryBound(to: redisReply.self)))
+        }
+    }
+
+    private static func readerError(_ reader: UnsafeMutablePointer<redisReader>, _ limit: UnsafeMutablePointer<ArrayLimit>) -> RedisError {
+        if let refused = limit.pointee.refused {
+            return RedisError(
+                code: .protocolViolation,
+                message: "an array header promises \(refused) elements, more than the \(limit.pointee.input) bytes given can hold"
+            )
+        }
+        let reason = withUnsafeBytes(of: reader.pointee.errstr) { buffer in
+            String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return RedisError(code: .protocolViolation, message: reason.isEmpty ? "hiredis could not read the reply" : reason)
+    }
+}
+
 // MARK: Conversion from hiredis
 
 extension RedisReply {
@@ -144,6 +245,9 @@ extension RedisReply {
             return .null
         case REDIS_REPLY_ARRAY:
             let count = Int(value.elements)
+            guard count >= 0 else {
+                throw RedisError(code: .protocolViolation, message: "array reply with a negative element count (\(count))")
+            }
             guard count > 0 else { return .array([]) }
             guard let elements = value.element else {
                 throw RedisError(code: .protocolViolation, message: "array reply of \(count) elements has no element vector")
@@ -164,6 +268,9 @@ extension RedisReply {
 
     private static func bytes(of reply: redisReply) throws(RedisError) -> [UInt8] {
         let count = Int(reply.len)
+        guard count >= 0 else {
+            throw RedisError(code: .protocolViolation, message: "string reply with a negative length (\(count))")
+        }
         guard count > 0 else { return [] }
         guard let start = reply.str else {
             throw RedisError(code: .protocolViolation, message: "string reply of \(count) bytes has no data")

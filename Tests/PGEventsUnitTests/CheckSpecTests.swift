@@ -280,6 +280,45 @@ struct CheckSpecTests {
         #expect(emptyError?.message == "\(empty): the file is empty")
     }
 
+    // Found by fuzzing (FuzzTests, Benchmarks/Fuzz): each of these was accepted, or refused without a location.
+    @Test("fuzz findings: control characters, keys equal as text, NUL bytes in names", arguments: [
+        // libyaml's reader refuses control characters: the error had no line and column, and spread over lines.
+        ("channels:\n  c: {format: text}\u{0C}\n", "pgevents.yml:2:20: invalid YAML: control characters are not allowed (U+000C)"),
+        ("\u{1B}[31m", "pgevents.yml:1:1: invalid YAML: control characters are not allowed (U+001B)"),
+        // Lines counted as libyaml counts them: \r\n is one break, U+0085 (NEL) is one too.
+        ("a: 1\r\nb: \u{85}\u{7F}", "pgevents.yml:3:1: invalid YAML: control characters are not allowed (U+007F)"),
+        // YAML tells 1 from "1" (and true from "true"); the spec, which keys everything by text, silently kept one.
+        ("channels:\n  1: {format: text}\n  \"1\": {format: csv}", "pgevents.yml:3:3: channels: duplicate key '1'"),
+        ("channels:\n  c:\n    format: json\n    fields: {true: integer, 'true': string}", "pgevents.yml:4:29: channels.c.fields: duplicate key 'true'"),
+        ("tables:\n  t:\n    notify: {}\n    values: {1: a, !!str 1: b}", "pgevents.yml:4:20: tables.t.values: duplicate key '1'"),
+        // PostgreSQL names cannot hold a NUL byte; the server would have refused them only when the check ran.
+        ("channels:\n  \"a\\0b\": {format: text}", "pgevents.yml:2:3: channels: a channel name cannot contain a NUL byte, 'a\\u{0}b' does"),
+        ("tables:\n  \"t\\0\": {notify: {}}", "pgevents.yml:2:3: tables: a table name cannot contain a NUL byte"),
+        ("tables:\n  t: {notify: {insert: \"c\\0\"}}", "pgevents.yml:2:24: tables.t.notify.insert: a channel name cannot contain a NUL byte"),
+        ("tables:\n  t: {notify: {}, trigger: \"x\\0\"}", "pgevents.yml:2:28: tables.t.trigger: a trigger name cannot contain a NUL byte"),
+        // Keys and values quoted in a message were shown raw: tabs, line separators, terminal escapes.
+        ("\"chan\\tnels\\e[2J\": {}", "pgevents.yml:1:1: unknown key 'chan\\tnels\\u{1B}[2J' (expected one of"),
+        ("channels:\n  \"a\\Pb\\nc\": {format: text}\n  x: {format: \"js\\Lon\"}", "pgevents.yml:3:15: channels.x.format: unknown format 'js\\u{2028}on'"),
+    ])
+    func fuzzFindings(yaml: String, expected: String) {
+        let error = #expect(throws: HarnessError.self) { try CheckSpec(yaml: yaml, file: "pgevents.yml", baseDirectory: "/p") }
+        #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
+        #expect(error?.message.contains("\n") == false)
+    }
+
+    @Test("a spec whose aliases expand without bound is refused before Yams composes it (a fuzz finding)")
+    func aliasBomb() {
+        var levels = ["channels:", "  a0: &a0 {format: text, forbid: [x, x, x, x, x, x, x, x, x]}"]
+        for level in 1...7 {
+            levels.append("  a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ") + "]")
+        }
+        let error = #expect(throws: HarnessError.self) {
+            try CheckSpec(yaml: levels.joined(separator: "\n") + "\ntables:\n  ? *a7\n  : {notify: {}}\n", file: "pgevents.yml", baseDirectory: "/p")
+        }
+        #expect(error?.message.hasPrefix("pgevents.yml:6:52: ") == true, "\(error?.message ?? "no error")")
+        #expect(error?.message.contains("the aliases expand the document to more than 100000 values") == true)
+    }
+
     private func temporaryDirectory() throws -> String {
         let path = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("pgevents-spec-\(UUID().uuidString)").standardizedFileURL.path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

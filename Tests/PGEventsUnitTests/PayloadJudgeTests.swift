@@ -178,6 +178,22 @@ struct PayloadJudgeTests {
         #expect(problems.first?.message.hasPrefix(message) == true, "\(problems.first?.message ?? "no problem")")
     }
 
+    // Found by fuzzing (FuzzTests, Benchmarks/Fuzz): a line or paragraph separator or a C1 control character
+    // was quoted raw, breaking the one-line message.
+    @Test("characters that break lines are named by code point in syntax errors", arguments: [
+        ("\"\\\u{2029}\"", "the payload is not valid JSON at byte 1: invalid escape \\U+2029 (expected"),
+        ("\u{85}", "the payload is not valid JSON at byte 0: expected a value, found U+0085; near: \\u{85}"),
+        ("[1\u{2028}]", "the payload is not valid JSON at byte 2: expected ',' or ']' in the array that starts at byte 0, found U+2028"),
+    ])
+    func separatorsInErrors(payload: String, message: String) {
+        let problems = PayloadJudge.problems(in: payload, for: ChannelSpec(name: "c", format: .json))
+        #expect(problems.map(\.kind) == [.notJSON])
+        #expect(problems.first?.message.hasPrefix(message) == true, "\(problems.first?.message ?? "no problem")")
+        #expect(problems.first?.message.unicodeScalars.contains { ["\u{85}", "\u{2028}", "\u{2029}"].contains($0) } == false)
+        let csv = #expect(throws: CSVError.self) { try CSVRecord.parse("\"a\"\u{2028}") }
+        #expect(csv?.message.hasPrefix("unexpected U+2028 after a closing quote at byte 3") == true, "\(csv?.message ?? "no error")")
+    }
+
     @Test("the excerpt of an error far into the payload shows where it is")
     func errorContext() throws {
         let payload = "{\"padding\":\"" + String(repeating: "p", count: 100) + "\",\"b\":tru}"

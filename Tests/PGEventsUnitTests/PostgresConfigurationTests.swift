@@ -83,6 +83,16 @@ struct PostgresIdentifierTests {
         #expect(PostgresIdentifier.literal(#"back\slash"#) == #"'back\slash'"#)
     }
 
+    // A quote followed by a combining mark is one Character; String.replacing left it single, ending the
+    // identifier or literal early: `a'\u{301}; DROP TABLE t; --` became SQL.
+    @Test("a quote followed by a combining mark or joiner is doubled too", arguments: ["\u{301}", "\u{200D}", "\u{FE0F}", "\u{20DD}"])
+    func quotesWithCombiningMarks(mark: String) {
+        let literal = PostgresIdentifier.literal("a'" + mark + "; DROP TABLE t; --")
+        #expect(Array(literal.unicodeScalars) == Array(("'a''" + mark + "; DROP TABLE t; --'").unicodeScalars))
+        let identifier = PostgresIdentifier.quote("a\"" + mark + "b")
+        #expect(Array(identifier.unicodeScalars) == Array(("\"a\"\"" + mark + "b\"").unicodeScalars))
+    }
+
     @Test("channel validation: empty, NUL and over 63 bytes are refused")
     func channels() throws {
         try PostgresIdentifier.validateChannel("new_event")

@@ -77,6 +77,80 @@ struct ProcessorConfigurationTests {
         #expect(notify?.message.contains("source: notify pushes payloads as they are") == true, "\(notify?.message ?? "")")
     }
 
+    // Found by fuzzing (FuzzTests, Benchmarks/Fuzz).
+    @Test("fuzz findings: keys equal as text, NUL bytes, durations out of range, control characters", arguments: [
+        // Two channels named "1" passed, and the processors' Dictionary(uniqueKeysWithValues:) trapped on them.
+        ("channels:\n  1: {queue: a}\n  \"1\": {queue: b}", "processor.yml:3:3: channels: duplicate key '1'"),
+        ("channels: {a: {queue: q}}\nretry: {initial: 1, !x initial: 2}", "processor.yml:2:21: retry: duplicate key 'initial'"),
+        // A NUL in a channel name passed, and only the listener refused it (without a file or line).
+        ("channels:\n  \"a\\0b\": {queue: q}", "processor.yml:2:3: channels: a channel name cannot contain a NUL byte"),
+        ("consumer: \"x\\0\"\nchannels: {a: {queue: q}}", "processor.yml:1:11: consumer: the consumer name contains a NUL byte"),
+        ("source: table\ntable: {name: \"t\\0\", key: id}\nchannels: {a: {queue: q}}", "processor.yml:2:15: table.name: 'name' must have 1 to 63 bytes, none of them NUL"),
+        // 1e300 s passed, and listenerConfiguration(postgres:) trapped converting it to milliseconds; 0.0001 s
+        // became 0 ms, which the listener refused at run time.
+        ("channels: {a: {queue: q}}\nlistener: {heartbeat_interval: 1e300}", "processor.yml:2:32: listener.heartbeat_interval: 1e+300 seconds is out of range (0.001…31536000.0)"),
+        ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: 0.0001}", "processor.yml:2:31: listener.heartbeat_timeout: 0.0001 seconds is out of range"),
+        ("channels: {a: {queue: q}}\ncatch_up_interval: 1e20", "processor.yml:2:20: catch_up_interval: 1e+20 seconds is out of range"),
+        ("channels: {a: {queue: q}}\nretry: {initial: 0.1, maximum: 1e18}", "processor.yml:2:32: retry.maximum: 1e+18 seconds is out of range"),
+        // Keys quoted in a message were shown raw.
+        ("channels: {a: {queue: q}}\n\"batch\\tsize\\x85\": 1", "processor.yml:2:1: unknown key 'batch\\tsize\\u{85}'"),
+        // libyaml's reader errors had no line and column.
+        ("channels: {a: {queue: q}}\n\u{01}", "processor.yml:2:1: invalid YAML: control characters are not allowed (U+0001)"),
+    ])
+    func fuzzFindings(yaml: String, expected: String) {
+        let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
+    }
+
+    // Found by fuzzing: Yams hashes each mapping's keys (aliases expanded) to find duplicates, so 462 bytes of
+    // aliases of aliases used as a key took 26 s (release), and every level more ten times that; `? ? ? …`
+    // nested 1,000 deep took 2 s (debug); and it sorts duplicate keys comparing them twice per level, so a
+    // mapping key nested 30 deep, written twice, took longer than libFuzzer's 5 s timeout.
+    @Test("aliases that expand without bound, keys that are mappings, and deep nesting are refused before Yams composes them")
+    func aliasBombs() {
+        var levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in 1...8 {
+            levels.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]")
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let bomb = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: levels.joined(separator: "\n") + "\n? *a8\n: 1\n") }
+        #expect(bomb?.message.hasPrefix("processor.yml:5:45: the aliases expand the document to more than 100000 values") == true, "\(bomb?.message ?? "no error")")
+        let nestedKeys = String(repeating: "? ", count: 1_000) + "x"
+        let deepKey = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: nestedKeys) }
+        #expect(deepKey?.message == "processor.yml:1:3: keys must be strings, found a mapping")
+        let twice = String(repeating: "? ", count: 30) + "x\n: 1\n" + String(repeating: "? ", count: 30) + "x\n: 2\n"
+        let duplicateKeys = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: twice) }
+        #expect(duplicateKeys?.message == "processor.yml:1:3: keys must be strings, found a mapping")
+        let flowKey = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: "channels: {[a]: {queue: q}}") }
+        #expect(flowKey?.message == "processor.yml:1:12: keys must be strings, found a list")
+        let aliasKey = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: "a: &l [x]\n*l : 1") }
+        #expect(aliasKey?.message == "processor.yml:2:1: keys must be strings, found an alias of a mapping or list")
+        let deep = #expect(throws: ProcessorError.self) {
+            try ProcessorConfiguration(yaml: "channels: " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100))
+        }
+        #expect(deep?.message == "processor.yml:1:74: mappings and lists are nested more than 64 deep")
+        #expect(start.duration(to: clock.now) < .seconds(1))
+        // Aliases within bounds are fine.
+        #expect(throws: Never.self) { try ProcessorConfiguration(yaml: "channels:\n  a: &q {queue: q}\n  b: *q\n") }
+    }
+
+    @Test("the longest and shortest durations a file may give build a valid listener")
+    func durationBounds() throws {
+        let configuration = try ProcessorConfiguration(yaml: """
+            channels: {a: {queue: q}}
+            catch_up_interval: 31536000
+            listener: {heartbeat_interval: 0.001, heartbeat_timeout: 31536000}
+            retry: {initial: 0.001, maximum: 31536000}
+            """)
+        let listener = configuration.listenerConfiguration(postgres: PostgresConfiguration(parameters: [:]))
+        #expect(listener.heartbeatInterval == .milliseconds(1))
+        #expect(listener.heartbeatTimeout == .seconds(31_536_000))
+        try listener.validate()
+        #expect(configuration.backoff.maximum == .seconds(31_536_000))
+    }
+
     @Test("source: table needs a table and exactly one channel; 'table' is refused elsewhere")
     func tableSource() throws {
         let good = try ProcessorConfiguration(yaml: """

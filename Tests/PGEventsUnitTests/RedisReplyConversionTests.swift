@@ -173,7 +173,55 @@ struct RedisReplyConversionTests {
         malformed(.raw(type: REDIS_REPLY_STRING, length: 3))  // no storage for three bytes
         malformed(.raw(type: REDIS_REPLY_ERROR, length: 1))
         malformed(.raw(type: REDIS_REPLY_ARRAY, elements: 2))  // no element vector
+        malformed(.raw(type: REDIS_REPLY_ARRAY, elements: -3))  // a negative count (size_t (-3)) is no empty array
+        malformed(.raw(type: REDIS_REPLY_STRING, length: -1))
         malformed(.arrayWithMissingElement(count: 3))
         malformed(.array([.integer(1), .array([.raw(type: 42)])]))  // deep inside
+    }
+}
+
+/// `RedisReply.parse(resp:)`: hiredis' reader and the conversion, on bytes.
+@Suite("RedisReply.parse(resp:)")
+struct RedisReplyParseTests {
+    @Test("whole replies of every RESP2 type, in order")
+    func replies() throws {
+        let bytes = Array("+OK\r\n-ERR no\r\n:-42\r\n$3\r\na\u{0}b\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n*2\r\n*1\r\n:1\r\n+x\r\n".utf8)
+        #expect(try RedisReply.parse(resp: bytes) == [
+            .status("OK"), .error("ERR no"), .integer(-42), .bulk([0x61, 0, 0x62]), .bulk([]), .null, .null, .array([]),
+            .array([.array([.integer(1)]), .status("x")]),
+        ])
+        #expect(try RedisReply.parse(resp: []) == [])
+        // Bytes that are not UTF-8 stay bytes in a bulk string.
+        #expect(try RedisReply.parse(resp: [0x24, 0x32, 0x0D, 0x0A, 0xFF, 0xFE, 0x0D, 0x0A]) == [.bulk([0xFF, 0xFE])])
+    }
+
+    @Test("malformed and incomplete input is a protocol violation with hiredis' reason", arguments: [
+        ("?what\r\n", "Protocol error, got \"?\" as reply type byte"),
+        (":abc\r\n", "Bad integer value"),
+        ("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "No support for nested multi bulk replies with depth > 7"),
+        ("+OK\r\n*2\r\n$5\r\nhel", "the bytes end inside a reply (1 complete before it)"),
+        ("+OK", "the bytes end inside a reply (0 complete before it)"),
+        ("*2\r\n:1\r\n", "the bytes end inside a reply"),
+        ("$3\r\nab", "the bytes end inside a reply"),
+    ])
+    func malformed(resp: String, message: String) {
+        let error = #expect(throws: RedisError.self) { try RedisReply.parse(resp: Array(resp.utf8)) }
+        #expect(error?.code == .protocolViolation)
+        #expect(error?.message.hasPrefix(message) == true, "\(error?.message ?? "no error")")
+    }
+
+    // Found by fuzzing (FuzzTests, Benchmarks/Fuzz): hiredis allocates an array's element vector when it reads
+    // the header, 16 GiB for *2147483647, and walking it to free it took seconds to over a minute.
+    @Test("an array header promising more elements than the bytes can hold is refused at once")
+    func hugeArrays() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        for header in ["*2147483647\r\n", "*2\r\n:1\r\n*2147483647\r\n$2\r\nok\r\n", String(repeating: "*2147483647\r\n", count: 20)] {
+            let error = #expect(throws: RedisError.self) { try RedisReply.parse(resp: Array(header.utf8)) }
+            #expect(error?.message.hasPrefix("an array header promises 2147483647 elements, more than the") == true, "\(error?.message ?? "no error")")
+        }
+        #expect(start.duration(to: clock.now) < .seconds(1))
+        // The bound is the input's size: an array that could still be complete is read.
+        #expect(try RedisReply.parse(resp: Array("*2\r\n+\r\n+\r\n".utf8)) == [.array([.status(""), .status("")])])
     }
 }

@@ -1,4 +1,5 @@
 import PGEventsHarness
+import PGEventsSystem
 import Testing
 
 @Suite("Splitting SQL files into statements")
@@ -72,5 +73,60 @@ struct SQLScriptTests {
         #expect(problem?.message == message)
         #expect(problem?.line == line)
         #expect(problem?.column == column)
+    }
+
+    // Found by fuzzing (FuzzTests, Benchmarks/Fuzz): the message quoted the rest of the line raw, control
+    // characters and all, however long.
+    @Test("a psql meta-command is named escaped and cut short")
+    func metaCommandMessage() {
+        let control = #expect(throws: SQLScript.Problem.self) { try SQLScript("SELECT 1;\n\\i\u{1D}x\u{1B}[2J y") }
+        #expect(control?.message == "psql meta-command '\\i\\u{1D}x\\u{1B}[2J' is not SQL; only psql understands it")
+        #expect(control?.line == 2)
+        let long = #expect(throws: SQLScript.Problem.self) { try SQLScript("\\" + String(repeating: "\"", count: 5_000)) }
+        #expect(long?.message == "psql meta-command '\\" + String(repeating: "\"", count: 40) + "…' is not SQL; only psql understands it")
+    }
+
+    // Found by fuzzing: trimming a statement walked the whole text once per trailing white space character,
+    // so a statement ending in 64,000 tabs took 30 s (release).
+    @Test("long runs of white space take linear time")
+    func longWhiteSpace() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let sql = "SELECT 1;\r\n  SELECT\r\n  2 " + String(repeating: "\t", count: 64_000) + ";" + String(repeating: " \n", count: 32_000)
+        let script = try SQLScript(sql)
+        #expect(script.statements.map(\.text) == ["SELECT 1", "SELECT\r\n  2"])
+        #expect(start.duration(to: clock.now) < .seconds(2))
+        #expect(" \t a b \r\n".trimmed() == "a b")
+        #expect(" \t a b \r\n".trimmedTrailing() == " \t a b")
+        #expect(" \n\t".trimmed() == "")
+        #expect(" \n\t".trimmedTrailing() == "")
+        #expect("".trimmed() == "")
+        #expect("x".trimmed() == "x")
+    }
+    // Found while fuzzing: the text was read as Swift Characters, and a quote or semicolon followed by a
+    // combining mark is one Character that is neither, while PostgreSQL sees the quote (or the semicolon).
+    @Test("quotes and semicolons followed by combining marks are what PostgreSQL sees: code points")
+    func combiningMarks() throws {
+        let script = try SQLScript("SELECT '\u{301};';\nSELECT \"\u{20DD};\";\nSELECT 3;\u{301}")
+        #expect(script.statements.map(\.text) == ["SELECT '\u{301};'", "SELECT \"\u{20DD};\"", "SELECT 3", "\u{301}"])
+        // Lines and columns count code points, as PostgreSQL's positions do: e + U+0301 is two.
+        let columns = try SQLScript("e\u{301};SELECT 2;\r\nSELECT e\u{301}x")
+        #expect(columns.statements.map(\.column) == [1, 4, 1])
+        #expect(columns.statements[2].line == 2)
+        #expect(columns.statements[2].location(ofCharacter: 10) == (2, 10))
+    }
+
+    // Found by fuzzing: looking for the end of a dollar quote copied the tag's length at every `$`, so a long
+    // tag and a body of dollars took seconds (6 s for 64 kB, release).
+    @Test("a long dollar-quote tag is looked for in linear time")
+    func longDollarTag() {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let problem = #expect(throws: SQLScript.Problem.self) {
+            try SQLScript("SELECT $" + String(repeating: "a", count: 16_000) + "$" + String(repeating: "$", count: 48_000))
+        }
+        #expect(problem?.message == "unterminated dollar-quoted string $" + String(repeating: "a", count: 39) + "…")
+        #expect(problem?.column == 8)
+        #expect(start.duration(to: clock.now) < .seconds(2))
     }
 }

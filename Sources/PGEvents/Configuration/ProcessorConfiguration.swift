@@ -27,6 +27,9 @@ import Foundation
 /// retry: {initial: 0.1, maximum: 10}
 /// ```
 ///
+/// Durations are seconds, from 0.001 to 31,536,000 (a year). Names of PostgreSQL objects (channels, the
+/// consumer, the table) cannot hold a NUL byte, and no key may be written twice, not even as `1` and `"1"`.
+///
 /// The database and Redis URLs are not in the file: they come from `--database-url`/`--redis-url` or
 /// `DATABASE_URL`/`REDIS_URL`, so the file holds no secret.
 public struct ProcessorConfiguration: Sendable, Equatable {
@@ -121,13 +124,17 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         if let node = root["consumer"] {
             consumer = try node.string()
             if consumer.isEmpty { throw node.error("the consumer name is empty") }
+            if consumer.utf8.contains(0) { throw node.error("the consumer name contains a NUL byte (PostgreSQL text cannot hold one)") }
         }
         guard let channelsNode = root["channels"] else {
             throw ProcessorError(code: .invalidConfiguration, message: "\(file): 'channels' is missing: name at least one channel and its queue")
         }
-        for (name, node) in try channelsNode.orderedMapping() {
+        for (name, keyNode, node) in try channelsNode.orderedEntries() {
             if name.isEmpty || name.utf8.count > 63 {
-                throw node.error("a channel name must have 1 to 63 bytes")
+                throw keyNode.error("a channel name must have 1 to 63 bytes")
+            }
+            if name.utf8.contains(0) {
+                throw keyNode.error("a channel name cannot contain a NUL byte")
             }
             let pipeline = try ChannelPipeline(configuration: node)
             if pipeline.batch != nil {
@@ -149,8 +156,9 @@ public struct ProcessorConfiguration: Sendable, Equatable {
             guard let key = fields["key"] else { throw node.error("'key' is missing: the table's monotonic integer key column") }
             var table = Table(name: try name.string(), key: try key.string())
             if let schema = fields["schema"] { table.schema = try schema.string() }
-            for (field, value) in [("schema", table.schema), ("name", table.name), ("key", table.key)] where value.isEmpty || value.utf8.count > 63 {
-                throw (fields[field] ?? node).error("'\(field)' must have 1 to 63 bytes")
+            for (field, value) in [("schema", table.schema), ("name", table.name), ("key", table.key)]
+            where value.isEmpty || value.utf8.count > 63 || value.utf8.contains(0) {
+                throw (fields[field] ?? node).error("'\(field)' must have 1 to 63 bytes, none of them NUL")
             }
             if channels.count != 1 {
                 throw channelsNode.error("source: table takes exactly one channel (the table's wake-up, and the queue of its rows); \(channels.count) are named")

@@ -361,15 +361,17 @@ extension String {
     }
 }
 
-/// How the character at `offset` is shown in a syntax error: `'x'`, `U+000A`, `the end of the text`.
+/// How the character at `offset` is shown in a syntax error: `'x'`, `U+000A`, `the end of the text`. Control
+/// characters and line or paragraph separators (U+0085, U+2028, …) are shown by their code point, so that a
+/// message stays on one line (a fuzzing finding).
 func describeCharacter(in bytes: [UInt8], at offset: Int) -> String {
     guard offset >= 0, offset < bytes.count else { return "the end of the text" }
     let byte = bytes[offset]
-    if byte < 0x20 || byte == 0x7F {
-        let hex = String(byte, radix: 16, uppercase: true)
-        return "U+" + String(repeating: "0", count: 4 - hex.count) + hex
+    let length = byte < 0x80 ? 1 : byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : 2
+    let character = String(decoding: bytes[offset..<min(offset + length, bytes.count)], as: UTF8.self)
+    if let scalar = character.unicodeScalars.first, TextExcerpt.needsEscape(scalar) {
+        let hex = String(scalar.value, radix: 16, uppercase: true)
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
     }
-    if byte < 0x80 { return "'\(Character(Unicode.Scalar(byte)))'" }
-    let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : 2
-    return "'\(String(decoding: bytes[offset..<min(offset + length, bytes.count)], as: UTF8.self))'"
+    return "'\(character)'"
 }

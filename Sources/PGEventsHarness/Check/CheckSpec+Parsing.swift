@@ -87,6 +87,7 @@ extension CheckSpec {
                 if name.isEmpty || name.utf8.count > identifierBytes {
                     throw keyNode.error("a channel name must have 1 to \(identifierBytes) bytes, '\(name)' has \(name.utf8.count)")
                 }
+                try refuseNUL(name, "a channel name", at: keyNode)
                 spec.channels[name] = try channel(named: name, value)
             }
         }
@@ -187,6 +188,7 @@ extension CheckSpec {
             if channel.isEmpty || channel.utf8.count > identifierBytes {
                 throw value.error("a channel name must have 1 to \(identifierBytes) bytes, '\(channel)' has \(channel.utf8.count)")
             }
+            try refuseNUL(channel, "a channel name", at: value)
             notify[operation] = channel
         }
         var spec = TableSpec(table: table, notify: notify)
@@ -198,6 +200,7 @@ extension CheckSpec {
                 if column.isEmpty || column.utf8.count > identifierBytes {
                     throw keyNode.error("a column name must have 1 to \(identifierBytes) bytes, '\(column)' has \(column.utf8.count)")
                 }
+                try refuseNUL(column, "a column name", at: keyNode)
                 spec.values[column] = try value.string()
             }
         }
@@ -247,7 +250,15 @@ extension CheckSpec {
         if text.isEmpty || text.utf8.count > identifierBytes {
             throw node.error("\(what) must have 1 to \(identifierBytes) bytes, '\(text)' has \(text.utf8.count)")
         }
+        try refuseNUL(text, what, at: node)
         return text
+    }
+
+    /// PostgreSQL names (like all PostgreSQL text) cannot hold a NUL byte.
+    private static func refuseNUL(_ text: String, _ what: String, at node: ConfigurationNode) throws {
+        if text.utf8.contains(0) {
+            throw node.error("\(what) cannot contain a NUL byte, '\(PayloadJudge.excerpt(text, limit: 80))' does")
+        }
     }
 
     private static func tableName(_ text: String, at node: ConfigurationNode) throws -> QualifiedName {
@@ -257,6 +268,7 @@ extension CheckSpec {
         for part in [name.schema, name.name] where part.utf8.count > identifierBytes {
             throw node.error("bad table name '\(text)': '\(part)' has \(part.utf8.count) bytes, PostgreSQL names have at most \(identifierBytes)")
         }
+        try refuseNUL(text, "a table name", at: node)
         return name
     }
 

@@ -3,6 +3,10 @@ import PGEventsSystem
 /// (`'…'`, `E'…'`, dollar-quoted `$tag$…$tag$`), quoted identifiers and comments (`--`, nested `/* */`).
 ///
 /// Each statement keeps the line and column where it starts, so an error can be reported as `FILE:LINE:COLUMN`.
+///
+/// The text is read as Unicode scalars (code points), as PostgreSQL reads it, not as Swift `Character`s: a
+/// quote followed by a combining mark (`'\u{301}`) is one Character, but still a quote to the server. Columns
+/// and positions count code points, as PostgreSQL's error positions do.
 public struct SQLScript: Sendable, Equatable {
     /// One statement of the script.
     public struct Statement: Sendable, Equatable {
@@ -10,16 +14,17 @@ public struct SQLScript: Sendable, Equatable {
         public var text: String
         /// 1-based line of its first character in the file.
         public var line: Int
-        /// 1-based column of its first character.
+        /// 1-based column of its first character (in code points).
         public var column: Int
 
-        /// The file position of a 1-based character `position` inside this statement (as PostgreSQL reports it).
+        /// The file position of a 1-based character (code point) `position` inside this statement, as PostgreSQL
+        /// reports it.
         public func location(ofCharacter position: Int) -> (line: Int, column: Int) {
             var line = self.line
             var column = self.column
-            for (index, character) in text.enumerated() {
+            for (index, scalar) in text.unicodeScalars.enumerated() {
                 if index + 1 >= position { break }
-                if character == "\n" || character == "\r\n" {
+                if scalar == "\n" {
                     line += 1
                     column = 1
                 } else {
@@ -46,7 +51,7 @@ public struct SQLScript: Sendable, Equatable {
     /// which only psql understands.
     public init(_ text: String) throws(Problem) {
         var statements: [Statement] = []
-        let characters = Array(text)
+        let characters = Array(text.unicodeScalars)
         var index = 0
         var line = 1
         var column = 1
@@ -58,8 +63,8 @@ public struct SQLScript: Sendable, Equatable {
         func advance(_ count: Int = 1) {
             for _ in 0..<count where index < characters.count {
                 let character = characters[index]
-                current.append(character)
-                if character == "\n" || character == "\r\n" {
+                current.unicodeScalars.append(character)
+                if character == "\n" {
                     line += 1
                     column = 1
                 } else {
@@ -68,7 +73,7 @@ public struct SQLScript: Sendable, Equatable {
                 index += 1
             }
         }
-        func peek(_ offset: Int = 0) -> Character? {
+        func peek(_ offset: Int = 0) -> Unicode.Scalar? {
             index + offset < characters.count ? characters[index + offset] : nil
         }
         func markStart() {
@@ -87,8 +92,8 @@ public struct SQLScript: Sendable, Equatable {
             switch character {
             case "-" where peek(1) == "-":
                 let commentStart = index
-                while let c = peek(), c != "\n", c != "\r\n" { advance() }
-                let comment = String(characters[commentStart..<index]).lowercased()
+                while let c = peek(), c != "\n" { advance() }
+                let comment = String(String.UnicodeScalarView(characters[commentStart..<index])).lowercased()
                 if onlyCommentsSoFar, comment.replacing(" ", with: "").contains("pgevents:no-transaction") {
                     noTransaction = true
                 }
@@ -107,7 +112,7 @@ public struct SQLScript: Sendable, Equatable {
                 markStart()
                 onlyCommentsSoFar = false
                 let escapes = index > 0 && (characters[index - 1] == "E" || characters[index - 1] == "e")
-                    && (index < 2 || !(characters[index - 2].isLetter || characters[index - 2].isNumber || characters[index - 2] == "_"))
+                    && (index < 2 || !Self.isIdentifier(characters[index - 2]))
                 let (literalLine, literalColumn) = (line, column)
                 advance()
                 while true {
@@ -139,20 +144,23 @@ public struct SQLScript: Sendable, Equatable {
                 onlyCommentsSoFar = false
                 // A dollar quote: $$ or $tag$ where tag is an identifier not starting with a digit.
                 var tagEnd = index + 1
-                while tagEnd < characters.count, characters[tagEnd].isLetter || characters[tagEnd] == "_" || (characters[tagEnd].isNumber && tagEnd > index + 1) {
+                while tagEnd < characters.count, Self.isIdentifier(characters[tagEnd]), !Self.isDigit(characters[tagEnd]) || tagEnd > index + 1 {
                     tagEnd += 1
                 }
-                let previous = index > 0 ? characters[index - 1] : " "
-                let isParameter = previous.isLetter || previous.isNumber || previous == "_"
+                let isParameter = index > 0 && Self.isIdentifier(characters[index - 1])
                 guard !isParameter, tagEnd < characters.count, characters[tagEnd] == "$" else { advance(); continue }
-                let tag = Array(characters[index...tagEnd])
+                let tag = characters[index...tagEnd]
                 let (quoteLine, quoteColumn) = (line, column)
                 advance(tag.count)
                 while true {
                     guard peek() != nil else {
-                        throw Problem(message: "unterminated dollar-quoted string \(String(tag))", line: quoteLine, column: quoteColumn)
+                        throw Problem(
+                            message: "unterminated dollar-quoted string \(PayloadJudge.excerpt(String(String.UnicodeScalarView(tag)), limit: 40))",
+                            line: quoteLine, column: quoteColumn)
                     }
-                    if peek() == "$", index + tag.count <= characters.count, Array(characters[index..<(index + tag.count)]) == tag {
+                    // Compared in place, stopping at the first difference: the body cannot hold the tag's `$`
+                    // inside it, so this is linear however long the tag.
+                    if peek() == "$", index + tag.count <= characters.count, characters[index..<(index + tag.count)].elementsEqual(tag) {
                         advance(tag.count)
                         break
                     }
@@ -160,14 +168,16 @@ public struct SQLScript: Sendable, Equatable {
                 }
             case ";":
                 advance()
-                current.removeLast()
+                current.unicodeScalars.removeLast()
                 finishStatement()
-            case "\\" where start == nil || current.last == "\n":
+            case "\\" where start == nil || current.unicodeScalars.last == "\n":
+                // The command's name as written (shown escaped and cut short: it is the file's text).
+                let command = String(String.UnicodeScalarView(characters[(index + 1)...].prefix { !$0.properties.isWhitespace }))
                 throw Problem(
-                    message: "psql meta-command '\\\(String(characters[(index + 1)...].prefix { !$0.isWhitespace }))' is not SQL; only psql understands it",
+                    message: "psql meta-command '\\\(PayloadJudge.excerpt(command, limit: 40))' is not SQL; only psql understands it",
                     line: line, column: column)
             default:
-                if !character.isWhitespace {
+                if !character.properties.isWhitespace {
                     markStart()
                     onlyCommentsSoFar = false
                 }
@@ -177,6 +187,16 @@ public struct SQLScript: Sendable, Equatable {
         finishStatement()
         self.statements = statements
         self.noTransaction = noTransaction
+    }
+
+    /// A character of an identifier, as PostgreSQL's lexer has them: ASCII letters and digits, `_`, and every
+    /// character beyond ASCII.
+    private static func isIdentifier(_ scalar: Unicode.Scalar) -> Bool {
+        !scalar.isASCII || scalar == "_" || scalar.properties.isAlphabetic || isDigit(scalar)
+    }
+
+    private static func isDigit(_ scalar: Unicode.Scalar) -> Bool {
+        ("0"..."9").contains(scalar)
     }
 
     private static func isOnlyComments(_ text: String) -> Bool {

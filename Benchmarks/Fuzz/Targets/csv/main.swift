@@ -1,0 +1,11 @@
+// libFuzzer target for CSV payloads: CSVRecord.parse, and PayloadJudge.problems(in:for:) on a csv channel.
+// What is checked: FuzzTarget.check (Tests/PGEventsFuzzOracles). Built and run by ci/fuzz.
+import CLibFuzzer
+import PGEventsFuzzOracles
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzTarget.csv.fuzz(data, size)
+}
+
+pgevents_fuzz_run(CommandLine.argc, CommandLine.unsafeArgv, fuzzOne)

@@ -1,0 +1,11 @@
+// libFuzzer target for JSON payloads: PayloadJudge.problems(in:for:) on a json channel, and PayloadJudge.detectFormat.
+// What is checked: FuzzTarget.check (Tests/PGEventsFuzzOracles). Built and run by ci/fuzz.
+import CLibFuzzer
+import PGEventsFuzzOracles
+
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzTarget.json.fuzz(data, size)
+}
+
+pgevents_fuzz_run(CommandLine.argc, CommandLine.unsafeArgv, fuzzOne)

@@ -1,0 +1,4 @@
+CREATE TABLE a (id int);
+
+  INSERT INTO a VALUES (1);
+SELECT 1

@@ -1,0 +1,2 @@
+-- pgevents: no-transaction
+CREATE INDEX CONCURRENTLY i ON t (a);

@@ -1,0 +1,2 @@
+SELECT 1;
+CREATE FUNCTION f() AS $x$ body $y$ $x
