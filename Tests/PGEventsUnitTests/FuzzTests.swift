@@ -87,13 +87,19 @@ struct FuzzTests {
 
     // MARK: Helpers
 
-    /// The seed corpus of a target, in file name order.
+    /// The seed corpus of a target, in file name order; the sql target also starts from the project's own
+    /// migrations (the journal, an example) rather than copies of them.
     static func corpus(_ target: FuzzTarget) throws -> [[UInt8]] {
-        let root = URL(fileURLWithPath: #filePath)
+        let repository = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Benchmarks/Fuzz/corpus/\(target.rawValue)")
-        let names = try FileManager.default.contentsOfDirectory(atPath: root.path).filter { !$0.hasPrefix(".") }.sorted()
-        return try names.map { Array(try Data(contentsOf: root.appendingPathComponent($0))) }
+        var directories = ["Benchmarks/Fuzz/corpus/\(target.rawValue)"]
+        if target == .sql { directories += ["sql/pgevents", "sql/examples/chat-channels"] }
+        return try directories.flatMap { directory in
+            let root = repository.appendingPathComponent(directory)
+            let names = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+                .filter { !$0.hasPrefix(".") && (directory.hasPrefix("Benchmarks/") || $0.hasSuffix(".sql")) }
+            return try names.map { Array(try Data(contentsOf: root.appendingPathComponent($0))) }
+        }
     }
 
     /// How to run the input again: where it came from, as a Swift literal, and in base64.
