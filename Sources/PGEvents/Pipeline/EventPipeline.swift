@@ -100,7 +100,8 @@ public struct EventPipeline: Sendable {
     public func process(_ events: [JournalEvent], fetchQueries: [String: PreparedFetch], on connection: PostgresConnection, logger: Logger) async throws -> Output {
         var output = Output()
         // Decode every event first; the undecodable become dead letters.
-        var decoded: [(event: JournalEvent, value: EventValue)] = []
+        // Each event's context is made once (its meta fields are formatted there) and gets its row later.
+        var decoded: [(event: JournalEvent, context: EvaluationContext)] = []
         decoded.reserveCapacity(events.count)
         for event in events {
             guard let pipeline = channels[event.channel] else {
@@ -109,7 +110,7 @@ public struct EventPipeline: Sendable {
             }
             switch pipeline.decode(event.payload) {
             case .success(let value):
-                decoded.append((event, value))
+                decoded.append((event, EvaluationContext(event, decoded: value)))
             case .failure(let failure):
                 output.deadLetters += 1
                 Counter(label: "pgevents_parse_errors_total", dimensions: [("channel", event.channel)]).increment()
@@ -126,8 +127,8 @@ public struct EventPipeline: Sendable {
             guard let fetch = channels[channel]?.fetch else { continue }
             var keys: [String] = []
             var seqs: [Int64] = []
-            for (event, value) in decoded where event.channel == channel {
-                guard let key = fetch.parameter(for: EvaluationContext(event, decoded: value)) else { continue }
+            for (event, context) in decoded where event.channel == channel {
+                guard let key = fetch.parameter(for: context) else { continue }
                 guard query.accepts(key) else {
                     logger.debug("fetch key is not a \(query.keyType): no row", metadata: ["event_key": "\(event.seq)", "channel": "\(channel)", "key": "\(key.prefix(80))"])
                     continue
@@ -144,9 +145,10 @@ public struct EventPipeline: Sendable {
             }
         }
         // Rules and jobs.
-        for (event, value) in decoded {
+        for (event, fetched) in decoded {
             guard let pipeline = channels[event.channel] else { continue }
-            let context = EvaluationContext(event, decoded: value, row: rows[event.seq])
+            var context = fetched
+            context.row = rows[event.seq]
             let actions = pipeline.route(context, payload: event.payload) { diagnostic in
                 logger.debug("rule evaluation", metadata: ["event_key": "\(event.seq)", "channel": "\(event.channel)", "diagnostic": "\(diagnostic.message)"])
             }
