@@ -3,15 +3,34 @@ import PGEventsSystem
 
 /// One scenario run in the benchmark result format (DESIGN.md): what ran, what it measured, on what.
 public struct BenchResult: Sendable, Codable {
-    public struct Latency: Sendable, Codable {
+    public struct Latency: Sendable, Codable, Equatable {
         public var p50: Double
         public var p90: Double
         public var p99: Double
         public var p999: Double
         public var max: Double
+
+        public init(p50: Double, p90: Double, p99: Double, p999: Double, max: Double) {
+            self.p50 = p50
+            self.p90 = p90
+            self.p99 = p99
+            self.p999 = p999
+            self.max = max
+        }
     }
 
-    public struct Machine: Sendable, Codable {
+    /// One point of a latency distribution, for plots: `percentile` in 0…100, `value` in microseconds.
+    public struct LatencyPoint: Sendable, Codable, Equatable {
+        public var percentile: Double
+        public var value: Double
+
+        public init(percentile: Double, value: Double) {
+            self.percentile = percentile
+            self.value = value
+        }
+    }
+
+    public struct Machine: Sendable, Codable, Equatable {
         public var cores: Int
         public var memoryGB: Double
         public var os: String
@@ -52,9 +71,13 @@ public struct BenchResult: Sendable, Codable {
     /// Scenario-specific figures (a fault's recovery and detection times, say).
     public var extra: [String: Double]
     public var note: String?
+    /// What the scenario ran with (rate, writers, duration, synchronous_commit, …), as given.
+    public var settings: [String: String]
+    /// The end-to-end latency distribution (percentile → microseconds), for plots; nil when not measured.
+    public var distribution: [LatencyPoint]?
 
     enum CodingKeys: String, CodingKey {
-        case scenario, events, stages, lost, duplicated, errors, machine, extra, note
+        case scenario, events, stages, lost, duplicated, errors, machine, extra, note, settings, distribution
         case durationSeconds = "duration_s"
         case eventsPerSecond = "events_per_s"
         case latencyMicroseconds = "latency_us"
@@ -66,7 +89,8 @@ public struct BenchResult: Sendable, Codable {
 
     public init(scenario: String, events: Int, durationSeconds: Double, eventsPerSecond: Double, latencyMicroseconds: Latency? = nil,
                 stages: [String: Latency] = [:], lost: Int, duplicated: Int, errors: Int, postgresVersion: String, redisVersion: String,
-                machine: Machine = .current, gitCommit: String? = BenchResult.gitCommit(), startedAt: Date, extra: [String: Double] = [:], note: String? = nil) {
+                machine: Machine = .current, gitCommit: String? = BenchResult.gitCommit(), startedAt: Date, extra: [String: Double] = [:], note: String? = nil,
+                settings: [String: String] = [:], distribution: [LatencyPoint]? = nil) {
         self.scenario = scenario
         self.events = events
         self.durationSeconds = durationSeconds
@@ -83,6 +107,39 @@ public struct BenchResult: Sendable, Codable {
         self.startedAt = startedAt
         self.extra = extra
         self.note = note
+        self.settings = settings
+        self.distribution = distribution
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        scenario = try container.decode(String.self, forKey: .scenario)
+        events = try container.decode(Int.self, forKey: .events)
+        durationSeconds = try container.decode(Double.self, forKey: .durationSeconds)
+        eventsPerSecond = try container.decode(Double.self, forKey: .eventsPerSecond)
+        latencyMicroseconds = try container.decodeIfPresent(Latency.self, forKey: .latencyMicroseconds)
+        stages = try container.decodeIfPresent([String: Latency].self, forKey: .stages) ?? [:]
+        lost = try container.decode(Int.self, forKey: .lost)
+        duplicated = try container.decode(Int.self, forKey: .duplicated)
+        errors = try container.decodeIfPresent(Int.self, forKey: .errors) ?? 0
+        postgresVersion = try container.decodeIfPresent(String.self, forKey: .postgresVersion) ?? ""
+        redisVersion = try container.decodeIfPresent(String.self, forKey: .redisVersion) ?? ""
+        machine = try container.decode(Machine.self, forKey: .machine)
+        gitCommit = try container.decodeIfPresent(String.self, forKey: .gitCommit)
+        startedAt = try container.decode(Date.self, forKey: .startedAt)
+        extra = try container.decodeIfPresent([String: Double].self, forKey: .extra) ?? [:]
+        note = try container.decodeIfPresent(String.self, forKey: .note)
+        settings = try container.decodeIfPresent([String: String].self, forKey: .settings) ?? [:]
+        distribution = try container.decodeIfPresent([LatencyPoint].self, forKey: .distribution)
+    }
+
+    /// Results read back from `json(_:)`'s output (an array, or one object).
+    public static func decode(json data: Data) throws -> [BenchResult] {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let first = data.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        if first == UInt8(ascii: "[") { return try decoder.decode([BenchResult].self, from: data) }
+        return [try decoder.decode(BenchResult.self, from: data)]
     }
 
     /// The commit of the working directory's repository, if it is one (`git rev-parse HEAD`).
