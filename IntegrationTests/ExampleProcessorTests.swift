@@ -127,7 +127,17 @@ struct ExampleProcessorTests {
         await writer.close()
     }
 
-    @Test("gc2-csv (004): CSV records are decoded, enriched with the row, and appended to the broadcast stream; a broken record is a dead letter")
+    /// The batch messages on GC2's stream, oldest first.
+    static func gc2Batches(_ reader: RedisConnection) async throws -> [[String: Any]] {
+        let entries = try await reader.command("XRANGE", "gc2:changes", "-", "+").array ?? []
+        return try entries.map { entry in
+            let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
+            let payload = try #require(fields.last, "an entry with fields: \(fields)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any], "\(payload)")
+        }
+    }
+
+    @Test("gc2-csv (004): CSV records are decoded, enriched, batched per table and operation on the broadcast stream; a broken record is a dead letter")
     func gc2() async throws {
         let (database, configuration) = try await exampleSetup("gc2-csv")
         let writer = try await database.connect()
@@ -142,16 +152,15 @@ struct ExampleProcessorTests {
                     SELECT pgevents.emit('gc2_changes', 'INSERT,public,parcels,gid');
                     """)
                 try await waitForJobs(reader, count: 1, queue: "gc2:dead")
+                // Three groups of one change each: sent when due (2 s), not before.
                 try await withTimeout(20) {
                     while try await reader.command("XLEN", "gc2:changes").integer ?? 0 < 3 { try await Task.sleep(for: .milliseconds(20)) }
                 }
             }
-            let entries = try await reader.command("XRANGE", "gc2:changes", "-", "+").array ?? []
-            let jobs = try entries.map { entry -> [String: Any] in
-                let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
-                let payload = fields[(fields.firstIndex(of: "payload") ?? 0) + 1]
-                return try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
-            }
+            let batches = try await Self.gc2Batches(reader)
+            #expect(batches.map { ($0["group"] as? [String: Any])?["event.op"] as? String } == ["INSERT", "UPDATE", "DELETE"])
+            #expect(batches.allSatisfy { $0["reason"] as? String == "due" && ($0["count"] as? NSNumber)?.intValue == 1 })
+            let jobs = batches.flatMap { $0["items"] as? [[String: Any]] ?? [] }
             #expect(jobs.map { $0["op"] as? String } == ["INSERT", "UPDATE", "DELETE"])
             #expect(jobs.allSatisfy { $0["table"] as? String == "public.parcels" && $0["key"] as? String == "1" })
             // Rows are fetched when the chunk is processed: by then this one is deleted, so no row (null).
@@ -161,7 +170,7 @@ struct ExampleProcessorTests {
         await writer.close()
     }
 
-    @Test("gc2-csv (004): a change whose row still exists is enriched with it")
+    @Test("gc2-csv (004): ten changes to a table make one message at once, each enriched with its row; the rest follow when due")
     func gc2Enriched() async throws {
         let (database, configuration) = try await exampleSetup("gc2-csv")
         let writer = try await database.connect()
@@ -169,19 +178,21 @@ struct ExampleProcessorTests {
             let reader = try await redis.connect()
             let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
-                try await writer.execute("INSERT INTO parcels (parcel_no, owner_name, address, area_m2) VALUES ('P-2', 'Cy', 'Quay 2, \"Harbour\"', 512.25)")
+                try await writer.execute("""
+                    INSERT INTO parcels (parcel_no, owner_name, address, area_m2)
+                    SELECT 'P-' || i, 'Cy', 'Quay ' || i || ', "Harbour"', 512.25 FROM generate_series(1, 12) AS i
+                    """)
                 try await withTimeout(20) {
-                    while try await reader.command("XLEN", "gc2:changes").integer ?? 0 < 1 { try await Task.sleep(for: .milliseconds(20)) }
+                    while try await reader.command("XLEN", "gc2:changes").integer ?? 0 < 2 { try await Task.sleep(for: .milliseconds(20)) }
                 }
             }
-            let entry = try #require(try await reader.command("XRANGE", "gc2:changes", "-", "+").array?.first)
-            let fields = entry.array?.last?.array?.compactMap(\.string) ?? []
-            let payload = fields[(fields.firstIndex(of: "payload") ?? 0) + 1]
-            let job = try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] ?? [:]
-            let row = try #require(job["row"] as? [String: Any], "\(payload)")
-            #expect(row["parcel_no"] as? String == "P-2")
-            #expect(row["address"] as? String == "Quay 2, \"Harbour\"")
-            #expect((row["area_m2"] as? NSNumber)?.doubleValue == 512.25)
+            let batches = try await Self.gc2Batches(reader)
+            #expect(batches.map { $0["reason"] as? String } == ["full", "due"])
+            #expect(batches.map { ($0["count"] as? NSNumber)?.intValue } == [10, 2])
+            let rows = batches.flatMap { $0["items"] as? [[String: Any]] ?? [] }.compactMap { $0["row"] as? [String: Any] }
+            #expect(rows.map { $0["parcel_no"] as? String } == (1...12).map { "P-\($0)" })
+            #expect(rows.first?["address"] as? String == "Quay 1, \"Harbour\"")
+            #expect((rows.first?["area_m2"] as? NSNumber)?.doubleValue == 512.25)
             await reader.close()
         }
         await writer.close()

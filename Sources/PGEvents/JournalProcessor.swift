@@ -62,6 +62,11 @@ public struct JournalProcessor: Service {
         ])
         // The newest connection generation the listener announced; a drain that starts after it catches it up.
         let generation = LatestGeneration()
+        // Wake-ups coalesce, so what each asks for is kept apart: a batch timer's wake-up must not stand in for a
+        // notification's drain, nor make a drain of its own.
+        let requests = Requests()
+        let batchPoll = configuration.channels.compactMap(\.pipeline.batch).map(\.maxAge).min()
+            .map { max(.milliseconds(10), min(.milliseconds(250), $0 / 10)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await listener.run() }
             group.addTask {
@@ -69,8 +74,11 @@ public struct JournalProcessor: Service {
                     switch event {
                     case .connected(let number):
                         generation.value.withLock { $0 = number }
+                        requests.drain.store(true, ordering: .releasing)
                         wake.yield(.reconnected)
-                    case .notification: wake.yield(.notified)
+                    case .notification:
+                        requests.drain.store(true, ordering: .releasing)
+                        wake.yield(.notified)
                     case .disconnected: break
                     }
                 }
@@ -78,12 +86,27 @@ public struct JournalProcessor: Service {
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: catchUpInterval)
+                    requests.drain.store(true, ordering: .releasing)
                     wake.yield(.timer)
                 }
             }
+            if let batchPoll {
+                // Batches fall due by time: look at the deadline Redis last reported a few times per max_seconds.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: batchPoll)
+                        wake.yield(.batchTimer)
+                    }
+                }
+            }
+            requests.drain.store(true, ordering: .releasing)
             wake.yield(.timer)  // catch up once at start, whatever the listener does
             var lastPrune = ContinuousClock.now
             for await _ in wakeUps.cancelOnGracefulShutdown() {
+                if batchPoll != nil, let deadline = delivery.nextBatchDeadline, deadline <= .now {
+                    try await delivery.flushBatches()
+                }
+                guard requests.drain.exchange(false, ordering: .acquiringAndReleasing) else { continue }
                 let caughtUp = generation.value.withLock { $0 }
                 let progress = try await delivery.drain(shouldStop: { Task.isShuttingDownGracefully })
                 // Wake-ups coalesce, so a reconnect may have arrived as any kind: every drain is a catch-up
@@ -103,11 +126,26 @@ public struct JournalProcessor: Service {
             }
             group.cancelAll()
         }
+        if batchPoll != nil, Task.isShuttingDownGracefully, !Task.isCancelled {
+            // Staged batches would wait in Redis for the next run: send them, full or not. Once, without retrying:
+            // if Redis is gone they stay staged, and nothing is lost.
+            do {
+                let sent = try await delivery.flushBatches(all: true, retrying: false)
+                logger.info("open batches sent at shutdown", metadata: ["batches": "\(sent)"])
+            } catch {
+                logger.warning("open batches could not be sent at shutdown; they stay staged in Redis for the next run", metadata: ["error": "\(error)"])
+            }
+        }
         await delivery.close()
         logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 
-    enum WakeUp: Sendable, Equatable { case notified, reconnected, timer }
+    enum WakeUp: Sendable, Equatable { case notified, reconnected, timer, batchTimer }
+
+    /// What the wake-ups asked for since the loop last looked.
+    private final class Requests: Sendable {
+        let drain = Atomic<Bool>(false)
+    }
 
     /// The listener's newest connection generation, shared by the event task and the drain loop.
     private final class LatestGeneration: Sendable {

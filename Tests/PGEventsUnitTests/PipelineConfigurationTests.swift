@@ -92,7 +92,7 @@ struct PipelineConfigurationTests {
         #expect(pipeline.fetch?.parameter(for: context) == "0xabc-1")
         #expect(pipeline.fetch?.query == #"SELECT row_to_json(t)::text FROM "public"."events" AS t WHERE t."event_id" = $1 LIMIT 1"#)
         #expect(pipeline.route(context, payload: payload).map(\.body) == [#"{"type":"process_feedback","id":"0xabc-1","chain":137}"#])
-        #expect(pipeline.batch?.key(for: context) == #"["reputation","new_event"]"#)
+        #expect(pipeline.batch?.key(for: context) == #"{"event.registry":"reputation","meta.channel":"new_event"}"#)
 
         let registered = try pipeline.decode(#"{"event_id":"e2","block_number":5,"event_type":"AgentRegistered","registry":"identity"}"#).get()
         let routed = pipeline.route(EvaluationContext(event, decoded: registered, row: nil), payload: "")
@@ -122,7 +122,7 @@ struct PipelineConfigurationTests {
         #expect(pipeline.rules == nil)
         let payload = "UPDATE,public,parcels,gid,42"
         let context = EvaluationContext(event: try pipeline.decode(payload).get())
-        #expect(pipeline.batch?.key(for: context) == #"["public","parcels","UPDATE"]"#)
+        #expect(pipeline.batch?.key(for: context) == #"{"event.schema":"public","event.table":"parcels","event.op":"UPDATE"}"#)
         #expect(pipeline.fetch?.parameter(for: context) == "42")
         // Without rules, every event goes to the queue as it was emitted.
         #expect(pipeline.route(context, payload: payload) == [

@@ -65,12 +65,14 @@ struct ProcessorConfigurationTests {
         #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "no error")")
     }
 
-    @Test("a batch section is refused (the delivery does not batch yet); notify mode refuses pipeline features")
-    func unsupportedYet() throws {
-        let batch = #expect(throws: ProcessorError.self) {
-            try ProcessorConfiguration(yaml: "channels:\n  a:\n    queue: q\n    batch: {max_items: 10, max_seconds: 2}\n")
+    @Test("a batch section is read; notify mode refuses pipeline features (batching among them)")
+    func notifyRefusesPipeline() throws {
+        let configuration = try ProcessorConfiguration(yaml: "channels:\n  a:\n    queue: q\n    batch: {max_items: 10, max_seconds: 2}\n")
+        #expect(configuration.channels[0].pipeline.batch == BatchSpec(maxItems: 10, maxAge: .seconds(2)))
+        let batched = #expect(throws: ProcessorError.self) {
+            try ProcessorConfiguration(yaml: "source: notify\nchannels:\n  a: {queue: q, batch: {max_items: 3}}\n")
         }
-        #expect(batch?.message.contains("'batch' is not supported by the processor yet") == true, "\(batch?.message ?? "")")
+        #expect(batched?.message.contains("source: notify pushes payloads as they are") == true, "\(batched?.message ?? "")")
         let notify = #expect(throws: ProcessorError.self) {
             try ProcessorConfiguration(yaml: "source: notify\nchannels:\n  a: {queue: q, decode: json}\n")
         }

@@ -137,10 +137,6 @@ public struct ProcessorConfiguration: Sendable, Equatable {
                 throw keyNode.error("a channel name cannot contain a NUL byte")
             }
             let pipeline = try ChannelPipeline(configuration: node)
-            if pipeline.batch != nil {
-                // Read and checked, but the delivery does not batch yet: refusing beats silently not batching.
-                throw node.error("'batch' is not supported by the processor yet; remove it to deliver one job per event")
-            }
             channels.append(Channel(name: name, queue: pipeline.queue ?? "", pipeline: pipeline))
         }
         if channels.isEmpty { throw channelsNode.error("name at least one channel") }

@@ -75,6 +75,11 @@ public final class JournalDelivery {
     private var fetchQueries: [String: EventPipeline.PreparedFetch] = [:]
     /// Stream sinks by `MAXLEN`, each keeping its loaded script.
     private var streamSinks: [Int?: RedisStreamSink] = [:]
+    /// Stages and flushes the batches of channels that batch.
+    private let batchSink: RedisBatchSink
+    /// When the oldest open batch is due (by Redis' reply); nil: none known to be open.
+    public private(set) var nextBatchDeadline: ContinuousClock.Instant?
+    private let batchedItems: Counter
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
@@ -85,6 +90,10 @@ public final class JournalDelivery {
         retryCounter = Counter(label: "pgevents_delivery_retries_total", dimensions: dimensions)
         latency = Timer(label: "pgevents_commit_to_queued_seconds", dimensions: dimensions)
         deadLetterCounter = Counter(label: "pgevents_dead_letters_total", dimensions: dimensions)
+        batchedItems = Counter(label: "pgevents_batched_jobs_total", dimensions: dimensions)
+        batchSink = RedisBatchSink(keyTTLSeconds: configuration.sink.keyTTLSeconds, keyPrefix: configuration.sink.keyPrefix)
+        // Batches staged by an earlier run (or another processor) are due at an unknown time: look at once.
+        if configuration.pipeline?.batches ?? false { nextBatchDeadline = .now }
     }
 
     /// Delivers the journal's current batch for this consumer (everything committed before it started, and
@@ -128,6 +137,8 @@ public final class JournalDelivery {
                     let now = Date.now
                     for event in chunk.events { latency.recordSeconds(now.timeIntervalSince(event.createdAt)) }
                     prefetched = try await postgresSide
+                    // A long drain does not hold back batches that fall due meanwhile.
+                    if let deadline = nextBatchDeadline, deadline <= .now { try await flushBatches(all: false, on: redis) }
                 } else if let pending = unacknowledged {
                     try await consumer.ack(pending, on: postgres)
                 }
@@ -191,7 +202,60 @@ public final class JournalDelivery {
             outcome.duplicates += streamed.duplicates
         }
         deadLetterCounter.increment(by: output.deadLetters)
+        if !output.batchJobs.isEmpty {
+            let staged = try await batchSink.stage(output.batchJobs, consumer: keySpace, on: redis)
+            outcome.pushed += staged.staged
+            outcome.duplicates += staged.duplicates
+            batchedItems.increment(by: staged.staged)
+            record(staged, reason: "full")
+        }
         return outcome
+    }
+
+    // MARK: Batches
+
+    /// Sends the batches that are due (their first item has waited their `max_seconds`); with `all`, every open
+    /// batch (at shutdown). Retries connection failures like `drain` (until cancelled) unless `retrying` is false;
+    /// returns how many batches were sent.
+    @discardableResult
+    public func flushBatches(all: Bool = false, retrying: Bool = true) async throws -> Int {
+        guard configuration.pipeline?.batches ?? false else { return 0 }
+        while true {
+            try Task.checkCancellation()
+            do {
+                _ = try await postgresConnection()  // the key space (consumer and instance) comes from PostgreSQL
+                return try await flushBatches(all: all, on: redisConnection())
+            } catch let error where retrying && Self.isRetryable(error) {
+                attempt += 1
+                retryCounter.increment()
+                let delay = configuration.retryDelay(attempt)
+                logger.warning("flushing batches failed; retrying", metadata: [
+                    "consumer": "\(configuration.consumer.name)", "attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(error)",
+                ])
+                await dropBrokenConnections()
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    @discardableResult
+    private func flushBatches(all: Bool, on redis: RedisConnection) async throws -> Int {
+        let keySpace = keySpace ?? configuration.consumer.name
+        let outcome = all ? try await batchSink.flushAll(consumer: keySpace, on: redis) : try await batchSink.flushDue(consumer: keySpace, on: redis)
+        record(outcome, reason: all ? "drained" : "due")
+        if outcome.flushed > 0 {
+            logger.debug("batches sent", metadata: ["batches": "\(outcome.flushed)", "jobs": "\(outcome.flushedItems)", "reason": "\(all ? "drained" : "due")"])
+        }
+        return outcome.flushed
+    }
+
+    /// Counts the batches `outcome` sent and notes when the next one is due.
+    private func record(_ outcome: RedisBatchSink.Outcome, reason: String) {
+        if outcome.flushed > 0 {
+            Counter(label: "pgevents_batches_flushed_total", dimensions: [("consumer", configuration.consumer.name), ("reason", reason)])
+                .increment(by: outcome.flushed)
+        }
+        nextBatchDeadline = outcome.nextDueMilliseconds.map { ContinuousClock.now + .milliseconds($0) }
     }
 
     /// Deletes journal events every consumer has delivered (at most `limit`).

@@ -31,11 +31,18 @@ public struct EventPipeline: Sendable {
         channels.values.allSatisfy { $0.decoder == nil && $0.rules == nil && $0.fetch == nil && $0.sink == .list && $0.batch == nil }
     }
 
+    /// True when some channel batches its jobs.
+    public var batches: Bool {
+        channels.values.contains { $0.batch != nil }
+    }
+
     /// What a chunk of events became.
     public struct Output: Sendable {
         public var listJobs: [Job] = []
         /// Stream jobs with their channel's `MAXLEN` (nil: no trimming).
         public var streamJobs: [(job: Job, maxLength: Int?)] = []
+        /// Jobs of channels that batch: staged into their group's batch (`RedisBatchSink`).
+        public var batchJobs: [RedisBatchSink.StagedJob] = []
         public var deadLetters = 0
         /// Events no rule matched and whose channel drops such events.
         public var dropped = 0
@@ -153,8 +160,22 @@ public struct EventPipeline: Sendable {
                 logger.debug("rule evaluation", metadata: ["event_key": "\(event.seq)", "channel": "\(event.channel)", "diagnostic": "\(diagnostic.message)"])
             }
             if actions.isEmpty { output.dropped += 1 }
+            // A batch's items are JSON values: a rule's job is; an event passed on unmatched goes as decoded, with
+            // its row when the channel fetches one (`{"event": …, "row": …}`).
+            let group = actions.isEmpty ? "" : pipeline.batch.map { $0.key(for: context) } ?? ""
+            func item(_ action: MatchedAction) -> String {
+                if action.rule != nil { return action.body }
+                guard pipeline.fetch != nil else { return action.job.jsonText }
+                return EventValue.object(["event": context.event, "row": context.row ?? .null]).jsonText
+            }
             for (index, action) in actions.enumerated() {
                 let job = Job(key: index == 0 ? String(event.seq) : "\(event.seq):\(index)", destination: action.queue, body: action.body, event: event)
+                if let batch = pipeline.batch {
+                    output.batchJobs.append(RedisBatchSink.StagedJob(
+                        job: job, item: item(action), channel: event.channel, group: group,
+                        sink: action.sink, streamMaxLength: pipeline.streamMaxLength, spec: batch))
+                    continue
+                }
                 switch action.sink {
                 case .list: output.listJobs.append(job)
                 case .stream: output.streamJobs.append((job, pipeline.streamMaxLength))

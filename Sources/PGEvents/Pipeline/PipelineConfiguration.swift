@@ -54,15 +54,11 @@ public struct BatchSpec: Sendable, Hashable {
         self.groupBy = groupBy
     }
 
-    /// The group of `context`: the JSON text of the list of its `groupBy` values (a missing one is null), so that
-    /// different values never make the same key: `["parcels","INSERT"]`. Empty when `groupBy` is.
+    /// The group of `context`: a JSON object of its `groupBy` paths and their values (a missing one is null), so
+    /// that different values never make the same key: `{"event.table":"parcels","event.op":"INSERT"}`; `{}` when
+    /// `groupBy` is empty.
     public func key(for context: EvaluationContext) -> String {
-        groupBy.isEmpty ? "" : EventValue.array(groupBy.map { context.value(at: $0) ?? .null }).jsonText
-    }
-
-    /// An empty accumulator with these limits.
-    public func makeAccumulator<Item>(of type: Item.Type = Item.self) -> BatchAccumulator<Item> {
-        BatchAccumulator(maxItems: maxItems, maxAge: maxAge)
+        EventValue.object(EventObject(groupBy.map { ($0.description, context.value(at: $0) ?? .null) })).jsonText
     }
 }
 
