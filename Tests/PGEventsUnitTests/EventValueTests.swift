@@ -151,6 +151,18 @@ struct EventValueTests {
         #expect(try EventValue(json: text) == expected)
     }
 
+    @Test("numbers that are not Int64 are written back as read: a uint256 amount loses no digit on its way into a job")
+    func numberLiterals() throws {
+        let amount = "115792089237316195423570985008687907853269984665640564039457584007913129639935"  // 2^256 - 1
+        let event = try EventValue(json: #"{"amount": \#(amount), "fee": 1.50, "huge": 1e999}"#)
+        #expect(event.jsonText == #"{"amount":\#(amount),"fee":1.50,"huge":1e999}"#)
+        let job = try JobTemplate(["amount": "{{event.amount}}", "text": "paid {{event.amount}}"]).render(EvaluationContext(event: event))
+        #expect(job.jsonText == #"{"amount":\#(amount),"text":"paid \#(amount)"}"#)
+        // Rules still compare by value; a computed number has no literal.
+        #expect(event["amount"]?.semanticallyEquals(.number(1.157920892373162e77)) == true)
+        #expect(EventValue.number(0.1 + 0.2).jsonText == "0.30000000000000004")
+    }
+
     @Test("parsing keeps key order and types; a repeated key keeps its last value")
     func parsing() throws {
         let value = try EventValue(json: #" {"z": 1, "a": [true, false, null, "s\u00e9\ud83d\ude00"], "z": {"n": 1.5}} "#)

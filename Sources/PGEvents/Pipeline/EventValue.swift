@@ -8,15 +8,44 @@ import class Foundation.JSONDecoder
 /// order (the order of the text they were read from).
 ///
 /// `==` is exact, as data: `.integer(1)` and `.number(1.0)` differ, and so do objects whose keys are in another
-/// order. Rules compare semantically instead (``semanticallyEquals(_:)``: numbers by value, objects by members).
+/// order; a number's literal takes no part (`1.50` and `1.5` read from JSON are equal). Rules compare semantically instead (``semanticallyEquals(_:)``: numbers by value, objects by members).
 public enum EventValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case integer(Int64)
-    case number(Double)
+    /// A number other than an Int64; `literal` is its text as read from JSON (`1.0`, `1e3`, a 78-digit uint256),
+    /// written back as it was, so that copying it into a job loses no digits; nil for a computed number.
+    case number(Double, literal: String? = nil)
     case string(String)
     case array([EventValue])
     case object(EventObject)
+}
+
+extension EventValue {
+    public static func == (lhs: EventValue, rhs: EventValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let a), .bool(let b)): a == b
+        case (.integer(let a), .integer(let b)): a == b
+        case (.number(let a, _), .number(let b, _)): a == b
+        case (.string(let a), .string(let b)): a == b
+        case (.array(let a), .array(let b)): a == b
+        case (.object(let a), .object(let b)): a == b
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let value): hasher.combine(1); hasher.combine(value)
+        case .integer(let value): hasher.combine(2); hasher.combine(value)
+        case .number(let value, _): hasher.combine(3); hasher.combine(value)
+        case .string(let value): hasher.combine(4); hasher.combine(value)
+        case .array(let value): hasher.combine(5); hasher.combine(value)
+        case .object(let value): hasher.combine(6); hasher.combine(value)
+        }
+    }
 }
 
 // MARK: - Objects
@@ -216,12 +245,12 @@ extension EventValue {
         switch (a, b) {
         case (.integer(let x), .integer(let y)):
             return x < y ? .ascending : x > y ? .descending : .same
-        case (.number(let x), .number(let y)):
+        case (.number(let x, _), .number(let y, _)):
             if x.isNaN || y.isNaN { return nil }
             return x < y ? .ascending : x > y ? .descending : .same
-        case (.integer(let x), .number(let y)):
+        case (.integer(let x), .number(let y, _)):
             return compare(x, y)
-        case (.number(let x), .integer(let y)):
+        case (.number(let x, _), .integer(let y)):
             return compare(y, x).map { $0 == .ascending ? .descending : $0 == .descending ? .ascending : .same }
         default:
             return nil
@@ -273,8 +302,12 @@ extension EventValue: CustomStringConvertible {
             text += value ? "true" : "false"
         case .integer(let value):
             text += String(value)
-        case .number(let value):
-            text += value.isFinite ? value.description : "null"
+        case .number(let value, let literal):
+            if let literal {
+                text += literal
+            } else {
+                text += value.isFinite ? value.description : "null"
+            }
         case .string(let value):
             Self.writeString(value, into: &text)
         case .array(let elements):
@@ -324,8 +357,8 @@ extension EventValue: CustomStringConvertible {
 
 extension EventValue {
     /// Reads one JSON value (RFC 8259, nesting at most ``JSONScanner/maximumDepth`` deep). A number literal without
-    /// fraction or exponent that fits in an Int64 is an `integer`, any other a `number` (one too large for a Double
-    /// is infinite, and is written back as `null`). A key written twice keeps its last value.
+    /// fraction or exponent that fits in an Int64 is an `integer`, any other a `number`, which keeps its literal: it
+    /// is written back exactly as read (`1.50`, `1e400`, a uint256), while rules compare it as a Double. A key written twice keeps its last value.
     public init(json text: String) throws(JSONSyntaxError) {
         self.init(document: try JSONScanner.parse(text))
     }
@@ -367,7 +400,7 @@ extension EventValue {
     private static func number(_ literal: String) -> EventValue {
         let isIntegral = !literal.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
         if isIntegral, let integer = Int64(literal) { return .integer(integer) }
-        return .number(Double(literal) ?? .nan)
+        return .number(Double(literal) ?? .nan, literal: literal)
     }
 }
 

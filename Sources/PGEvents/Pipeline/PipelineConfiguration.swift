@@ -29,7 +29,7 @@ public struct FetchSpec: Sendable, Hashable {
         switch context.value(at: valuePath) {
         case .string(let string): string
         case .integer(let integer): String(integer)
-        case .number(let number) where number.isFinite: EventValue.number(number).jsonText
+        case .number(let number, let literal) where number.isFinite: EventValue.number(number, literal: literal).jsonText
         case .bool(let bool): bool ? "true" : "false"
         default: nil
         }
@@ -427,7 +427,7 @@ extension ConfigurationNode {
             let unsigned = String(decoding: utf8[digitsStart...], as: UTF8.self)
             let signed = (utf8.first == UInt8(ascii: "-") ? "-" : "") + unsigned
             if let integer = Int64(signed) { return .integer(integer) }
-            return Double(signed).map(EventValue.number) ?? .string(text)
+            return Double(signed).map { EventValue.number($0) } ?? .string(text)
         }
         var fractionDigits = 0
         if position < utf8.count, utf8[position] == UInt8(ascii: ".") {
