@@ -223,7 +223,8 @@ public final class JournalDelivery {
         while true {
             try Task.checkCancellation()
             do {
-                _ = try await postgresConnection()  // the key space (consumer and instance) comes from PostgreSQL
+                // The key space (consumer and instance) comes from PostgreSQL, once.
+                if keySpace == nil { _ = try await postgresConnection() }
                 return try await flushBatches(all: all, on: redisConnection())
             } catch let error where retrying && Self.isRetryable(error) {
                 attempt += 1
