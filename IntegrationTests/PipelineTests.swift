@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import PGEvents
+@testable import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
@@ -111,6 +111,16 @@ struct PipelineTests {
             await reader.close()
         }
         await writer.close()
+    }
+
+    @Test("fetch keys reach PostgreSQL as they are: quotes, backslashes, commas, braces, a quote before a combining mark, empty, long")
+    func fetchKeysAsTextArray() async throws {
+        let keys = ["a", "b\"c", "d\\e", "x,y}", "{z", "\"\u{301}", "", "NULL", String(repeating: "é\"", count: 500), "1; DROP TABLE agents; --"]
+        let database = try await Shared.postgres().makeDatabase()
+        let connection = try await database.connect()
+        let result = try await connection.query("SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS p(k, i) ORDER BY i", [EventPipeline.textArrayLiteral(keys)])
+        #expect(try result.map { try $0.decode(String.self, at: 0) } == keys)
+        await connection.close()
     }
 
     @Test("a fetch from a table or column that does not exist stops the processor with a message naming it")

@@ -200,8 +200,22 @@ public struct EventPipeline: Sendable {
 
     /// `{"a","b\"c"}`: a text[] literal whose elements are always quoted, `"` and `\` escaped.
     static func textArrayLiteral(_ values: [String]) -> String {
-        "{" + values.map { value in
-            "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
-        }.joined(separator: ",") + "}"
+        var literal = "{"
+        for (index, value) in values.enumerated() {
+            if index > 0 { literal += "," }
+            literal += "\""
+            if value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") }) {
+                var escaped = String.UnicodeScalarView()
+                for scalar in value.unicodeScalars {
+                    if scalar == "\\" || scalar == "\"" { escaped.append("\\") }
+                    escaped.append(scalar)
+                }
+                literal += String(escaped)
+            } else {
+                literal += value
+            }
+            literal += "\""
+        }
+        return literal + "}"
     }
 }

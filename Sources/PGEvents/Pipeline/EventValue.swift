@@ -69,17 +69,33 @@ public struct EventObject: Sendable, Hashable, RandomAccessCollection, Expressib
     /// The members of `members`, in order; a repeated key keeps its first position and takes the later value.
     public init(_ members: some Sequence<(String, EventValue)>) {
         self.init()
-        var positions: [String: Int] = [:]
+        keys.reserveCapacity(members.underestimatedCount)
+        values.reserveCapacity(members.underestimatedCount)
+        // Most objects (a payload, a row) have a few dozen members: a linear search for a repeated key is cheaper
+        // than hashing every key; a dictionary of positions takes over beyond that.
+        var positions: [String: Int]?
         for (key, value) in members {
-            if let position = positions[key] {
+            let position: Int?
+            if let index = positions {
+                position = index[key]
+            } else {
+                position = keys.firstIndex(of: key)
+                if keys.count == Self.linearSearchLimit {
+                    positions = Dictionary(keys.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+                }
+            }
+            if let position {
                 values[position] = value
             } else {
-                positions[key] = keys.count
+                positions?[key] = keys.count
                 keys.append(key)
                 values.append(value)
             }
         }
     }
+
+    /// Up to this many members, repeated keys are found by a linear search.
+    static let linearSearchLimit = 32
 
     public init(dictionaryLiteral elements: (String, EventValue)...) {
         self.init(elements)
