@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -139,6 +140,43 @@ struct RedisConnectionTests {
         #expect(error?.code == .connectionFailed)
         #expect(error?.isConnectionError == true)
         #expect(error?.message.contains("127.0.0.1:\(reserved.port)") == true)
+    }
+
+    @Test("a server whose reply promises 2^31 − 1 array elements gets a protocol error, not a 16 GiB allocation")
+    func hugeArrayHeader() async throws {
+        // A fake server on a unix socket: whatever it is sent, it answers with an array header and nothing more.
+        let path = "/tmp/pgevents-fake-redis-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        unlink(path)
+        defer { unlink(path) }
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0 && listen(listener, 1) == 0)
+        let server = Thread {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            _ = read(client, &buffer, buffer.count)
+            let reply = Array("*2147483647\r\n".utf8)
+            _ = write(client, reply, reply.count)
+            sleep(3)
+            close(client)
+        }
+        server.start()
+        defer { close(listener) }
+        let connection = try await RedisConnection.connect(RedisConfiguration(unixSocketPath: path, connectTimeout: 2, commandTimeout: 10))
+        let error = await #expect(throws: RedisError.self) { try await connection.command("LRANGE", "x", 0, -1) }
+        #expect(error?.code == .protocolViolation, "\(error.map { "\($0)" } ?? "")")
+        #expect(error?.message.contains("an array of more than 67108864 elements") == true, "\(error?.message ?? "")")
+        // Refused at the header: waiting for elements that never come would end in .timeout instead.
+        await connection.close()
     }
 
     @Test("CLIENT KILL from another connection: the next command throws .connectionLost, and every later one")

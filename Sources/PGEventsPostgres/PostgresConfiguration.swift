@@ -103,38 +103,53 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
     /// libpq's parse errors quote fragments of the input; when the input is malformed we cannot know which
     /// part is the password, so every candidate (URL userinfo after `:`, `password=` values) is masked.
     static func redact(_ message: String, secretsOf source: String) -> String {
+        // Scalar by scalar, not Character by Character: a combining mark after `:`, `=` or `'` fuses with it into one
+        // Character, which would hide the delimiter (and the password after it).
+        let scalars = Array(source.unicodeScalars)
+        func text(_ range: Range<Int>) -> String { String(String.UnicodeScalarView(scalars[range])) }
+        func find(_ pattern: String, from start: Int) -> Int? {
+            let needle = Array(pattern.unicodeScalars)
+            guard scalars.count >= needle.count, start <= scalars.count - needle.count else { return nil }
+            return (start...(scalars.count - needle.count)).first { scalars[$0..<$0 + needle.count].elementsEqual(needle) }
+        }
         var secrets: [String] = []
-        // URL userinfo: scheme://user:secret@host
-        if let schemeEnd = source.firstRange(of: "://") {
-            let rest = source[schemeEnd.upperBound...]
-            if let at = rest.lastIndex(of: "@") {
-                let userinfo = rest[..<at]
-                if let colon = userinfo.firstIndex(of: ":") {
-                    secrets.append(String(userinfo[userinfo.index(after: colon)...]))
-                }
+        // URL userinfo: scheme://user:secret@host, and ?password=secret&…
+        if let schemeEnd = find("://", from: 0) {
+            let rest = schemeEnd + 3
+            if let at = scalars[rest...].lastIndex(of: "@"), let colon = scalars[rest..<at].firstIndex(of: ":") {
+                secrets.append(text(colon + 1..<at))
             }
-            for part in rest.split(whereSeparator: { $0 == "?" || $0 == "&" }) where part.hasPrefix("password=") {
-                secrets.append(String(part.dropFirst("password=".count)))
+            var search = rest
+            while let found = find("password=", from: search) {
+                let start = found + "password=".unicodeScalars.count
+                let end = scalars[start...].firstIndex { $0 == "&" || $0 == "#" } ?? scalars.count
+                if found > rest, ["?", "&"].contains(scalars[found - 1]) { secrets.append(text(start..<end)) }
+                search = start
             }
         }
         // conninfo: password=secret or password = 'secret'
-        var search = source[...]
-        while let range = search.firstRange(of: "password") {
-            var rest = search[range.upperBound...].drop { $0 == " " }
-            guard rest.first == "=" else { search = search[range.upperBound...]; continue }
-            rest = rest.dropFirst().drop { $0 == " " }
-            let value: Substring
-            if rest.first == "'" {
-                value = rest.dropFirst().prefix { $0 != "'" }
+        var search = 0
+        while let found = find("password", from: search) {
+            var position = found + "password".unicodeScalars.count
+            search = position
+            while position < scalars.count, scalars[position] == " " { position += 1 }
+            guard position < scalars.count, scalars[position] == "=" else { continue }
+            position += 1
+            while position < scalars.count, scalars[position] == " " { position += 1 }
+            let start: Int, end: Int
+            if position < scalars.count, scalars[position] == "'" {
+                start = position + 1
+                end = scalars[start...].firstIndex(of: "'") ?? scalars.count
             } else {
-                value = rest.prefix { $0 != " " }
+                start = position
+                end = scalars[start...].firstIndex(of: " ") ?? scalars.count
             }
-            if !value.isEmpty { secrets.append(String(value)) }
-            search = rest
+            if start < end { secrets.append(text(start..<end)) }
+            search = end
         }
         var redacted = message
-        for secret in secrets.sorted(by: { $0.count > $1.count }) where secret.count >= 1 {
-            redacted = redacted.replacing(secret, with: "********")
+        for secret in secrets.sorted(by: { $0.utf8.count > $1.utf8.count }) where !secret.isEmpty {
+            redacted = redacted.redacting(secret)
         }
         return redacted
     }

@@ -79,6 +79,10 @@ public actor RedisConnection {
             throw RedisError(code: .connectionFailed, message: "cannot connect to \(configuration.target): \(reason)")
         }
         context = opened
+        // hiredis 0.14 has no limit on an array header's element count, and allocates its element vector as soon as
+        // it reads one: a broken or hostile server could make it reserve gigabytes. The reader's createArray is
+        // wrapped to refuse more than `maximumArrayElements` (hiredis then fails the read as out of memory).
+        if let guarded = guardedReplyFunctions { opened.pointee.reader.pointee.fn = guarded }
         do throws(RedisError) {
             if let commandTimeout = configuration.commandTimeout,
                redisSetTimeout(opened, Self.makeTimeval(seconds: commandTimeout)) != REDIS_OK {
@@ -98,7 +102,7 @@ public actor RedisConnection {
             context = nil
             var message = error.message
             if let password = configuration.password, !password.isEmpty {
-                message = message.replacing(password, with: "********")
+                message = message.redacting(password)
             }
             throw RedisError(code: .connectionFailed, message: "cannot connect to \(configuration.target): \(message)", command: error.command)
         }
@@ -220,6 +224,11 @@ public actor RedisConnection {
             error = RedisError(code: .connectionLost, message: "connection to \(configuration.target) lost: \(reason)", command: command)
         case REDIS_ERR_PROTOCOL:
             error = RedisError(code: .protocolViolation, message: "protocol error from \(configuration.target): \(reason)", command: command)
+        case REDIS_ERR_OOM:
+            error = RedisError(
+                code: .protocolViolation,
+                message: "cannot read the reply from \(configuration.target): an array of more than \(Self.maximumArrayElements) elements, or out of memory",
+                command: command)
         case 0:
             error = RedisError(code: .protocolViolation, message: "hiredis returned neither a reply nor an error", command: command)
         default:
@@ -340,3 +349,29 @@ public actor RedisConnection {
         _ = sigtimedwait(&set, nil, &immediately)
     }
 }
+
+/// The most elements one array reply may have on a `RedisConnection` (2^26: 512 MiB of element pointers); a
+/// longer one fails the read, and the connection, with a protocol error.
+extension RedisConnection {
+    public static let maximumArrayElements = 1 << 26
+}
+
+/// hiredis' own reply functions, read once from a fresh reader.
+private let defaultReplyFunctions: redisReplyObjectFunctions? = {
+    guard let reader = redisReaderCreate() else { return nil }
+    defer { redisReaderFree(reader) }
+    return reader.pointee.fn?.pointee
+}()
+
+/// hiredis' functions with createArray refusing more than `RedisConnection.maximumArrayElements` (never freed: shared by every
+/// connection for the life of the process).
+nonisolated(unsafe) private let guardedReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions>? = {
+    guard let defaults = defaultReplyFunctions else { return nil }
+    let functions = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+    functions.initialize(to: defaults)
+    functions.pointee.createArray = { task, elements in
+        guard Int(elements) <= RedisConnection.maximumArrayElements else { return nil }  // hiredis stops with an error
+        return defaultReplyFunctions?.createArray?(task, elements)
+    }
+    return functions
+}()
