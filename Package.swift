@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System libraries: libpq and hiredis are the reference clients of their servers.
@@ -78,6 +79,7 @@ let package = Package(
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: strict
         ),
@@ -136,10 +138,7 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
         ),
         .executableTarget(
             name: "pgevents-processor-bench",
-            dependencies: [
-                "PGEvents", "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["PGEventsHarness", "PGEventsPostgres", "PGEventsRedis"],
             path: "Benchmarks/ProcessorBenchmarks",
             swiftSettings: strict
         ),

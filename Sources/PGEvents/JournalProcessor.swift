@@ -16,6 +16,8 @@ public struct JournalProcessor: Service {
     public let configuration: ProcessorConfiguration
     public let postgres: PostgresConfiguration
     public let redis: RedisConfiguration
+    /// Called with each chunk once Redis has taken it (see `JournalDelivery.Configuration.onDelivered`).
+    public var onDelivered: (@Sendable ([JournalEvent]) -> Void)?
     private let logger: Logger
 
     public init(configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger) {
@@ -46,7 +48,7 @@ public struct JournalProcessor: Service {
                     keyTTLSeconds: configuration.dedupeTTL, keyPrefix: configuration.keyPrefix),
                 batchSize: configuration.batchSize, fromStart: configuration.fromStart,
                 retryDelay: { attempt in backoff.delay(forAttempt: attempt) },
-                pipeline: pipeline.isPassThrough ? nil : pipeline),
+                pipeline: pipeline.isPassThrough ? nil : pipeline, onDelivered: onDelivered),
             logger: logger)
     }
 

@@ -1,15 +1,144 @@
 import ArgumentParser
 import Foundation
 import PGEventsHarness
+import Synchronization
 
-/// `pgevents bench`: measurements on throwaway servers.
+/// `pgevents bench`: measurements on throwaway servers (or given ones).
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the pipeline on throwaway servers.",
-        discussion: "Scenarios so far: faults. (The throughput, latency, burst and writers scenarios are in Benchmarks/ until they move here.)",
-        subcommands: [FaultsCommand.self]
+        abstract: "Measure the pipeline on throwaway servers (or given ones).",
+        discussion: """
+            `pgevents bench [SCENARIO]` runs a scenario (default: all); `pgevents bench faults` injects faults under load. \
+            See Benchmarks/README.md for what each scenario measures and how.
+            """,
+        subcommands: [ScenariosCommand.self, FaultsCommand.self],
+        defaultSubcommand: ScenariosCommand.self
     )
+}
+
+/// `pgevents bench [SCENARIO]`: the named scenarios, a table on stdout, JSON on request.
+struct ScenariosCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a benchmark scenario (the default subcommand: `pgevents bench load-1000`).",
+        discussion: """
+            Scenarios: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all \
+            (every one but replication, which starts a publisher/subscriber pair of its own). \
+            Exit status 1 when a scenario lost or duplicated a job (or the output options report a regression), 2 on bad input or setup.
+            """
+    )
+
+    @Argument(help: "The scenario: load-1000, throughput, burst, latency, writers, replication or all.")
+    var scenario: String = "all"
+
+    @Option(help: "Events of load-1000.")
+    var events: Int = 1_000
+
+    @Option(help: "Arrival rate of latency and replication (events/s).")
+    var rate: Double = 1_000
+
+    @Option(help: "Seconds of throughput (default 10), latency (10), replication (5), and of each writers cell (2).")
+    var duration: Double?
+
+    @Option(help: "Writer connections, comma-separated: load-1000, throughput and latency use the first (default 4; latency 8); writers runs each (default 1,2,4,8,16).")
+    var writers: String?
+
+    @Option(help: "Events committed in one transaction by burst.")
+    var burst: Int = 100_000
+
+    @Option(name: .customLong("database-url"), help: "Run on this PostgreSQL server (in a scratch database of the bench's own, dropped afterwards; needs CREATEDB).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("redis-url"), help: "Run on this Redis server (keys under pgevents-bench:<run id>:, deleted afterwards).")
+    var redisURL: String?
+
+    @Flag(name: .customLong("compare-raw"), help: "Also run a minimal LISTEN loop that only counts, on the same load, and report the processor's rate as a fraction of it.")
+    var compareRaw = false
+
+    @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
+    var sql: String?
+
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() async throws {
+        let scenarios: [ScenarioBench.Scenario]
+        if scenario == "all" {
+            scenarios = ScenarioBench.Scenario.all
+        } else if let one = ScenarioBench.Scenario(rawValue: scenario) {
+            scenarios = [one]
+        } else {
+            throw ValidationError("unknown scenario '\(scenario)'; the scenarios are: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all")
+        }
+        guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: FaultsCommand.executablePath()) else {
+            FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
+            throw ExitCode(2)
+        }
+        var options = ScenarioBench.Options(sqlDirectory: directory)
+        options.events = events
+        options.rate = rate
+        options.duration = duration
+        options.burstSize = burst
+        options.databaseURL = databaseURL
+        options.redisURL = redisURL
+        options.compareRaw = compareRaw
+        if let writers {
+            options.writers = try writers.split(separator: ",").map { part in
+                guard let count = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--writers takes counts separated by commas, e.g. 1,2,4 (got '\(writers)')")
+                }
+                return count
+            }
+        }
+        let bar = ProgressBar()
+        let results: [BenchResult]
+        do {
+            results = try await ScenarioBench(options: options).run(scenarios) { bar.show($0) }
+        } catch let error as HarnessError {
+            bar.clear()
+            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        bar.clear()
+        print(BenchResult.table(results))
+        let status = try output.emit(results)
+        if status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }) { throw ExitCode(1) }
+    }
+}
+
+/// A progress bar on stderr, only when it is a terminal, and only once a scenario has run for 2 s.
+final class ProgressBar: Sendable {
+    private struct State {
+        var scenario = ""
+        var since = ContinuousClock.now
+        var shown = false
+        var lastDraw = ContinuousClock.now
+    }
+    private let state = Mutex(State())
+    private let enabled = isatty(STDERR_FILENO) == 1
+
+    func show(_ progress: ScenarioBench.Progress) {
+        guard enabled else { return }
+        let line: String? = state.withLock { state in
+            let now = ContinuousClock.now
+            let name = progress.scenario.split(separator: "/").first.map(String.init) ?? progress.scenario
+            if name != state.scenario { state.scenario = name; state.since = now }
+            guard now - state.since > .seconds(2), !state.shown || now - state.lastDraw > .milliseconds(100) else { return nil }
+            state.shown = true
+            state.lastDraw = now
+            let fraction = min(1, max(0, progress.fraction ?? 0))
+            let filled = Int(fraction * 30)
+            return "\r\u{1B}[2K[" + String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
+                + String(format: "] %3.0f%% ", fraction * 100) + "\(progress.scenario): \(progress.message)"
+        }
+        if let line { FileHandle.standardError.write(Data(line.utf8)) }
+    }
+
+    func clear() {
+        guard enabled else { return }
+        let shown = state.withLock { state in defer { state.shown = false }; return state.shown }
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+    }
 }
 
 /// `pgevents bench faults`: every fault under load, with a ledger of what was lost or duplicated.
@@ -35,11 +164,10 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
-    @Option(help: "Also write the results as JSON (the DESIGN.md benchmark format) to this file.")
-    var json: String?
+    @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
-        guard let directory = sql ?? Self.findSQLDirectory() else {
+        guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: Self.executablePath()) else {
             FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
             throw ExitCode(2)
         }
@@ -66,20 +194,18 @@ struct FaultsCommand: AsyncParsableCommand {
         }
         let rows = outcome.rows
         print(Self.table(rows, rate: rate))
-        if let json {
-            let results = rows.map { row in
-                var extra: [String: Double] = ["write_errors": Double(row.writeErrors)]
-                if let recovery = row.recoverySeconds { extra["recovery_s"] = recovery }
-                if let detection = row.detectionSeconds { extra["detection_s"] = detection }
-                return BenchResult(
-                    scenario: "faults/\(row.fault.rawValue)", events: row.sent, durationSeconds: row.durationSeconds,
-                    eventsPerSecond: Double(row.sent) / max(row.durationSeconds, 0.001), lost: row.lost, duplicated: row.duplicated,
-                    errors: row.writeErrors, postgresVersion: outcome.postgresVersion, redisVersion: outcome.redisVersion,
-                    startedAt: started, extra: extra, note: row.note)
-            }
-            try BenchResult.json(results).write(toFile: json, atomically: true, encoding: .utf8)
+        let results = rows.map { row in
+            var extra: [String: Double] = ["write_errors": Double(row.writeErrors)]
+            if let recovery = row.recoverySeconds { extra["recovery_s"] = recovery }
+            if let detection = row.detectionSeconds { extra["detection_s"] = detection }
+            return BenchResult(
+                scenario: "faults/\(row.fault.rawValue)", events: row.sent, durationSeconds: row.durationSeconds,
+                eventsPerSecond: Double(row.sent) / max(row.durationSeconds, 0.001), lost: row.lost, duplicated: row.duplicated,
+                errors: row.writeErrors, postgresVersion: outcome.postgresVersion, redisVersion: outcome.redisVersion,
+                startedAt: started, extra: extra, note: row.note, settings: ["rate": String(rate), "heartbeat_timeout_s": String(heartbeatTimeout)])
         }
-        if rows.contains(where: { !$0.passed }) { throw ExitCode(1) }
+        let status = try output.emit(results)
+        if status != 0 || rows.contains(where: { !$0.passed }) { throw ExitCode(1) }
     }
 
     static func table(_ rows: [FaultBench.Row], rate: Double) -> String {
@@ -101,21 +227,5 @@ struct FaultsCommand: AsyncParsableCommand {
     static func executablePath() -> String? {
         let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-    }
-
-    /// `sql/pgevents` of this checkout: from `PGEVENTS_SQL_DIR`, the working directory, or next to the
-    /// executable's build directory.
-    static func findSQLDirectory() -> String? {
-        var candidates: [String] = []
-        if let fromEnvironment = ProcessInfo.processInfo.environment["PGEVENTS_SQL_DIR"] { candidates.append(fromEnvironment) }
-        candidates.append(FileManager.default.currentDirectoryPath + "/sql/pgevents")
-        if let executable = executablePath() {
-            var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
-            for _ in 0..<5 {
-                directory = directory.deletingLastPathComponent()
-                candidates.append(directory.appendingPathComponent("sql/pgevents").path)
-            }
-        }
-        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/001_journal.sql") }
     }
 }

@@ -31,14 +31,18 @@ public final class JournalDelivery {
         public var retryDelay: @Sendable (Int) -> Duration
         /// Decoding, fetching and rules between the source and the sinks; nil passes payloads through.
         public var pipeline: EventPipeline?
+        /// Called with each chunk once Redis has taken it (its jobs are queued), before it is acknowledged: a probe
+        /// for measurements (`pgevents bench` records when each event was queued). Keep it cheap; nil by default.
+        public var onDelivered: (@Sendable ([JournalEvent]) -> Void)?
 
         public init(
             postgres: PostgresConfiguration, redis: RedisConfiguration, consumer: any EventSource,
             sink: RedisListSink = RedisListSink(), batchSize: Int = 1_000, fromStart: Bool = true,
             retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) },
-            pipeline: EventPipeline? = nil
+            pipeline: EventPipeline? = nil, onDelivered: (@Sendable ([JournalEvent]) -> Void)? = nil
         ) {
             self.pipeline = pipeline
+            self.onDelivered = onDelivered
             self.postgres = postgres
             self.redis = redis
             self.consumer = consumer
@@ -130,6 +134,7 @@ public final class JournalDelivery {
                     }()
                     let redis = try await redisConnection()
                     let outcome = try await deliver(chunk.events, postgres: postgres, redis: redis)
+                    configuration.onDelivered?(chunk.events)
                     progress.delivered += outcome.pushed
                     progress.duplicates += outcome.duplicates
                     deliveredCounter.increment(by: outcome.pushed)

@@ -1,0 +1,125 @@
+import Foundation
+import PGEventsHarness
+import PGEventsPostgres
+import PGEventsRedis
+import Testing
+
+/// A smoke run of each `pgevents bench` scenario at small sizes: correctness only (every event counted,
+/// nothing lost or duplicated, the result's names, stages and fields, JSON that reads back), never timings.
+@Suite("Bench scenarios: a smoke run of each", .serialized)
+struct BenchScenarioTests {
+    func options(_ configure: (inout ScenarioBench.Options) -> Void = { _ in }) -> ScenarioBench.Options {
+        var options = ScenarioBench.Options(sqlDirectory: repositoryPath("sql/pgevents"))
+        configure(&options)
+        return options
+    }
+
+    /// Checks what every result must hold, and that the results read back from their JSON.
+    func checkCommon(_ results: [BenchResult]) throws {
+        for result in results {
+            #expect(result.lost == 0, "\(result.scenario): \(result.lost) lost")
+            #expect(result.duplicated == 0, "\(result.scenario): \(result.duplicated) duplicated")
+            #expect(result.errors == 0, "\(result.scenario): \(result.errors) errors")
+            #expect(result.events > 0 && result.eventsPerSecond > 0 && result.durationSeconds > 0, "\(result.scenario)")
+            #expect(!result.postgresVersion.isEmpty && !result.redisVersion.isEmpty && result.machine.cores > 0)
+            #expect(result.extra.values.allSatisfy { $0.isFinite })
+        }
+        let decoded = try BenchResult.decode(json: Data(BenchResult.json(results).utf8))
+        #expect(decoded.map(\.scenario) == results.map(\.scenario))
+        #expect(decoded.map(\.events) == results.map(\.events))
+        #expect(decoded.map { Set($0.stages.keys) } == results.map { Set($0.stages.keys) })
+        #expect(decoded.map(\.extra) == results.map(\.extra))
+        #expect(decoded.map(\.settings) == results.map(\.settings))
+        #expect(decoded.map(\.distribution) == results.map(\.distribution))
+        #expect(!BenchResult.table(results).isEmpty)
+    }
+
+    static let pipelineStages: Set<String> = ["commit→notified", "notified→queued", "queued→consumed", "commit→queued", "commit→consumed"]
+
+    @Test("load-1000 (200 events): every commit consumed once, every stage measured")
+    func load() async throws {
+        let results = try await ScenarioBench(options: options { $0.events = 200; $0.writers = [2] }).run(.load1000)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(results.map(\.scenario) == ["load-1000"])
+        #expect(result.events == 200)
+        #expect(Set(result.stages.keys) == Self.pipelineStages)
+        #expect(result.stages.values.allSatisfy { $0.p50 <= $0.p99 && $0.p99 <= $0.max })
+        #expect(result.latencyMicroseconds != nil && (result.distribution?.count ?? 0) >= 50)
+        #expect(result.extra["consumed_after_last_commit_s"] != nil && result.extra["drain_s"] != nil)
+    }
+
+    @Test("throughput (1 s, 2 writers): drained, with the memory figures")
+    func throughput() async throws {
+        let results = try await ScenarioBench(options: options { $0.duration = 1; $0.writers = [2] }).run(.throughput)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(result.scenario == "throughput")
+        for key in ["commits_per_s", "notifications_per_s", "backlog_at_end", "drain_s", "rss_start_mb", "rss_end_mb", "rss_max_mb"] {
+            #expect(result.extra[key] != nil, "extra[\(key)] is missing")
+        }
+        #expect(result.settings["writers"] == "2")
+    }
+
+    @Test("burst (5,000 events, with the raw LISTEN loop): drained, CPU per event and the raw rate reported")
+    func burst() async throws {
+        let results = try await ScenarioBench(options: options { $0.burstSize = 5_000; $0.compareRaw = true }).run(.burst)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(result.scenario == "burst" && result.events == 5_000)
+        for key in ["cpu_us_per_event", "drain_s", "raw_events_per_s", "fraction_of_raw"] {
+            #expect(result.extra[key] != nil, "extra[\(key)] is missing")
+        }
+    }
+
+    @Test("latency (200/s for 1 s, with the raw LISTEN loop): every scheduled event consumed once, percentiles per stage")
+    func latency() async throws {
+        let results = try await ScenarioBench(options: options { $0.rate = 200; $0.duration = 1; $0.compareRaw = true }).run(.latency)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(result.scenario == "latency" && result.events == 200)
+        #expect(Set(result.stages.keys) == Self.pipelineStages)
+        #expect(result.extra["raw_events_per_s"] != nil && result.extra["fraction_of_raw"] != nil)
+    }
+
+    @Test("writers ([1, 2] for 0.5 s): one result per pattern and writer count; every notification arrives")
+    func writers() async throws {
+        let results = try await ScenarioBench(options: options { $0.writers = [1, 2]; $0.duration = 0.5 }).run(.writers)
+        try checkCommon(results)
+        #expect(results.map(\.scenario) == ["none", "row", "statement", "journal"].flatMap { ["writers/\($0)/1", "writers/\($0)/2"] })
+        for result in results where !result.scenario.hasPrefix("writers/none") {
+            #expect(result.extra["notifications_missing"] == 0, "\(result.scenario): \(result.extra)")
+        }
+    }
+
+    @Test("replication (100 rows): every publisher commit notified by the subscriber once")
+    func replication() async throws {
+        let results = try await ScenarioBench(options: options { $0.rate = 200; $0.duration = 0.5 }).run(.replication)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(result.scenario == "replication" && result.events == 100)
+        #expect(Set(result.stages.keys) == ["commit→notified"])
+    }
+
+    @Test("on given servers: a scratch database and prefixed Redis keys, both gone afterwards")
+    func givenServers() async throws {
+        try await withTemporaryPostgres { postgres in
+            try await withTemporaryRedis { redis in
+                let results = try await ScenarioBench(options: options {
+                    $0.events = 50
+                    $0.writers = [1]
+                    $0.databaseURL = postgres.url(database: "postgres")
+                    $0.redisURL = redis.url
+                }).run(.load1000)
+                try checkCommon(results)
+                #expect(results.first?.settings["servers"] == "given")
+                let databases = try await postgres.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'pgevents_bench_%'").scalar(Int.self)
+                #expect(databases == 0)
+                let connection = try await redis.connect()
+                let keys = try await connection.command("KEYS", "pgevents-bench:*").array ?? []
+                #expect(keys.isEmpty, "left behind: \(keys)")
+                await connection.close()
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import PGEvents
+import PGEventsPostgres
+import PGEventsRedis
+import Synchronization
+
+/// `burst`: `burstSize` events committed in one transaction, then drained by the processor's delivery
+/// (`JournalDelivery.drain`, what the processor runs on a wake-up) with nothing else running in the process:
+/// the drain rate, and the process's CPU time per event during the drain. The jobs are then read back from
+/// Redis for the ledger (not timed).
+///
+/// With `compareRaw`: the same number of rows committed in one transaction into `raw_events`, whose row
+/// trigger sends `pg_notify('raw_event', id)`, received by a LISTEN loop that only counts: notifications per
+/// second from the commit's acknowledgement to the last one received.
+extension ScenarioBench {
+    func runBurst(on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws -> BenchResult {
+        let started = Date()
+        let size = options.burstSize
+        let database = try await servers.makeDatabase()
+        let queue = "\(servers.keyPrefix):jobs:burst"
+        do {
+            let writer = try await database.connect()
+            let insertStart = ContinuousClock.now
+            try await writer.query("INSERT INTO public.events (body) SELECT '' FROM generate_series(1, $1)", [size])
+            let insertSeconds = benchSeconds(ContinuousClock.now - insertStart)
+            progress(Progress(scenario: "burst", fraction: 0.2, message: String(format: "%d events committed in %.2f s; draining", size, insertSeconds)))
+
+            let delivery = JournalDelivery(
+                configuration: .init(
+                    postgres: database.configuration, redis: servers.redis, consumer: JournalConsumer(name: "bench"),
+                    sink: RedisListSink(defaultQueue: queue, keyTTLSeconds: 3600, keyPrefix: "\(servers.keyPrefix):seen"), batchSize: options.batchSize),
+                logger: logger)
+            let cpuBefore = processCPUSeconds()
+            let drainStart = ContinuousClock.now
+            var delivered = 0
+            // One drain takes the whole batch; a second one finds nothing unless a retry split it.
+            while delivered < size {
+                let outcome = try await delivery.drain()
+                if outcome.delivered == 0 { break }
+                delivered += outcome.delivered
+            }
+            let drainSeconds = benchSeconds(ContinuousClock.now - drainStart)
+            let cpuSeconds = processCPUSeconds() - cpuBefore
+            await delivery.close()
+            progress(Progress(scenario: "burst", fraction: 0.6, message: String(format: "drained %d in %.2f s; checking", delivered, drainSeconds)))
+
+            // The ledger: the table's ids against the jobs in the list.
+            let ledger = EventLedger()
+            ledger.setCommitted(try await writer.query("SELECT id FROM public.events").map { try $0.decode(Int64.self, at: 0) })
+            let redis = try await RedisConnection.connect(servers.redis)
+            var unreadable = 0
+            while true {
+                let reply = try await redis.command("RPOP", RedisArgument(queue), "10000")
+                guard let elements = reply.array, !elements.isEmpty else { break }
+                for element in elements {
+                    if let bytes = element.bytes, let id = rowID(in: bytes) { ledger.delivered(id) } else { unreadable += 1 }
+                }
+            }
+            await redis.close()
+
+            var extra: [String: Double] = [
+                "insert_s": insertSeconds, "drain_s": drainSeconds,
+                "cpu_us_per_event": cpuSeconds / Double(max(delivered, 1)) * 1e6,
+                "unreadable": Double(unreadable),
+            ]
+            let eventsPerSecond = Double(delivered) / max(drainSeconds, 1e-9)
+            if options.compareRaw {
+                progress(Progress(scenario: "burst", fraction: 0.8, message: "raw LISTEN loop"))
+                let rawRate = try await rawBurst(database: database, writer: writer, size: size)
+                extra["raw_events_per_s"] = rawRate
+                extra["fraction_of_raw"] = eventsPerSecond / max(rawRate, 1e-9)
+            }
+            await writer.close()
+            try? await database.drop()
+            let summary = ledger.summary
+            return result(
+                "burst", servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size, duration: drainSeconds,
+                eventsPerSecond: eventsPerSecond, lost: summary.lost.count, duplicated: summary.duplicated.count, errors: unreadable,
+                extra: extra, note: "events_per_s: drain rate (JournalDelivery.drain, pass-through); cpu_us_per_event: this process during the drain",
+                settings: ["burst": String(size), "batch_size": String(options.batchSize)])
+        } catch {
+            try? await database.drop()
+            throw error
+        }
+    }
+
+    /// The raw receive rate of `size` notifications committed in one transaction.
+    private func rawBurst(database: BenchDatabase, writer: PostgresConnection, size: Int) async throws -> Double {
+        let listener = try await database.connect()
+        try await listener.listen("raw_event")
+        let receiver = Receiver()
+        let task = Task { try await Self.receive(on: listener, into: receiver, keepTimes: false) }
+        try await writer.query("INSERT INTO public.raw_events (body) SELECT '' FROM generate_series(1, $1)", [size])
+        let committed = benchWallNanoseconds()
+        let deadline = ContinuousClock.now + .seconds(120)
+        while receiver.count.load(ordering: .relaxed) < size, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        task.cancel()
+        await listener.close()
+        let received = receiver.count.load(ordering: .relaxed)
+        guard received >= size else {
+            throw HarnessError(code: .commandFailed, message: "pgevents bench burst: the raw LISTEN loop received \(received) of \(size) notifications within 120 s")
+        }
+        return Double(received) / max(Double(receiver.last.load(ordering: .relaxed) - committed) / 1e9, 1e-9)
+    }
+}
