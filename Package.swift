@@ -106,6 +106,7 @@ let package = Package(
             name: "PGEventsUnitTests",
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsFuzzOracles",
+                "PGEventsCLI",  // the bench output options' validation
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Tests/PGEventsUnitTests",
@@ -142,6 +143,14 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
             path: "Benchmarks/ProcessorBenchmarks",
             swiftSettings: strict
         ),
+        // The hot paths one operation at a time (decoding, CSV, rules, job templates, Redis pipelining), as
+        // BenchResults compared with a baseline like `pgevents bench`'s scenarios (Benchmarks/README.md).
+        .executableTarget(
+            name: "pgevents-micro-bench",
+            dependencies: ["PGEvents", "PGEventsHarness", "PGEventsRedis", "PGEventsMicroWorkloads"],
+            path: "Benchmarks/MicroBenchmarks",
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "pgevents-foundation-bench",
             dependencies: ["CRawListen", "PGEventsHarness", "PGEventsPostgres"],
@@ -149,6 +158,27 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
             swiftSettings: strict
         ),
     ]
+}
+
+// The micro-benchmarks' inputs, for both of their runners.
+if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil || ProcessInfo.processInfo.environment["PGEVENTS_ORDO_BENCHMARKS"] != nil {
+    package.targets.append(.target(name: "PGEventsMicroWorkloads", dependencies: ["PGEvents"], path: "Benchmarks/MicroWorkloads", swiftSettings: strict))
+}
+
+// The same micro-benchmarks under ordo-one/benchmark (wall clock, allocations, its own thresholds), on request:
+//   PGEVENTS_ORDO_BENCHMARKS=1 swift package benchmark
+// Its traits are named so that RuntimeInterposer (a default on Linux with Swift 6.3) is off: it needs
+// ordo-one/swift-runtime-interposer, which is not among the packages this project can fetch (resolution fails).
+// MallocInterposer's package is, and gives the allocation counts.
+if ProcessInfo.processInfo.environment["PGEVENTS_ORDO_BENCHMARKS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]))
+    package.targets.append(.executableTarget(
+        name: "PGEventsMicroBenchmarks",
+        dependencies: ["PGEvents", "PGEventsMicroWorkloads", .product(name: "Benchmark", package: "benchmark")],
+        path: "Benchmarks/PGEventsMicroBenchmarks",
+        swiftSettings: strict,
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ))
 }
 
 // Benchmarks/Fuzz/ holds libFuzzer targets, one per parser of outside input; compiled only on request, with the

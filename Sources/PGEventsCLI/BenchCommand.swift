@@ -12,7 +12,7 @@ struct BenchCommand: AsyncParsableCommand {
             `pgevents bench [SCENARIO]` runs a scenario (default: all); `pgevents bench faults` injects faults under load. \
             See Benchmarks/README.md for what each scenario measures and how.
             """,
-        subcommands: [ScenariosCommand.self, FaultsCommand.self],
+        subcommands: [ScenariosCommand.self, FaultsCommand.self, BenchBaselineCommand.self],
         defaultSubcommand: ScenariosCommand.self
     )
 }
