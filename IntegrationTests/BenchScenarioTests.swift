@@ -72,6 +72,26 @@ struct BenchScenarioTests {
         }
     }
 
+    @Test("burst through rules and through batching (2,005 events): nothing lost; batches hold 10 jobs, the last one 5")
+    func burstPipelines() async throws {
+        let rules = try await ScenarioBench(options: options { $0.burstSize = 2_005; $0.pipeline = .rules }).run(.burst)
+        try checkCommon(rules)
+        #expect(rules.first?.scenario == "burst/rules" && rules.first?.extra["messages"] == 2_005)
+        let batched = try await ScenarioBench(options: options { $0.burstSize = 2_005; $0.pipeline = .batch }).run(.burst)
+        try checkCommon(batched)
+        #expect(batched.first?.scenario == "burst/batch" && batched.first?.extra["messages"] == 201, "\(batched.first?.extra ?? [:])")
+        #expect(batched.first?.settings["pipeline"] == "batch")
+        // Batching times messages, not events: refused elsewhere.
+        await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.pipeline = .batch }).run(.latency) }
+    }
+
+    @Test("throughput through the rules (2 writers, 1 s): the processor's jobs are the template's, each row once")
+    func throughputRules() async throws {
+        let results = try await ScenarioBench(options: options { $0.writers = [2]; $0.duration = 1; $0.pipeline = .rules }).run(.throughput)
+        try checkCommon(results)
+        #expect(results.first?.scenario == "throughput/rules")
+    }
+
     @Test("latency (200/s for 1 s, with the raw LISTEN loop): every scheduled event consumed once, percentiles per stage")
     func latency() async throws {
         let results = try await ScenarioBench(options: options { $0.rate = 200; $0.duration = 1; $0.compareRaw = true }).run(.latency)

@@ -28,7 +28,7 @@ public struct JournalProcessor: Service {
     }
 
     /// The delivery this processor drives (exposed for tests and tools).
-    func makeDelivery() -> JournalDelivery {
+    public func makeDelivery() -> JournalDelivery {
         let backoff = Backoff(configuration.backoff)
         let pipeline = EventPipeline(
             channels: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.pipeline) }),

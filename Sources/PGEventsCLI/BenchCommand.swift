@@ -56,12 +56,18 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Flag(name: .customLong("compare-raw"), help: "Also run a minimal LISTEN loop that only counts, on the same load, and report the processor's rate as a fraction of it.")
     var compareRaw = false
 
+    @Option(help: "What the processor does with each event: none (payloads passed through), rules (JSON decoded, row fetched, rules, a job template), batch (rules, then 10 jobs a message; burst only).")
+    var pipeline: String = "none"
+
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
+        guard let mode = ScenarioBench.PipelineMode(rawValue: pipeline) else {
+            throw ValidationError("unknown --pipeline '\(pipeline)'; expected one of: \(ScenarioBench.PipelineMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let scenarios: [ScenarioBench.Scenario]
         if scenario == "all" {
             scenarios = ScenarioBench.Scenario.all
@@ -82,6 +88,7 @@ struct ScenariosCommand: AsyncParsableCommand {
         options.databaseURL = databaseURL
         options.redisURL = redisURL
         options.compareRaw = compareRaw
+        options.pipeline = mode
         if let writers {
             options.writers = try writers.split(separator: ",").map { part in
                 guard let count = Int(part.trimmingCharacters(in: .whitespaces)) else {

@@ -183,7 +183,7 @@ public enum BenchHTML {
                 .filter { $0.percentile.isFinite && $0.value.isFinite }
                 .sorted { $0.percentile < $1.percentile }
                 .map { "\(number(x(logPercentile($0.percentile, cap: xMax)))),\(number(y($0.value)))" }
-            svg += "<polyline class=\"series\" stroke=\"\(color)\" points=\"\(coordinates.joined(separator: " "))\">"
+            svg += "<polyline class=\"series\" fill=\"none\" stroke-width=\"2\" stroke=\"\(color)\" points=\"\(coordinates.joined(separator: " "))\">"
             svg += "<title>\(escape(result.scenario))</title></polyline>\n"
         }
         // Legend, when there is more than one line.

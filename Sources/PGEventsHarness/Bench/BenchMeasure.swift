@@ -54,6 +54,19 @@ func rowID<Bytes: Collection<UInt8>>(in bytes: Bytes) -> Int64? where Bytes.Inde
     return nil
 }
 
+/// Every `"id":<digits>` in `bytes`, in order (the jobs of a batch message).
+func rowIDs(in bytes: [UInt8]) -> [Int64] {
+    var ids: [Int64] = []
+    var rest = bytes[...]
+    let key = Array("\"id\":".utf8)
+    while let start = rest.firstRange(of: key) {
+        let tail = rest[start.lowerBound...]
+        if let id = rowID(in: tail) { ids.append(id) }
+        rest = rest[start.upperBound...]
+    }
+    return ids
+}
+
 /// Latencies of one stage, in microseconds, in an HDR histogram (1 µs to 1 h, 3 significant digits).
 ///
 /// Negative intervals (the notification can reach the listener before the commit's acknowledgement reaches

@@ -26,11 +26,16 @@ extension ScenarioBench {
             let insertSeconds = benchSeconds(ContinuousClock.now - insertStart)
             progress(Progress(scenario: "burst", fraction: 0.2, message: String(format: "%d events committed in %.2f s; draining", size, insertSeconds)))
 
-            let delivery = JournalDelivery(
-                configuration: .init(
-                    postgres: database.configuration, redis: servers.redis, consumer: JournalConsumer(name: "bench"),
-                    sink: RedisListSink(defaultQueue: queue, keyTTLSeconds: 3600, keyPrefix: "\(servers.keyPrefix):seen"), batchSize: options.batchSize),
-                logger: logger)
+            // The processor's own delivery, built from a configuration as `pgevents process` builds it.
+            let configuration = try ProcessorConfiguration(yaml: """
+                consumer: bench
+                channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
+                batch_size: \(options.batchSize)
+                key_prefix: "\(servers.keyPrefix):seen"
+                dedupe_ttl: 3600
+                """, file: "bench.yml")
+            let delivery = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+                .makeDelivery()
             let cpuBefore = processCPUSeconds()
             let drainStart = ContinuousClock.now
             var delivered = 0
@@ -40,6 +45,8 @@ extension ScenarioBench {
                 if outcome.delivered == 0 { break }
                 delivered += outcome.delivered
             }
+            // Batches still open (fewer than 10 jobs of a group) are sent now, inside the timed drain.
+            if options.pipeline == .batch { try await delivery.flushBatches(all: true) }
             let drainSeconds = benchSeconds(ContinuousClock.now - drainStart)
             let cpuSeconds = processCPUSeconds() - cpuBefore
             await delivery.close()
@@ -49,12 +56,16 @@ extension ScenarioBench {
             let ledger = EventLedger()
             ledger.setCommitted(try await writer.query("SELECT id FROM public.events").map { try $0.decode(Int64.self, at: 0) })
             let redis = try await RedisConnection.connect(servers.redis)
-            var unreadable = 0
+            var unreadable = 0, messages = 0
             while true {
                 let reply = try await redis.command("RPOP", RedisArgument(queue), "10000")
                 guard let elements = reply.array, !elements.isEmpty else { break }
+                messages += elements.count
                 for element in elements {
-                    if let bytes = element.bytes, let id = rowID(in: bytes) { ledger.delivered(id) } else { unreadable += 1 }
+                    // A batch message holds several jobs, each with its "id".
+                    let ids = element.bytes.map { options.pipeline == .batch ? rowIDs(in: $0) : rowID(in: $0).map { [$0] } ?? [] } ?? []
+                    if ids.isEmpty { unreadable += 1 }
+                    for id in ids { ledger.delivered(id) }
                 }
             }
             await redis.close()
@@ -63,6 +74,7 @@ extension ScenarioBench {
                 "insert_s": insertSeconds, "drain_s": drainSeconds,
                 "cpu_us_per_event": cpuSeconds / Double(max(delivered, 1)) * 1e6,
                 "unreadable": Double(unreadable),
+                "messages": Double(messages), "events_per_message": Double(delivered) / Double(max(messages, 1)),
             ]
             let eventsPerSecond = Double(delivered) / max(drainSeconds, 1e-9)
             if options.compareRaw {
@@ -75,9 +87,9 @@ extension ScenarioBench {
             try? await database.drop()
             let summary = ledger.summary
             return result(
-                "burst", servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size, duration: drainSeconds,
+                options.pipeline.name("burst"), servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size, duration: drainSeconds,
                 eventsPerSecond: eventsPerSecond, lost: summary.lost.count, duplicated: summary.duplicated.count, errors: unreadable,
-                extra: extra, note: "events_per_s: drain rate (JournalDelivery.drain, pass-through); cpu_us_per_event: this process during the drain",
+                extra: extra, note: "events_per_s: drain rate (JournalDelivery.drain, pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
                 settings: ["burst": String(size), "batch_size": String(options.batchSize)])
         } catch {
             try? await database.drop()

@@ -45,12 +45,12 @@ extension ScenarioBench {
         let queue = "\(servers.keyPrefix):jobs:\(kind.rawValue)"
         let records = StageRecords()
         let notified = Receiver(), raw = Receiver(), taken = Taken()
-        let name = kind.rawValue
+        let name = options.pipeline.name(kind.rawValue)
 
         // The processor, in this task group, with the hand-off probe.
         let configuration = try ProcessorConfiguration(yaml: """
             consumer: bench
-            channels: {new_event: {queue: "\(queue)"}}
+            channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
             batch_size: \(options.batchSize)
             catch_up_interval: 1
             key_prefix: "\(servers.keyPrefix):seen"

@@ -72,9 +72,43 @@ public struct ScenarioBench: Sendable {
         public var sqlDirectory: String
         /// The processor's chunk size (its `batch_size`).
         public var batchSize = 1_000
+        /// What the processor does with each event (`load-1000`, `throughput`, `latency`, `burst`).
+        public var pipeline: PipelineMode = .passThrough
 
         public init(sqlDirectory: String) {
             self.sqlDirectory = sqlDirectory
+        }
+    }
+
+    /// What the processor does with each event between the journal and Redis.
+    public enum PipelineMode: String, Sendable, CaseIterable {
+        /// The payload goes to the list as it is.
+        case passThrough = "none"
+        /// Decoded as JSON, its row fetched (`public.events` by `event.row.id`), two rules evaluated (one matches),
+        /// a job rendered from a template with fields of the event and the row.
+        case rules
+        /// `rules`, and the jobs batched 10 to a message (`burst` only: its ledger reads every id of a message).
+        case batch
+
+        /// The channel's configuration for the processor: `queue` is its list.
+        func channelYAML(queue: String) -> String {
+            let rules = """
+                {decode: json, queue: "\(queue)", unmatched: drop,
+                 fetch: {table: public.events, key: id, from: event.row.id}, rule_mode: all_matches,
+                 rules: [{name: job, when: {all: [{field: event.op, eq: INSERT}, {field: row.id, gte: 0}]},
+                          enqueue: {queue: "\(queue)", job: {id: "{{event.row.id}}", op: "{{event.op}}", body: "{{row.body}}", table: "{{event.table}}"}}},
+                         {name: never, when: {field: event.row.id, lt: 0}, enqueue: {queue: "\(queue):never", job: {id: "{{event.row.id}}"}}}]
+                """
+            return switch self {
+            case .passThrough: "{queue: \"\(queue)\"}"
+            case .rules: rules + "}"
+            case .batch: rules + ", batch: {max_items: 10, max_seconds: 1}}"
+            }
+        }
+
+        /// The scenario's name with this mode: `burst`, `burst/rules`.
+        func name(_ scenario: String) -> String {
+            self == .passThrough ? scenario : "\(scenario)/\(rawValue)"
         }
     }
 
@@ -150,6 +184,7 @@ public struct ScenarioBench: Sendable {
             throw invalid("--writers must be counts in 1…256 (got \(writers.map(String.init).joined(separator: ",")))")
         }
         if options.burstSize < 1 || options.burstSize > 10_000_000 { throw invalid("--burst must be in 1…10,000,000 (got \(options.burstSize))") }
+        if options.pipeline == .batch, scenario != .burst { throw invalid("--pipeline batch applies to burst only (the other scenarios time each event, not messages)") }
     }
 
     // MARK: Shared
@@ -179,6 +214,7 @@ public struct ScenarioBench: Sendable {
                 extra: [String: Double] = [:], note: String? = nil, settings: [String: String] = [:], distribution: [BenchResult.LatencyPoint]? = nil) -> BenchResult {
         var settings = settings
         settings["compare_raw"] = options.compareRaw ? "true" : "false"
+        settings["pipeline"] = options.pipeline.rawValue
         if settings["servers"] == nil { settings["servers"] = options.databaseURL == nil && options.redisURL == nil ? "throwaway" : "given" }
         return BenchResult(
             scenario: scenario, events: events, durationSeconds: duration, eventsPerSecond: eventsPerSecond, latencyMicroseconds: latency,
