@@ -347,24 +347,30 @@ extension EventValue: CustomStringConvertible {
 
     private static func writeString(_ string: String, into text: inout String) {
         text += "\""
-        var scalars = String.UnicodeScalarView()
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": scalars += ["\\", "\""]
-            case "\\": scalars += ["\\", "\\"]
-            case "\n": scalars += ["\\", "n"]
-            case "\r": scalars += ["\\", "r"]
-            case "\t": scalars += ["\\", "t"]
-            case "\u{8}": scalars += ["\\", "b"]
-            case "\u{C}": scalars += ["\\", "f"]
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16, uppercase: true)
-                scalars += "\\u\(String(repeating: "0", count: 4 - hex.count))\(hex)".unicodeScalars
-            default:
-                scalars.append(scalar)
+        // Only ASCII bytes are escaped, and no byte of a multi-byte UTF-8 sequence is ASCII: so the bytes can be
+        // walked one by one, and a string with nothing to escape (most) is appended whole.
+        let utf8 = string.utf8
+        if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            text += string
+        } else {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(utf8.count + 16)
+            let hex = Array("0123456789ABCDEF".utf8)
+            for byte in utf8 {
+                switch byte {
+                case 0x22: bytes += [0x5C, 0x22]           // \"
+                case 0x5C: bytes += [0x5C, 0x5C]           // \\
+                case 0x0A: bytes += [0x5C, 0x6E]           // \n
+                case 0x0D: bytes += [0x5C, 0x72]           // \r
+                case 0x09: bytes += [0x5C, 0x74]           // \t
+                case 0x08: bytes += [0x5C, 0x62]           // \b
+                case 0x0C: bytes += [0x5C, 0x66]           // \f
+                case ..<0x20: bytes += [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]  // \u00XX
+                default: bytes.append(byte)
+                }
             }
+            text += String(decoding: bytes, as: UTF8.self)
         }
-        text += String(scalars)
         text += "\""
     }
 }
