@@ -65,6 +65,7 @@ struct ScenariosCommand: AsyncParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
+        try output.checkBaseline()
         guard let mode = ScenarioBench.PipelineMode(rawValue: pipeline) else {
             throw ValidationError("unknown --pipeline '\(pipeline)'; expected one of: \(ScenarioBench.PipelineMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -174,6 +175,7 @@ struct FaultsCommand: AsyncParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
+        try output.checkBaseline()
         guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: Self.executablePath()) else {
             FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
             throw ExitCode(2)

@@ -41,6 +41,18 @@ struct BenchOutputOptions: ParsableArguments {
         }
     }
 
+    /// Reads the baseline before anything runs, so that a wrong path fails at once rather than after the scenarios
+    /// (`ExitCode(2)` naming the file); nothing to do without `--baseline`.
+    func checkBaseline() throws {
+        guard let baseline else { return }
+        do {
+            _ = try BenchOutput.readResults(baseline, role: "baseline",
+                                            missingHint: "; record one with: pgevents bench baseline update --from RESULTS.json --to \(baseline)")
+        } catch {
+            throw Self.failure(error.message)
+        }
+    }
+
     /// The library's view of these options.
     var output: BenchOutput {
         BenchOutput(jsonPath: json, htmlPath: html, baselinePath: baseline, maxRegressionPercent: maxRegressionPercent)

@@ -83,6 +83,17 @@ struct BenchReportTests {
         #expect(text.contains("Only in this run (no baseline yet): writers/journal/4"))
     }
 
+    @Test("a scenario run with other settings than its baseline is compared, and the differences are listed")
+    func settingsDiffer() {
+        var current = Self.result("latency", p99: 2_000)
+        current.settings = ["rate": "500", "pipeline": "rules"]
+        let comparison = BenchComparison(current: [current], baseline: Self.baseline, maxRegressionPercent: 10)
+        #expect(comparison.passed)
+        #expect(comparison.settingsDifferences == ["latency: pipeline rules (baseline -), rate 500 (baseline 1000)"])
+        #expect(comparison.text().contains("Run with other settings than the baseline"))
+        #expect(BenchComparison(current: [Self.result("latency")], baseline: Self.baseline, maxRegressionPercent: 10).settingsDifferences.isEmpty)
+    }
+
     @Test("different machines are said prominently, and the figures are still compared")
     func machineMismatch() {
         let other = BenchResult.Machine(cores: 4, memoryGB: 16, os: "Ubuntu 24.04 LTS")

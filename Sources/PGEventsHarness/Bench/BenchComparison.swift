@@ -69,6 +69,8 @@ public struct BenchComparison: Sendable {
     /// Scenarios in the current results that the baseline does not have (not a failure).
     public var onlyInCurrent: [String]
     public var integrityFailures: [IntegrityFailure]
+    /// Scenarios compared although they ran with other settings: `burst: burst 100 (baseline 100000)`.
+    public var settingsDifferences: [String]
     public var machines: MachineMatch
     public var maxRegressionPercent: Double
 
@@ -87,10 +89,15 @@ public struct BenchComparison: Sendable {
         var seen = Set<String>()
         var rows: [Row] = []
         var onlyInCurrent: [String] = []
+        var settingsDifferences: [String] = []
         for result in current where seen.insert(result.scenario).inserted {
             guard let stored = baselineByScenario[result.scenario] else {
                 onlyInCurrent.append(result.scenario)
                 continue
+            }
+            let changed = Set(result.settings.keys).union(stored.settings.keys).sorted().filter { result.settings[$0] != stored.settings[$0] }
+            if !changed.isEmpty {
+                settingsDifferences.append("\(result.scenario): " + changed.map { "\($0) \(result.settings[$0] ?? "-") (baseline \(stored.settings[$0] ?? "-"))" }.joined(separator: ", "))
             }
             rows.append(Self.row(result.scenario, .throughput, baseline: stored.eventsPerSecond, current: result.eventsPerSecond,
                                  maxRegressionPercent: maxRegressionPercent))
@@ -102,6 +109,7 @@ public struct BenchComparison: Sendable {
         self.onlyInBaseline = baseline.map(\.scenario).filter { !seen.contains($0) && inBaseline.insert($0).inserted }
         self.rows = rows
         self.onlyInCurrent = onlyInCurrent
+        self.settingsDifferences = settingsDifferences
         self.integrityFailures = current.filter { $0.lost > 0 || $0.duplicated > 0 }
             .map { IntegrityFailure(scenario: $0.scenario, lost: $0.lost, duplicated: $0.duplicated) }
         self.machines = Self.compareMachines(current: current, baseline: baseline)
@@ -190,6 +198,10 @@ public struct BenchComparison: Sendable {
                 lines.append("  \(name)  \(metric) " + Self.figure(row.baseline).leftPadded(to: 13, with: " ") + " "
                              + Self.figure(row.current).leftPadded(to: 13, with: " ") + "  \(ratio)  \(verdict)")
             }
+        }
+        if !settingsDifferences.isEmpty {
+            lines.append("Run with other settings than the baseline (compared anyway; a difference may be the settings'):")
+            for difference in settingsDifferences { lines.append("  " + ReportEscaping.oneLine(difference)) }
         }
         if !onlyInBaseline.isEmpty {
             lines.append("Only in the baseline (not run now): " + onlyInBaseline.map(ReportEscaping.oneLine).joined(separator: ", "))
