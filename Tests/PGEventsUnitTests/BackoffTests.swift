@@ -1,19 +1,6 @@
 @testable import PGEvents
 import Testing
 
-/// A deterministic generator (SplitMix64) for jitter in tests.
-struct BackoffTestRandom: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Seconds of a Duration, for comparisons with a tolerance.
 func backoffTestSeconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
@@ -48,7 +35,7 @@ struct BackoffTests {
         #expect(backoff.delay(forAttempt: 3, unitRandom: 0) == backoff.baseDelay(forAttempt: 3))
         #expect(abs(backoffTestSeconds(backoff.delay(forAttempt: 3, unitRandom: 0.5)) - 0.36) < 1e-9)
         #expect(abs(backoffTestSeconds(backoff.delay(forAttempt: 20, unitRandom: 0.999_999)) - 8) < 1e-4)
-        var generator = BackoffTestRandom(seed: 7)
+        var generator = SplitMix64(seed: 7)
         for attempt in 1...40 {
             let delay = backoffTestSeconds(backoff.delay(forAttempt: attempt, using: &generator))
             let base = backoffTestSeconds(backoff.baseDelay(forAttempt: attempt))
@@ -59,19 +46,19 @@ struct BackoffTests {
     @Test("the same seed gives the same delays")
     func deterministic() {
         let backoff = Backoff()
-        var first = BackoffTestRandom(seed: 42)
-        var second = BackoffTestRandom(seed: 42)
+        var first = SplitMix64(seed: 42)
+        var second = SplitMix64(seed: 42)
         let a = (1...10).map { backoff.delay(forAttempt: $0, using: &first) }
         let b = (1...10).map { backoff.delay(forAttempt: $0, using: &second) }
         #expect(a == b)
-        var other = BackoffTestRandom(seed: 43)
+        var other = SplitMix64(seed: 43)
         #expect(a != (1...10).map { backoff.delay(forAttempt: $0, using: &other) })
     }
 
     @Test("without jitter the delays are exact")
     func noJitter() {
         let backoff = Backoff(.init(initial: .milliseconds(50), multiplier: 3, maximum: .seconds(1), jitter: 0))
-        var generator = BackoffTestRandom(seed: 1)
+        var generator = SplitMix64(seed: 1)
         let delays = (1...5).map { backoffTestSeconds(backoff.delay(forAttempt: $0, using: &generator)) }
         #expect(zip(delays, [0.05, 0.15, 0.45, 1, 1]).allSatisfy { abs($0 - $1) < 1e-9 })
     }

@@ -2,24 +2,7 @@ import Foundation
 @testable import PGEvents
 import Testing
 
-/// SplitMix64: the same sequence on every run and platform.
-struct PipelineTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-extension PipelineTestRandom {
+extension SplitMix64 {
     /// A random Unicode scalar: mostly ASCII (with control characters), some BMP, some astral.
     mutating func scalar() -> Unicode.Scalar {
         switch Int.random(in: 0..<10, using: &self) {
@@ -192,7 +175,7 @@ struct EventValueTests {
 
     @Test("random values survive a round trip through their JSON text")
     func randomRoundTrips() throws {
-        var random = PipelineTestRandom(seed: 8_004)
+        var random = SplitMix64(seed: 8_004)
         for _ in 0..<2_000 {
             let value = random.value(depth: 4)
             let parsed = try EventValue(json: value.jsonText)

@@ -14,7 +14,7 @@ struct ListenerStateMachineTests {
         Machine(
             channels: channels,
             backoff: Backoff(.init(initial: .milliseconds(100), multiplier: 2, maximum: .seconds(10), jitter: jitter, maxAttempts: maxAttempts)),
-            random: BackoffTestRandom(seed: 1))
+            random: SplitMix64(seed: 1))
     }
 
     /// A machine driven to `catchingUp(generation: 1)`.

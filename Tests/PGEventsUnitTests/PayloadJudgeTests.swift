@@ -58,7 +58,7 @@ struct CSVRecordTests {
 
     @Test("any fields, quoted as RFC 4180 says, parse back to themselves")
     func roundTrip() throws {
-        var random = SeededGenerator(seed: 4180)
+        var random = SplitMix64(seed: 4180)
         let alphabet: [String] = ["a", "b", ",", "\"", "\n", "\r", "\r\n", " ", "é", "😀", "\t", "x"]
         for _ in 0..<2_000 {
             let fields = (0..<Int.random(in: 1...6, using: &random)).map { _ in
@@ -429,7 +429,7 @@ struct PayloadJudgeTests {
 
     @Test("thousands of random and mangled payloads never crash the judge")
     func garbage() {
-        var random = SeededGenerator(seed: 20_260_101)
+        var random = SplitMix64(seed: 20_260_101)
         let tokens: [String] = [
             "{", "}", "[", "]", "\"", "\\", ",", ":", " ", "\n", "\r", "\t", "0", "1", "-", "+", ".", "e", "E", "01",
             "true", "false", "null", "tru", "\\u", "\\ud800", "\\udc00", "\\ud83d\\ude00", "\\u00", "d800", "\\n", "\\x",
@@ -488,25 +488,8 @@ struct PayloadJudgeTests {
     }
 }
 
-/// SplitMix64: the same sequence on every run and platform.
-private struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Any Unicode scalar, biased towards ASCII (where the syntax is).
-private func randomScalar(using random: inout SeededGenerator) -> Unicode.Scalar {
+private func randomScalar(using random: inout SplitMix64) -> Unicode.Scalar {
     while true {
         let value: UInt32 = switch Int.random(in: 0...3, using: &random) {
         case 0, 1: UInt32.random(in: 0...0x7F, using: &random)

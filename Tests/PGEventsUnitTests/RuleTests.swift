@@ -209,7 +209,7 @@ struct RuleTests {
 
     @Test("ne is exactly not eq, for random values and operands")
     func neIsNotEq() {
-        var random = PipelineTestRandom(seed: 1_001)
+        var random = SplitMix64(seed: 1_001)
         for _ in 0..<2_000 {
             let value = random.value(depth: 2)
             let operand = Bool.random(using: &random) ? value : random.value(depth: 2)

@@ -134,24 +134,7 @@ public struct ConfigurationNode {
     /// `\u{1B}`, `\u{2028}`), so that a message quoting a key or value from the file stays on one line and
     /// sends nothing to the terminal.
     public static func escaped(_ text: String) -> String {
-        func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
-            switch scalar.properties.generalCategory {
-            case .control, .lineSeparator, .paragraphSeparator: true
-            default: false
-            }
-        }
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
-        var result = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where needsEscape(scalar): result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
+        TextExcerpt.escaped(text)
     }
 
     private var kind: String {

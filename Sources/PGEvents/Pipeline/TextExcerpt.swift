@@ -28,9 +28,15 @@ public enum TextExcerpt {
     }
 
     private static func escaped(_ character: Character) -> String {
-        guard character.unicodeScalars.contains(where: needsEscape) else { return String(character) }
+        escaped(String(character))
+    }
+
+    /// `text` with control characters and line or paragraph separators shown escaped (`\n`, `\r`, `\t`,
+    /// `\u{1B}`), so that it stays on one line and sends nothing to a terminal.
+    public static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         var result = ""
-        for scalar in character.unicodeScalars {
+        for scalar in text.unicodeScalars {
             switch scalar {
             case "\n": result += "\\n"
             case "\r": result += "\\r"
