@@ -206,28 +206,19 @@ public struct RedisBatchSink: Sendable {
         let ttl = RedisArgument(keyTTLSeconds)
         let index = RedisArgument(indexKey(consumer: consumer))
         let slices = RedisScript.slices(jobs, size: Self.scriptBatch)
-        func commands(_ sha: String) -> [[RedisArgument]] {
-            slices.map { slice in
-                var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
-                command.reserveCapacity(3 + slice.count * (1 + Self.argumentsPerJob) + 2)
-                for staged in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(staged.job.key)")) }
-                command.append(ttl)
-                command.append(index)
-                for staged in slice {
-                    command.append(RedisArgument(stagingKey(consumer: consumer, staged)))
-                    command.append(RedisArgument(staged.job.destination))
-                    command.append(RedisArgument(staged.sink.rawValue))
-                    command.append(staged.streamMaxLength.map { RedisArgument($0) } ?? RedisArgument(""))
-                    command.append(RedisArgument(staged.spec.maxItems))
-                    command.append(RedisArgument(Self.milliseconds(staged.spec.maxAge)))
-                    command.append(RedisArgument(staged.group))
-                    command.append(RedisArgument(staged.channel))
-                    command.append(RedisArgument(staged.item))
-                }
-                return command
-            }
-        }
-        let replies = try await stageScript.evaluate(commands, on: redis)
+        let replies = try await stageScript.evaluate(
+            slices, key: { RedisArgument("\(keyPrefix):\(consumer):\($0.job.key)") }, fixed: [ttl, index], argumentsPerItem: Self.argumentsPerJob,
+            arguments: { staged, command in
+                command.append(RedisArgument(stagingKey(consumer: consumer, staged)))
+                command.append(RedisArgument(staged.job.destination))
+                command.append(RedisArgument(staged.sink.rawValue))
+                command.append(staged.streamMaxLength.map { RedisArgument($0) } ?? RedisArgument(""))
+                command.append(RedisArgument(staged.spec.maxItems))
+                command.append(RedisArgument(Self.milliseconds(staged.spec.maxAge)))
+                command.append(RedisArgument(staged.group))
+                command.append(RedisArgument(staged.channel))
+                command.append(RedisArgument(staged.item))
+            }, on: redis)
         var outcome = Outcome()
         for (slice, reply) in zip(slices, replies) {
             let counts = try Self.counts(reply, expected: 4, what: "staging events \(slice.first?.job.event.seq ?? 0)…\(slice.last?.job.event.seq ?? 0)")

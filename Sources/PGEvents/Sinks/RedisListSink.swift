@@ -77,22 +77,14 @@ public struct RedisListSink: Sendable {
         guard !jobs.isEmpty else { return Outcome(pushed: 0, duplicates: 0) }
         let ttl = RedisArgument(keyTTLSeconds)
         let slices = RedisScript.slices(jobs, size: Self.scriptBatch)
-        func commands(_ sha: String) -> [[RedisArgument]] {
-            slices.map { slice in
-                var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
-                command.reserveCapacity(3 + slice.count * 3 + 1)
-                for job in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(job.key)")) }
-                command.append(ttl)
-                for job in slice {
-                    command.append(RedisArgument(job.destination))
-                    command.append(RedisArgument(job.body))
-                }
-                return command
-            }
-        }
         // A command answered NOSCRIPT (the server lost its script cache: a restart, SCRIPT FLUSH) did not run:
         // the script is loaded again and that command resent, which is safe.
-        let replies = try await loadedScript.evaluate(commands, on: redis)
+        let replies = try await loadedScript.evaluate(
+            slices, key: { RedisArgument("\(keyPrefix):\(consumer):\($0.key)") }, fixed: [ttl], argumentsPerItem: 2,
+            arguments: { job, command in
+                command.append(RedisArgument(job.destination))
+                command.append(RedisArgument(job.body))
+            }, on: redis)
         var outcome = Outcome(pushed: 0, duplicates: 0)
         for (slice, reply) in zip(slices, replies) {
             switch reply {

@@ -41,6 +41,24 @@ final class RedisScript: Sendable {
         return replies
     }
 
+    /// One `EVALSHA` per slice, sent in one pipeline (see `evaluate(_:on:)`): the slice's keys (`key` of each
+    /// item), then `fixed`, then the `arguments` of each item in turn (`argumentsPerItem` of them, for reserving).
+    func evaluate<Item>(
+        _ slices: [ArraySlice<Item>], key: (Item) -> RedisArgument, fixed: [RedisArgument], argumentsPerItem: Int,
+        arguments: (Item, inout [RedisArgument]) -> Void, on redis: RedisConnection
+    ) async throws -> [RedisReply] {
+        try await evaluate({ sha in
+            slices.map { slice in
+                var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
+                command.reserveCapacity(3 + slice.count * (1 + argumentsPerItem) + fixed.count)
+                for item in slice { command.append(key(item)) }
+                command.append(contentsOf: fixed)
+                for item in slice { arguments(item, &command) }
+                return command
+            }
+        }, on: redis)
+    }
+
     static func isNoScript(_ reply: RedisReply) -> Bool {
         if case .error(let message) = reply { return message.hasPrefix("NOSCRIPT") }
         return false

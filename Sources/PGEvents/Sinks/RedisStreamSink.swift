@@ -104,24 +104,15 @@ public struct RedisStreamSink: Sendable {
         let ttl = RedisArgument(keyTTLSeconds)
         let trim = maxLength.map { RedisArgument($0) } ?? RedisArgument("")
         let slices = RedisScript.slices(jobs, size: Self.scriptBatch)
-        func commands(_ sha: String) -> [[RedisArgument]] {
-            slices.map { slice in
-                var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
-                command.reserveCapacity(3 + slice.count * (1 + Self.argumentsPerEvent) + 2)
-                for job in slice { command.append(RedisArgument("\(keyPrefix):\(consumer):\(job.key)")) }
-                command.append(ttl)
-                command.append(trim)
-                for job in slice {
-                    command.append(RedisArgument(job.destination))
-                    command.append(RedisArgument(String(job.event.seq)))
-                    command.append(RedisArgument(job.event.channel))
-                    command.append(RedisArgument(job.body))
-                    command.append(RedisArgument(Self.timestamp(job.event.createdAt)))
-                }
-                return command
-            }
-        }
-        let replies = try await loadedScript.evaluate(commands, on: redis)
+        let replies = try await loadedScript.evaluate(
+            slices, key: { RedisArgument("\(keyPrefix):\(consumer):\($0.key)") }, fixed: [ttl, trim], argumentsPerItem: Self.argumentsPerEvent,
+            arguments: { job, command in
+                command.append(RedisArgument(job.destination))
+                command.append(RedisArgument(String(job.event.seq)))
+                command.append(RedisArgument(job.event.channel))
+                command.append(RedisArgument(job.body))
+                command.append(RedisArgument(Self.timestamp(job.event.createdAt)))
+            }, on: redis)
         var outcome = Outcome(pushed: 0, duplicates: 0)
         for (slice, reply) in zip(slices, replies) {
             switch reply {
