@@ -153,7 +153,7 @@ public struct FaultBench: Sendable {
                 if next > .now { try? await Task.sleep(until: next, clock: .continuous) } else { next = .now }
                 do {
                     if connection == nil { connection = try await database.connect() }
-                    let id = try await connection!.query("INSERT INTO events (sent_ns) VALUES ($1) RETURNING id", [Int(wallNanoseconds())]).scalar(Int64.self)
+                    let id = try await connection!.query("INSERT INTO events (sent_ns) VALUES ($1) RETURNING id", [Int(benchWallNanoseconds())]).scalar(Int64.self)
                     ledger.committed(id)
                 } catch {
                     run.writeErrors.add(1, ordering: .relaxed)
@@ -208,7 +208,7 @@ public struct FaultBench: Sendable {
         }
 
         func markFaultEnd() {
-            run.faultEnd.withLock { $0 = (wallNanoseconds(), ContinuousClock.now) }
+            run.faultEnd.withLock { $0 = (benchWallNanoseconds(), ContinuousClock.now) }
         }
 
         do {
@@ -226,11 +226,11 @@ public struct FaultBench: Sendable {
                 try await postgres.pause()
                 let hold = ContinuousClock.now + .milliseconds(Int((options.heartbeatTimeout + 1.5) * 1000))
                 while ContinuousClock.now < hold {
-                    if detection == nil, let at = logs.first("heartbeat timed out") { detection = seconds(at - frozen) }
+                    if detection == nil, let at = logs.first("heartbeat timed out") { detection = benchSeconds(at - frozen) }
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 try await postgres.resume()
-                if detection == nil, let at = logs.first("heartbeat timed out") { detection = seconds(at - frozen) }
+                if detection == nil, let at = logs.first("heartbeat timed out") { detection = benchSeconds(at - frozen) }
                 markFaultEnd()
                 note = detection.map { String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout) } ?? "the heartbeat did not time out"
             case .notifyQueueFull:
@@ -282,12 +282,12 @@ public struct FaultBench: Sendable {
         try? await database.drop()
 
         let summary = ledger.summary
-        let recovery: Double? = if let end = run.faultEnd.withLock({ $0 }), let first = run.firstAfterFault.withLock({ $0 }) { seconds(first - end.instant) } else { nil }
+        let recovery: Double? = if let end = run.faultEnd.withLock({ $0 }), let first = run.firstAfterFault.withLock({ $0 }) { benchSeconds(first - end.instant) } else { nil }
         return Row(
             fault: fault, sent: summary.sent, delivered: summary.delivered, lost: summary.lost.count, duplicated: summary.duplicated.count,
             lostKeys: Array(summary.lost.prefix(20)), duplicatedKeys: Array(summary.duplicated.prefix(20)),
             recoverySeconds: recovery, detectionSeconds: detection, writeErrors: run.writeErrors.load(ordering: .relaxed),
-            note: note, durationSeconds: seconds(ContinuousClock.now - started))
+            note: note, durationSeconds: benchSeconds(ContinuousClock.now - started))
     }
 
     private func startProcessor(_ executable: String, config: String, database: TemporaryDatabase, redis: TemporaryRedis) throws -> ChildProcess {
@@ -296,16 +296,6 @@ public struct FaultBench: Sendable {
             executable, ["process", "--config", config, "--database-url", database.url, "--redis-url", redis.url, "--log-level", "warning"],
             outputPath: log, environment: ProcessInfo.processInfo.environment)
     }
-}
-
-private func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-private func wallNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
 
 /// What the writer, the consumer and the fault share during one run.
