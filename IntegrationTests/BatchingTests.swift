@@ -21,9 +21,9 @@ private func batchingDatabase() async throws -> TemporaryDatabase {
 }
 
 /// The delivery of `yaml`'s processor configuration, as the processor would build it.
-private func delivery(_ yaml: String, _ database: TemporaryDatabase, _ redis: TemporaryRedis) throws -> JournalDelivery {
+private func delivery(_ yaml: String, _ database: TemporaryDatabase, _ redis: TemporaryRedis) throws -> EventDelivery {
     let configuration = try ProcessorConfiguration(yaml: yaml)
-    return JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+    return EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
         .makeDelivery()
 }
 
@@ -91,7 +91,7 @@ struct BatchingTests {
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
             let configuration = try ProcessorConfiguration(yaml: groupedByOp.replacing("max_seconds: 60", with: "max_seconds: 0.3") + "\ncatch_up_interval: 0.5")
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let started = ContinuousClock.now
             var waited = Duration.zero
             try await withRunningProcessor(processor) {
@@ -129,16 +129,16 @@ struct BatchingTests {
             let sent = try await batches(reader, "out")
             #expect(sent.map(ids) == [[1, 2, 3]], "the batch staged by the first delivery was completed by the second")
             // Staging the same jobs again (a replay after a crash before the ack) adds nothing.
-            let sink = RedisBatchSink()
-            let event = JournalEvent(seq: 99, channel: "change", payload: "{}", createdAt: Date())
-            let job = RedisBatchSink.StagedJob(
-                job: Job(key: "99", destination: "out2", body: "{}", event: event), item: #"{"id":99}"#, channel: "change",
-                group: "{}", sink: .list, streamMaxLength: nil, spec: BatchSpec(maxItems: 5, maxAge: .seconds(60)))
+            let sink = RedisJobWriter()
+            let event = SourceEvent(seq: 99, channel: "change", payload: "{}", createdAt: Date())
+            let job = Job(event: event, destination: .batch(BatchDestination(
+                queue: "out2", sink: .list, streamMaxLength: nil, channel: "change", group: "{}",
+                spec: BatchSpec(maxItems: 5, maxAge: .seconds(60)))), body: #"{"id":99}"#)
             let connection = try await redis.connect()
-            #expect(try await sink.stage([job], consumer: "c:1", on: connection).staged == 1)
-            let again = try await sink.stage([job], consumer: "c:1", on: connection)
-            #expect(again.staged == 0 && again.duplicates == 1)
-            #expect(try await sink.flushAll(consumer: "c:1", on: connection).flushedItems == 1)
+            #expect(try await sink.write([job], consumer: "c:1", on: connection).written == 1)
+            let again = try await sink.write([job], consumer: "c:1", on: connection)
+            #expect(again.written == 0 && again.duplicates == 1)
+            #expect(try await sink.flushBatches(all: true, consumer: "c:1", on: connection).batchItemsSent == 1)
             await connection.close()
             await second.close()
             await reader.close()
@@ -179,7 +179,7 @@ struct BatchingTests {
         await writer.close()
     }
 
-    @Test("a batch Redis refuses (its list's key holds a string) is named in the error, stays staged, and is sent once the key is fixed")
+    @Test("a batch Redis refuses (its list's key holds a string) goes whole to the dead-letter list with the reason; later batches are not held back")
     func refusedBatch() async throws {
         let database = try await batchingDatabase()
         let writer = try await database.connect()
@@ -189,11 +189,21 @@ struct BatchingTests {
             let delivery = try delivery(groupedByOp, database, redis)
             try await writer.execute("INSERT INTO changes (op, tbl) VALUES ('INSERT','a')")
             #expect(try await delivery.drain().delivered == 1)
-            let error = await #expect(throws: ProcessorError.self) { try await delivery.flushBatches(all: true, retrying: false) }
-            #expect(error?.message.contains("WRONGTYPE") == true && error?.message.contains("batch of 1 for out") == true, "\(error?.message ?? "")")
-            _ = try await reader.command("DEL", "out")
             #expect(try await delivery.flushBatches(all: true, retrying: false) == 1)
-            #expect(try await batches(reader, "out").map(ids) == [[1]])
+            let dead = try await reader.command("LRANGE", "pgevents:dead", 0, -1).array ?? []
+            #expect(dead.count == 1)
+            let letter = try #require(try JSONSerialization.jsonObject(with: Data(dead.first?.bytes ?? [])) as? [String: Any])
+            #expect((letter["redis_error"] as? String)?.hasPrefix("WRONGTYPE") == true, "\(letter)")
+            #expect((letter["reason"] as? String)?.contains("batch of 1 for out") == true)
+            #expect(letter["destination"] as? String == "out")
+            let batch = try #require(try JSONSerialization.jsonObject(with: Data(((letter["job"] as? String) ?? "").utf8)) as? [String: Any])
+            #expect(batch["count"] as? Int == 1)
+            // Once the key is fixed, the next batches go out.
+            _ = try await reader.command("DEL", "out")
+            try await writer.execute("INSERT INTO changes (op, tbl) VALUES ('INSERT','b')")
+            #expect(try await delivery.drain().delivered == 1)
+            #expect(try await delivery.flushBatches(all: true, retrying: false) == 1)
+            #expect(try await batches(reader, "out").map(ids) == [[2]])
             await delivery.close()
             await reader.close()
         }

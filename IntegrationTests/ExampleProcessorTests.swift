@@ -27,7 +27,7 @@ struct ExampleProcessorTests {
         let (database, configuration) = try await exampleSetup("task-queue")
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let worker = try await redis.connect()
             var taken: [[String: Any]] = []
             try await withRunningProcessor(processor) {
@@ -62,7 +62,7 @@ struct ExampleProcessorTests {
             for stream in ["chat:messages", "chat:reactions"] {
                 _ = try await reader.command("XGROUP", "CREATE", RedisArgument(stream), "sse", "$", "MKSTREAM")
             }
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
                 try await writer.execute("""
                     INSERT INTO users (username, password_hash) VALUES ('ann', 'secret-hash');
@@ -97,7 +97,7 @@ struct ExampleProcessorTests {
         let (database, configuration) = try await exampleSetup("blockchain-events")
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let worker = try await redis.connect()
             try await withRunningProcessor(processor) {
                 try await writer.execute("""
@@ -143,7 +143,7 @@ struct ExampleProcessorTests {
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
                 try await writer.execute("""
                     INSERT INTO parcels (parcel_no, owner_name, address) VALUES ('P-1', 'Ann', '1 Main St, "Old Town"');
@@ -176,7 +176,7 @@ struct ExampleProcessorTests {
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
                 try await writer.execute("""
                     INSERT INTO parcels (parcel_no, owner_name, address, area_m2)

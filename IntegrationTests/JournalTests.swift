@@ -36,11 +36,11 @@ func jobs(_ redis: RedisConnection, _ queue: String = "jobs") async throws -> [S
     }
 }
 
-func delivery(_ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "test") -> JournalDelivery {
-    JournalDelivery(
+func delivery(_ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "test") -> EventDelivery {
+    EventDelivery(
         configuration: .init(
-            postgres: database.configuration, redis: redis.configuration, consumer: JournalConsumer(name: consumer),
-            sink: RedisListSink(defaultQueue: "jobs"), batchSize: 100,
+            postgres: database.configuration, redis: redis.configuration, source: JournalSource(name: consumer),
+            pipeline: EventPipeline(channels: [:], defaultQueue: "jobs"), batchSize: 100,
             retryDelay: { _ in .milliseconds(50) }),
         logger: Logger(label: "test"))
 }
@@ -108,12 +108,12 @@ struct JournalTests {
         try await withTemporaryRedis { redis in
             // A crash between the push and the acknowledgement: push the chunk without acking it.
             let connection = try await database.connect()
-            let consumer = JournalConsumer(name: "test")
+            let consumer = JournalSource(name: "test")
             let instance = try await consumer.register(on: connection)
             let chunk = try await consumer.next(on: connection, limit: 3)
             let reader = try await redis.connect()
-            let sink = RedisListSink(defaultQueue: "jobs")
-            #expect(try await sink.deliver(chunk.events, consumer: "test:\(instance)", on: reader) == .init(pushed: 3, duplicates: 0))
+            let sink = listWriter("jobs")
+            #expect(try await sink.deliver(chunk.events, consumer: "test:\(instance)", on: reader) == Counts(pushed: 3, duplicates: 0))
             await connection.close()
 
             let processor = delivery(database, redis)
@@ -190,11 +190,11 @@ struct JournalTests {
             try await withTemporaryRedis { (redis: TemporaryRedis) async throws -> Void in
                 let fast = delivery(database, redis, consumer: "fast")
                 let slow = delivery(database, redis, consumer: "slow")
-                #expect(try await slow.prune() == 0)  // registers "slow" (from the start) and prunes nothing
+                #expect(try await slow.prune().deleted == 0)  // registers "slow" (from the start) and prunes nothing
                 #expect(try await fast.drain().delivered == 10)
-                #expect(try await fast.prune() == 0)  // "slow" has delivered nothing yet
+                #expect(try await fast.prune().deleted == 0)  // "slow" has delivered nothing yet
                 #expect(try await slow.drain().delivered == 10)
-                #expect(try await fast.prune() == 10)
+                #expect(try await fast.prune().deleted == 10)
                 #expect(try await writer.query("SELECT count(*) FROM pgevents.journal").scalar(Int.self) == 0)
                 await fast.close()
                 await slow.close()
@@ -216,8 +216,8 @@ struct JournalTests {
     }
 }
 
-@Suite("The Redis list sink")
-struct RedisListSinkTests {
+@Suite("The job writer's lists")
+struct RedisListWriterTests {
     @Test("a push Redis refuses records nothing, so the retry delivers the event")
     func refusedPushIsRetried() async throws {
         let database = try await journalDatabase()
@@ -227,19 +227,19 @@ struct RedisListSinkTests {
             let reader = try await redis.connect()
             try await reader.command("SET", "jobs", "not a list")  // LPUSH on it fails with WRONGTYPE
             let connection = try await database.connect()
-            let consumer = JournalConsumer(name: "sink")
+            let consumer = JournalSource(name: "sink")
             let instance = try await consumer.register(on: connection)
             let chunk = try await consumer.next(on: connection, limit: 10)
-            let sink = RedisListSink(defaultQueue: "jobs")
-            let error = await #expect(throws: ProcessorError.self) {
-                try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader)
-            }
-            #expect(error?.message.contains("WRONGTYPE") == true)
-            #expect(try await reader.command("KEYS", "pgevents:seen:*").array?.isEmpty == true)
+            let sink = listWriter("jobs")
+            let refused = try await sink.write(chunk.events, consumer: "sink:\(instance)", on: reader)
+            #expect(refused.written == 0)
+            #expect(refused.failures.count == 3)
+            #expect(refused.failures.first?.message.contains("WRONGTYPE") == true)
+            #expect(try await reader.command("HLEN", RedisArgument("pgevents:seen:sink:\(instance):delivered")).integer == 0)
 
             try await reader.command("DEL", "jobs")
-            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == .init(pushed: 3, duplicates: 0))
-            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == .init(pushed: 0, duplicates: 3))
+            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == Counts(pushed: 3, duplicates: 0))
+            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == Counts(pushed: 0, duplicates: 3))
             #expect(try await jobs(reader) == ["row 1", "row 2", "row 3"])
             await connection.close()
             await reader.close()
@@ -255,11 +255,11 @@ struct RedisListSinkTests {
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
             let connection = try await database.connect()
-            let consumer = JournalConsumer(name: "sink")
+            let consumer = JournalSource(name: "sink")
             let instance = try await consumer.register(on: connection)
             let chunk = try await consumer.next(on: connection, limit: 5_000)
-            let sink = RedisListSink(defaultQueue: "jobs")
-            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == .init(pushed: 1234, duplicates: 0))
+            let sink = listWriter("jobs")
+            #expect(try await sink.deliver(chunk.events, consumer: "sink:\(instance)", on: reader) == Counts(pushed: 1234, duplicates: 0))
             #expect(try await jobs(reader) == (1...1234).map { "row \($0)" })
             await connection.close()
             await reader.close()

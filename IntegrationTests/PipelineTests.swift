@@ -60,7 +60,7 @@ struct PipelineTests {
         let database = try await pipelineDatabase()
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let processor = JournalProcessor(configuration: try ProcessorConfiguration(yaml: pipelineConfiguration), postgres: database.configuration,
+            let processor = EventProcessor(configuration: try ProcessorConfiguration(yaml: pipelineConfiguration), postgres: database.configuration,
                                              redis: redis.configuration, logger: Logger(label: "test"))
             let reader = try await redis.connect()
             try await withRunningProcessor(processor) {
@@ -69,7 +69,7 @@ struct PipelineTests {
                         ('e1', 1, '1', 'FeedbackGiven'),      -- active agent: a feedback job
                         ('e2', 1, '2', 'FeedbackGiven'),      -- inactive agent: nothing
                         ('e3', 137, '1', 'Registered'),       -- a registry stream entry
-                        ('e4', 1, '1; DROP TABLE agents; --', 'FeedbackGiven'),  -- a key that is no integer: no row, no job
+                        ('e4', 1, '1; DROP TABLE agents; --', 'FeedbackGiven'),  -- a key that is no integer: a dead letter (22P02)
                         ('e5', 1, NULL, 'Transfer');          -- no rule: dropped
                     SELECT pgevents.emit('raw_json', '{"ok": true}');
                     SELECT pgevents.emit('raw_json', '{"truncated": ');
@@ -77,7 +77,7 @@ struct PipelineTests {
                     SELECT pgevents.emit('parcels', 'INSERT,public,parcels,gid');
                     SELECT pgevents.emit('parcels', 'UPDATE,public,parcels,gid,"4, with a comma"');
                     """)
-                try await waitForJobs(reader, count: 3, queue: "dead")
+                try await waitForJobs(reader, count: 4, queue: "dead")
                 try await waitForJobs(reader, count: 1, queue: "parcels")
                 try await waitForJobs(reader, count: 1, queue: "raw")
                 try await waitForJobs(reader, count: 1, queue: "jobs:feedback")
@@ -99,11 +99,13 @@ struct PipelineTests {
             let dead = try (await reader.command("LRANGE", "dead", 0, -1).array ?? []).reversed().map { item in
                 try JSONSerialization.jsonObject(with: Data(item.bytes ?? [])) as? [String: Any] ?? [:]
             }
-            #expect(dead.count == 3)
-            #expect(dead.map { $0["channel"] as? String } == ["raw_json", "raw_json", "parcels"])
-            #expect((dead[0]["reason"] as? String)?.contains("not valid JSON") == true, "\(dead[0])")
-            #expect((dead[2]["reason"] as? String)?.contains("4 fields") == true, "\(dead[2])")
-            #expect(dead[1]["payload"] as? String == "\u{01}\u{02} binary \u{ff} garbage")
+            #expect(dead.count == 4)
+            #expect(dead.map { $0["channel"] as? String } == ["chain_event", "raw_json", "raw_json", "parcels"])
+            #expect(dead[0]["sqlstate"] as? String == "22P02", "\(dead[0])")
+            #expect((dead[0]["reason"] as? String)?.contains("not a value of integer") == true, "\(dead[0])")
+            #expect((dead[1]["reason"] as? String)?.contains("not valid JSON") == true, "\(dead[1])")
+            #expect((dead[3]["reason"] as? String)?.contains("4 fields") == true, "\(dead[3])")
+            #expect(dead[2]["payload"] as? String == "\u{01}\u{02} binary \u{ff} garbage")
             // The injection attempt stayed a value: the table is still there.
             let check = try await database.connect()
             #expect(try await check.query("SELECT count(*) FROM agents").scalar(Int.self) == 2)
@@ -128,7 +130,7 @@ struct PipelineTests {
         let database = try await pipelineDatabase()
         try await withTemporaryRedis { redis in
             let yaml = pipelineConfiguration.replacingOccurrences(of: "table: public.agents, key: id", with: "table: public.agent, key: id")
-            let processor = JournalProcessor(configuration: try ProcessorConfiguration(yaml: yaml), postgres: database.configuration,
+            let processor = EventProcessor(configuration: try ProcessorConfiguration(yaml: yaml), postgres: database.configuration,
                                              redis: redis.configuration, logger: Logger(label: "test"))
             let error = await #expect(throws: ProcessorError.self) { try await withTimeout(20) { try await processor.run() } }
             #expect(error?.message == "channels.chain_event.fetch: there is no table public.agent in this database")
@@ -157,7 +159,7 @@ struct PipelineTests {
             child.kill(SIGUSR1)
             try await withTimeout(10) { while !FileManager.default.fileExists(atPath: metrics) { try await Task.sleep(for: .milliseconds(20)) } }
             let snapshot = try String(contentsOfFile: metrics, encoding: .utf8)
-            #expect(snapshot.contains("pgevents_dead_letters_total{consumer=\"rules\"} 1"), "\(snapshot)")
+            #expect(snapshot.contains("pgevents_dead_letters_total{consumer=\"rules\",reason=\"event\"} 1"), "\(snapshot)")
             #expect(snapshot.contains("pgevents_parse_errors_total{channel=\"raw_json\"} 1"))
             #expect(snapshot.contains("# TYPE pgevents_commit_to_queued_seconds histogram"))
             try FileManager.default.removeItem(atPath: metrics)

@@ -4,12 +4,12 @@ import PGEventsHarness
 import PGEventsRedis
 import Testing
 
-/// Events built in place (the sink takes any `JournalEvent`; where they come from is the consumers' tests).
+/// Events built in place (the sink takes any `SourceEvent`; where they come from is the consumers' tests).
 private func events(
     _ seqs: ClosedRange<Int64>, channel: (Int64) -> String = { _ in "orders" },
     createdAt: Date = Date(timeIntervalSince1970: 1_714_566_896.789)
-) -> [JournalEvent] {
-    seqs.map { seq in JournalEvent(seq: seq, channel: channel(seq), payload: "{\"n\":\(seq)}", createdAt: createdAt) }
+) -> [SourceEvent] {
+    seqs.map { seq in SourceEvent(seq: seq, channel: channel(seq), payload: "{\"n\":\(seq)}", createdAt: createdAt) }
 }
 
 /// One stream entry as `XREADGROUP` returns it: its ID and its fields, in order.
@@ -48,17 +48,17 @@ private func length(_ redis: RedisConnection, _ stream: String) async throws -> 
     try #require(try await redis.command("XLEN", RedisArgument(stream)).integer)
 }
 
-@Suite("RedisStreamSink")
-struct RedisStreamSinkTests {
+@Suite("The job writer's streams")
+struct RedisStreamWriterTests {
     @Test("events land in their channel's stream with seq, channel, payload and created_at, readable by a group")
     func routingAndFields() async throws {
         try await withTemporaryRedis { server in
             let redis = try await server.connect()
             for stream in ["s:orders", "s:users", "s:other"] { try await createGroup(redis, stream) }
-            let sink = RedisStreamSink(streams: ["orders": "s:orders", "users": "s:users"], defaultStream: "s:other", maxLength: 10_000)
+            let sink = streamWriter(streams: ["orders": "s:orders", "users": "s:users"], defaultStream: "s:other", maxLength: 10_000)
             let channels: [Int64: String] = [1: "orders", 2: "users", 3: "orders", 4: "audit"]
             let batch = events(1...4, channel: { channels[$0]! })
-            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == .init(pushed: 4, duplicates: 0))
+            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == Counts(pushed: 4, duplicates: 0))
 
             let orders = try await readGroup(redis, "s:orders")
             #expect(orders.map(\.fields) == [
@@ -73,9 +73,10 @@ struct RedisStreamSinkTests {
             // Delivered entries are pending for the group until acknowledged.
             let ids = orders.map { RedisArgument($0.id) }
             #expect(try await redis.command(["XACK", "s:orders", "workers"] + ids).integer == 2)
-            #expect(try await redis.command("KEYS", "pgevents:seen:app:1:*").array?.count == 4)
-            let ttl = try #require(try await redis.command("TTL", "pgevents:seen:app:1:1").integer)
-            #expect(ttl > 86_000 && ttl <= 86_400)
+            // One delivered position per stream, not a key per event; and it never expires.
+            #expect(try await redis.command("HLEN", "pgevents:seen:app:1:delivered").integer == 3)
+            #expect(try await redis.command("TTL", "pgevents:seen:app:1:delivered").integer == -1)
+            #expect(try await redis.command("DBSIZE").integer == 4)
             await redis.close()
         }
     }
@@ -85,20 +86,20 @@ struct RedisStreamSinkTests {
         try await withTemporaryRedis { server in
             let redis = try await server.connect()
             try await createGroup(redis, "jobs")
-            let sink = RedisStreamSink(defaultStream: "jobs")
-            #expect(try await sink.deliver(events(1...4), consumer: "app:1", on: redis) == .init(pushed: 4, duplicates: 0))
+            let sink = streamWriter(defaultStream: "jobs")
+            #expect(try await sink.deliver(events(1...4), consumer: "app:1", on: redis) == Counts(pushed: 4, duplicates: 0))
             #expect(try await readGroup(redis, "jobs").count == 4)
 
-            #expect(try await sink.deliver(events(1...4), consumer: "app:1", on: redis) == .init(pushed: 0, duplicates: 4))
+            #expect(try await sink.deliver(events(1...4), consumer: "app:1", on: redis) == Counts(pushed: 0, duplicates: 4))
             #expect(try await length(redis, "jobs") == 4)
             #expect(try await readGroup(redis, "jobs").isEmpty)
 
             // A chunk overlapping what was delivered adds only what is new, in order.
-            #expect(try await sink.deliver(events(3...6), consumer: "app:1", on: redis) == .init(pushed: 2, duplicates: 2))
+            #expect(try await sink.deliver(events(3...6), consumer: "app:1", on: redis) == Counts(pushed: 2, duplicates: 2))
             #expect(try await readGroup(redis, "jobs").map { $0["seq"] } == ["5", "6"])
 
             // Another consumer's key space is its own: the same seqs are new to it.
-            #expect(try await sink.deliver(events(1...2), consumer: "other:1", on: redis) == .init(pushed: 2, duplicates: 0))
+            #expect(try await sink.deliver(events(1...2), consumer: "other:1", on: redis) == Counts(pushed: 2, duplicates: 0))
             #expect(try await length(redis, "jobs") == 8)
             await redis.close()
         }
@@ -112,9 +113,9 @@ struct RedisStreamSinkTests {
             let config = try await redis.command("CONFIG", "GET", "stream-node-max-entries").array
             let nodeSize = try #require(Int64(config?.last?.string ?? ""))
 
-            let trimmed = RedisStreamSink(defaultStream: "trimmed", maxLength: 1_000)
-            #expect(try await trimmed.deliver(events(1...3_000), consumer: "app:1", on: redis) == .init(pushed: 3_000, duplicates: 0))
-            #expect(try await trimmed.deliver(events(3_001...4_000), consumer: "app:1", on: redis) == .init(pushed: 1_000, duplicates: 0))
+            let trimmed = streamWriter(defaultStream: "trimmed", maxLength: 1_000)
+            #expect(try await trimmed.deliver(events(1...3_000), consumer: "app:1", on: redis) == Counts(pushed: 3_000, duplicates: 0))
+            #expect(try await trimmed.deliver(events(3_001...4_000), consumer: "app:1", on: redis) == Counts(pushed: 1_000, duplicates: 0))
             let trimmedLength = try await length(redis, "trimmed")
             #expect(trimmedLength >= 1_000 && trimmedLength <= 1_000 + nodeSize, "XLEN \(trimmedLength)")
             // The oldest entries went; the newest stayed.
@@ -124,15 +125,10 @@ struct RedisStreamSinkTests {
             let oldestSeq = try #require(Int(oldest.array?.first?.array?.last?.array?[1].string ?? ""))
             #expect(oldestSeq > 2_900)
 
-            let untrimmed = RedisStreamSink(defaultStream: "untrimmed", maxLength: nil)
-            #expect(try await untrimmed.deliver(events(1...3_000), consumer: "app:2", on: redis) == .init(pushed: 3_000, duplicates: 0))
+            let untrimmed = streamWriter(defaultStream: "untrimmed", maxLength: nil)
+            #expect(try await untrimmed.deliver(events(1...3_000), consumer: "app:2", on: redis) == Counts(pushed: 3_000, duplicates: 0))
             #expect(try await length(redis, "untrimmed") == 3_000)
 
-            let invalid = RedisStreamSink(defaultStream: "invalid", maxLength: -1)
-            let error = await #expect(throws: ProcessorError.self) {
-                try await invalid.deliver(events(1...1), consumer: "app:3", on: redis)
-            }
-            #expect(error?.code == .invalidConfiguration)
             await redis.close()
         }
     }
@@ -141,44 +137,40 @@ struct RedisStreamSinkTests {
     func scriptFlush() async throws {
         try await withTemporaryRedis { server in
             let redis = try await server.connect()
-            let sink = RedisStreamSink(defaultStream: "jobs")
-            #expect(try await sink.deliver(events(1...3), consumer: "app:1", on: redis) == .init(pushed: 3, duplicates: 0))
+            let sink = streamWriter(defaultStream: "jobs")
+            #expect(try await sink.deliver(events(1...3), consumer: "app:1", on: redis) == Counts(pushed: 3, duplicates: 0))
             try await redis.command("SCRIPT", "FLUSH")
             // Spans two script calls, both answered NOSCRIPT first.
-            #expect(try await sink.deliver(events(1...700), consumer: "app:1", on: redis) == .init(pushed: 697, duplicates: 3))
+            #expect(try await sink.deliver(events(1...700), consumer: "app:1", on: redis) == Counts(pushed: 697, duplicates: 3))
             #expect(try await length(redis, "jobs") == 700)
             try await redis.command("SCRIPT", "FLUSH")
             // A copy of the sink shares the cached SHA-1, and recovers the same way.
             let copy = sink
-            #expect(try await copy.deliver(events(701...701), consumer: "app:1", on: redis) == .init(pushed: 1, duplicates: 0))
+            #expect(try await copy.deliver(events(701...701), consumer: "app:1", on: redis) == Counts(pushed: 1, duplicates: 0))
             #expect(try await length(redis, "jobs") == 701)
             await redis.close()
         }
     }
 
-    @Test("a stream key holding another type rejects its event; the error names it and the stream; the retry delivers")
+    @Test("a stream key holding another type refuses its event; the others are written; the retry writes it once")
     func wrongType() async throws {
         try await withTemporaryRedis { server in
             let redis = try await server.connect()
             try await redis.command("RPUSH", "s:orders", "a list, not a stream")
-            let sink = RedisStreamSink(streams: ["orders": "s:orders"], defaultStream: "s:other")
-            let batch = events(1...3, channel: { $0 == 2 ? "orders" : "users" })
-            let error = await #expect(throws: ProcessorError.self) {
-                try await sink.deliver(batch, consumer: "app:1", on: redis)
-            }
-            #expect(error?.code == .sinkRejected)
-            #expect(error?.message.contains("s:orders") == true, "\(error?.message ?? "")")
-            #expect(error?.message.contains("WRONGTYPE") == true)
-            #expect(error?.message.contains("event 2") == true)
-            // The event before it is delivered and recorded; the refused one and those after it are not.
-            #expect(try await length(redis, "s:other") == 1)
-            #expect(try await redis.command("EXISTS", "pgevents:seen:app:1:1").integer == 1)
-            #expect(try await redis.command("EXISTS", "pgevents:seen:app:1:2").integer == 0)
-            #expect(try await redis.command("EXISTS", "pgevents:seen:app:1:3").integer == 0)
+            let writer = streamWriter(streams: ["orders": "s:orders"], defaultStream: "s:other")
+            let batch = events(1...4, channel: { $0 == 2 || $0 == 4 ? "orders" : "users" })
+            let outcome = try await writer.write(batch, consumer: "app:1", on: redis)
+            #expect(outcome.written == 2)
+            // The refused event names Redis' error; the later event of the same stream is not tried (its order).
+            #expect(outcome.failures.map(\.job.event.seq) == [2, 4])
+            #expect(outcome.failures.first?.message.hasPrefix("WRONGTYPE") == true, "\(outcome.failures)")
+            #expect(outcome.failures.last?.message.contains("not tried") == true)
+            #expect(try await length(redis, "s:other") == 2)
+            #expect(try await redis.command("HEXISTS", "pgevents:seen:app:1:delivered", "s:s:orders").integer == 0)
 
             try await redis.command("DEL", "s:orders")
-            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == .init(pushed: 2, duplicates: 1))
-            #expect(try await length(redis, "s:orders") == 1)
+            #expect(try await writer.deliver(batch, consumer: "app:1", on: redis) == Counts(pushed: 2, duplicates: 2))
+            #expect(try await length(redis, "s:orders") == 2)
             #expect(try await length(redis, "s:other") == 2)
             await redis.close()
         }
@@ -189,13 +181,13 @@ struct RedisStreamSinkTests {
         try await withTemporaryRedis { server in
             let redis = try await server.connect()
             try await createGroup(redis, "jobs")
-            let sink = RedisStreamSink(defaultStream: "jobs", maxLength: 20_000)
+            let sink = streamWriter(defaultStream: "jobs", maxLength: 20_000)
             let batch = events(1...10_000)
-            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == .init(pushed: 10_000, duplicates: 0))
+            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == Counts(pushed: 10_000, duplicates: 0))
             let entries = try await readGroup(redis, "jobs", count: 20_000)
             #expect(entries.count == 10_000)
             #expect(entries.map { $0["seq"] } == (1...10_000).map { String($0) })
-            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == .init(pushed: 0, duplicates: 10_000))
+            #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == Counts(pushed: 0, duplicates: 10_000))
             #expect(try await length(redis, "jobs") == 10_000)
             await redis.close()
         }
@@ -203,12 +195,12 @@ struct RedisStreamSinkTests {
 
     @Test("created_at is ISO-8601 in UTC with milliseconds, truncated")
     func timestamps() {
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: 1_714_566_896.789)) == "2024-05-01T12:34:56.789Z")
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: 1_714_566_896.789_999)) == "2024-05-01T12:34:56.789Z")
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: 1_709_164_800.5)) == "2024-02-29T00:00:00.500Z")
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: -0.001)) == "1969-12-31T23:59:59.999Z")
-        #expect(RedisStreamSink.timestamp(Date(timeIntervalSince1970: 253_402_300_799.999)) == "9999-12-31T23:59:59.999Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: 1_714_566_896.789)) == "2024-05-01T12:34:56.789Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: 1_714_566_896.789_999)) == "2024-05-01T12:34:56.789Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: 1_709_164_800.5)) == "2024-02-29T00:00:00.500Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: -0.001)) == "1969-12-31T23:59:59.999Z")
+        #expect(StreamTimestamp.text(Date(timeIntervalSince1970: 253_402_300_799.999)) == "9999-12-31T23:59:59.999Z")
     }
 }

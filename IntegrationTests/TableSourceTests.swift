@@ -22,12 +22,12 @@ func tableSourceDatabase() async throws -> TemporaryDatabase {
     return database
 }
 
-func tableDelivery(_ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "rows", table: String = "events", key: String = "id") -> JournalDelivery {
-    JournalDelivery(
+func tableDelivery(_ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "rows", table: String = "events", key: String = "id") -> EventDelivery {
+    EventDelivery(
         configuration: .init(
             postgres: database.configuration, redis: redis.configuration,
-            consumer: TableConsumer(name: consumer, table: table, keyColumn: key, channel: "new_event"),
-            sink: RedisListSink(defaultQueue: "jobs"), batchSize: 100,
+            source: TableSource(name: consumer, table: table, keyColumn: key, channel: "new_event"),
+            pipeline: EventPipeline(channels: [:], defaultQueue: "jobs"), batchSize: 100,
             retryDelay: { _ in .milliseconds(50) }),
         logger: Logger(label: "test"))
 }
@@ -114,7 +114,7 @@ struct TableSourceTests {
                 listener: {heartbeat_interval: 1, heartbeat_timeout: 10}
                 retry: {initial: 0.05, maximum: 0.5}
                 """)
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let reader = try await redis.connect()
             try await withRunningProcessor(processor) {
                 try await waitForJobs(reader, count: 1000)
@@ -148,25 +148,25 @@ struct TableSourceTests {
             """)
 
         let wrongType = await #expect(throws: PostgresError.self) {
-            try await TableConsumer(name: "a", table: "notes", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
+            try await TableSource(name: "a", table: "notes", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
         }
         #expect(wrongType?.sqlState == "42804")
         #expect(wrongType?.message.contains("\"notes\"") == true || wrongType?.message.contains("notes") == true)
         #expect(wrongType?.message.contains("uuid") == true)
 
         let missingColumn = await #expect(throws: PostgresError.self) {
-            try await TableConsumer(name: "b", table: "events", keyColumn: "seq", channel: "c").prepare(on: connection, fromStart: true)
+            try await TableSource(name: "b", table: "events", keyColumn: "seq", channel: "c").prepare(on: connection, fromStart: true)
         }
         #expect(missingColumn?.sqlState == "42703")
 
         let missingTable = await #expect(throws: PostgresError.self) {
-            try await TableConsumer(name: "c", table: "nowhere", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
+            try await TableSource(name: "c", table: "nowhere", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
         }
         #expect(missingTable?.sqlState == "42P01")
 
-        _ = try await TableConsumer(name: "d", table: "events", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
+        _ = try await TableSource(name: "d", table: "events", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
         let rebound = await #expect(throws: PostgresError.self) {
-            try await TableConsumer(name: "d", table: "other", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
+            try await TableSource(name: "d", table: "other", keyColumn: "id", channel: "c").prepare(on: connection, fromStart: true)
         }
         #expect(rebound?.sqlState == "22023")
 
@@ -183,14 +183,14 @@ struct TableSourceTests {
         limited["password"] = nil
         let weak = try await PostgresConnection.connect(limited)
         let refused = await #expect(throws: PostgresError.self) {
-            try await TableConsumer(name: "e", table: "events", keyColumn: "id", channel: "c").prepare(on: weak, fromStart: true)
+            try await TableSource(name: "e", table: "events", keyColumn: "id", channel: "c").prepare(on: weak, fromStart: true)
         }
         #expect(refused?.sqlState == "42501")
         #expect(refused?.hint == "GRANT pg_read_all_stats TO \(role)")
         await weak.close()
         try await connection.execute("GRANT pg_read_all_stats TO \(role)")
         let allowed = try await PostgresConnection.connect(limited)
-        _ = try await TableConsumer(name: "e", table: "events", keyColumn: "id", channel: "c").prepare(on: allowed, fromStart: true)
+        _ = try await TableSource(name: "e", table: "events", keyColumn: "id", channel: "c").prepare(on: allowed, fromStart: true)
         await allowed.close()
         try await connection.execute("DROP OWNED BY \(role); DROP ROLE \(role)")
         await connection.close()

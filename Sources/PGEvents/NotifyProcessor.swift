@@ -83,7 +83,12 @@ public struct NotifyProcessor: Service {
                     let queue = RedisArgument(queues[notification.channel] ?? configuration.channels[0].queue)
                     while true {
                         do {
-                            if redisConnection == nil { redisConnection = try await RedisConnection.connect(redis, logger: logger) }
+                            if redisConnection == nil {
+                                // The same command timeout as the durable sources: a frozen Redis must not hold the buffer for ever.
+                                var settings = redis
+                                if settings.commandTimeout == nil { settings.commandTimeout = 10 }
+                                redisConnection = try await RedisConnection.connect(settings, logger: logger)
+                            }
                             try await redisConnection?.command("LPUSH", queue, RedisArgument(notification.payload))
                             state.value.withLock { $0.pushed += 1 }
                             pushedCounter.increment()
@@ -138,7 +143,7 @@ public struct NotifyProcessor: Service {
                     if dropped == 1 || dropped % 1_000 == 0 {
                         logger.error("notify-only: the buffer is full (Redis is not taking jobs); notifications are dropped", metadata: [
                             "buffer_limit": "\(configuration.bufferLimit)", "dropped_total": "\(dropped)",
-                            "channel": "\(notification.channel)", "payload": "\(notification.payload.prefix(80))",
+                            "channel": "\(notification.channel)",
                         ])
                     }
                 }

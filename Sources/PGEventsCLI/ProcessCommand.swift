@@ -59,7 +59,7 @@ struct ProcessCommand: AsyncParsableCommand {
         var logger = Logger(label: "pgevents.process")
         logger.logLevel = level
         let processor: any Service = switch configuration.source {
-        case .journal, .table: JournalProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        case .journal, .table: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         }
         let dumper = exporter.map { exporter in

@@ -40,6 +40,15 @@ public actor PostgresConnection {
     public private(set) var backendPID: Int32 = 0
     /// The server's version number, e.g. 150018 for 15.18.
     public private(set) var serverVersion: Int = 0
+    /// How long a statement may wait for the server's answer before the connection is dropped (nil: for ever).
+    /// A frozen server, or a half-open connection, answers nothing and TCP may not notice for minutes: after this
+    /// long the statement fails with `.connectionLost`, saying so. Set it with ``setQueryTimeout(_:)``.
+    public private(set) var queryTimeout: Duration?
+    /// The socket, for ``abort()`` from other threads; -1 once closed. A Mutex guards it, so that `abort` never
+    /// shuts down a descriptor number that `close` already gave back.
+    private nonisolated let abortableSocket = Mutex<Int32>(-1)
+    /// Set by the query watchdog when it aborted the connection.
+    private nonisolated let timedOut = Atomic<Bool>(false)
 
     private init(configuration: PostgresConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -94,6 +103,7 @@ public actor PostgresConnection {
         }, Unmanaged.passUnretained(notices).toOpaque())
         backendPID = PQbackendPID(connection)
         serverVersion = Int(PQserverVersion(connection))
+        abortableSocket.withLock { $0 = PQsocket(connection) }
         watchSocket()
         logger.debug("connected", metadata: ["target": "\(configuration.target)", "backend_pid": "\(backendPID)"])
     }
@@ -102,6 +112,7 @@ public actor PostgresConnection {
     public func close() {
         guard let handle else { return }
         executor.setWatch(nil)
+        abortableSocket.withLock { $0 = -1 }
         PQfinish(handle)
         self.handle = nil
         listeningChannels.removeAll()
@@ -113,6 +124,41 @@ public actor PostgresConnection {
     /// The notices and warnings the server sent since the last call (`RAISE NOTICE` in a trigger, say).
     public func takeNotices() -> [String] { notices.take() }
 
+    /// Sets ``queryTimeout``.
+    public func setQueryTimeout(_ timeout: Duration?) {
+        queryTimeout = timeout
+    }
+
+    /// Breaks the connection from any thread: shuts its socket down, so that a statement waiting for a server that
+    /// does not answer returns at once with `.connectionLost`. The connection is unusable afterwards; `close()`
+    /// still frees it.
+    public nonisolated func abort() {
+        abortableSocket.withLock { socket in
+            if socket >= 0 { _ = shutdown(socket, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// Starts the watchdog of one statement when there is a ``queryTimeout``: it aborts the connection when the
+    /// statement has not returned in time. Cancel it when the statement returns.
+    private func startWatchdog() -> Task<Void, Never>? {
+        guard let queryTimeout else { return nil }
+        return Task.detached { [self] in
+            guard (try? await Task.sleep(for: queryTimeout)) != nil else { return }
+            timedOut.store(true, ordering: .releasing)
+            abort()
+        }
+    }
+
+    /// `error`, saying that the watchdog ended the statement when it did.
+    private func explained(_ error: PostgresError) -> PostgresError {
+        guard timedOut.exchange(false, ordering: .acquiringAndReleasing), let queryTimeout else { return error }
+        var error = error
+        error.code = .connectionLost
+        error.message = "no answer from \(configuration.target) within \(queryTimeout) (the query timeout): the connection was dropped (a frozen server, or a connection that is no longer there)"
+        markLost(error)
+        return error
+    }
+
     /// Whether the connection is open and has not been lost.
     public var isUsable: Bool { handle != nil && lostError == nil }
 
@@ -122,10 +168,16 @@ public actor PostgresConnection {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresResult {
         let handle = try usableHandle()
-        let result = try withParameterTexts(parameters, statement: sql) { params in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, params, nil, nil, 0)
+        let watchdog = startWatchdog()
+        defer { watchdog?.cancel() }
+        do {
+            let result = try withParameterTexts(parameters, statement: sql) { params in
+                PQexecParams(handle, sql, Int32(parameters.count), nil, params, nil, nil, 0)
+            }
+            return try consume(result, statement: sql, function: "PQexecParams")
+        } catch {
+            throw explained(error)
         }
-        return try consume(result, statement: sql, function: "PQexecParams")
     }
 
     /// Runs one or more statements separated by semicolons (simple query protocol, no parameters) and returns
@@ -136,7 +188,13 @@ public actor PostgresConnection {
         if sql.utf8.contains(0) {
             throw PostgresError(code: .invalidArgument, message: "SQL text contains a NUL byte", statement: sql)
         }
-        return try consume(PQexec(handle, sql), statement: sql, function: "PQexec")
+        let watchdog = startWatchdog()
+        defer { watchdog?.cancel() }
+        do {
+            return try consume(PQexec(handle, sql), statement: sql, function: "PQexec")
+        } catch {
+            throw explained(error)
+        }
     }
 
     /// Runs `body` inside `BEGIN` … `COMMIT`; rolls back if it throws.

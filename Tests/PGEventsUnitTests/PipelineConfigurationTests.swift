@@ -85,12 +85,11 @@ struct PipelineConfigurationTests {
 
         // The event of seed 001's trigger, its row, and what the rules make of it.
         let payload = #"{"event_id":"0xabc-1","chain_id":137,"block_number":1000001,"event_type":"FeedbackGiven","registry":"reputation"}"#
-        let event = JournalEvent(seq: 9, channel: "new_event", payload: payload, createdAt: Date(timeIntervalSince1970: 0))
+        let event = SourceEvent(seq: 9, channel: "new_event", payload: payload, createdAt: Date(timeIntervalSince1970: 0))
         let decoded = try pipeline.decode(payload).get()
         let row = try EventValue(json: #"{"id":"0xabc-1","chain_id":137}"#)
         let context = EvaluationContext(event, decoded: decoded, row: row)
         #expect(pipeline.fetch?.parameter(for: context) == "0xabc-1")
-        #expect(pipeline.fetch?.query == #"SELECT row_to_json(t)::text FROM "public"."events" AS t WHERE t."event_id" = $1 LIMIT 1"#)
         #expect(pipeline.route(context, payload: payload).map(\.body) == [#"{"type":"process_feedback","id":"0xabc-1","chain":137}"#])
         #expect(pipeline.batch?.key(for: context) == #"{"event.registry":"reputation","meta.channel":"new_event"}"#)
 
@@ -306,7 +305,7 @@ struct PipelineConfigurationTests {
         ("    queue: ''",
          "processor.yml:3:12: channels.c.queue: the queue name is empty"),
         ("    queue: q\n    decoder: json",
-         "processor.yml:4:5: channels.c: unknown key 'decoder' (expected one of: batch, csv_columns, decode, fetch, queue, rule_mode, rules, sink, stream, unmatched)"),
+         "processor.yml:4:5: channels.c: unknown key 'decoder' (expected one of: attempt_backoff, batch, csv_columns, decode, fetch, max_attempts, queue, rule_mode, rules, sink, stream, unmatched)"),
         ("    queue: q\n    decode: xml",
          "processor.yml:4:13: channels.c.decode: unknown decode 'xml' (expected json, csv or text)"),
         ("    queue: q\n    decode: csv",

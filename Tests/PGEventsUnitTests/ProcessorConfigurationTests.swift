@@ -189,14 +189,14 @@ struct RetryClassificationTests {
         (PostgresError(code: .decoding, message: "bad value"), false),
     ])
     func postgres(error: PostgresError, retryable: Bool) {
-        #expect(JournalDelivery.isRetryable(error) == retryable)
+        #expect(EventDelivery.isRetryable(error) == retryable)
     }
 
     @Test("every Redis error is retried (LOADING after a restart, say); a missing journal is not")
     func others() {
-        #expect(JournalDelivery.isRetryable(RedisError(code: .connectionLost, message: "eof")))
-        #expect(JournalDelivery.isRetryable(RedisError(code: .timeout, message: "slow")))
-        #expect(JournalDelivery.isRetryable(RedisError(code: .server, message: "LOADING Redis is loading the dataset in memory")))
-        #expect(!JournalDelivery.isRetryable(ProcessorError(code: .journalMissing, message: "no journal")))
+        #expect(EventDelivery.isRetryable(RedisError(code: .connectionLost, message: "eof")))
+        #expect(EventDelivery.isRetryable(RedisError(code: .timeout, message: "slow")))
+        #expect(EventDelivery.isRetryable(RedisError(code: .server, message: "LOADING Redis is loading the dataset in memory")))
+        #expect(!EventDelivery.isRetryable(ProcessorError(code: .journalMissing, message: "no journal")))
     }
 }

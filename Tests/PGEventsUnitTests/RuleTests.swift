@@ -261,7 +261,7 @@ struct RuleTests {
 
     @Test("a journal event gives its channel, seq and time as meta")
     func journalContext() {
-        let event = JournalEvent(seq: 7, channel: "new_event", payload: "{}", createdAt: RuleFixtures.createdAt)
+        let event = SourceEvent(seq: 7, channel: "new_event", payload: "{}", createdAt: RuleFixtures.createdAt)
         let context = EvaluationContext(event, decoded: [:])
         #expect(context.meta == ["channel": "new_event", "seq": 7, "created_at": "2025-01-24T10:00:00.123456Z"])
         #expect(context.row == nil)

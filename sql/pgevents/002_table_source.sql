@@ -84,23 +84,25 @@ $$;
 
 -- The transactions a fence taken at p_fence still waits for: every open transaction in this database that
 -- started before it, other than the caller's, and every prepared transaction (when it started is not recorded). Empty: every
--- key up to the fence's is final.
+-- key up to the fence's is final. Each is named by its pid and application_name, never by its query text (other
+-- sessions' statements may hold data the processor's logs must not show).
+DROP FUNCTION IF EXISTS pgevents.fence_waits_for(timestamptz);  -- earlier versions returned the query text
 CREATE OR REPLACE FUNCTION pgevents.fence_waits_for(p_fence timestamptz)
-RETURNS TABLE (pid integer, xact_start timestamptz, state text, query text)
+RETURNS TABLE (pid integer, xact_start timestamptz, state text, application_name text)
 LANGUAGE sql STABLE AS $$
-    SELECT a.pid, a.xact_start, a.state, left(a.query, 200)
+    SELECT a.pid, a.xact_start, a.state, a.application_name
       FROM pg_stat_activity a
      WHERE a.pid <> pg_backend_pid()
        AND a.datname = current_database()
        AND a.xact_start < p_fence
        AND a.backend_type NOT IN ('autovacuum worker', 'autovacuum launcher', 'walsender', 'walreceiver')
     UNION ALL
-    SELECT NULL, p.prepared, 'prepared', p.gid
+    SELECT NULL, p.prepared, 'prepared', 'prepared transaction ' || p.gid
       FROM pg_prepared_xacts p
      WHERE p.database = current_database()
 $$;
 
--- Moves a table consumer's cursor (after the sink has taken everything up to p_last_key).
+-- Moves a table consumer's cursor (after Redis has taken everything up to p_last_key).
 CREATE OR REPLACE FUNCTION pgevents.ack_table(p_name text, p_last_key bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -17,6 +17,15 @@ extension ProcessorConfiguration {
         return listener
     }
 
+    /// The conninfo of the delivery's worker connection: `postgres` with the listener's limits — a connect timeout,
+    /// and on TCP keepalives and `tcp_user_timeout` — named `pgevents-worker`. Values given in `postgres` are kept.
+    /// Every statement on it also has a deadline (`query_timeout`).
+    public func workerConnection(postgres: PostgresConfiguration) -> PostgresConfiguration {
+        var worker = listenerConfiguration(postgres: postgres)
+        if worker.postgres["application_name"] == nil { worker.postgres["application_name"] = "pgevents-worker" }
+        return worker.listeningConnection
+    }
+
     static func duration(_ seconds: Double) -> Duration {
         .milliseconds(Int((seconds * 1_000).rounded()))
     }

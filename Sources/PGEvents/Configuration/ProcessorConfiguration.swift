@@ -15,13 +15,17 @@ import Foundation
 ///     decode: json
 ///     fetch: {table: public.events, key: event_id, from: event.event_id}
 ///     rules: [{name: feedback, when: {field: event.event_type, eq: FeedbackGiven}, enqueue: {queue: "jobs:feedback", job: {id: "{{event.event_id}}"}}}]
-/// dead_letter_queue: "pgevents:dead"   # payloads that cannot be decoded, with the reason
-/// batch_size: 1000           # events per read / Redis pipeline / acknowledgement
+///     max_attempts: 3            # tries of a job Redis refuses before it is dead-lettered
+///     attempt_backoff: 0.1       # seconds before the second try, doubled for each further one
+/// dead_letter_queue: "pgevents:dead"   # events and jobs that cannot be delivered, with the reason
+/// batch_size: 1000           # events per read / Redis write / acknowledgement
+/// chunk_bytes: 16777216      # payload bytes per read, about (at least one event)
+/// query_timeout: 30          # seconds a PostgreSQL statement may wait for an answer (then reconnect)
 /// from_start: true           # a new consumer starts at the beginning of the journal
 /// catch_up_interval: 5       # seconds: look at the journal even without a wake-up
-/// prune_interval: 60         # seconds between pruning delivered events (0: never)
-/// dedupe_ttl: 86400          # seconds an event's idempotency key is kept in Redis
-/// key_prefix: "pgevents:seen"
+/// prune_interval: 10         # seconds between pruning delivered events, until caught up (0: never)
+/// key_prefix: "pgevents:seen"   # prefix of the Redis keys of delivered positions and batches
+/// allow_redis_eviction: false   # true: start even when Redis' maxmemory-policy can evict the processor's keys
 /// buffer_limit: 10000        # source: notify: notifications held while Redis is down (then dropped)
 /// listener: {heartbeat_interval: 5, heartbeat_timeout: 5, queue_usage_warning: 0.5, queue_usage_check_interval: 30}
 /// retry: {initial: 0.1, maximum: 10}
@@ -81,10 +85,18 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     /// Set exactly when `source` is `.table`.
     public var table: Table?
     public var batchSize = 1_000
+    /// Payload bytes per read, about.
+    public var chunkBytes = 16 << 20
+    /// Seconds a PostgreSQL statement of the delivery may wait for its answer.
+    public var queryTimeout = 30.0
     public var fromStart = true
     public var catchUpInterval = 5.0
-    public var pruneInterval = 60.0
-    public var dedupeTTL = 86_400
+    public var pruneInterval = 10.0
+    /// Read for files of earlier versions, which kept a key per event for this long; unused (the writer keeps
+    /// delivered positions, which never expire). The processor says so when a file sets it.
+    public var dedupeTTL: Int?
+    /// Start even when Redis' `maxmemory-policy` can evict the processor's keys (delivered positions, batches).
+    public var allowRedisEviction = false
     public var keyPrefix = "pgevents:seen"
     /// The list where events that cannot be decoded go, with the reason.
     public var deadLetterQueue = "pgevents:dead"
@@ -115,6 +127,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
             "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit", "dead_letter_queue",
+            "chunk_bytes", "query_timeout", "allow_redis_eviction",
         ])
         if let node = root["source"] {
             let name = try node.string()
@@ -166,6 +179,9 @@ public struct ProcessorConfiguration: Sendable, Equatable {
             break
         }
         if let node = root["batch_size"] { batchSize = try node.int(in: 1...100_000) }
+        if let node = root["chunk_bytes"] { chunkBytes = try node.int(in: 1_024...(1 << 30)) }
+        if let node = root["query_timeout"] { queryTimeout = try node.seconds(in: 0.1...3_600) }
+        if let node = root["allow_redis_eviction"] { allowRedisEviction = try node.bool() }
         if let node = root["from_start"] { fromStart = try node.bool() }
         if let node = root["catch_up_interval"] { catchUpInterval = try node.seconds() }
         if let node = root["prune_interval"] {

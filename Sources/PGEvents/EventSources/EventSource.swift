@@ -1,18 +1,21 @@
 public import PGEventsPostgres
 
-/// A durable source of events with a cursor in PostgreSQL: the journal (`JournalConsumer`) or a user table
-/// (`TableConsumer`). `JournalDelivery` drives one: `prepare`, then `next` → sink → `ack`, over and over.
+/// A durable source of events with a cursor in PostgreSQL: the journal (`JournalSource`) or a user table
+/// (`TableSource`). `EventDelivery` drives one: `prepare`, then `next` → pipeline → writer → `ack`, over and over.
+///
+/// A source hands out events in an order that a replay repeats — `(batch, seq)` ascending — which is what lets the
+/// writer keep one delivered position per destination instead of a key per event.
 public protocol EventSource: Sendable {
-    /// The consumer's name: its cursor row, its leader lock, the first part of its idempotency keys.
+    /// The consumer's name: its cursor row, its leader lock, the first part of its Redis key space.
     var name: String { get }
 
     /// Checks that the source is installed and usable, registers the consumer if it is new, and returns its
-    /// instance id (random per registration; part of every idempotency key).
+    /// instance id (random per registration; part of the consumer's Redis key space).
     func prepare(on connection: PostgresConnection, fromStart: Bool) async throws -> String
 
-    /// The next undelivered events, at most about `limit`; with `after`, the ones that follow that chunk
-    /// (read while it is still being delivered, before its `ack`).
-    func next(on connection: PostgresConnection, limit: Int, after: EventChunk?) async throws -> EventChunk
+    /// The next undelivered events, at most about `limit` events and `maxBytes` payload bytes (at least one
+    /// event); with `after`, the ones that follow that chunk (read while it is still being delivered, before its `ack`).
+    func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?) async throws -> EventChunk
 
     /// Records that `chunk` was delivered: the cursor moves past it.
     func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws
@@ -20,13 +23,13 @@ public protocol EventSource: Sendable {
 
 /// What `EventSource.next` returned.
 public struct EventChunk: Sendable {
-    public var events: [JournalEvent]
+    public var events: [SourceEvent]
     /// Nothing more is ready after these: acknowledging them finishes the current catch-up.
     public var completesBatch: Bool
     /// Where the cursor moves on `ack` (the source decides what it means; the table's last key).
     public var position: Int64
 
-    public init(events: [JournalEvent], completesBatch: Bool, position: Int64) {
+    public init(events: [SourceEvent], completesBatch: Bool, position: Int64) {
         self.events = events
         self.completesBatch = completesBatch
         self.position = position
@@ -34,8 +37,8 @@ public struct EventChunk: Sendable {
 }
 
 extension EventSource {
-    /// The next undelivered events after the cursor.
+    /// The next undelivered events after the cursor, at most `limit` of them (16 MB of payloads at most).
     public func next(on connection: PostgresConnection, limit: Int) async throws -> EventChunk {
-        try await next(on: connection, limit: limit, after: nil)
+        try await next(on: connection, limit: limit, maxBytes: 16 << 20, after: nil)
     }
 }

@@ -83,7 +83,7 @@ public struct EvaluationContext: Sendable, Hashable {
     }
 
     /// The context of a journal event, decoded as `decoded`, with its row.
-    public init(_ journalEvent: JournalEvent, decoded: EventValue, row: EventValue? = nil) {
+    public init(_ journalEvent: SourceEvent, decoded: EventValue, row: EventValue? = nil) {
         self.init(event: decoded, row: row, channel: journalEvent.channel, seq: journalEvent.seq, createdAt: journalEvent.createdAt)
     }
 

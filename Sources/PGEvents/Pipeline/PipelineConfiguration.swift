@@ -16,13 +16,6 @@ public struct FetchSpec: Sendable, Hashable {
         self.valuePath = valuePath
     }
 
-    /// The query of one row as JSON text (its columns in table order), with the key as `$1` (text, which
-    /// PostgreSQL reads as the column's type): `SELECT row_to_json(t)::text FROM "public"."events" AS t WHERE
-    /// t."event_id" = $1 LIMIT 1`.
-    public var query: String {
-        "SELECT row_to_json(t)::text FROM \(Self.quoted(schema)).\(Self.quoted(table)) AS t WHERE t.\(Self.quoted(keyColumn)) = $1 LIMIT 1"
-    }
-
     /// The key to look up for `context`, as text for `$1`: a string as it is, a number or boolean as its JSON text.
     /// `nil` when the value is missing, null, an array or an object: then there is no row to look up.
     public func parameter(for context: EvaluationContext) -> String? {
@@ -33,11 +26,6 @@ public struct FetchSpec: Sendable, Hashable {
         case .bool(let bool): bool ? "true" : "false"
         default: nil
         }
-    }
-
-    /// `"name"`, with `"` doubled.
-    static func quoted(_ identifier: String) -> String {
-        "\"" + identifier.replacing("\"", with: "\"\"") + "\""
     }
 }
 
@@ -112,10 +100,16 @@ public struct ChannelPipeline: Sendable, Hashable {
     public var sink: SinkKind
     /// Streams are trimmed to about this many entries; `nil`: not trimmed.
     public var streamMaxLength: Int?
+    /// How often a job Redis refuses (`WRONGTYPE` on its queue) is tried before it goes to the dead-letter list
+    /// (`max_attempts`, default 3), and the wait before the second try, doubled for each further one
+    /// (`attempt_backoff`, default 0.1 s). A failure that cannot change on another try (an undecodable payload, a
+    /// key that is not a value of its column's type, a job larger than Redis takes) is dead-lettered at once.
+    public var maxAttempts = 3
+    public var attemptBackoff = Duration.milliseconds(100)
 
     /// The keys of a channel's mapping this pipeline reads, besides `queue`.
     public static let allowedKeys: Set<String> = [
-        "decode", "csv_columns", "fetch", "rules", "rule_mode", "unmatched", "batch", "sink", "stream",
+        "decode", "csv_columns", "fetch", "rules", "rule_mode", "unmatched", "batch", "sink", "stream", "max_attempts", "attempt_backoff",
     ]
     /// Every key of a channel's mapping: ``allowedKeys`` and `queue`.
     public static let channelKeys: Set<String> = allowedKeys.union(["queue"])
@@ -184,6 +178,12 @@ extension ChannelPipeline {
             break
         }
         let paths = PathRules(decoder: decoder, hasFetch: fields["fetch"] != nil)
+        if let attemptsNode = fields["max_attempts"] { maxAttempts = try attemptsNode.int(in: 1...100) }
+        if let backoffNode = fields["attempt_backoff"] {
+            let seconds = try backoffNode.seconds()
+            if seconds > 60 { throw backoffNode.error("\(seconds) seconds is more than a minute: every later event of the chunk waits for it") }
+            attemptBackoff = .milliseconds(Int((seconds * 1000).rounded()))
+        }
 
         if let fetchNode = fields["fetch"] {
             fetch = try Self.fetch(fetchNode, paths)

@@ -203,7 +203,7 @@ public struct FaultBench: Sendable {
             child = try startProcessor(executable, config: path, database: database, redis: redis)
             processorTask = nil
         } else {
-            let processor = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: logs.logger())
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: logs.logger())
             processorTask = Task { try await processor.run() }
         }
 

@@ -6,7 +6,7 @@ import PGEventsRedis
 import Synchronization
 
 /// `burst`: `burstSize` events committed in one transaction, then drained by the processor's delivery
-/// (`JournalDelivery.drain`, what the processor runs on a wake-up) with nothing else running in the process:
+/// (`EventDelivery.drain`, what the processor runs on a wake-up) with nothing else running in the process:
 /// the drain rate, and the process's CPU time per event during the drain. The jobs are then read back from
 /// Redis for the ledger (not timed).
 ///
@@ -34,7 +34,7 @@ extension ScenarioBench {
                 key_prefix: "\(servers.keyPrefix):seen"
                 dedupe_ttl: 3600
                 """, file: "bench.yml")
-            let delivery = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+            let delivery = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
                 .makeDelivery()
             let cpuBefore = processCPUSeconds()
             let drainStart = ContinuousClock.now
@@ -89,7 +89,7 @@ extension ScenarioBench {
             return result(
                 options.pipeline.name("burst"), servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size, duration: drainSeconds,
                 eventsPerSecond: eventsPerSecond, lost: summary.lost.count, duplicated: summary.duplicated.count, errors: unreadable,
-                extra: extra, note: "events_per_s: drain rate (JournalDelivery.drain, pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
+                extra: extra, note: "events_per_s: drain rate (EventDelivery.drain, pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
                 settings: ["burst": String(size), "batch_size": String(options.batchSize)])
         } catch {
             try? await database.drop()

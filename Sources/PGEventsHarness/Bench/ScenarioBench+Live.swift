@@ -56,7 +56,7 @@ extension ScenarioBench {
             key_prefix: "\(servers.keyPrefix):seen"
             dedupe_ttl: 3600
             """, file: "bench.yml")
-        var probed = JournalProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+        var probed = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
         probed.onDelivered = { events in
             let now = benchWallNanoseconds()
             let ids = events.compactMap { event in event.payload.utf8.withContiguousStorageIfAvailable { rowID(in: $0) } ?? rowID(in: Array(event.payload.utf8)) }

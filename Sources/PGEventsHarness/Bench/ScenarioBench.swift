@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 import PGEventsPostgres
 
-/// `pgevents bench [SCENARIO]`: the reference processor (`JournalProcessor` on the journal,
+/// `pgevents bench [SCENARIO]`: the reference processor (`EventProcessor` on the journal,
 /// `sql/pgevents/001_journal.sql`) measured under named loads, on throwaway servers or on given ones.
 ///
 /// Every scenario gets a fresh database with the journal and a bench table `public.events (id bigserial,
@@ -15,7 +15,7 @@ import PGEventsPostgres
 ///   notification carries no payload (one per transaction), so it is matched to its row by the sending
 ///   backend's PID: every writer has a connection of its own and commits one row at a time, so the k-th
 ///   notification from a backend belongs to that writer's k-th commit;
-/// - **queued**: Redis has taken the event's chunk (`JournalProcessor.onDelivered`, called when the sink's
+/// - **queued**: Redis has taken the event's chunk (`EventProcessor.onDelivered`, called when the sink's
 ///   pipeline has been answered, before the acknowledgement; the job itself carries nothing about time);
 /// - **consumed**: the consumer's `BRPOP` (or the `RPOP` that follows it to take what else is queued) returned it.
 ///

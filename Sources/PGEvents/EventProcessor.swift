@@ -4,20 +4,21 @@ public import PGEventsRedis
 public import ServiceLifecycle
 import Synchronization
 
-/// The reference processor: journal events (or the rows of a table, `source: table`) to Redis lists, without losing any across disconnects,
-/// restarts and crashes.
+/// The reference processor: journal events (or the rows of a table, `source: table`) to Redis lists, streams and
+/// batches, without losing or duplicating any across disconnects, restarts and crashes, and without letting one bad
+/// event stop the others (it goes to the dead-letter list).
 ///
 /// A notification is a wake-up, not the data. The processor listens on every configured channel (through an
 /// `EventListener`, which reconnects and re-LISTENs on its own); on every wake-up, after every (re)connect
 /// and every `catchUpInterval` regardless, it drains the journal from its durable cursor into Redis. It is
 /// a `Service`: on graceful shutdown it stops taking wake-ups, finishes and acknowledges the chunk in
 /// flight, and closes its connections.
-public struct JournalProcessor: Service {
+public struct EventProcessor: Service {
     public let configuration: ProcessorConfiguration
     public let postgres: PostgresConfiguration
     public let redis: RedisConfiguration
-    /// Called with each chunk once Redis has taken it (see `JournalDelivery.Configuration.onDelivered`).
-    public var onDelivered: (@Sendable ([JournalEvent]) -> Void)?
+    /// Called with each chunk once Redis has taken it (see `EventDelivery.Configuration.onDelivered`).
+    public var onDelivered: (@Sendable ([SourceEvent]) -> Void)?
     private let logger: Logger
 
     public init(configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger) {
@@ -28,27 +29,24 @@ public struct JournalProcessor: Service {
     }
 
     /// The delivery this processor drives (exposed for tests and tools).
-    public func makeDelivery() -> JournalDelivery {
-        let backoff = Backoff(configuration.backoff)
+    public func makeDelivery() -> EventDelivery {
         let pipeline = EventPipeline(
             channels: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.pipeline) }),
             deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
         let source: any EventSource = if let table = configuration.table {
-            TableConsumer(name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
-                          channel: configuration.channels[0].name, logger: logger)
+            TableSource(name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
+                        channel: configuration.channels[0].name, logger: logger)
         } else {
-            JournalConsumer(name: configuration.consumer)
+            JournalSource(name: configuration.consumer)
         }
-        return JournalDelivery(
+        let backoff = Backoff(configuration.backoff)
+        return EventDelivery(
             configuration: .init(
-                postgres: postgres, redis: redis, consumer: source,
-                sink: RedisListSink(
-                    queues: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) }),
-                    defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs",
-                    keyTTLSeconds: configuration.dedupeTTL, keyPrefix: configuration.keyPrefix),
-                batchSize: configuration.batchSize, fromStart: configuration.fromStart,
-                retryDelay: { attempt in backoff.delay(forAttempt: attempt) },
-                pipeline: pipeline.isPassThrough ? nil : pipeline, onDelivered: onDelivered),
+                postgres: configuration.workerConnection(postgres: postgres), redis: redis, source: source, pipeline: pipeline,
+                writer: RedisJobWriter(keyPrefix: configuration.keyPrefix, deadLetterQueue: configuration.deadLetterQueue),
+                batchSize: configuration.batchSize, chunkBytes: configuration.chunkBytes, fromStart: configuration.fromStart,
+                queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout),
+                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, onDelivered: onDelivered),
             logger: logger)
     }
 
@@ -62,6 +60,10 @@ public struct JournalProcessor: Service {
             "consumer": "\(configuration.consumer)", "channels": "\(configuration.channels.map(\.name))",
             "postgres": "\(postgres)", "redis": "\(redis)",
         ])
+        if configuration.dedupeTTL != nil {
+            logger.warning("dedupe_ttl is no longer used: the processor keeps one delivered position per Redis destination, which never expires (README: No duplicates)")
+        }
+        try await RedisEvictionPolicy.check(redis, allowEviction: configuration.allowRedisEviction, backoff: Backoff(configuration.backoff), logger: logger)
         // The newest connection generation the listener announced; a drain that starts after it catches it up.
         let generation = LatestGeneration()
         // Wake-ups coalesce, so what each asks for is kept apart: a batch timer's wake-up must not stand in for a
@@ -104,6 +106,7 @@ public struct JournalProcessor: Service {
             requests.drain.store(true, ordering: .releasing)
             wake.yield(.timer)  // catch up once at start, whatever the listener does
             var lastPrune = ContinuousClock.now
+            var pruneBehind = false
             for await _ in wakeUps.cancelOnGracefulShutdown() {
                 if batchPoll != nil, let deadline = delivery.nextBatchDeadline, deadline <= .now {
                     try await delivery.flushBatches()
@@ -117,10 +120,19 @@ public struct JournalProcessor: Service {
                 if progress.delivered > 0 || progress.duplicates > 0 {
                     logger.debug("delivered", metadata: ["events": "\(progress.delivered)", "duplicates": "\(progress.duplicates)"])
                 }
-                if configuration.source == .journal, configuration.pruneInterval > 0, ContinuousClock.now - lastPrune > ProcessorConfiguration.duration(configuration.pruneInterval) {
+                // Pruning keeps pace with delivery: in short transactions until caught up, a second at a time; when it
+                // is not caught up, the next wake-up goes on with it.
+                if configuration.source == .journal, configuration.pruneInterval > 0,
+                   pruneBehind || ContinuousClock.now - lastPrune > ProcessorConfiguration.duration(configuration.pruneInterval) {
                     lastPrune = .now
                     do {
-                        try await delivery.prune()
+                        let pruned = try await delivery.prune()
+                        pruneBehind = !pruned.caughtUp
+                        if pruneBehind {
+                            requests.drain.store(true, ordering: .releasing)
+                            wake.yield(.timer)
+                        }
+                        if pruned.deleted > 0 { logger.debug("pruned", metadata: ["events": "\(pruned.deleted)", "caught_up": "\(pruned.caughtUp)"]) }
                     } catch {
                         logger.warning("pruning the journal failed", metadata: ["error": "\(error)"])
                     }
@@ -154,3 +166,7 @@ public struct JournalProcessor: Service {
         let value = Mutex<Int?>(nil)
     }
 }
+
+/// The name of earlier versions.
+@available(*, deprecated, renamed: "EventProcessor")
+public typealias JournalProcessor = EventProcessor

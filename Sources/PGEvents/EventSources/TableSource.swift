@@ -16,7 +16,7 @@ import struct Foundation.Date
 /// order (a `bigserial` or identity column; not keys handed out in blocks by an application).
 /// An open transaction that started before a fence delays delivery until it ends; the wait is logged, with
 /// the blocking sessions, every `fenceWarningSeconds`.
-public struct TableConsumer: EventSource {
+public struct TableSource: EventSource {
     public let name: String
     /// The table's schema and name, unquoted.
     public let schema: String
@@ -52,7 +52,7 @@ public struct TableConsumer: EventSource {
             [name, quotedTable, keyColumn, fromStart]).scalar(String.self)
     }
 
-    public func next(on connection: PostgresConnection, limit: Int, after: EventChunk?) async throws -> EventChunk {
+    public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?) async throws -> EventChunk {
         // The page and the fence in one statement: clock_timestamp() runs after the statement's snapshot was
         // taken, so every transaction that could still commit a key below the page's last one started before it.
         let page = try await connection.query("""
@@ -76,10 +76,10 @@ public struct TableConsumer: EventSource {
               FROM \(quotedTable) t WHERE \(quotedKey) > $1 AND \(quotedKey) <= $2 ORDER BY \(quotedKey)
             """, [last, upTo, schema, table])
         let now = Date()
-        var events: [JournalEvent] = []
+        var events: [SourceEvent] = []
         events.reserveCapacity(rows.count)
         for row in rows {
-            events.append(JournalEvent(seq: try row.decode(Int64.self, at: 0), channel: channel, payload: try row.decode(String.self, at: 1), createdAt: now))
+            events.append(SourceEvent(seq: try row.decode(Int64.self, at: 0), channel: channel, payload: try row.decode(String.self, at: 1), createdAt: now))
         }
         return EventChunk(events: events, completesBatch: pageSize < limit, position: upTo)
     }
@@ -96,13 +96,13 @@ public struct TableConsumer: EventSource {
         var delay = Duration.microseconds(500)
         while true {
             let waiting = try await connection.query(
-                "SELECT pid, xact_start::text, state, query FROM pgevents.fence_waits_for($1::timestamptz)", [fence])
+                "SELECT pid, xact_start::text, state, application_name FROM pgevents.fence_waits_for($1::timestamptz)", [fence])
             if waiting.isEmpty { return }
             let elapsed = clock.now - started
             if Double(elapsed.components.seconds) >= nextWarning {
                 nextWarning += max(fenceWarningSeconds, 30)
                 let sessions = try waiting.prefix(5).map { row in
-                    "pid \(try row.decode(Int?.self, at: 0).map(String.init) ?? "-") (\(try row.decode(String?.self, at: 2) ?? "?") since \(try row.decode(String?.self, at: 1) ?? "?"): \(try row.decode(String?.self, at: 3) ?? ""))"
+                    "pid \(try row.decode(Int?.self, at: 0).map(String.init) ?? "-") (\(try row.decode(String?.self, at: 3).flatMap { $0.isEmpty ? nil : $0 } ?? "no application_name"), \(try row.decode(String?.self, at: 2) ?? "?") since \(try row.decode(String?.self, at: 1) ?? "?"))"
                 }
                 logger.warning("table source waits for older transactions to end before delivering", metadata: [
                     "consumer": "\(name)", "table": "\(schema).\(table)", "seconds": "\(elapsed.components.seconds)",
@@ -114,3 +114,7 @@ public struct TableConsumer: EventSource {
         }
     }
 }
+
+/// The name of earlier versions.
+@available(*, deprecated, renamed: "TableSource")
+public typealias TableConsumer = TableSource

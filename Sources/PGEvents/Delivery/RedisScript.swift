@@ -1,8 +1,8 @@
 import PGEventsRedis
 import Synchronization
 
-/// A Lua script the sinks run with `EVALSHA`: loaded once with `SCRIPT LOAD`, its SHA-1 remembered (shared
-/// by every copy of the sink that owns it), and loaded again when the server has lost it.
+/// A Lua script the job writer runs with `EVALSHA`: loaded once with `SCRIPT LOAD`, its SHA-1 remembered (shared
+/// by every copy of the writer that owns it), and loaded again when the server has lost it.
 final class RedisScript: Sendable {
     /// The script's Lua source.
     let source: String
@@ -41,32 +41,8 @@ final class RedisScript: Sendable {
         return replies
     }
 
-    /// One `EVALSHA` per slice, sent in one pipeline (see `evaluate(_:on:)`): the slice's keys (`key` of each
-    /// item), then `fixed`, then the `arguments` of each item in turn (`argumentsPerItem` of them, for reserving).
-    func evaluate<Item>(
-        _ slices: [ArraySlice<Item>], key: (Item) -> RedisArgument, fixed: [RedisArgument], argumentsPerItem: Int,
-        arguments: (Item, inout [RedisArgument]) -> Void, on redis: RedisConnection
-    ) async throws -> [RedisReply] {
-        try await evaluate({ sha in
-            slices.map { slice in
-                var command: [RedisArgument] = ["EVALSHA", RedisArgument(sha), RedisArgument(slice.count)]
-                command.reserveCapacity(3 + slice.count * (1 + argumentsPerItem) + fixed.count)
-                for item in slice { command.append(key(item)) }
-                command.append(contentsOf: fixed)
-                for item in slice { arguments(item, &command) }
-                return command
-            }
-        }, on: redis)
-    }
-
     static func isNoScript(_ reply: RedisReply) -> Bool {
         if case .error(let message) = reply { return message.hasPrefix("NOSCRIPT") }
         return false
-    }
-
-    /// `elements` cut into consecutive slices of at most `size` (the last one may be shorter).
-    static func slices<Element>(_ elements: [Element], size: Int) -> [ArraySlice<Element>] {
-        precondition(size > 0, "a slice holds at least one element")
-        return stride(from: 0, to: elements.count, by: size).map { elements[$0..<min($0 + size, elements.count)] }
     }
 }

@@ -2,19 +2,17 @@ public import PGEventsPostgres
 import struct Foundation.Date
 
 /// A named reader of the `pgevents.journal` (see `sql/pgevents/001_journal.sql`) with its cursor in
-/// PostgreSQL: what it has delivered is recorded by `ack`, only after the sink has taken the events.
+/// PostgreSQL: what it has delivered is recorded by `ack`, only after Redis has taken the events.
 ///
 /// Reading is exact under concurrent, out-of-order commits: a batch is every event whose transaction
 /// committed between two snapshots (PgQ's technique), never "seq greater than the last one seen".
-public struct JournalConsumer: EventSource {
+public struct JournalSource: EventSource {
     /// The consumer's name (its row in `pgevents.consumers`).
     public let name: String
 
     public init(name: String) {
         self.name = name
     }
-
-    public typealias Chunk = EventChunk
 
     /// Checks that the journal is installed; throws a message that says how to install it.
     public static func checkInstalled(on connection: PostgresConnection) async throws {
@@ -40,25 +38,31 @@ public struct JournalConsumer: EventSource {
         return try await register(on: connection, fromStart: fromStart)
     }
 
-    /// The next undelivered events of the current batch (opening a new batch if none is open), at most `limit`.
-    public func next(on connection: PostgresConnection, limit: Int, after: EventChunk?) async throws -> Chunk {
+    /// The next undelivered events of the current batch (opening a new batch if none is open), at most `limit`
+    /// events and about `maxBytes` payload bytes.
+    public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?) async throws -> EventChunk {
         let rows = try await connection.query(
-            "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created FROM pgevents.next_events($1, $2, $3)",
-            [name, limit, after?.position])
-        var events: [JournalEvent] = []
+            "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created, batch_id FROM pgevents.next_events($1, $2, $3, $4)",
+            [name, limit, after?.position, maxBytes])
+        var events: [SourceEvent] = []
         events.reserveCapacity(rows.count)
+        var bytes = 0
         for row in rows {
-            events.append(JournalEvent(
+            let payload = try row.decode(String.self, at: 2)
+            bytes += payload.utf8.count
+            events.append(SourceEvent(
                 seq: try row.decode(Int64.self, at: 0),
+                batch: try row.decode(Int64.self, at: 4),
                 channel: try row.decode(String.self, at: 1),
-                payload: try row.decode(String.self, at: 2),
+                payload: payload,
                 createdAt: Date(timeIntervalSince1970: try row.decode(Double.self, at: 3))))
         }
-        return Chunk(events: events, completesBatch: events.count < limit, position: events.last?.seq ?? 0)
+        // Cut by bytes, the batch may go on: only a short chunk under both limits ends it.
+        return EventChunk(events: events, completesBatch: events.count < limit && bytes < maxBytes, position: events.last?.seq ?? 0)
     }
 
     /// Records that `chunk` was delivered.
-    public func ack(_ chunk: Chunk, on connection: PostgresConnection) async throws {
+    public func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws {
         try await connection.query("SELECT pgevents.ack($1, $2, $3)", [name, chunk.position, chunk.completesBatch])
     }
 
@@ -68,3 +72,7 @@ public struct JournalConsumer: EventSource {
         try await connection.query("SELECT pgevents.prune($1)", [limit]).scalar(Int.self)
     }
 }
+
+/// The name of earlier versions.
+@available(*, deprecated, renamed: "JournalSource")
+public typealias JournalConsumer = JournalSource
