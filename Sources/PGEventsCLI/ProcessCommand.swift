@@ -33,6 +33,9 @@ struct ProcessCommand: AsyncParsableCommand {
     @Option(name: .customLong("metrics"), help: "Write the metrics in Prometheus text format to this file (- for standard output) at shutdown and on SIGUSR1.")
     var metrics: String?
 
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do.")
+    var shutdownTimeout: Double = 30
+
     func run() async throws {
         // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere).
         let exporter = metrics.map { MetricsDump(destination: $0, metrics: PrometheusMetrics.shared) }
@@ -70,16 +73,46 @@ struct ProcessCommand: AsyncParsableCommand {
             source.resume()
             return source
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: processor)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        guard shutdownTimeout > 0, shutdownTimeout <= 3_600 else {
+            throw ValidationError("--shutdown-timeout must be more than 0 and at most 3600 seconds")
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: processor)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int(shutdownTimeout * 1_000))
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        let watchdog = ShutdownWatchdog(seconds: shutdownTimeout + 5, logger: logger)
         defer {
+            watchdog.cancel()
             dumper?.cancel()
             exporter?.write()
         }
-        try await group.run()
+        try await ServiceGroup(configuration: groupConfiguration).run()
+    }
+}
+
+/// Ends the process when a graceful shutdown takes longer than it may: a statement stuck in libpq on a frozen server
+/// does not return to a cancelled task, so SIGINT/SIGTERM start this clock too, and when it runs out the process
+/// exits 1 with a message (what was delivered and not acknowledged is replayed by the next run, without duplicates).
+final class ShutdownWatchdog {
+    private let sources: [any DispatchSourceSignal]
+
+    init(seconds: Double, logger: Logger) {
+        sources = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+                    logger.error("the processor did not stop within \(seconds) s of the signal (a server that does not answer?); exiting")
+                    FileHandle.standardError.write(Data("pgevents process: did not stop within \(seconds) s of the signal; exiting\n".utf8))
+                    exit(1)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
     }
 }
 

@@ -79,15 +79,16 @@ public struct RedisJobWriter: Sendable {
                 sendable.append(job)
             }
         }
-        var failedFields: [String] = []
+        // Destinations refused earlier in this write, with Redis' message: their later jobs are not tried.
+        var refusals: [(field: String, message: String)] = []
         for slice in Self.slices(sendable) {
             let reply = try await writeScript.evaluate({ sha in
-                [self.command(sha: sha, slice: slice, consumer: consumer, failedFields: failedFields)]
+                [self.command(sha: sha, slice: slice, consumer: consumer, failedFields: refusals.map(\.field))]
             }, on: redis)[0]
-            let part = try Self.outcome(of: reply, slice: slice)
+            let part = try Self.outcome(of: reply, slice: slice, earlier: refusals)
             for failure in part.failures {
                 let field = Self.field(for: failure.job.destination)
-                if !failedFields.contains(field) { failedFields.append(field) }
+                if !refusals.contains(where: { $0.field == field }) { refusals.append((field, failure.message)) }
             }
             outcome.add(part)
         }
@@ -160,8 +161,8 @@ public struct RedisJobWriter: Sendable {
         "\(keyPrefix):\(consumer):batch:\(batch.channel):\(batch.queue):\(batch.group)"
     }
 
-    /// Reads the write script's reply for `slice`.
-    static func outcome(of reply: RedisReply, slice: ArraySlice<Job>) throws -> WriteOutcome {
+    /// Reads the write script's reply for `slice`; `earlier` are the destinations refused by earlier slices.
+    static func outcome(of reply: RedisReply, slice: ArraySlice<Job>, earlier: [(field: String, message: String)] = []) throws -> WriteOutcome {
         var outcome = WriteOutcome()
         if case .error(let message) = reply {
             if isOutage(message) { throw RedisError(code: .server, message: message, command: "EVALSHA") }
@@ -180,16 +181,18 @@ public struct RedisJobWriter: Sendable {
             if let number = parts[index].integer, let message = parts[index + 1].string { messages[Int(number) - 1] = message }
             index += 2
         }
-        var refused = ""
+        // A job not tried carries the refusal of its destination's earlier job: the same cause.
+        var refusals = Dictionary(earlier.map { ($0.field, $0.message) }, uniquingKeysWith: { first, _ in first })
         for (offset, (job, code)) in zip(slice, status.utf8).enumerated() {
             switch code {
             case UInt8(ascii: "1"): outcome.written += 1
             case UInt8(ascii: "0"): outcome.duplicates += 1
             case UInt8(ascii: "F"):
-                refused = messages[offset] ?? "refused"
-                outcome.failures.append(JobFailure(job: job, message: refused))
+                let message = messages[offset] ?? "refused"
+                refusals[field(for: job.destination)] = message
+                outcome.failures.append(JobFailure(job: job, message: message))
             default:
-                outcome.failures.append(JobFailure(job: job, message: "not tried: an earlier job to \(job.destination.name) was refused (\(messages.values.first ?? refused))"))
+                outcome.failures.append(JobFailure(job: job, message: refusals[field(for: job.destination)] ?? "not tried: an earlier job to \(job.destination.name) was refused"))
             }
         }
         outcome.batchesSent = Int(sent)
