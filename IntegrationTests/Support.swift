@@ -4,7 +4,8 @@ import PGEventsPostgres
 
 /// One server for the whole test process (each test takes its own database from it); stopped at exit.
 enum Shared {
-    private static let startup = Task { try await TemporaryPostgres.start() }
+    // Many tests run at once, each with processors (listener, heartbeat, worker) and connections of its own.
+    private static let startup = Task { try await TemporaryPostgres.start(.init(settings: ["max_connections": "400"])) }
 
     static func postgres() async throws -> TemporaryPostgres {
         try await startup.value

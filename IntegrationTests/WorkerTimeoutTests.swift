@@ -92,3 +92,49 @@ struct WorkerTimeoutTests {
         }
     }
 }
+
+@Suite("Redis durability: wait for replicas before acknowledging")
+struct RedisWaitTests {
+    @Test("wait: {replicas: 1}: a chunk is acknowledged once the replica has it; asking for more replicas than answer holds delivery, loudly")
+    func replicas() async throws {
+        let database = try await journalDatabase()
+        let writer = try await database.connect()
+        try await withTemporaryRedis { primary in
+            try await withTemporaryRedis { replica in
+                let follower = try await replica.connect()
+                if let password = primary.configuration.password { try await follower.command("CONFIG", "SET", "masterauth", RedisArgument(password)) }
+                try await follower.command("REPLICAOF", "127.0.0.1", RedisArgument(primary.port))
+                let leader = try await primary.connect()
+                try await withTimeout(30) {
+                    while !(try await leader.command("INFO", "replication").string ?? "").contains("connected_slaves:1") {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                var configuration = try processorConfiguration(consumer: "replicated")
+                configuration.redisWait = RedisWait(replicas: 1, timeout: .seconds(2))
+                try await withRunningProcessor(EventProcessor(configuration: configuration, postgres: database.configuration, redis: primary.configuration, logger: Logger(label: "test"))) {
+                    try await writer.query("INSERT INTO events (body) VALUES ('replicated')")
+                    try await waitForJobs(follower, count: 1)
+                }
+                #expect(try await jobs(follower) == ["replicated"])
+
+                configuration.consumer = "overreaching"
+                configuration.redisWait = RedisWait(replicas: 2, timeout: .milliseconds(200))
+                let capture = LogCapture()
+                try await withRunningProcessor(EventProcessor(configuration: configuration, postgres: database.configuration, redis: primary.configuration, logger: capture.logger())) {
+                    try await withTimeout(30) {
+                        while !capture.records("delivery failed; retrying").contains(where: { $0.metadata["error"]?.contains("WAIT: 1 of 2 replica(s)") == true }) {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                }
+                // Held: its chunk was written (and replicated) but never acknowledged in the journal.
+                let cursor = try await writer.query("SELECT batch_snapshot IS NOT NULL FROM pgevents.consumers WHERE name = 'overreaching'").scalar(Bool.self)
+                #expect(cursor, "the batch is still open: not acknowledged")
+                await leader.close()
+                await follower.close()
+            }
+        }
+        await writer.close()
+    }
+}

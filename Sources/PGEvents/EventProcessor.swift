@@ -46,7 +46,7 @@ public struct EventProcessor: Service {
                 writer: RedisJobWriter(keyPrefix: configuration.keyPrefix, deadLetterQueue: configuration.deadLetterQueue),
                 batchSize: configuration.batchSize, chunkBytes: configuration.chunkBytes, fromStart: configuration.fromStart,
                 queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout),
-                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, onDelivered: onDelivered),
+                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, wait: configuration.redisWait, onDelivered: onDelivered),
             logger: logger)
     }
 

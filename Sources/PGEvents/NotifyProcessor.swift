@@ -85,9 +85,7 @@ public struct NotifyProcessor: Service {
                         do {
                             if redisConnection == nil {
                                 // The same command timeout as the durable sources: a frozen Redis must not hold the buffer for ever.
-                                var settings = redis
-                                if settings.commandTimeout == nil { settings.commandTimeout = 10 }
-                                redisConnection = try await RedisConnection.connect(settings, logger: logger)
+                                redisConnection = try await RedisConnection.connect(redis.withProcessorTimeout, logger: logger)
                             }
                             try await redisConnection?.command("LPUSH", queue, RedisArgument(notification.payload))
                             state.value.withLock { $0.pushed += 1 }

@@ -26,6 +26,7 @@ import Foundation
 /// prune_interval: 10         # seconds between pruning delivered events, until caught up (0: never)
 /// key_prefix: "pgevents:seen"   # prefix of the Redis keys of delivered positions and batches
 /// allow_redis_eviction: false   # true: start even when Redis' maxmemory-policy can evict the processor's keys
+/// wait: {replicas: 1, timeout: 1, append_only: false}   # acknowledge a chunk only once N replicas (and the AOF) have it
 /// buffer_limit: 10000        # source: notify: notifications held while Redis is down (then dropped)
 /// listener: {heartbeat_interval: 5, heartbeat_timeout: 5, queue_usage_warning: 0.5, queue_usage_check_interval: 30}
 /// retry: {initial: 0.1, maximum: 10}
@@ -97,6 +98,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public var dedupeTTL: Int?
     /// Start even when Redis' `maxmemory-policy` can evict the processor's keys (delivered positions, batches).
     public var allowRedisEviction = false
+    /// How durable a chunk must be in Redis before the journal is acknowledged (`wait:`).
+    public var redisWait: RedisWait?
     public var keyPrefix = "pgevents:seen"
     /// The list where events that cannot be decoded go, with the reason.
     public var deadLetterQueue = "pgevents:dead"
@@ -127,7 +130,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
             "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit", "dead_letter_queue",
-            "chunk_bytes", "query_timeout", "allow_redis_eviction",
+            "chunk_bytes", "query_timeout", "allow_redis_eviction", "wait",
         ])
         if let node = root["source"] {
             let name = try node.string()
@@ -182,6 +185,15 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         if let node = root["chunk_bytes"] { chunkBytes = try node.int(in: 1_024...(1 << 30)) }
         if let node = root["query_timeout"] { queryTimeout = try node.seconds(in: 0.1...3_600) }
         if let node = root["allow_redis_eviction"] { allowRedisEviction = try node.bool() }
+        if let node = root["wait"] {
+            let fields = try node.mapping(allowed: ["replicas", "timeout", "append_only"])
+            guard let replicas = fields["replicas"] else { throw node.error("'replicas' is missing: how many Redis replicas must have a chunk (0 with append_only: the primary's AOF only)") }
+            var wait = RedisWait(replicas: try replicas.int(in: 0...100))
+            if let timeout = fields["timeout"] { wait.timeout = Self.duration(try timeout.seconds(in: 0.001...600)) }
+            if let appendOnly = fields["append_only"] { wait.appendOnly = try appendOnly.bool() }
+            if wait.replicas == 0, !wait.appendOnly { throw replicas.error("replicas: 0 waits for nothing; give 1 or more, or append_only: true") }
+            redisWait = wait
+        }
         if let node = root["from_start"] { fromStart = try node.bool() }
         if let node = root["catch_up_interval"] { catchUpInterval = try node.seconds() }
         if let node = root["prune_interval"] {

@@ -44,6 +44,9 @@ public final class EventDelivery {
         public var queryTimeout: Duration
         /// Delay before retry `attempt` (1, 2, …) after an outage.
         public var retryDelay: @Sendable (Int) -> Duration
+        /// How durable a chunk must be in Redis before it is acknowledged (replicas, append-only file); nil: in the
+        /// primary's memory.
+        public var wait: RedisWait?
         /// Called with each chunk once Redis has taken it (its jobs are queued), before it is acknowledged: a probe
         /// for measurements (`pgevents bench` records when each event was queued). Keep it cheap; nil by default.
         public var onDelivered: (@Sendable ([SourceEvent]) -> Void)?
@@ -53,8 +56,9 @@ public final class EventDelivery {
             pipeline: EventPipeline = EventPipeline(channels: [:]), writer: RedisJobWriter = RedisJobWriter(),
             batchSize: Int = 1_000, chunkBytes: Int = 16 << 20, fromStart: Bool = true, queryTimeout: Duration = .seconds(30),
             retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) },
-            onDelivered: (@Sendable ([SourceEvent]) -> Void)? = nil
+            wait: RedisWait? = nil, onDelivered: (@Sendable ([SourceEvent]) -> Void)? = nil
         ) {
+            self.wait = wait
             self.postgres = postgres
             self.redis = redis
             self.source = source
@@ -143,6 +147,8 @@ public final class EventDelivery {
                         return chunk.completesBatch ? nil : try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: chunk)
                     }()
                     let outcome = try await deliver(chunk.events, postgres: postgres, redis: redis)
+                    // Durable enough (replicas, append-only file) before the journal may move past it.
+                    if let wait = configuration.wait { try await wait.wait(on: redis) }
                     configuration.onDelivered?(chunk.events)
                     progress.delivered += outcome.written
                     progress.duplicates += outcome.duplicates
@@ -395,11 +401,7 @@ public final class EventDelivery {
     private func redisConnection() async throws -> RedisConnection {
         if let redis, await redis.isUsable { return redis }
         await redis?.close()
-        // A reply that never comes (a half-open connection, a frozen server) must not hold delivery for ever:
-        // without a timeout of the user's, give up on a command after 10 s and reconnect.
-        var settings = configuration.redis
-        if settings.commandTimeout == nil { settings.commandTimeout = 10 }
-        let connection = try await RedisConnection.connect(settings, logger: logger)
+        let connection = try await RedisConnection.connect(configuration.redis.withProcessorTimeout, logger: logger)
         redis = connection
         writer.maxJobBytes = await Self.maxBulkLength(on: connection) ?? configuration.writer.maxJobBytes
         return connection

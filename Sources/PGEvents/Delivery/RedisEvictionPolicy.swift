@@ -14,7 +14,7 @@ public enum RedisEvictionPolicy {
         var attempt = 0
         while true {
             do {
-                let redis = try await RedisConnection.connect(configuration, logger: logger)
+                let redis = try await RedisConnection.connect(configuration.withProcessorTimeout, logger: logger)
                 let reply = try? await redis.command("CONFIG", "GET", "maxmemory-policy")
                 await redis.close()
                 guard let parts = reply?.array, parts.count == 2, let policy = parts[1].string else {

@@ -32,7 +32,6 @@ extension ScenarioBench {
                 channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
                 batch_size: \(options.batchSize)
                 key_prefix: "\(servers.keyPrefix):seen"
-                dedupe_ttl: 3600
                 """, file: "bench.yml")
             let delivery = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
                 .makeDelivery()

@@ -54,7 +54,6 @@ extension ScenarioBench {
             batch_size: \(options.batchSize)
             catch_up_interval: 1
             key_prefix: "\(servers.keyPrefix):seen"
-            dedupe_ttl: 3600
             """, file: "bench.yml")
         var probed = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
         probed.onDelivered = { events in
