@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import PGEventsHarness
+import UnixSignals
 
 /// `pgevents up`: a throwaway PostgreSQL (and Redis) for manual work, until Ctrl-C.
 struct UpCommand: AsyncParsableCommand {
@@ -33,7 +34,8 @@ struct UpCommand: AsyncParsableCommand {
             }
             serverSettings[String(parts[0])] = String(parts[1])
         }
-        let signals = SignalWaiter(signals: [SIGINT, SIGTERM])
+        // Taken before the servers start, so that Ctrl-C during startup also stops them.
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         let postgres = try await TemporaryPostgres.start(.init(binDirectory: postgresBin, settings: serverSettings))
         let redis: TemporaryRedis?
         do {
@@ -59,33 +61,14 @@ struct UpCommand: AsyncParsableCommand {
         }
         print("Press Ctrl-C to stop.")
         fflush(nil)  // all streams: stdout may be a file or a pipe
-        let signal = await signals.wait()
-        print("\nstopping (signal \(signal))")
+        var received: UnixSignal?
+        for await signal in signals {
+            received = signal
+            break
+        }
+        print("\nstopping (\(received.map { "\($0)" } ?? "no signal"))")
         await redis?.shutdown()
         await postgres.shutdown()
         print("stopped")
-    }
-}
-
-/// Waits for the first of some signals, which are kept from killing the process meanwhile.
-final class SignalWaiter {
-    private let sources: [any DispatchSourceSignal]
-    private let stream: AsyncStream<Int32>
-
-    init(signals: [Int32]) {
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        self.stream = stream
-        sources = signals.map { number in
-            Foundation.signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-    }
-
-    func wait() async -> Int32 {
-        for await signal in stream { return signal }
-        return 0
     }
 }
