@@ -170,7 +170,7 @@ public actor PostgresProbe {
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero {
                 let pid = backendPID
-                let milliseconds = Int((Self.seconds(timeout) * 1000).rounded())
+                let milliseconds = Int((timeout.inSeconds * 1000).rounded())
                 close()
                 logger.debug("probe timed out", metadata: ["backend_pid": "\(pid)", "timeout_ms": "\(milliseconds)"])
                 throw PostgresError(
@@ -179,7 +179,7 @@ public actor PostgresProbe {
                     statement: statement)
             }
             // Slices of at most 50 ms, so cancellation is noticed promptly.
-            let slice = Int32(min(50, max(1, (Self.seconds(remaining) * 1000).rounded(.up))))
+            let slice = Int32(min(50, max(1, (remaining.inSeconds * 1000).rounded(.up))))
             var descriptor = pollfd(fd: PQsocket(handle), events: events, revents: 0)
             let ready = poll(&descriptor, 1, slice)
             if ready > 0 { return descriptor.revents }
@@ -196,10 +196,4 @@ public actor PostgresProbe {
         return PostgresError(code: .connectionLost, message: "probe connection to \(configuration.target) failed: \(message)", statement: statement, function: function)
     }
 
-    // MARK: Results
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
 }

@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import Logging
 import Metrics
 import struct Foundation.Date
@@ -381,7 +382,7 @@ public final class EventDelivery {
         prepared = nil
         let connection = try await PostgresConnection.connect(configuration.postgres, logger: logger)
         postgres = connection
-        let seconds = Int((Backoff.seconds(configuration.queryTimeout) * 1000).rounded(.up))
+        let seconds = Int((configuration.queryTimeout.inSeconds * 1000).rounded(.up))
         try await connection.query("SELECT set_config('statement_timeout', $1, false)", [String(seconds)])
         await connection.setQueryTimeout(configuration.queryTimeout)
         let instance = try await configuration.source.prepare(on: connection, fromStart: configuration.fromStart)

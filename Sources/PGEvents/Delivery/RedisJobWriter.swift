@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import PGEventsRedis
 
 /// Writes jobs to Redis — lists (`LPUSH`), streams (`XADD`), batches and the dead-letter list — exactly once,
@@ -144,7 +145,7 @@ public struct RedisJobWriter: Sendable {
                     batch.sink == .stream ? "B" : "b", field, position, RedisArgument(batch.queue), RedisArgument(job.body),
                     batch.streamMaxLength.map { RedisArgument($0) } ?? empty, empty, RedisArgument(batch.channel), empty,
                     RedisArgument(stagingKey(consumer: consumer, batch)), RedisArgument(batch.spec.maxItems),
-                    RedisArgument(Self.milliseconds(batch.spec.maxAge)), RedisArgument(batch.group),
+                    RedisArgument(batch.spec.maxAge.inMilliseconds), RedisArgument(batch.group),
                 ]
             case .deadLetter(let name, let replaced):
                 command += [
@@ -245,8 +246,4 @@ public struct RedisJobWriter: Sendable {
         return slices
     }
 
-    static func milliseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        return Int(seconds) * 1_000 + Int(attoseconds / 1_000_000_000_000_000)
-    }
 }

@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import PGEventsRedis
 
 /// How durable a chunk must be in Redis before the journal is acknowledged (`wait:` in the processor's file).
@@ -26,7 +27,7 @@ public struct RedisWait: Sendable, Equatable {
     /// Waits for the writes of this connection so far; throws `RedisError` (an outage: hold and retry) when
     /// fewer replicas than asked answered in time, and `ProcessorError` when the server has no `WAITAOF`.
     public func wait(on redis: RedisConnection) async throws {
-        let milliseconds = RedisArgument(RedisJobWriter.milliseconds(timeout))
+        let milliseconds = RedisArgument(timeout.inMilliseconds)
         if appendOnly {
             let reply: RedisReply
             do {

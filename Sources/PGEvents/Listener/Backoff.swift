@@ -53,8 +53,8 @@ public struct Backoff: Sendable, Hashable {
     /// Out-of-range settings are tolerated: negative durations count as zero, a multiplier below 1 (or not a
     /// number) as 1, an attempt below 1 as 1.
     public func baseDelay(forAttempt attempt: Int) -> Duration {
-        let initial = max(0, Self.seconds(configuration.initial))
-        let maximum = max(0, Self.seconds(configuration.maximum))
+        let initial = max(0, configuration.initial.inSeconds)
+        let maximum = max(0, configuration.maximum.inSeconds)
         let multiplier = configuration.multiplier.isFinite ? max(1, configuration.multiplier) : 1
         let exponent = Double(max(1, attempt) - 1)
         let raw = initial * pow(multiplier, exponent)
@@ -67,7 +67,7 @@ public struct Backoff: Sendable, Hashable {
     ///
     /// `unitRandom` 0 gives the full base delay, values towards 1 the shortest one.
     public func delay(forAttempt attempt: Int, unitRandom: Double) -> Duration {
-        let base = Self.seconds(baseDelay(forAttempt: attempt))
+        let base = baseDelay(forAttempt: attempt).inSeconds
         let jitter = configuration.jitter.isFinite ? min(1, max(0, configuration.jitter)) : 0
         let unit = unitRandom.isFinite ? min(1, max(0, unitRandom)) : 0
         return .seconds(base * (1 - jitter * unit))
@@ -91,13 +91,6 @@ public struct Backoff: Sendable, Hashable {
     }
 }
 
-extension Backoff {
-    /// `duration` in seconds, as a floating-point number.
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
 
 /// `base` to the power `exponent`, by repeated squaring (Foundation's `pow` is not needed for this).
 private func pow(_ base: Double, _ exponent: Double) -> Double {

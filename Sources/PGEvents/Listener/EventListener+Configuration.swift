@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import PGEventsPostgres
 
 extension EventListener {
@@ -93,7 +94,7 @@ extension EventListener {
         public var listeningConnection: PostgresConfiguration {
             var configuration = postgres
             setDefault(&configuration, "application_name", "pgevents-listener")
-            let connectSeconds = Int(Backoff.seconds(connectTimeout).rounded(.up))
+            let connectSeconds = Int(connectTimeout.inSeconds.rounded(.up))
             setDefault(&configuration, "connect_timeout", String(max(2, connectSeconds)))
             if let tcpKeepalive, Self.usesTCP(configuration) {
                 setDefault(&configuration, "keepalives", "1")
@@ -101,7 +102,7 @@ extension EventListener {
                 setDefault(&configuration, "keepalives_interval", Self.wholeSeconds(tcpKeepalive.interval))
                 setDefault(&configuration, "keepalives_count", String(max(1, tcpKeepalive.count)))
                 if let userTimeout = tcpKeepalive.userTimeout {
-                    setDefault(&configuration, "tcp_user_timeout", String(Int((Backoff.seconds(userTimeout) * 1000).rounded(.up))))
+                    setDefault(&configuration, "tcp_user_timeout", String(Int((userTimeout.inSeconds * 1000).rounded(.up))))
                 }
             }
             return configuration
@@ -126,7 +127,7 @@ extension EventListener {
         }
 
         private static func wholeSeconds(_ duration: Duration) -> String {
-            String(max(1, Int(Backoff.seconds(duration).rounded(.up))))
+            String(max(1, Int(duration.inSeconds.rounded(.up))))
         }
 
         private func setDefault(_ configuration: inout PostgresConfiguration, _ keyword: String, _ value: String) {

@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Logging
 import Metrics
 import PGEventsPostgres
@@ -41,7 +42,7 @@ extension EventListener {
                 for notification in batch {
                     if notification.channel == heartbeatChannel {
                         if let roundTrip = heartbeat.echoed(notification.payload) {
-                            logger.trace("heartbeat", metadata: ["payload": "\(notification.payload)", "round_trip_ms": "\(Backoff.seconds(roundTrip) * 1000)"])
+                            logger.trace("heartbeat", metadata: ["payload": "\(notification.payload)", "round_trip_ms": "\(roundTrip.inSeconds * 1000)"])
                         }
                     } else {
                         continuation.yield(.notification(notification))
@@ -69,8 +70,8 @@ extension EventListener {
         while !Task.isCancelled {
             if let oldest = heartbeat.oldestPending, oldest + timeout <= .now {
                 logger.warning("heartbeat timed out", metadata: [
-                    "generation": "\(generation)", "waited_seconds": "\(Backoff.seconds(oldest.duration(to: .now)))",
-                    "timeout_seconds": "\(Backoff.seconds(timeout))",
+                    "generation": "\(generation)", "waited_seconds": "\(oldest.duration(to: .now).inSeconds)",
+                    "timeout_seconds": "\(timeout.inSeconds)",
                 ])
                 return .heartbeatTimedOut
             }

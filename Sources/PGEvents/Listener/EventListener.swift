@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import Logging
 import Metrics
 public import PGEventsPostgres
@@ -130,7 +131,7 @@ public final class EventListener: Sendable {
             case .connect(let attempt):
                 action = await connect(attempt: attempt, into: &connection)
             case .reconnect(let delay, let attempt):
-                logger.info("listener reconnect scheduled", metadata: ["attempt": "\(attempt)", "delay_seconds": "\(Backoff.seconds(delay))"])
+                logger.info("listener reconnect scheduled", metadata: ["attempt": "\(attempt)", "delay_seconds": "\(delay.inSeconds)"])
                 do { try await Task.sleep(for: delay) } catch { break loop }
                 reconnects.increment()
                 action = await connect(attempt: attempt, into: &connection)

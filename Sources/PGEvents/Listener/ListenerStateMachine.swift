@@ -1,3 +1,4 @@
+import PGEventsSystem
 import PGEventsPostgres
 
 /// The decisions of an `EventListener`, without any I/O: the listener reports what happened (an event, one
@@ -162,7 +163,7 @@ struct ListenerStateMachine: Sendable {
     static func heartbeatError(timeout: Duration) -> PostgresError {
         PostgresError(
             code: .connectionLost,
-            message: "no heartbeat echo within \(Backoff.seconds(timeout)) s: the connection or the server is not responding")
+            message: "no heartbeat echo within \(timeout.inSeconds) s: the connection or the server is not responding")
     }
 
     private func ignore(_ event: String) -> Action {
