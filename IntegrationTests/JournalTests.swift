@@ -267,3 +267,18 @@ struct RedisListWriterTests {
         await writer.close()
     }
 }
+
+@Suite("JournalSchema.install")
+struct JournalSchemaInstallTests {
+    @Test("installs the journal in a database (twice: every file is safe to apply again), ready for emit and a consumer")
+    func install() async throws {
+        let database = try await Shared.database()
+        let connection = try await database.connect()
+        try await JournalSchema.install(on: connection)
+        try await JournalSchema.install(on: connection)
+        #expect(try await connection.query("SELECT pgevents.emit('c', 'p')").scalar(Int.self) == 1)
+        try await JournalSource(name: "installed").register(on: connection)
+        #expect(try await JournalSource(name: "installed").next(on: connection, limit: 10).events.map(\.payload) == ["p"])
+        await connection.close()
+    }
+}

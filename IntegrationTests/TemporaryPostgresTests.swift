@@ -118,3 +118,41 @@ func readStatusUID(pid: Int32) throws -> UInt32? {
     guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return nil }
     return line.split(separator: "\t").dropFirst().first.flatMap { UInt32($0) }
 }
+
+@Suite("The test kit's assertions that cannot hang")
+struct ExpectationTests {
+    @Test("expectNotification returns the matching one, or names the channel and what came instead")
+    func notifications() async throws {
+        let server = try await TemporaryPostgres.sharedTemplate(named: "expectations") { db in
+            try await db.execute("CREATE TABLE events (kind text)")
+        }
+        let database = try await server.makeDatabase(template: "expectations")
+        let listener = try await database.connect()
+        try await listener.listen("new_event")
+        try await listener.listen("other")
+        let notifications = await listener.notifications()
+        let writer = try await database.connect()
+        try await writer.query("SELECT pg_notify('other', 'noise'), pg_notify('new_event', 'created')")
+        let received = try await notifications.expectNotification(channel: "new_event", within: 10)
+        #expect(received.payload == "created")
+        try await writer.query("SELECT pg_notify('other', 'more noise')")
+        let error = await #expect(throws: TimeoutError.self) { try await notifications.expectNotification(channel: "new_event", within: 0.5) }
+        #expect(error?.description == "a notification on new_event: nothing within 0.5 s; received instead: other: more noise")
+        await writer.close()
+        await listener.close()
+    }
+
+    @Test("expectJob takes jobs as a worker does until one matches, or names the queue")
+    func jobs() async throws {
+        try await withTemporaryRedis { redis in
+            let connection = try await redis.connect()
+            try await connection.command("LPUSH", "q", "first", "second")
+            #expect(try await connection.expectJob(queue: "q", within: 5) { $0 == "second" } == "second")
+            // "first" was taken (and did not match) on the way to "second".
+            try await connection.command("LPUSH", "q", "third")
+            let error = await #expect(throws: TimeoutError.self) { try await connection.expectJob(queue: "q", within: 0.3) { $0 == "never" } }
+            #expect(error?.description == "a job on q: nothing within 0.3 s; received instead: third")
+            await connection.close()
+        }
+    }
+}

@@ -51,5 +51,5 @@ public struct HarnessError: Error, Sendable, CustomStringConvertible {
         return text
     }
 
-    static let setupHint = "install the servers with `ci/setup` (Debian/Ubuntu), or point PGEVENTS_POSTGRES_BIN / PGEVENTS_REDIS_SERVER at them"
+    static let setupHint = "install the servers — on Debian/Ubuntu: apt-get install postgresql redis-server (building needs libpq-dev libhiredis-dev pkg-config); on macOS: brew install postgresql redis hiredis — or point PGEVENTS_POSTGRES_BIN / PGEVENTS_REDIS_SERVER at them (in pgevents' own checkout, ci/setup does it)"
 }
