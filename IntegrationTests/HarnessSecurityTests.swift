@@ -154,6 +154,55 @@ struct HarnessSecurityTests {
     }
 }
 
+/// `pgevents process` warns about passwords on its own command line (where `ps` shows them), and only there.
+@Suite("pgevents process: passwords on the command line")
+struct ProcessPasswordWarningTests {
+    @Test("a password in --database-url / --redis-url is warned about, naming DATABASE_URL / REDIS_URL; the same URLs in the environment are not")
+    func warnsOnlyForOptions() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await journalDatabase()
+        try await withTemporaryRedis { redis in
+            let directory = try migrationDirectory(["processor.yml": "consumer: warned\nchannels: {new_event: {queue: jobs}}\n"])
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            for (index, viaOptions) in [true, false].enumerated() {
+                let log = directory + "/process-\(index).log"
+                var environment = ProcessInfo.processInfo.environment
+                var arguments = ["process", "--config", directory + "/processor.yml"]
+                if viaOptions {
+                    arguments += ["--database-url", database.url, "--redis-url", redis.url]
+                } else {
+                    environment["DATABASE_URL"] = database.url
+                    environment["REDIS_URL"] = redis.url
+                }
+                let child = try ChildProcess.spawn(executable, arguments, outputPath: log, environment: environment)
+                do {
+                    // Its start is logged after the warnings: wait for it (bounded), then stop it.
+                    try await withTimeout(30) {
+                        while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("processor starting") {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                } catch {
+                    child.kill(SIGKILL)
+                    _ = child.wait()
+                    Issue.record("pgevents process did not start; log:\n\(tailOfFile(log, maxLines: 30))")
+                    throw error
+                }
+                child.kill(SIGTERM)
+                #expect(child.wait() == .exited(0))
+                let text = try String(contentsOfFile: log, encoding: .utf8)
+                if viaOptions {
+                    #expect(text.contains("--database-url carries a password") && text.contains("DATABASE_URL"), "\(text)")
+                    #expect(text.contains("--redis-url carries a password") && text.contains("REDIS_URL"), "\(text)")
+                } else {
+                    #expect(!text.contains("carries a password"), "\(text)")
+                }
+                #expect(!text.contains(redis.password) && !text.contains(database.server.password), "a log must not show a password")
+            }
+        }
+    }
+}
+
 /// Runs `body` with a fresh private directory in which a scratch root may be made; removes it afterwards.
 private func withScratchParent(_ body: (String) throws -> Void) throws {
     var template = Array("\(temporaryDirectory)/pgevents-security-XXXXXX".utf8CString)

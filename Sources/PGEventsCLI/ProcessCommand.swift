@@ -58,7 +58,9 @@ struct ProcessCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "pgevents.process")
         logger.logLevel = level
-        for warning in Self.passwordOnCommandLineWarnings(databaseURLOption: databaseURL == nil ? nil : postgres, redisURLOption: redisURL == nil ? nil : redis) {
+        // `self.`: the options as given (the locals above fall back to the environment, which is the safe way).
+        for warning in Self.passwordOnCommandLineWarnings(databaseURLOption: self.databaseURL == nil ? nil : postgres,
+                                                          redisURLOption: self.redisURL == nil ? nil : redis) {
             logger.warning("\(warning)")
         }
         let processor: any Service = switch configuration.source {
