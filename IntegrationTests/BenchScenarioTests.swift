@@ -2,6 +2,7 @@ import Foundation
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Testing
 
 /// A smoke run of each `pgevents bench` scenario at small sizes: correctness only (every event counted,
@@ -216,5 +217,38 @@ struct BenchScenarioTests {
         await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.soak.poisonEvery = -1 }).runSoak() }
         await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.soak.sampleInterval = 0 }).runSoak() }
         await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.pipeline = .rules }).run(.soak) }
+    }
+
+    @Test("pgevents bench soak (the executable, 2 s, no poison): the table, the JSON with its series, the HTML; exit 1 exactly when a check failed")
+    func soakCommand() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let directory = try migrationDirectory([:])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let json = directory + "/soak.json", html = directory + "/soak.html", output = directory + "/out.txt"
+        let child = try ChildProcess.spawn(
+            executable, ["bench", "soak", "--duration", "2", "--rate", "300", "--sample-interval", "0.5", "--poison-every", "0",
+                         "--sql", repositoryPath("sql/pgevents"), "--json", json, "--html", html],
+            outputPath: output, environment: ProcessInfo.processInfo.environment)
+        let termination: ChildProcess.Termination
+        do {
+            termination = try await withTimeout(120) {
+                while true {
+                    if let ended = child.poll() { return ended }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        } catch {
+            child.kill(SIGKILL)
+            _ = child.wait()
+            throw error
+        }
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        let result = try #require(try BenchResult.decode(json: Data(contentsOf: URL(fileURLWithPath: json))).first, "\(text)")
+        #expect(result.scenario == "soak" && result.lost == 0 && result.duplicated == 0, "\(text)")
+        #expect(!(result.series ?? []).isEmpty)
+        let failures = try #require(result.extra["failures"])
+        #expect(termination == .exited(failures == 0 ? 0 : 1), "\(text)")
+        #expect(text.contains("t s  journal rows") && text.contains("RSS is the bench process's own") && text.contains(failures == 0 ? "PASSED" : "FAILED:"))
+        #expect(try String(contentsOfFile: html, encoding: .utf8).contains("Series: soak"))
     }
 }

@@ -49,6 +49,9 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Option(name: .customLong("poison-every"), help: "soak: every N-th event is poison (its fetch key is not a date) and one per N is routed to a key holding a string (WRONGTYPE); 0: neither.")
     var poisonEvery: Int = 1_000
 
+    @Option(name: .customLong("stall-timeout"), help: "soak: end the run as failed when events wait and nothing reaches the consumer for this many seconds.")
+    var stallTimeout: Double = 30
+
     @Option(help: "Writer connections, comma-separated: load-1000, throughput and latency use the first (default 4; latency 8); writers runs each (default 1,2,4,8,16).")
     var writers: String?
 
@@ -97,6 +100,7 @@ struct ScenariosCommand: AsyncParsableCommand {
         }
         options.soak.sampleInterval = sampleInterval
         options.soak.poisonEvery = poisonEvery
+        options.soak.stallTimeout = stallTimeout
         options.duration = duration
         options.burstSize = burst
         options.databaseURL = databaseURL

@@ -1,6 +1,7 @@
 import Foundation
 import FoundationXML
 import PGEvents
+@testable import PGEventsCLI
 @testable import PGEventsHarness
 import Testing
 
@@ -141,6 +142,17 @@ struct SoakReportTests {
         #expect(html.contains("Series: soak") && html.contains("journal rows") && html.contains("Redis used_memory (MB)"))
         #expect(html.components(separatedBy: "<svg").count - 1 == 10, "one chart per figure")
         _ = try XMLDocument(data: Data(html.utf8))
+    }
+
+    @Test("pgevents bench soak parses as the scenario run, with its options and their defaults")
+    func commandLine() throws {
+        let parsed = try #require(try BenchCommand.parseAsRoot(["soak", "--rate", "500", "--poison-every", "0", "--sample-interval", "2", "--stall-timeout", "5"]) as? ScenariosCommand)
+        #expect(parsed.scenario == "soak" && parsed.rate == 500 && parsed.poisonEvery == 0 && parsed.sampleInterval == 2 && parsed.stallTimeout == 5)
+        let defaults = try #require(try BenchCommand.parseAsRoot(["soak"]) as? ScenariosCommand)
+        #expect(defaults.rate == nil && defaults.duration == nil && defaults.poisonEvery == 1_000 && defaults.sampleInterval == 10 && defaults.stallTimeout == 30)
+        let options = ScenarioBench.Options(sqlDirectory: "/sql")
+        #expect(options.soak.rate == 2_000 && options.rate == 1_000 && ScenarioBench.defaultSoakDuration == 600)
+        #expect(!ScenarioBench.Scenario.all.contains(.soak) && ScenarioBench.Scenario.allCases.contains(.soak))
     }
 
     private func jsonString(_ text: String) -> String {
