@@ -164,6 +164,7 @@ public struct SoakReport: Sendable, Equatable {
             : "no poison events (--poison-every 0)"
         lines.append(String(format: "soak: %.0f events/s for %.0f s, %@, sampled every %.0f s", rate, duration, poison, sampleInterval))
         lines.append("RSS is the bench process's own: the processor runs in it, with the writer, the consumer and the ledger (reserved up front).")
+        lines.append("backlog: good events committed and not delivered yet (at the end of the run: lost).")
         lines.append("     t s  journal rows  journal MB  redis MB  redis keys   RSS MB   committed   delivered    dead   backlog   dup")
         for sample in samples {
             lines.append(String(format: "%8.0f %13d %11.1f %9.1f %11d %8.1f %11d %11d %7d %9d %5d",
