@@ -174,7 +174,13 @@ extension ScenarioBench {
                     }
                 }
                 group.addTask { await Self.soakConsume(jobs: jobs, dead: dead, redis: servers.redis, run: run) }
-                try await Self.waitForProcessor(database)
+                do {
+                    try await Self.waitForProcessor(database)
+                } catch {
+                    // A processor that could not start says why better than the wait's time-out does.
+                    guard let failure = run.failure else { throw error }
+                    throw HarnessError(code: .startupFailed, message: "pgevents bench soak: \(failure)")
+                }
 
                 let loadStart = ContinuousClock.now
                 run.noteProgress()
