@@ -2,6 +2,7 @@ import Foundation
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Testing
 
 /// A smoke run of each `pgevents bench` scenario at small sizes: correctness only (every event counted,
@@ -141,5 +142,108 @@ struct BenchScenarioTests {
                 await connection.close()
             }
         }
+    }
+
+    @Test("soak without poison (3 s at 500/s, sampled every 0.5 s): every good event delivered once, the samples and series recorded")
+    func soakWithoutPoison() async throws {
+        let outcome = try await ScenarioBench(options: options {
+            $0.duration = 3
+            $0.soak.rate = 500
+            $0.soak.sampleInterval = 0.5
+            $0.soak.poisonEvery = 0
+            $0.soak.stallTimeout = 20
+        }).runSoak()
+        try checkCommon([outcome.result])
+        let report = outcome.report
+        #expect(report.runFailure == nil, "\(report.runFailure ?? "")")
+        #expect(report.events.good > 0 && report.events.good == outcome.result.events)
+        #expect(report.events.delivered == report.events.good && report.events.lost == 0 && report.events.duplicated == 0)
+        #expect(report.events.poison == 0 && report.events.wrongType == 0 && report.events.unidentifiedDeadLetters == 0)
+        // Only growth may fail a run this short (the journal is pruned once a minute, dedupe keys live a day).
+        #expect(report.failures.allSatisfy { $0.contains("grew") }, "\(report.failures)")
+        #expect(outcome.passed == report.failures.isEmpty)
+
+        #expect(!report.samples.isEmpty)
+        for (previous, sample) in zip(report.samples, report.samples.dropFirst()) {
+            #expect(sample.elapsedSeconds > previous.elapsedSeconds && sample.committed >= previous.committed && sample.delivered >= previous.delivered)
+        }
+        for sample in report.samples {
+            #expect(sample.journalBytes > 0 && sample.redisUsedMemory > 0 && sample.residentMegabytes > 0 && sample.deadLettered == 0)
+        }
+        #expect(outcome.result.series == report.samples.map(\.seriesPoint))
+        let decoded = try BenchResult.decode(json: Data(BenchResult.json([outcome.result]).utf8))
+        #expect(decoded.first?.series == outcome.result.series)
+        #expect(outcome.result.settings["poison_every"] == "0" && outcome.result.settings["rss"] != nil)
+        #expect(outcome.table.contains("journal rows") && outcome.table.contains(outcome.passed ? "PASSED" : "FAILED:"))
+        #expect(BenchHTML.render([outcome.result]).contains("Series: soak"))
+    }
+
+    @Test("soak with poison (3 s at 400/s, a poison and a WRONGTYPE event every 100): the run ends, and says why it failed")
+    func soakWithPoison() async throws {
+        let outcome = try await ScenarioBench(options: options {
+            $0.duration = 3
+            $0.soak.rate = 400
+            $0.soak.sampleInterval = 1
+            $0.soak.poisonEvery = 100
+            $0.soak.stallTimeout = 10
+        }).runSoak()
+        let report = outcome.report
+        #expect(report.events.poison > 0 && report.events.wrongType > 0, "\(report.events)")
+        #expect(report.events.good + report.events.poison + report.events.wrongType == outcome.result.events)
+        #expect(outcome.result.settings["poison_every"] == "100")
+        // What went wrong is the processor's (its error, or its stall with what it logged last), never the bench's.
+        if let failure = report.runFailure { #expect(failure.hasPrefix("the processor"), "\(failure)") }
+        #expect(outcome.table.contains(outcome.passed ? "PASSED" : "FAILED:"))
+        #expect(outcome.result.note?.contains(outcome.passed ? "passed" : "FAILED") == true)
+
+        #expect(report.runFailure == nil, "\(report.runFailure ?? "")")
+        #expect(report.events.lost == 0 && report.events.duplicated == 0, "\(report.events)")
+        #expect(report.events.poison > 0 && report.events.poisonDeadLettered == report.events.poison, "\(report.events)")
+        #expect(report.events.wrongType > 0 && report.events.wrongTypeDeadLettered == report.events.wrongType, "\(report.events)")
+        #expect(report.events.badDelivered == 0 && report.events.goodDeadLettered == 0)
+    }
+
+    @Test("soak refuses given servers and bad settings before starting anything")
+    func soakValidation() async throws {
+        let given = await #expect(throws: HarnessError.self) {
+            try await ScenarioBench(options: options { $0.redisURL = "redis://127.0.0.1:1/0" }).runSoak()
+        }
+        #expect(given?.message.contains("throwaway servers only") == true)
+        await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.soak.poisonEvery = -1 }).runSoak() }
+        await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.soak.sampleInterval = 0 }).runSoak() }
+        await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.pipeline = .rules }).run(.soak) }
+    }
+
+    @Test("pgevents bench soak (the executable, 2 s, no poison): the table, the JSON with its series, the HTML; exit 1 exactly when a check failed")
+    func soakCommand() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let directory = try migrationDirectory([:])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let json = directory + "/soak.json", html = directory + "/soak.html", output = directory + "/out.txt"
+        let child = try ChildProcess.spawn(
+            executable, ["bench", "soak", "--duration", "2", "--rate", "300", "--sample-interval", "0.5", "--poison-every", "0",
+                         "--sql", repositoryPath("sql/pgevents"), "--json", json, "--html", html],
+            outputPath: output, environment: ProcessInfo.processInfo.environment)
+        let termination: ChildProcess.Termination
+        do {
+            termination = try await withTimeout(120) {
+                while true {
+                    if let ended = child.poll() { return ended }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        } catch {
+            child.kill(SIGKILL)
+            _ = child.wait()
+            throw error
+        }
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        let result = try #require(try BenchResult.decode(json: Data(contentsOf: URL(fileURLWithPath: json))).first, "\(text)")
+        #expect(result.scenario == "soak" && result.lost == 0 && result.duplicated == 0, "\(text)")
+        #expect(!(result.series ?? []).isEmpty)
+        let failures = try #require(result.extra["failures"])
+        #expect(termination == .exited(failures == 0 ? 0 : 1), "\(text)")
+        #expect(text.contains("t s  journal rows") && text.contains("RSS is the bench process's own") && text.contains(failures == 0 ? "PASSED" : "FAILED:"))
+        #expect(try String(contentsOfFile: html, encoding: .utf8).contains("Series: soak"))
     }
 }

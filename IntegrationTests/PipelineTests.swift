@@ -145,9 +145,13 @@ struct PipelineTests {
             let directory = try migrationDirectory(["processor.yml": pipelineConfiguration])
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let metrics = directory + "/metrics.prom"
+            // The URLs carry passwords: in the environment, never on the command line.
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = database.url
+            environment["REDIS_URL"] = redis.url
             let child = try ChildProcess.spawn(
-                executable, ["process", "--config", directory + "/processor.yml", "--metrics", metrics, "--database-url", database.url, "--redis-url", redis.url],
-                outputPath: directory + "/process.log", environment: ProcessInfo.processInfo.environment)
+                executable, ["process", "--config", directory + "/processor.yml", "--metrics", metrics],
+                outputPath: directory + "/process.log", environment: environment)
             let writer = try await database.connect()
             try await writer.execute("""
                 INSERT INTO chain_events VALUES ('m1', 1, '1', 'FeedbackGiven');

@@ -24,22 +24,33 @@ struct ScenariosCommand: AsyncParsableCommand {
         abstract: "Run a benchmark scenario (the default subcommand: `pgevents bench load-1000`).",
         discussion: """
             Scenarios: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all \
-            (every one but replication, which starts a publisher/subscriber pair of its own). \
-            Exit status 1 when a scenario lost or duplicated a job (or the output options report a regression), 2 on bad input or setup.
+            (every one but replication, which starts a publisher/subscriber pair of its own, and soak, which runs 10 minutes). \
+            Exit status 1 when a scenario lost or duplicated a job (or the output options report a regression; for soak, \
+            also a poison event not dead-lettered, a processor that stopped or stalled, or growth of the journal, Redis' \
+            memory or the resident size beyond 10% from the first third of the samples to the last), 2 on bad input or setup.
             """
     )
 
-    @Argument(help: "The scenario: load-1000, throughput, burst, latency, writers, replication or all.")
+    @Argument(help: "The scenario: load-1000, throughput, burst, latency, writers, replication, soak or all.")
     var scenario: String = "all"
 
     @Option(help: "Events of load-1000.")
     var events: Int = 1_000
 
-    @Option(help: "Arrival rate of latency and replication (events/s).")
-    var rate: Double = 1_000
+    @Option(help: "Arrival rate of latency and replication (events/s; default 1,000), and of soak (default 2,000).")
+    var rate: Double?
 
-    @Option(help: "Seconds of throughput (default 10), latency (10), replication (5), and of each writers cell (2).")
+    @Option(help: "Seconds of throughput (default 10), latency (10), replication (5), soak (600), and of each writers cell (2).")
     var duration: Double?
+
+    @Option(name: .customLong("sample-interval"), help: "soak: seconds between samples of the journal, Redis and the resident size.")
+    var sampleInterval: Double = 10
+
+    @Option(name: .customLong("poison-every"), help: "soak: every N-th event is poison (its fetch key is not a date) and one per N is routed to a key holding a string (WRONGTYPE); 0: neither.")
+    var poisonEvery: Int = 1_000
+
+    @Option(name: .customLong("stall-timeout"), help: "soak: end the run as failed when events wait and nothing reaches the consumer for this many seconds.")
+    var stallTimeout: Double = 30
 
     @Option(help: "Writer connections, comma-separated: load-1000, throughput and latency use the first (default 4; latency 8); writers runs each (default 1,2,4,8,16).")
     var writers: String?
@@ -83,7 +94,13 @@ struct ScenariosCommand: AsyncParsableCommand {
         }
         var options = ScenarioBench.Options(sqlDirectory: directory)
         options.events = events
-        options.rate = rate
+        if let rate {
+            options.rate = rate
+            options.soak.rate = rate
+        }
+        options.soak.sampleInterval = sampleInterval
+        options.soak.poisonEvery = poisonEvery
+        options.soak.stallTimeout = stallTimeout
         options.duration = duration
         options.burstSize = burst
         options.databaseURL = databaseURL
@@ -99,6 +116,10 @@ struct ScenariosCommand: AsyncParsableCommand {
             }
         }
         let bar = ProgressBar()
+        if scenarios == [.soak] {
+            try await runSoak(options, bar: bar)
+            return
+        }
         let results: [BenchResult]
         do {
             results = try await ScenarioBench(options: options).run(scenarios) { bar.show($0) }
@@ -111,6 +132,25 @@ struct ScenariosCommand: AsyncParsableCommand {
         print(BenchResult.table(results))
         let status = try output.emit(results)
         if status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }) { throw ExitCode(1) }
+    }
+}
+
+extension ScenariosCommand {
+    /// `pgevents bench soak`: the samples' table, then the JSON/HTML output; exit 1 unless every check passed.
+    func runSoak(_ options: ScenarioBench.Options, bar: ProgressBar) async throws {
+        let outcome: ScenarioBench.SoakOutcome
+        do {
+            outcome = try await ScenarioBench(options: options).runSoak { bar.show($0) }
+        } catch let error as HarnessError {
+            bar.clear()
+            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        bar.clear()
+        print(BenchResult.table([outcome.result]).split(separator: "\n").first.map(String.init) ?? "")
+        print(outcome.table)
+        let status = try output.emit([outcome.result])
+        if status != 0 || !outcome.passed { throw ExitCode(1) }
     }
 }
 

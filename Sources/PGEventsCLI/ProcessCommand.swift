@@ -21,10 +21,10 @@ struct ProcessCommand: AsyncParsableCommand {
     @Option(name: .customLong("config"), help: "The processor's YAML file.")
     var config: String
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or conninfo (default: $DATABASE_URL).")
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or conninfo (default: $DATABASE_URL, which keeps a password out of `ps`).")
     var databaseURL: String?
 
-    @Option(name: .customLong("redis-url"), help: "Redis URL (default: $REDIS_URL).")
+    @Option(name: .customLong("redis-url"), help: "Redis URL (default: $REDIS_URL, which keeps a password out of `ps`).")
     var redisURL: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -61,6 +61,11 @@ struct ProcessCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "pgevents.process")
         logger.logLevel = level
+        // `self.`: the options as given (the locals above fall back to the environment, which is the safe way).
+        for warning in Self.passwordOnCommandLineWarnings(databaseURLOption: self.databaseURL == nil ? nil : postgres,
+                                                          redisURLOption: self.redisURL == nil ? nil : redis) {
+            logger.warning("\(warning)")
+        }
         let processor: any Service = switch configuration.source {
         case .journal, .table: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
@@ -113,6 +118,22 @@ final class ShutdownWatchdog {
 
     func cancel() {
         for source in sources { source.cancel() }
+    }
+}
+
+extension ProcessCommand {
+    /// A warning for each URL given as an option that carries a password: every user of the machine can read a
+    /// process's arguments (`ps`, `/proc/<pid>/cmdline`), so in production the URLs belong in `DATABASE_URL` and
+    /// `REDIS_URL`, which only the process's own user (and root) can read.
+    static func passwordOnCommandLineWarnings(databaseURLOption postgres: PostgresConfiguration?, redisURLOption redis: RedisConfiguration?) -> [String] {
+        var warnings: [String] = []
+        if let postgres, let password = postgres["password"], !password.isEmpty {
+            warnings.append("--database-url carries a password, which every user of this machine can read in `ps`; set DATABASE_URL in the environment instead (or use a ~/.pgpass file)")
+        }
+        if let redis, let password = redis.password, !password.isEmpty {
+            warnings.append("--redis-url carries a password, which every user of this machine can read in `ps`; set REDIS_URL in the environment instead")
+        }
+        return warnings
     }
 }
 

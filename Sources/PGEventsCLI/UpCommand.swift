@@ -47,7 +47,7 @@ struct UpCommand: AsyncParsableCommand {
         print("""
             postgres: \(postgres.url)
               version: \(postgres.binaries.version)
-              psql "\(postgres.url)"
+              PGPASSWORD=\(postgres.password) psql -h 127.0.0.1 -p \(postgres.port) -U \(postgres.superuser) postgres
               psql -h \(postgres.socketDirectory) -p \(postgres.port) -U \(postgres.superuser) postgres
             directory: \(postgres.directory)
             """)
@@ -55,8 +55,8 @@ struct UpCommand: AsyncParsableCommand {
             print("""
                 redis: \(redis.url)
                   version: \(redis.version)
-                  redis-cli -p \(redis.port)
-                  redis-cli -s \(redis.unixSocketPath)
+                  REDISCLI_AUTH=\(redis.password) redis-cli -p \(redis.port)
+                  REDISCLI_AUTH=\(redis.password) redis-cli -s \(redis.unixSocketPath)
                 """)
         }
         print("Press Ctrl-C to stop.")

@@ -21,6 +21,8 @@ public struct HarnessError: Error, Sendable, CustomStringConvertible {
         public static let migrationFailed = Self("migrationFailed")
         /// The server was already shut down.
         public static let alreadyShutDown = Self("alreadyShutDown")
+        /// A directory the harness would keep servers in is not safe: another user owns it, or others can write to it.
+        public static let unsafeDirectory = Self("unsafeDirectory")
         public var description: String { name }
     }
 

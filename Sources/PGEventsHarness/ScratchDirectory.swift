@@ -9,7 +9,13 @@ import Synchronization
 /// owns it so that a later run can reap what a crashed run left behind.
 ///
 /// Layout: `owner` (pid and start time of the owning process), `server.pid` (the server's pid once started),
-/// and whatever the server needs (`data/`, `socket/`, `server.log`).
+/// and whatever the server needs (`data/`, `socket/`, `server.log`, `redis.conf`).
+///
+/// The root and every scratch directory are private: mode 0700 when the servers run as this user; when this
+/// process is root and the servers run as an unprivileged account (`ServerUser`), mode 0710 with that
+/// account's group, so that the servers can reach their own subdirectories and no one else can even list
+/// them. A root that another user owns, or that is group- or world-writable, is refused (`HarnessError.Code
+/// .unsafeDirectory`): whoever can write there could swap a server's files or socket.
 struct ScratchDirectory: Sendable {
     let path: String
 
@@ -40,23 +46,84 @@ struct ScratchDirectory: Sendable {
         return UInt64(info.f_bavail) * UInt64(info.f_frsize) >= bytes
     }
 
-    /// Creates `<root>/<kind>-XXXXXX` (mode 0755: servers running as another account must reach their subfolders).
-    static func create(kind: String) throws -> ScratchDirectory {
+    /// Creates `<root>/<kind>-XXXXXX`, private to this user (and, when root, to the account the servers run as).
+    static func create(kind: String, root: String = Self.root) throws -> ScratchDirectory {
         reapLeftoversOnce()
-        let root = Self.root
-        if mkdir(root, 0o755) != 0 && errno != EEXIST {
-            throw HarnessError(code: .commandFailed, message: "cannot create \(root)", underlying: SystemErrorBox(errno: errno, call: "mkdir"))
-        }
-        chmod(root, 0o755)
+        let serverUser = try ServerUser.forCurrentProcess()
+        try prepareRoot(root, serverUser: serverUser)
         var template = Array("\(root)/\(kind)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw HarnessError(code: .commandFailed, message: "cannot create a directory in \(root)", underlying: SystemErrorBox(errno: errno, call: "mkdtemp"))
         }
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        chmod(path, 0o755)
         let directory = ScratchDirectory(path: path)
-        try directory.write("owner", ProcessIdentity.current.description)
+        do {
+            try makePrivate(path, serverUser: serverUser)
+            try directory.write("owner", ProcessIdentity.current.description)
+        } catch {
+            directory.remove()
+            throw error
+        }
         return directory
+    }
+
+    /// The mode of the root and of each scratch directory: 0700, or 0710 (with the server account's group)
+    /// when the servers run as another account.
+    static func privateMode(serverUser: ServerUser?) -> mode_t { serverUser == nil ? 0o700 : 0o710 }
+
+    /// Creates `root` (mode 0700, or 0710 for the server account's group), or checks that an existing one is a
+    /// directory of this user that no one else can write to — and then narrows its mode to the same.
+    static func prepareRoot(_ root: String, serverUser: ServerUser?) throws {
+        if mkdir(root, 0o700) != 0 && errno != EEXIST {
+            throw HarnessError(code: .commandFailed, message: "cannot create the scratch directory \(root)", underlying: SystemErrorBox(errno: errno, call: "mkdir"))
+        }
+        var info = stat()
+        guard lstat(root, &info) == 0 else {
+            throw HarnessError(code: .commandFailed, message: "cannot inspect the scratch directory \(root)", underlying: SystemErrorBox(errno: errno, call: "lstat"))
+        }
+        if let problem = rootProblem(path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid()) {
+            throw problem
+        }
+        try makePrivate(root, serverUser: serverUser)
+    }
+
+    /// What is wrong with a scratch root of this `fileType`, `mode` and `owner` for `user`, if anything: the error
+    /// names the path, its owner and mode, and the fix.
+    static func rootProblem(path: String, fileType: mode_t, mode: mode_t, owner: uid_t, user: uid_t) -> HarnessError? {
+        let fix = "remove it (`rm -rf \(path)`) so that pgevents creates it afresh, or set PGEVENTS_TMPDIR to a directory of your own"
+        let modeText = "0" + String(mode, radix: 8)
+        if fileType != S_IFDIR {
+            return HarnessError(code: .unsafeDirectory,
+                                message: "the scratch directory \(path) is not a directory (a symbolic link or a file), owned by \(accountName(owner)); refusing to use it",
+                                hint: fix)
+        }
+        if owner != user {
+            return HarnessError(code: .unsafeDirectory,
+                                message: "the scratch directory \(path) is owned by \(accountName(owner)), not by this process's user \(accountName(user)) (mode \(modeText)); refusing to use it: its owner could replace the servers' files",
+                                hint: fix)
+        }
+        if mode & 0o022 != 0 {
+            return HarnessError(code: .unsafeDirectory,
+                                message: "the scratch directory \(path) (owner \(accountName(owner))) has mode \(modeText): writable by \(mode & 0o002 != 0 ? "every user" : "its group"); refusing to use it",
+                                hint: "make it private with `chmod 700 \(path)`, or " + fix)
+        }
+        return nil
+    }
+
+    /// `name (uid N)`, or `uid N` for an id without an account.
+    static func accountName(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "\(String(cString: name)) (uid \(uid))"
+    }
+
+    /// Sets `path`'s mode to `privateMode`, and its group to the server account's when there is one.
+    private static func makePrivate(_ path: String, serverUser: ServerUser?) throws {
+        if let serverUser, chown(path, geteuid(), serverUser.gid) != 0 {
+            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to the group of \(serverUser.name)", underlying: SystemErrorBox(errno: errno, call: "chown"))
+        }
+        if chmod(path, privateMode(serverUser: serverUser)) != 0 {
+            throw HarnessError(code: .commandFailed, message: "cannot make \(path) private", underlying: SystemErrorBox(errno: errno, call: "chmod"))
+        }
     }
 
     func file(_ name: String) -> String { path + "/" + name }
@@ -66,6 +133,33 @@ struct ScratchDirectory: Sendable {
             try contents.write(toFile: file(name), atomically: true, encoding: .utf8)
         } catch {
             throw HarnessError(code: .commandFailed, message: "cannot write \(file(name))", underlying: DescribedError(description: "\(error)"))
+        }
+    }
+
+    /// Writes a file only its owner can read (mode 0600, created afresh), owned by `owner` when given (a server
+    /// running as another account must read it): for secrets such as a server's configuration with its password.
+    func writePrivate(_ name: String, _ contents: String, owner: ServerUser?) throws {
+        let path = file(name)
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            throw HarnessError(code: .commandFailed, message: "cannot create \(path)", underlying: SystemErrorBox(errno: errno, call: "open"))
+        }
+        defer { close(fd) }
+        let bytes = Array(contents.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HarnessError(code: .commandFailed, message: "cannot write \(path)", underlying: SystemErrorBox(errno: errno, call: "write"))
+            }
+            written += n
+        }
+        // The mode is set explicitly: the umask may have narrowed it, never widened it, but be exact.
+        fchmod(fd, 0o600)
+        if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
+            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(owner.name)", underlying: SystemErrorBox(errno: errno, call: "fchown"))
         }
     }
 
@@ -94,6 +188,11 @@ struct ScratchDirectory: Sendable {
     }
 
     private static func reapLeftovers(in root: String) -> [String] {
+        // Only a root of this user's that no one else can write to: its `owner` and `server.pid` files name
+        // processes to signal, which must not be anyone else's choice.
+        var info = stat()
+        guard lstat(root, &info) == 0,
+              rootProblem(path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid()) == nil else { return [] }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
         var removed: [String] = []
         for entry in entries.sorted() {

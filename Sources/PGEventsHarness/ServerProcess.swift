@@ -31,11 +31,12 @@ final class ServerProcess: Sendable {
     /// The running server's pid, if any.
     var pid: Int32? { state.withLock { $0.child?.pid } }
 
-    /// Starts `command` (the first element is the executable), its output appended to the server log.
+    /// Starts `command` (the first element is the executable), its output appended to the server log (created
+    /// mode 0600: it may hold statements and the values in them).
     func start(_ command: [String]) throws {
         let child: ChildProcess
         do {
-            child = try ChildProcess.spawn(command[0], Array(command.dropFirst()), outputPath: logPath)
+            child = try ChildProcess.spawn(command[0], Array(command.dropFirst()), outputPath: logPath, outputMode: 0o600)
         } catch {
             throw HarnessError(code: .startupFailed, message: "cannot start \(name)", underlying: error)
         }

@@ -9,12 +9,18 @@ import Synchronization
 
 /// A throwaway Redis server: `redis-server` on a free port of 127.0.0.1 and a private unix socket, with no
 /// persistence; stopped and deleted by `shutdown()`, at process exit, or — after a crash — by the next run.
+///
+/// Every client must authenticate: the server's password is random, written with the rest of its
+/// configuration into `redis.conf` in its scratch directory (mode 0600), and `redis-server` is given that
+/// file's path — never the password on its command line, where `ps` would show it to every user. `url`,
+/// `configuration` and `unixSocketConfiguration` carry the password.
 public final class TemporaryRedis: Sendable {
     /// How to start the server.
     public struct Configuration: Sendable {
         /// The `redis-server` executable; else `PGEVENTS_REDIS_SERVER`, else `redis-server` on `PATH`.
         public var executable: String?
-        /// Extra configuration directives, e.g. `["maxmemory": "64mb"]`.
+        /// Extra configuration directives, e.g. `["maxmemory": "64mb"]`, written into the server's configuration
+        /// file (each value one argument; `requirepass` and the addresses are the harness's).
         public var settings: [String: String]
         /// How long to wait for the server to answer `PING`.
         public var startupTimeoutSeconds: Double
@@ -30,25 +36,35 @@ public final class TemporaryRedis: Sendable {
     public let port: Int
     /// The server's version, e.g. `7.0.15`.
     public let version: String
+    /// The password every client must give (`AUTH`), random per server; a secret: keep it out of logs and
+    /// command lines (pass `url` to a child process in its environment, e.g. `REDIS_URL`).
+    public let password: String
     let process: ServerProcess
     private let shutDown = Mutex(false)
 
-    /// The scratch directory (socket, log).
+    /// The scratch directory (socket, log, configuration file).
     public var directory: String { process.scratch.path }
     /// The unix socket.
     public var unixSocketPath: String { directory + "/run/redis.sock" }
-    /// `redis://127.0.0.1:PORT/0`.
-    public var url: String { "redis://127.0.0.1:\(port)/0" }
-    /// Connects over TCP on 127.0.0.1.
-    public var configuration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: port) }
-    /// The server log file.
+    /// The server's configuration file (mode 0600: it holds the password).
+    public var configurationFilePath: String { process.scratch.file(Self.configurationFileName) }
+    /// `redis://:PASSWORD@127.0.0.1:PORT/0` (with the password: treat it as a secret).
+    public var url: String { configuration.urlIncludingSecrets }
+    /// Connects over TCP on 127.0.0.1, with the password.
+    public var configuration: RedisConfiguration { RedisConfiguration(host: "127.0.0.1", port: port, password: password) }
+    /// Connects through the unix socket, with the password (`unix:///…/redis.sock?db=0&password=…` as a URL).
+    public var unixSocketConfiguration: RedisConfiguration { RedisConfiguration(unixSocketPath: unixSocketPath, password: password) }
+    /// The server log file (mode 0600).
     public var logPath: String { process.logPath }
     /// The server's process id.
     public var pid: Int32? { process.pid }
 
-    private init(port: Int, version: String, process: ServerProcess) {
+    static let configurationFileName = "redis.conf"
+
+    private init(port: Int, version: String, password: String, process: ServerProcess) {
         self.port = port
         self.version = version
+        self.password = password
         self.process = process
     }
 
@@ -73,12 +89,18 @@ public final class TemporaryRedis: Sendable {
             try user?.own(run)
             let port = try freeLoopbackPort()
             let process = ServerProcess(name: "redis-server", scratch: scratch)
-            let server = TemporaryRedis(port: port, version: version, process: process)
-            var command = try user?.commandPrefix() ?? []
-            command += [executable, "--port", String(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-                        "--unixsocket", server.unixSocketPath, "--unixsocketperm", "700", "--dir", run,
-                        "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
-            for (name, value) in configuration.settings.sorted(by: { $0.key < $1.key }) { command += ["--" + name, value] }
+            let server = TemporaryRedis(port: port, version: version, password: randomHex(bytes: 24), process: process)
+            do {
+                let text = try Self.configurationFile(
+                    port: port, unixSocketPath: server.unixSocketPath, directory: run, password: server.password, settings: configuration.settings)
+                // Owned by the server's account when it is another (it must read it), readable by no one else.
+                try scratch.writePrivate(Self.configurationFileName, text, owner: user)
+            } catch {
+                scratch.remove()
+                throw error
+            }
+            // The command line names the file only: `ps` shows every user the arguments, not the file.
+            let command = (try user?.commandPrefix() ?? []) + [executable, server.configurationFilePath]
             do {
                 try process.start(command)
                 try await server.waitUntilReady(timeoutSeconds: configuration.startupTimeoutSeconds)
@@ -97,7 +119,7 @@ public final class TemporaryRedis: Sendable {
 
     private func waitUntilReady(timeoutSeconds: Double) async throws {
         let deadline = monotonicSeconds() + timeoutSeconds
-        var probe = RedisConfiguration(unixSocketPath: unixSocketPath)
+        var probe = unixSocketConfiguration
         probe.connectTimeout = 1
         while true {
             if let termination = process.exitStatus() {
@@ -139,6 +161,61 @@ public final class TemporaryRedis: Sendable {
         guard first else { return }
         let process = self.process
         _ = try? await offload { process.shutdown() }
+    }
+
+    /// The directives the harness sets; `settings` may not override them.
+    static let reservedDirectives: Set<String> = ["port", "bind", "protected-mode", "unixsocket", "unixsocketperm", "dir", "daemonize", "logfile", "requirepass", "include", "proc-title-template"]
+
+    /// The server's configuration file: loopback and a private socket only, no persistence, the password
+    /// required, then `settings` (sorted by name; each value quoted as one argument).
+    static func configurationFile(port: Int, unixSocketPath: String, directory: String, password: String, settings: [String: String]) throws -> String {
+        var lines = [
+            "# Written by pgevents for a throwaway server; holds its password (mode 0600).",
+            "port \(port)",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            "unixsocket \(quoteDirectiveValue(unixSocketPath))",
+            "unixsocketperm 700",
+            "dir \(quoteDirectiveValue(directory))",
+            "save \"\"",
+            "appendonly no",
+            "daemonize no",
+            "logfile \"\"",
+            "requirepass \(quoteDirectiveValue(password))",
+            // The title names the configuration file, i.e. the scratch directory: the reaper recognises the
+            // server of a dead test process by it (redis-server replaces its command line with this title).
+            "proc-title-template \"{title} {listen-addr} {server-mode} {config-file}\"",
+        ]
+        for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
+            let lowered = name.lowercased()
+            guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "-" || $0 == "_") }) else {
+                throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(ReportEscaping.oneLine(name))' is not a Redis configuration directive name")
+            }
+            guard !reservedDirectives.contains(lowered) else {
+                throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(name)' is set by the harness and cannot be changed")
+            }
+            // A later directive of the same name overrides the default above (save, appendonly).
+            lines.append("\(lowered) \(quoteDirectiveValue(value))")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `value` as one argument of a Redis configuration line: in double quotes, with `\\`, `"`, control
+    /// characters and bytes beyond ASCII escaped (`\\n`, `\\xHH`), as redis-server's own parser reads them.
+    static func quoteDirectiveValue(_ value: String) -> String {
+        var out = "\""
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): out += "\\\\"
+            case UInt8(ascii: "\""): out += "\\\""
+            case UInt8(ascii: "\n"): out += "\\n"
+            case UInt8(ascii: "\r"): out += "\\r"
+            case UInt8(ascii: "\t"): out += "\\t"
+            case 0..<0x20, 0x7f...: out += "\\x" + String(byte, radix: 16).leftPadded(to: 2)
+            default: out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out + "\""
     }
 
     static func findServer(_ explicit: String?) throws -> String {

@@ -30,12 +30,15 @@ public struct ChildProcess: Sendable {
     ///
     /// - Parameters:
     ///   - outputPath: file that receives standard output and error (appended to); `/dev/null` when nil.
+    ///   - outputMode: the permissions of `outputPath` if it is created (0600 for a server log, which may hold
+    ///     statements and their values).
     ///   - environment: the child's environment; the parent's when nil.
     ///   - newProcessGroup: put the child in a process group of its own.
     public static func spawn(
         _ executable: String,
         _ arguments: [String],
         outputPath: String? = nil,
+        outputMode: UInt32 = 0o644,
         environment: [String: String]? = nil,
         newProcessGroup: Bool = true
     ) throws(SystemError) -> ChildProcess {
@@ -43,7 +46,7 @@ public struct ChildProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, mode_t(outputMode))
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
 
         var attributes = posix_spawnattr_t()

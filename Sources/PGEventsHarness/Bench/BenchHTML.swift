@@ -6,7 +6,8 @@ import Foundation
 /// It holds a header (machine, PostgreSQL and Redis versions, git commit, start time), the results table, each
 /// result's per-stage latency and settings, and — for the results with a `distribution` — a latency distribution
 /// plot in the HdrHistogram style: percentile on the x axis, on a log scale of 1/(1−p) (ticks 50%, 90%, 99%,
-/// 99.9%, …), latency on the y axis; one line per result, with a legend when there are several.
+/// 99.9%, …), latency on the y axis; one line per result, with a legend when there are several. A result with a
+/// `series` (a soak's samples) gets one small plot per figure over time (`BenchHTML+Series.swift`).
 public enum BenchHTML {
     /// The page for `results` (an empty list gives a page that says so).
     public static func render(_ results: [BenchResult], title: String = "pgevents bench") -> String {
@@ -31,6 +32,9 @@ public enum BenchHTML {
         let plotted = results.filter { !($0.distribution ?? []).isEmpty }
         if !plotted.isEmpty {
             html += "<h2>Latency distribution</h2>\n" + plot(plotted) + "\n"
+        }
+        for result in results where !(result.series ?? []).isEmpty {
+            html += "<h2>Series: \(escape(result.scenario))</h2>\n" + seriesPlots(result) + "\n"
         }
         html += details(results)
         html += "</body>\n</html>\n"

@@ -30,6 +30,48 @@ public struct BenchResult: Sendable, Codable {
         }
     }
 
+    /// One sample of a time series (a soak's): `elapsed` seconds since the load started, and named figures.
+    /// In JSON one flat object: `{"t_s": 10, "journal_rows": 1234, "rss_mb": 48.2, …}`.
+    public struct SeriesPoint: Sendable, Codable, Equatable {
+        public var elapsedSeconds: Double
+        public var values: [String: Double]
+
+        public init(elapsedSeconds: Double, values: [String: Double]) {
+            self.elapsedSeconds = elapsedSeconds
+            self.values = values
+        }
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        static let elapsedKey = "t_s"
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            var values: [String: Double] = [:]
+            var elapsed: Double?
+            for key in container.allKeys {
+                let value = try container.decode(Double.self, forKey: key)
+                if key.stringValue == Self.elapsedKey { elapsed = value } else { values[key.stringValue] = value }
+            }
+            guard let elapsed else {
+                throw DecodingError.keyNotFound(Key(stringValue: Self.elapsedKey), .init(codingPath: decoder.codingPath, debugDescription: "a series point needs t_s"))
+            }
+            self.elapsedSeconds = elapsed
+            self.values = values
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(elapsedSeconds, forKey: Key(stringValue: Self.elapsedKey))
+            for (name, value) in values where name != Self.elapsedKey { try container.encode(value, forKey: Key(stringValue: name)) }
+        }
+    }
+
     public struct Machine: Sendable, Codable, Equatable {
         public var cores: Int
         public var memoryGB: Double
@@ -75,9 +117,11 @@ public struct BenchResult: Sendable, Codable {
     public var settings: [String: String]
     /// The end-to-end latency distribution (percentile → microseconds), for plots; nil when not measured.
     public var distribution: [LatencyPoint]?
+    /// Figures sampled over the run (a soak's memory, journal and delivery counts), for plots; nil when not sampled.
+    public var series: [SeriesPoint]?
 
     enum CodingKeys: String, CodingKey {
-        case scenario, events, stages, lost, duplicated, errors, machine, extra, note, settings, distribution
+        case scenario, events, stages, lost, duplicated, errors, machine, extra, note, settings, distribution, series
         case durationSeconds = "duration_s"
         case eventsPerSecond = "events_per_s"
         case latencyMicroseconds = "latency_us"
@@ -90,7 +134,7 @@ public struct BenchResult: Sendable, Codable {
     public init(scenario: String, events: Int, durationSeconds: Double, eventsPerSecond: Double, latencyMicroseconds: Latency? = nil,
                 stages: [String: Latency] = [:], lost: Int, duplicated: Int, errors: Int, postgresVersion: String, redisVersion: String,
                 machine: Machine = .current, gitCommit: String? = BenchResult.gitCommit(), startedAt: Date, extra: [String: Double] = [:], note: String? = nil,
-                settings: [String: String] = [:], distribution: [LatencyPoint]? = nil) {
+                settings: [String: String] = [:], distribution: [LatencyPoint]? = nil, series: [SeriesPoint]? = nil) {
         self.scenario = scenario
         self.events = events
         self.durationSeconds = durationSeconds
@@ -109,6 +153,7 @@ public struct BenchResult: Sendable, Codable {
         self.note = note
         self.settings = settings
         self.distribution = distribution
+        self.series = series
     }
 
     public init(from decoder: any Decoder) throws {
@@ -131,6 +176,7 @@ public struct BenchResult: Sendable, Codable {
         note = try container.decodeIfPresent(String.self, forKey: .note)
         settings = try container.decodeIfPresent([String: String].self, forKey: .settings) ?? [:]
         distribution = try container.decodeIfPresent([LatencyPoint].self, forKey: .distribution)
+        series = try container.decodeIfPresent([SeriesPoint].self, forKey: .series)
     }
 
     /// Results read back from `json(_:)`'s output (an array, or one object).

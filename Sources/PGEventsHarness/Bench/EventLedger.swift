@@ -10,11 +10,23 @@ public final class EventLedger: Sendable {
         var committed: Set<Int64> = []
         var deliveries: [Int64: Int] = [:]
         var firstDelivery: [Int64: ContinuousClock.Instant] = [:]
+        /// Keys delivered more than once, kept as deliveries are checked off (so reading it costs nothing).
+        var duplicatedKeys = 0
     }
 
     private let state = Mutex(State())
 
     public init() {}
+
+    /// Makes room for `count` events at once, so that the ledger does not grow (and reallocate) during a long run:
+    /// a soak measures the resident size of the process that holds it.
+    public func reserveCapacity(_ count: Int) {
+        state.withLock { state in
+            state.committed.reserveCapacity(count)
+            state.deliveries.reserveCapacity(count)
+            state.firstDelivery.reserveCapacity(count)
+        }
+    }
 
     /// Records a committed event.
     public func committed(_ key: Int64) {
@@ -30,12 +42,15 @@ public final class EventLedger: Sendable {
     public func delivered(_ key: Int64, at instant: ContinuousClock.Instant = .now) {
         state.withLock { state in
             state.deliveries[key, default: 0] += 1
+            if state.deliveries[key] == 2 { state.duplicatedKeys += 1 }
             if state.firstDelivery[key] == nil { state.firstDelivery[key] = instant }
         }
     }
 
     public var committedCount: Int { state.withLock { $0.committed.count } }
     public var deliveredCount: Int { state.withLock { $0.deliveries.count } }
+    /// How many keys were delivered more than once so far (what `summary.duplicated` counts, without sorting them).
+    public var duplicatedCount: Int { state.withLock { $0.duplicatedKeys } }
 
     /// Whether every key in `keys` has been delivered at least once.
     public func allDelivered<S: Sequence>(_ keys: S) -> Bool where S.Element == Int64 {

@@ -292,9 +292,13 @@ public struct FaultBench: Sendable {
 
     private func startProcessor(_ executable: String, config: String, database: TemporaryDatabase, redis: TemporaryRedis) throws -> ChildProcess {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-bench-processor.log").path
+        // The URLs carry passwords: in the environment, which only this user can read, not on the command line.
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = database.url
+        environment["REDIS_URL"] = redis.url
         return try ChildProcess.spawn(
-            executable, ["process", "--config", config, "--database-url", database.url, "--redis-url", redis.url, "--log-level", "warning"],
-            outputPath: log, environment: ProcessInfo.processInfo.environment)
+            executable, ["process", "--config", config, "--log-level", "warning"],
+            outputPath: log, outputMode: 0o600, environment: environment)
     }
 }
 

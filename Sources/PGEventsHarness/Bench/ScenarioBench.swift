@@ -31,9 +31,11 @@ public struct ScenarioBench: Sendable {
         case latency
         case writers
         case replication
+        case soak
 
         /// What `all` runs: every scenario but `replication`, which starts a publisher/subscriber pair of
-        /// throwaway clusters of its own (and so ignores `--database-url`); run it by name.
+        /// throwaway clusters of its own (and so ignores `--database-url`), and `soak`, which takes 10 minutes
+        /// by default; run them by name.
         public static var all: [Scenario] { [.load1000, .throughput, .burst, .latency, .writers] }
 
         /// One line on what it measures.
@@ -45,6 +47,7 @@ public struct ScenarioBench: Sendable {
             case .latency: "a fixed arrival rate on an open-loop schedule: percentiles per stage"
             case .writers: "1…16 writers: commits/s with no trigger, a row-level notify trigger, a statement-level trigger, the journal"
             case .replication: "publisher INSERT → subscriber trigger → notification, on a throwaway publisher/subscriber pair"
+            case .soak: "a constant rate with poison events for 10 minutes: journal, Redis memory and RSS sampled; lost, duplicated, dead-lettered"
             }
         }
     }
@@ -74,6 +77,8 @@ public struct ScenarioBench: Sendable {
         public var batchSize = 1_000
         /// What the processor does with each event (`load-1000`, `throughput`, `latency`, `burst`).
         public var pipeline: PipelineMode = .passThrough
+        /// `soak`'s rate, sampling, poison events and stall timeout (its duration is `duration`, default 10 minutes).
+        public var soak = SoakOptions()
 
         public init(sqlDirectory: String) {
             self.sqlDirectory = sqlDirectory
@@ -172,10 +177,11 @@ public struct ScenarioBench: Sendable {
         case .burst: [try await runBurst(on: servers, progress: progress)]
         case .writers: try await runWriters(on: servers, progress: progress)
         case .replication: [try await runReplication(progress: progress)]
+        case .soak: [try await runSoak(on: servers, progress: progress).result]
         }
     }
 
-    private func validate(_ scenario: Scenario) throws {
+    func validate(_ scenario: Scenario) throws {
         func invalid(_ message: String) -> HarnessError { HarnessError(code: .invalidInput, message: "pgevents bench \(scenario.rawValue): \(message)") }
         if options.events < 1 { throw invalid("--events must be at least 1 (got \(options.events))") }
         if !(options.rate > 0 && options.rate <= 1_000_000) { throw invalid("--rate must be in 0…1,000,000 events/s (got \(options.rate))") }
@@ -185,6 +191,17 @@ public struct ScenarioBench: Sendable {
         }
         if options.burstSize < 1 || options.burstSize > 10_000_000 { throw invalid("--burst must be in 1…10,000,000 (got \(options.burstSize))") }
         if options.pipeline == .batch, scenario != .burst { throw invalid("--pipeline batch applies to burst only (the other scenarios time each event, not messages)") }
+        if scenario == .soak {
+            if options.databaseURL != nil || options.redisURL != nil {
+                throw invalid("soak runs on throwaway servers only: Redis' memory and keys and the journal's size are its figures, and other users of a server would change them")
+            }
+            if options.pipeline != .passThrough { throw invalid("soak has a pipeline of its own (JSON, a fetch by date, rules); --pipeline does not apply") }
+            let soak = options.soak
+            if !(soak.rate > 0 && soak.rate <= 1_000_000) { throw invalid("--rate must be in 0…1,000,000 events/s (got \(soak.rate))") }
+            if !(soak.sampleInterval >= 0.1 && soak.sampleInterval <= 3_600) { throw invalid("--sample-interval must be in 0.1…3,600 s (got \(soak.sampleInterval))") }
+            if soak.poisonEvery < 0 { throw invalid("--poison-every must be 0 (none) or a positive count (got \(soak.poisonEvery))") }
+            if !(soak.stallTimeout > 0 && soak.stallTimeout <= 3_600) { throw invalid("the stall timeout must be in 0…3,600 s (got \(soak.stallTimeout))") }
+        }
     }
 
     // MARK: Shared
