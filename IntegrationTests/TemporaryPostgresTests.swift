@@ -123,10 +123,10 @@ func readStatusUID(pid: Int32) throws -> UInt32? {
 struct ExpectationTests {
     @Test("expectNotification returns the matching one, or names the channel and what came instead")
     func notifications() async throws {
-        let server = try await TemporaryPostgres.sharedTemplate(named: "expectations") { db in
+        let template = try await TemporaryPostgres.sharedTemplate(named: "expectations") { db in
             try await db.execute("CREATE TABLE events (kind text)")
         }
-        let database = try await server.makeDatabase(template: "expectations")
+        let database = try await template.makeDatabase()
         let listener = try await database.connect()
         try await listener.listen("new_event")
         try await listener.listen("other")

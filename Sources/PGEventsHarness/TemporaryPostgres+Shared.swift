@@ -5,7 +5,7 @@ extension TemporaryPostgres {
     /// One server for the whole test process: the first call starts it (with `configuration`; later calls' are
     /// ignored), every later call returns it, and it stops when the process exits. Take a database of your own from
     /// it in each test (`makeDatabase()`, a clone of the template in milliseconds), so tests running in parallel
-    /// never meet; make the template once, where your migrations apply (``sharedTemplate(named:_:)``).
+    /// never meet; make your template once with ``sharedTemplate(named:_:)``.
     public static func shared(_ configuration: Configuration = Configuration()) async throws -> TemporaryPostgres {
         let startup = sharedServer.withLock { task in
             if let task { return task }
@@ -16,25 +16,36 @@ extension TemporaryPostgres {
         return try await startup.value
     }
 
-    /// The shared server with the template `name` made by `setup` — once per process, however many tests ask — as
-    /// the default of its `makeDatabase()`.
+    /// The template `name` on the shared server, made by `setup` once per process however many tests ask. Other
+    /// templates (other suites' schemas) live beside it; the server's default template stays as it was.
     ///
     /// ```swift
-    /// let server = try await TemporaryPostgres.sharedTemplate { db in try await db.execute(mySchemaSQL) }
-    /// let database = try await server.makeDatabase()   // per test
+    /// let template = try await TemporaryPostgres.sharedTemplate { db in try await db.execute(mySchemaSQL) }
+    /// let database = try await template.makeDatabase()   // per test
     /// ```
     public static func sharedTemplate(
         named name: String = "pgevents_template", _ setup: @escaping @Sendable (PostgresConnection) async throws -> Void
-    ) async throws -> TemporaryPostgres {
+    ) async throws -> Template {
         let server = try await shared()
         let making = sharedTemplates.withLock { templates in
             if let making = templates[name] { return making }
-            let making = Task { try await server.makeTemplate(named: name, setup) }
+            let making = Task { try await server.makeTemplate(named: name, asDefault: false, setup) }
             templates[name] = making
             return making
         }
         try await making.value
-        return server
+        return Template(server: server, name: name)
+    }
+
+    /// A template database on a server: every test takes a fresh copy of it.
+    public struct Template: Sendable {
+        public let server: TemporaryPostgres
+        public let name: String
+
+        /// A fresh database cloned from this template.
+        public func makeDatabase() async throws -> TemporaryDatabase {
+            try await server.makeDatabase(template: name)
+        }
     }
 
     private static let sharedServer = Mutex<Task<TemporaryPostgres, any Error>?>(nil)

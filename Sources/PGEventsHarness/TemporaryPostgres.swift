@@ -189,11 +189,14 @@ public final class TemporaryPostgres: Sendable {
 
     // MARK: Databases
 
-    /// Creates a database `name` by running `setup` on it, and makes it the template `makeDatabase()` clones.
+    /// Creates a database `name` by running `setup` on it, and (with `asDefault`) makes it the template
+    /// `makeDatabase()` clones.
     ///
     /// Apply migrations here once; every test then gets its own copy in milliseconds. The template refuses
     /// connections afterwards (a template with open connections cannot be cloned).
-    public func makeTemplate(named name: String = "pgevents_template", _ setup: (PostgresConnection) async throws -> Void) async throws {
+    public func makeTemplate(
+        named name: String = "pgevents_template", asDefault: Bool = true, _ setup: (PostgresConnection) async throws -> Void
+    ) async throws {
         try await admin.execute("CREATE DATABASE \(PostgresIdentifier.quote(name))", server: self)
         let connection = try await connect(database: name)
         do {
@@ -204,7 +207,7 @@ public final class TemporaryPostgres: Sendable {
             throw error
         }
         try await admin.execute("ALTER DATABASE \(PostgresIdentifier.quote(name)) WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", server: self)
-        state.withLock { $0.defaultTemplate = name }
+        if asDefault { state.withLock { $0.defaultTemplate = name } }
     }
 
     /// Creates a fresh, empty-of-connections database cloned from `template` (default: the last
