@@ -137,11 +137,22 @@ public struct CheckRunner: Sendable {
         for trigger in triggers where trigger.notifies && shapes[trigger.table] == nil {
             if let shape = try await TableShape.read(trigger.table, on: connection) { shapes[trigger.table] = shape }
         }
+        let untriggered = shapes.isEmpty ? try await NotifyingFunction.untriggered(on: connection) : []
         await connection.close()
         try? await inspection.drop()
         if shapes.isEmpty {
-            result("catalog", "a trigger notifies", .failed, "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table",
-                   fix: "add the notifying trigger, or check the right directory")
+            let functions = untriggered.isEmpty
+                ? "no function notifies either"
+                : "functions that notify but no trigger runs (called from application code?): " + untriggered.map(\.description).joined(separator: "; ")
+            if spec == nil {
+                // Moving NOTIFY into application code or plain functions is a design, not a defect.
+                let found = untriggered.isEmpty ? "no function notifies either" : "functions that notify without a trigger: " + untriggered.map(\.description).joined(separator: "; ")
+                result("catalog", "no notifying trigger (nothing to exercise); \(found)", .passed,
+                       "no trigger in these migrations calls pg_notify or NOTIFY, so there is nothing to exercise; \(functions)")
+            } else {
+                result("catalog", "a trigger notifies", .failed, "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table; \(functions)",
+                       fix: "add the notifying trigger, or check the right directory")
+            }
             return (results, [])
         }
 
