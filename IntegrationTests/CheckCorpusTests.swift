@@ -26,6 +26,45 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
     }
 
     static let all: [CorpusCase] = [
+        CorpusCase(path: "flyway-orders", lines: { _ in [
+            "✓ 5 migration file(s) apply", "Migrations read as: flyway",
+            #"public.orders orders_changed INSERT → orders_changed: {"op" : "insert", "id" : 1, "status" : "new"}"#,
+            #"public.orders orders_changed DELETE → orders_changed: {"op" : "delete", "id" : 1"#, "PASSED",
+        ] }, absent: ["✗", "!"]),
+        // --layout overrides the detection: as plain files, R__ and V10 run before V1, and fail.
+        CorpusCase(path: "flyway-orders", arguments: ["--layout", "plain"], exit: { _, _ in 1 }, lines: { _ in [
+            "✗ migrations apply: R__order_views.sql:3:", #"relation "orders" does not exist (SQLSTATE 42P01); nothing was applied"#,
+            "Migrations read as: plain", "FAILED",
+        ] }),
+        CorpusCase(path: "dbmate-chat/db/migrations", lines: { _ in [
+            "✓ 2 migration file(s) apply", "Migrations read as: dbmate", "✓ trigger room_messages_notify is enabled",
+            #"public.messages room_messages_notify DELETE → room_messages: {"event" : "deleted""#, "PASSED",
+        ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "goose-jobs/migrations", lines: { _ in [
+            "✓ 2 migration file(s) apply (outside a transaction: 00002_jobs_fetch_index.sql)", "Migrations read as: goose",
+            "! two rows in one transaction notify twice on jobs_inserted: two INSERTs committed together gave 1 notification(s) on jobs_inserted, not 2: PostgreSQL delivers identical payloads of one transaction once — fine for a wake-up signal, not for one event per row",
+            #"public.jobs jobs_wake_workers INSERT → jobs_inserted: {"queue" : "default"}"#, "1 warning", "PASSED",
+        ] }, absent: ["✗"]),
+        CorpusCase(path: "goose-jobs/migrations", arguments: ["--format", "json"], lines: { _ in [
+            #""layout" : "goose""#, #""status" : "warning""#, #""warnings" : 1"#, #""passed" : true"#,
+            "00002_jobs_fetch_index.sql (-- +goose NO TRANSACTION)",
+        ] }),
+        CorpusCase(path: "golang-migrate-outbox", lines: { _ in [
+            "✓ 3 migration file(s) apply", "Migrations read as: golang-migrate", "public.outbox outbox_notify INSERT → outbox: 1", "PASSED",
+        ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "sqitch-worker", lines: { _ in [
+            "✓ 3 migration file(s) apply (outside a transaction: deploy/schema.sql, deploy/jobs.sql, deploy/jobs_notify.sql)",
+            "Migrations read as: sqitch",
+            "! two rows in one transaction notify twice on worker:jobs: wake_workers is a FOR EACH STATEMENT trigger: two INSERTs committed together gave 1 notification(s) on worker:jobs, not 2",
+            "worker.jobs wake_workers INSERT → worker:jobs: (empty)", "PASSED",
+        ] }, absent: ["✗"]),
+        CorpusCase(path: "plain-concurrent-index", lines: { _ in [
+            "✓ 3 migration file(s) apply (outside a transaction: 10_events_recorded_index.sql)", "Migrations read as: plain",
+            #"public.events events_appended INSERT → events_appended: {"id" : 1"#, "PASSED",
+        ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "plain-concurrent-index", arguments: ["--format", "json"], lines: { _ in [
+            "10_events_recorded_index.sql (line 3: CREATE INDEX CONCURRENTLY cannot run inside a transaction block (SQLSTATE 25001))",
+        ] }),
         CorpusCase(path: "function-only-notify", lines: { _ in [
             "✓ no notifying trigger (nothing to exercise); functions that notify without a trigger: public.enqueue_job(target_queue text, job_args jsonb) notifies on 'jobs_' || target_queue; public.resign_leader(leader_name text) notifies on 'leadership'",
             "PASSED",
@@ -47,6 +86,10 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         CorpusCase(path: "queue-payload-spec-wakeup", lines: { _ in [
             "✓ two rows in one transaction notify at least once on jobs_insert", "✓ INSERT notifies on jobs_insert once per row", "PASSED",
         ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "failing-later-file", exit: { _, _ in 1 }, lines: { _ in [
+            #"✗ migrations apply: 002_broken.sql:4:1: column "lock_at" does not exist (SQLSTATE 42703); applied before it: 001_queue.sql; nothing after it"#,
+            "✓ trigger qc_notify is enabled", "public.qc_jobs qc_notify INSERT → qc_qc_jobs: 1", "FAILED",
+        ] }),
     ]
 }
 

@@ -27,6 +27,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(help: "Report format on standard output: text or json.")
     var format: ReportFormat = .text
 
+    @Option(help: "The migrations' layout: plain, flyway, dbmate, goose, golang-migrate or sqitch (default: detected).")
+    var layout: String?
+
     @Option(help: "Also write a JUnit XML report to this file.")
     var junit: String?
 
@@ -64,6 +67,17 @@ struct CheckCommand: AsyncParsableCommand {
 
     /// What PATH and --spec say: the spec (if any) and the migrations directory.
     private func options() throws -> CheckRunner.Options {
+        var options = try specAndMigrations()
+        if let layout {
+            guard let known = MigrationLayout(rawValue: layout) else {
+                throw HarnessError(code: .invalidInput, message: "--layout \(layout): unknown layout", hint: "one of \(MigrationLayout.names)")
+            }
+            options.layout = known
+        }
+        return options
+    }
+
+    private func specAndMigrations() throws -> CheckRunner.Options {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path

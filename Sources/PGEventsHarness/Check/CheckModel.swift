@@ -229,6 +229,9 @@ public struct CheckReport: Sendable, Hashable, Codable {
     public var observed: [ObservedChannel]
     /// Seconds the whole check took.
     public var durationSeconds: Double
+    /// The migration layout the files were read as (`flyway`, `dbmate`, `goose`, `golang-migrate`, `sqitch`,
+    /// `plain`); nil for reports made before layouts were detected.
+    public var layout: String?
 
     public init(source: String, postgresVersions: [String] = [], results: [CheckResult] = [], observed: [ObservedChannel] = [], durationSeconds: Double = 0) {
         self.source = source

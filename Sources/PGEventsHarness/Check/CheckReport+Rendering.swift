@@ -58,6 +58,9 @@ extension CheckReport {
 
         let counts = CheckCounts(self)
         lines.append("")
+        if let layout {
+            lines.append("Migrations read as: \(ReportEscaping.oneLine(layout))")
+        }
         lines.append(
             "\(counts.checks) \(counts.checks == 1 ? "check" : "checks"): \(counts.passed) passed, \(counts.failed) failed, "
                 + "\(counts.skipped) skipped" + (counts.warnings > 0 ? ", \(counts.warnings) \(counts.warnings == 1 ? "warning" : "warnings")" : "")

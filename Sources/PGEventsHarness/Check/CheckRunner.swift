@@ -19,12 +19,16 @@ public struct CheckRunner: Sendable {
         public var postgresBinDirectories: [String]
         /// What the report calls the source.
         public var source: String
+        /// The migrations' layout; nil: detected from the directory.
+        public var layout: MigrationLayout?
 
-        public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil) {
+        public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil,
+                    layout: MigrationLayout? = nil) {
             self.spec = spec
             self.migrations = migrations ?? spec?.migrations ?? "."
             self.postgresBinDirectories = postgresBinDirectories
             self.source = source ?? spec?.file ?? self.migrations
+            self.layout = layout
         }
     }
 
@@ -65,10 +69,11 @@ public struct CheckRunner: Sendable {
         // With a replication section the notifying triggers live on the subscriber: the table checks run on
         // its schema, and the pair (publisher schema from `migrations`) is checked after them.
         let replication = options.spec?.replication
-        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations)
-        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations) }
+        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout)
+        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations, layout: options.layout) }
         let installations = try binaries()
         var report = CheckReport(source: options.source)
+        report.layout = migrationSet.layout.rawValue
         for binaries in installations {
             let server = try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger)
             do {
@@ -100,21 +105,35 @@ public struct CheckRunner: Sendable {
             results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
         }
 
-        // 1. Migrations, into a template every table's exercise clones.
+        // 1. Migrations, into a template every table's exercise clones. When a file fails, the files before it
+        // are applied to a template of their own, and their triggers are still checked.
+        var partial = false
         do {
+            var applied: [MigrationSet.Applied] = []
             try await server.makeTemplate(named: "pgevents_check") { connection in
-                try await migrations.apply(to: connection)
+                applied = try await migrations.applyReporting(to: connection)
             }
-            result("migrations", "\(migrations.files.count) migration file(s) apply", .passed, migrations.files.map(\.name).joined(separator: ", "))
+            var message = migrations.files.map(\.name).joined(separator: ", ")
+            let outside = applied.filter { $0.outsideTransaction != nil }
+            var name = "\(migrations.files.count) migration file(s) apply"
+            if !outside.isEmpty {
+                message += "; outside a transaction, statement by statement: " + outside.map { "\($0.name) (\($0.outsideTransaction ?? ""))" }.joined(separator: "; ")
+                name += " (outside a transaction: \(outside.map(\.name).joined(separator: ", ")))"
+            }
+            result("migrations", name, .passed, message)
         } catch let error as MigrationError {
             let relative = error.file.hasPrefix(migrations.directory) ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
-            let applied = migrations.files.prefix { $0.path != error.file }.map(\.name)
+            let before = migrations.files(before: error.file)
+            let applied = before.files.map(\.name)
             var message = "\(relative):\(error.line):\(error.column): \(error.message)"
             if let state = error.sqlState { message += " (SQLSTATE \(state))" }
             if let detail = error.postgresError?.detail { message += " — \(detail)" }
             message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
             result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
-            return (results, [])
+            guard !before.files.isEmpty, (try? await server.makeTemplate(named: "pgevents_check_partial", { connection in try await before.apply(to: connection) })) != nil else {
+                return (results, [])
+            }
+            partial = true
         }
 
         // 2. The catalog.
@@ -141,6 +160,8 @@ public struct CheckRunner: Sendable {
         await connection.close()
         try? await inspection.drop()
         if shapes.isEmpty {
+            // After a failed migration, nothing more to say when the files before it notify from no trigger.
+            if partial { return (results, []) }
             let functions = untriggered.isEmpty
                 ? "no function notifies either"
                 : "functions that notify but no trigger runs (called from application code?): " + untriggered.map(\.description).joined(separator: "; ")
