@@ -86,6 +86,12 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         CorpusCase(path: "queue-payload-spec-wakeup", lines: { _ in [
             "✓ two rows in one transaction notify at least once on jobs_insert", "✓ INSERT notifies on jobs_insert once per row", "PASSED",
         ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "flyway-placeholders", arguments: ["--define", "schema=inbox", "--define", "channel=inbox_events"], lines: { _ in [
+            "Migrations read as: flyway", #"inbox.notifications notification_created INSERT → inbox_events: {"id" : 1, "recipient" : "v2"}"#, "PASSED",
+        ] }, absent: ["✗"]),
+        CorpusCase(path: "flyway-placeholders", exit: { _, _ in 2 }, lines: { _ in [
+            "flyway-placeholders/V1__schema.sql:1:15: placeholder ${schema} is not defined: pass --define schema=VALUE",
+        ] }),
         CorpusCase(path: "failing-later-file", exit: { _, _ in 1 }, lines: { _ in [
             #"✗ migrations apply: 002_broken.sql:4:1: column "lock_at" does not exist (SQLSTATE 42703); applied before it: 001_queue.sql; nothing after it"#,
             "✓ trigger qc_notify is enabled", "public.qc_jobs qc_notify INSERT → qc_qc_jobs: 1", "FAILED",

@@ -30,6 +30,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(help: "The migrations' layout: plain, flyway, dbmate, goose, golang-migrate or sqitch (default: detected).")
     var layout: String?
 
+    @Option(name: .customLong("define"), help: "A placeholder's value, NAME=VALUE (repeatable): Flyway's ${NAME}, psql's :NAME / :'NAME' / :\"NAME\".")
+    var defines: [String] = []
+
     @Option(help: "Also write a JUnit XML report to this file.")
     var junit: String?
 
@@ -46,8 +49,12 @@ struct CheckCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
             throw ExitCode(2)
         } catch let error as MigrationError {
-            // A file that cannot even be split into statements (an unterminated string): bad input.
+            // A file that cannot even be split into statements (an unterminated string), or an undefined
+            // placeholder: bad input.
             FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch let problem as Placeholders.Problem {
+            FileHandle.standardError.write(Data("pgevents check: \(problem.message)\n".utf8))
             throw ExitCode(2)
         }
         switch format {
@@ -74,6 +81,7 @@ struct CheckCommand: AsyncParsableCommand {
             }
             options.layout = known
         }
+        options.placeholders = try Placeholders(definitions: defines)
         return options
     }
 

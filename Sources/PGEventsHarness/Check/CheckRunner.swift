@@ -21,14 +21,17 @@ public struct CheckRunner: Sendable {
         public var source: String
         /// The migrations' layout; nil: detected from the directory.
         public var layout: MigrationLayout?
+        /// Values for the files' placeholders (`--define`).
+        public var placeholders: Placeholders
 
         public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil,
-                    layout: MigrationLayout? = nil) {
+                    layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders()) {
             self.spec = spec
             self.migrations = migrations ?? spec?.migrations ?? "."
             self.postgresBinDirectories = postgresBinDirectories
             self.source = source ?? spec?.file ?? self.migrations
             self.layout = layout
+            self.placeholders = placeholders
         }
     }
 
@@ -69,8 +72,8 @@ public struct CheckRunner: Sendable {
         // With a replication section the notifying triggers live on the subscriber: the table checks run on
         // its schema, and the pair (publisher schema from `migrations`) is checked after them.
         let replication = options.spec?.replication
-        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout)
-        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations, layout: options.layout) }
+        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout, placeholders: options.placeholders)
+        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations, layout: options.layout, placeholders: options.placeholders) }
         let installations = try binaries()
         var report = CheckReport(source: options.source)
         report.layout = migrationSet.layout.rawValue

@@ -48,11 +48,13 @@ public struct MigrationSet: Sendable {
     /// The files, in the order they are applied.
     public let files: [File]
 
-    /// Reads every migration file of `directory` as `layout` (nil: detected) says.
+    /// Reads every migration file of `directory` as `layout` (nil: detected) says, with `placeholders`
+    /// substituted (see `Placeholders`).
     ///
     /// Throws `HarnessError` (`.invalidInput`) when the directory is missing or holds no migration, and
-    /// `MigrationError` for a file that cannot be split (an unterminated string, a psql meta-command).
-    public init(directory: String, layout: MigrationLayout? = nil) throws {
+    /// `MigrationError` for a file that cannot be split (an unterminated string, a psql meta-command) or uses a
+    /// placeholder that is not defined.
+    public init(directory: String, layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders()) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HarnessError(code: .invalidInput, message: "migrations directory \(directory) does not exist")
@@ -95,7 +97,12 @@ public struct MigrationSet: Sendable {
         for name in names {
             let path = base + "/" + name
             let configuration = layout == .flyway ? try? String(contentsOfFile: path + ".conf", encoding: .utf8) : nil
-            let sections = MigrationSections(try read(name), layout: layout, flywayConfiguration: configuration)
+            var sections = MigrationSections(try read(name), layout: layout, flywayConfiguration: configuration)
+            do {
+                sections = try placeholders.substitute(in: sections, layout: layout, fileName: (name as NSString).lastPathComponent)
+            } catch {
+                throw MigrationError(file: path, line: error.line, column: error.column, message: error.message, postgresError: nil)
+            }
             let script: SQLScript
             do {
                 script = try SQLScript(sections.text, blocks: sections.blocks)
