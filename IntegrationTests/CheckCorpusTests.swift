@@ -92,6 +92,14 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         CorpusCase(path: "flyway-placeholders", exit: { _, _ in 2 }, lines: { _ in [
             "flyway-placeholders/V1__schema.sql:1:15: placeholder ${schema} is not defined: pass --define schema=VALUE",
         ] }),
+        CorpusCase(path: "needs-uuid-ossp", exit: { major, bin in has(extension: "uuid-ossp", major: major, binDirectory: bin) ? 0 : 2 }, lines: { exit in
+            exit == 0 ? ["✓ 2 migration file(s) apply", "PASSED"] : ["lacks extension uuid-ossp, which 001_extensions.sql:1 creates", "this server (PostgreSQL "]
+        }),
+        CorpusCase(path: "postgis-positions", exit: { major, bin in has(extension: "postgis", major: major, binDirectory: bin) ? 0 : 2 }, lines: { exit in
+            exit == 0
+                ? [#"public.vehicle_positions vehicle_moved INSERT → vehicle_moved: {"id" : 1, "vehicle" : "v2", "lon" : "#, "PASSED"]
+                : ["lacks extension postgis, which 001_postgis.sql:1 creates"]
+        }),
         CorpusCase(path: "failing-later-file", exit: { _, _ in 1 }, lines: { _ in [
             #"✗ migrations apply: 002_broken.sql:4:1: column "lock_at" does not exist (SQLSTATE 42703); applied before it: 001_queue.sql; nothing after it"#,
             "✓ trigger qc_notify is enabled", "public.qc_jobs qc_notify INSERT → qc_qc_jobs: 1", "FAILED",

@@ -132,6 +132,12 @@ public struct CheckRunner: Sendable {
             if let state = error.sqlState { message += " (SQLSTATE \(state))" }
             if let detail = error.postgresError?.detail { message += " — \(detail)" }
             message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
+            if let missing = MissingExtension(error) {
+                // Not the migration's fault: this server cannot have it.
+                throw HarnessError(code: .binaryNotFound,
+                                   message: "this server (PostgreSQL \(version) at \(server.binaries.directory)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
+                                   hint: "install \(missing.name) for PostgreSQL \(server.binaries.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.binaries.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR")
+            }
             result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
             guard !before.files.isEmpty, (try? await server.makeTemplate(named: "pgevents_check_partial", { connection in try await before.apply(to: connection) })) != nil else {
                 return (results, [])

@@ -217,6 +217,9 @@ public struct TableShape: Sendable {
         case "inet", "cidr": return .text("10.0.\(serial / 250 % 250).\(serial % 250 + 1)")
         case "macaddr": return .text(String(format: "08:00:2b:01:%02x:%02x", serial / 256 % 256, serial % 256))
         case "xid8", "xid": return .text(String(serial))
+        case "geometry", "geography":
+            // PostGIS: a point with the usual SRID, which a `geometry(Point, 4326)` column takes too.
+            return .text("SRID=4326;POINT(\(serial % 360 - 180) \(serial % 180 - 90))")
         default:
             if column.category == "A" { return .text("{}") }
             if column.category == "S" { return .text("v\(serial)") }
