@@ -24,7 +24,7 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .customLong("postgres-bin"), help: "A PostgreSQL bin directory to check on (repeatable: the checks run on each).")
     var postgresBin: [String] = []
 
-    @Option(help: "Report format on standard output: text or json.")
+    @Option(help: "Report format on standard output: text, json or tap (TAP 13, as pg_prove reads it).")
     var format: ReportFormat = .text
 
     @Option(help: "The migrations' layout: plain, flyway, dbmate, goose, golang-migrate or sqitch (default: detected).")
@@ -37,7 +37,7 @@ struct CheckCommand: AsyncParsableCommand {
     var junit: String?
 
     enum ReportFormat: String, ExpressibleByArgument {
-        case text, json
+        case text, json, tap
     }
 
     func run() async throws {
@@ -60,6 +60,7 @@ struct CheckCommand: AsyncParsableCommand {
         switch format {
         case .text: print(report.text(color: isatty(STDOUT_FILENO) == 1))
         case .json: print(try report.json())
+        case .tap: print(report.tap())
         }
         if let junit {
             do {
