@@ -33,6 +33,9 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .customLong("define"), help: "A placeholder's value, NAME=VALUE (repeatable): Flyway's ${NAME}, psql's :NAME / :'NAME' / :\"NAME\".")
     var defines: [String] = []
 
+    @Option(name: .customLong("database-url"), help: "Check on this existing server instead of throwaway clusters: scratch databases with unique names, dropped afterwards (the role needs CREATEDB).")
+    var databaseURL: String?
+
     @Option(help: "Also write a JUnit XML report to this file.")
     var junit: String?
 
@@ -83,6 +86,12 @@ struct CheckCommand: AsyncParsableCommand {
             options.layout = known
         }
         options.placeholders = try Placeholders(definitions: defines)
+        if let databaseURL {
+            guard postgresBin.isEmpty else {
+                throw HarnessError(code: .invalidInput, message: "--database-url and --postgres-bin exclude each other: check runs on the given server, or on throwaway clusters")
+            }
+            options.databaseURL = databaseURL
+        }
         return options
     }
 

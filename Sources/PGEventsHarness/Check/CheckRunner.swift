@@ -23,15 +23,19 @@ public struct CheckRunner: Sendable {
         public var layout: MigrationLayout?
         /// Values for the files' placeholders (`--define`).
         public var placeholders: Placeholders
+        /// An existing server to check on instead of throwaway clusters (`--database-url`): scratch databases
+        /// with unique names are created there and dropped afterwards; nil: throwaway clusters.
+        public var databaseURL: String?
 
         public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil,
-                    layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders()) {
+                    layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders(), databaseURL: String? = nil) {
             self.spec = spec
             self.migrations = migrations ?? spec?.migrations ?? "."
             self.postgresBinDirectories = postgresBinDirectories
             self.source = source ?? spec?.file ?? self.migrations
             self.layout = layout
             self.placeholders = placeholders
+            self.databaseURL = databaseURL
         }
     }
 
@@ -74,19 +78,39 @@ public struct CheckRunner: Sendable {
         let replication = options.spec?.replication
         let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout, placeholders: options.placeholders)
         let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations, layout: options.layout, placeholders: options.placeholders) }
-        let installations = try binaries()
         var report = CheckReport(source: options.source)
         report.layout = migrationSet.layout.rawValue
+        if let url = options.databaseURL {
+            guard replication == nil else {
+                throw HarnessError(code: .invalidInput, message: "--database-url: the spec's replication section needs two clusters of its own, which check starts itself",
+                                   hint: "leave out --database-url for this spec")
+            }
+            let server = try await ExistingCheckServer(url: url)
+            report.postgresVersions.append(server.version)
+            do {
+                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                report.results += results
+                report.observed += observed
+                await server.finish()
+            } catch {
+                await server.finish()
+                throw error
+            }
+            let elapsed = ContinuousClock.now - started
+            report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return report
+        }
+        let installations = try binaries()
         for binaries in installations {
-            let server = try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger)
+            let server = ThrowawayCheckServer(server: try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger))
             do {
                 report.postgresVersions.append(binaries.version)
                 let (results, observed) = try await check(on: server, migrations: migrationSet)
                 report.results += results
                 report.observed += observed
-                await server.shutdown()
+                await server.finish()
             } catch {
-                await server.shutdown()
+                await server.finish()
                 throw error
             }
             if let replication, let spec = options.spec, let publisherMigrations,
@@ -101,8 +125,8 @@ public struct CheckRunner: Sendable {
         return report
     }
 
-    private func check(on server: TemporaryPostgres, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
-        let version = server.binaries.version
+    private func check(on server: some CheckServer, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
+        let version = server.version
         var results: [CheckResult] = []
         func result(_ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
             results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
@@ -135,8 +159,8 @@ public struct CheckRunner: Sendable {
             if let missing = MissingExtension(error) {
                 // Not the migration's fault: this server cannot have it.
                 throw HarnessError(code: .binaryNotFound,
-                                   message: "this server (PostgreSQL \(version) at \(server.binaries.directory)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
-                                   hint: "install \(missing.name) for PostgreSQL \(server.binaries.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.binaries.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR")
+                                   message: "this server (PostgreSQL \(version) \(server.place)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
+                                   hint: "install \(missing.name) for PostgreSQL \(server.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR or --database-url URL")
             }
             result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
             guard !before.files.isEmpty, (try? await server.makeTemplate(named: "pgevents_check_partial", { connection in try await before.apply(to: connection) })) != nil else {
@@ -240,7 +264,7 @@ public struct CheckRunner: Sendable {
         return (results, observed)
     }
 
-    private func tableNames(on server: TemporaryPostgres) async throws -> [QualifiedName] {
+    private func tableNames(on server: some CheckServer) async throws -> [QualifiedName] {
         let database = try await server.makeDatabase()
         let connection = try await database.connect()
         let rows = try await connection.query("""

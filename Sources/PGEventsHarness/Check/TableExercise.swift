@@ -52,7 +52,7 @@ struct TableExercise {
     /// What went wrong before any operation could run (a row that cannot be generated): a sentence.
     struct SetupFailure: Error { var message: String }
 
-    func run(on database: TemporaryDatabase) async throws -> [ExercisedOperation] {
+    func run(on database: CheckDatabase) async throws -> [ExercisedOperation] {
         let writer = try await database.connect()
         let listener = try await database.connect()
         defer {
