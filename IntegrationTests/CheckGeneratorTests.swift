@@ -53,3 +53,35 @@ struct CheckGeneratorTests {
         #expect(report.passed, "\(report.dump)")
     }
 }
+
+@Suite("pgevents check: which operations fired each trigger")
+struct CheckCoverageTests {
+    @Test("per trigger, the operations that fired it; one that never fired is skipped with the reason, not passed; UPDATE OF columns are the ones updated")
+    func coverage() async throws {
+        let report = try await runCheck(["001.sql": """
+            CREATE TABLE tasks (id serial PRIMARY KEY, title text NOT NULL, priority int NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false);
+            CREATE FUNCTION task_event() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify(TG_ARGV[0], json_build_object('id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)::text); RETURN NULL; END $$;
+            -- Fires for every row.
+            CREATE TRIGGER tasks_created AFTER INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION task_event('task_created');
+            -- Only when priority changes: the generated UPDATE must change priority, not the first column.
+            CREATE TRIGGER tasks_reprioritised AFTER UPDATE OF priority ON tasks FOR EACH ROW EXECUTE FUNCTION task_event('task_priority');
+            -- Never, for the rows check writes: done stays false.
+            CREATE TRIGGER tasks_done AFTER UPDATE ON tasks FOR EACH ROW WHEN (NEW.done AND NOT OLD.done) EXECUTE FUNCTION task_event('task_done');
+            -- A condition inside the function that no generated row meets.
+            CREATE FUNCTION task_archived() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF OLD.title = 'archive me' THEN PERFORM pg_notify('task_archived', OLD.id::text); END IF; RETURN NULL; END $$;
+            CREATE TRIGGER tasks_archived AFTER DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION task_archived();
+            """])
+        func status(_ name: String) -> CheckStatus? { report.results.first { $0.name == name }?.status }
+        #expect(status("trigger tasks_created fired on INSERT") == .passed, "\(report.dump)")
+        #expect(status("trigger tasks_reprioritised fired on UPDATE") == .passed, "\(report.dump)")
+        let done = try #require(report.results.first { $0.name == "trigger tasks_done fired on UPDATE" }, "\(report.dump)")
+        #expect(done.status == .skipped)
+        #expect(done.message.contains("its WHEN ((new.done AND (NOT old.done))) was false for every generated row"), "\(done.message)")
+        let archived = try #require(report.results.first { $0.name == "trigger tasks_archived fired on DELETE" }, "\(report.dump)")
+        #expect(archived.status == .skipped)
+        #expect(archived.message.contains("did not notify for any generated row"), "\(archived.message)")
+        #expect(!report.results.contains { $0.name.contains("tasks_done") && $0.status == .passed && $0.name.contains("fired") })
+    }
+}

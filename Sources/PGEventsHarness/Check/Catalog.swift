@@ -59,6 +59,10 @@ public struct TriggerInfo: Sendable, Hashable {
     public var arguments: [String]
     /// Where its function (or a function it calls with the channel) notifies; empty: it does not notify.
     public var channelSources: [ChannelSource]
+    /// Its `WHEN (…)` condition, as PostgreSQL prints it; nil without one.
+    public var condition: String? = nil
+    /// The columns of `UPDATE OF a, b`; empty: any UPDATE.
+    public var updateColumns: [String] = []
 
     /// The channels known from the catalog.
     public var channels: [String] { channelSources.compactMap { $0.resolve(arguments: arguments, table: table) } }
@@ -88,7 +92,9 @@ public enum Catalog {
         let functions = try await notifyingFunctions(on: connection)
         let rows = try await connection.query("""
             SELECT n.nspname, c.relname, t.tgname, pn.nspname || '.' || p.proname, t.tgtype::int, t.tgenabled::text,
-                   encode(t.tgargs, 'hex'), t.tgnargs::int, p.oid::int8
+                   encode(t.tgargs, 'hex'), t.tgnargs::int, p.oid::int8, pg_get_triggerdef(t.oid), t.tgqual IS NOT NULL,
+                   coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+                              WHERE a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])), '{}')::text
               FROM pg_trigger t
               JOIN pg_class c ON c.oid = t.tgrelid
               JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,7 +118,9 @@ public enum Catalog {
                 timing: timing, operations: operations, firesOnTruncate: type & 32 != 0, forEachRow: type & 1 != 0,
                 enabled: try row.decode(String.self, at: 5).first ?? "O",
                 arguments: arguments,
-                channelSources: functions[try row.decode(Int64.self, at: 8)] ?? [])
+                channelSources: functions[try row.decode(Int64.self, at: 8)] ?? [],
+                condition: try row.decode(Bool.self, at: 10) ? TriggerCoverage.condition(inDefinition: try row.decode(String.self, at: 9)) : nil,
+                updateColumns: parseTextArray(try row.decode(String.self, at: 11)))
         }
     }
 

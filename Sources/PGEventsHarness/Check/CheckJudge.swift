@@ -37,6 +37,7 @@ struct CheckJudge {
         judgeTransactions()
         judgePayloads()
         judgeDeletePayloads()
+        results += TriggerCoverage(table: table, triggers: triggers, operations: operations, version: version).results()
     }
 
     // MARK: Triggers

@@ -235,7 +235,8 @@ public struct CheckRunner: Sendable {
                 let listened = channels
                 group.addTask {
                     let database = try await server.makeDatabase()
-                    let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened)
+                    let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
+                                                 updateColumns: tableTriggers.filter(\.notifies).flatMap(\.updateColumns))
                     let operations: [ExercisedOperation]
                     do {
                         operations = try await exercise.run(on: database)

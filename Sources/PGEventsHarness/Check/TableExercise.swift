@@ -46,6 +46,8 @@ struct TableExercise {
     let shape: TableShape
     let fixedValues: [String: String]
     let channels: Set<String>
+    /// Columns the base UPDATE should change first: those of a notifying trigger's `UPDATE OF`.
+    var updateColumns: [String] = []
 
     static let fenceChannel = "pgevents_check_fence"
 
@@ -265,6 +267,11 @@ struct TableExercise {
     /// With `onlyRequired`, a NOT NULL one (the optional columns are NULL on purpose: a filled one was refused).
     private func updateTarget(serial: Int, onlyRequired: Bool = false) -> (String, GeneratedValue?) {
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
+        for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil {
+            if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }), let value = shape.normalValue(column, serial: serial) {
+                return (column.name, value)
+            }
+        }
         for column in shape.columns where !keyColumns.contains(column.name) && !column.isIdentity && !column.isGenerated && fixedValues[column.name] == nil
             && (!onlyRequired || column.notNull) {
             if let value = shape.normalValue(column, serial: serial) { return (column.name, value) }
