@@ -19,6 +19,7 @@ public enum MigrationLayout: String, Sendable, Hashable, Codable, CaseIterable, 
     /// Sqitch: the changes listed in `sqitch.plan`, each `deploy/<change>.sql`, in plan order.
     case sqitch
 
+    /// The name `--layout` takes and the report shows: `golang-migrate`, `flyway`, …
     public var description: String { rawValue }
 
     /// The names `--layout` accepts, for messages.
@@ -147,6 +148,7 @@ struct FlywayName: Sendable, Hashable {
 
 /// Natural order of names: runs of digits compare as numbers (`2_x.sql` before `10_x.sql`), the rest as text.
 public enum NaturalOrder {
+    /// Whether `a` comes before `b`: `001_x` < `1_x` < `2_x` < `10_x` < `a` (a total order).
     public static func less(_ a: String, _ b: String) -> Bool {
         let (x, y) = (chunks(a), chunks(b))
         for (p, q) in zip(x, y) where p != q {

@@ -22,11 +22,13 @@ public struct MigrationSections: Sendable, Hashable {
     /// A marker that turns the file's transaction off, as written.
     public var noTransactionMarker: String?
 
+    /// Equal text, blocks (with their lines) and marker.
     public static func == (a: Self, b: Self) -> Bool {
         a.text == b.text && a.noTransactionMarker == b.noTransactionMarker
             && a.blocks.map(\.text) == b.blocks.map(\.text) && a.blocks.map(\.line) == b.blocks.map(\.line)
     }
 
+    /// Hashes the text and the marker (equal values have equal blocks too, so this is consistent with `==`).
     public func hash(into hasher: inout Hasher) {
         hasher.combine(text)
         hasher.combine(noTransactionMarker)

@@ -25,6 +25,7 @@ public struct MigrationSet: Sendable {
         /// Whether it runs in a transaction of its own.
         public var transaction: MigrationTransaction
 
+        /// A file as read; `MigrationSet.init(directory:)` makes these.
         public init(name: String, path: String, script: SQLScript, transaction: MigrationTransaction) {
             self.name = name
             self.path = path
@@ -35,6 +36,7 @@ public struct MigrationSet: Sendable {
 
     /// How one file was applied.
     public struct Applied: Sendable, Hashable {
+        /// The file's name, as in `File.name`.
         public var name: String
         /// Nil: in a transaction. Else why it ran statement by statement: its marker, or the statement
         /// PostgreSQL refused inside a transaction (e.g. `CREATE INDEX CONCURRENTLY cannot run inside a transaction block (SQLSTATE 25001)`).

@@ -12,17 +12,22 @@ import Foundation
 ///
 /// A placeholder that is not defined is an error naming it, with its line and column.
 public struct Placeholders: Sendable, Hashable {
+    /// Each placeholder's value, by name (without `${}` or `:`).
     public var values: [String: String]
 
+    /// Placeholders with these values; none by default (then any placeholder in a file is an error).
     public init(_ values: [String: String] = [:]) {
         self.values = values
     }
 
     /// A placeholder without a value, or a definition that is not `NAME=VALUE`.
     public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
+        /// What is wrong, naming the placeholder and how to define it.
         public var message: String
+        /// 1-based line and column in the file (0 for a bad `--define`).
         public var line: Int
         public var column: Int
+        /// `LINE:COLUMN: message`.
         public var description: String { "\(line):\(column): \(message)" }
     }
 
