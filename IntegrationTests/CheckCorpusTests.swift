@@ -105,6 +105,14 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
                 ? [#"public.vehicle_positions vehicle_moved INSERT → vehicle_moved: {"id" : 1, "vehicle" : "v2", "lon" : "#, "PASSED"]
                 : ["lacks extension postgis, which 001_postgis.sql:1 creates"]
         }),
+        CorpusCase(path: "tg-op-channels", lines: { _ in [
+            "✓ trigger wake_listeners fired on INSERT",
+            "! two rows in one transaction notify twice on mq.q_tasks.INSERT: two INSERTs committed together gave 1 notification(s) on mq.q_tasks.INSERT, not 2",
+            "mq.q_tasks wake_listeners INSERT → mq.q_tasks.INSERT: (empty)", "PASSED",
+        ] }, absent: ["✗", "skipped:", "unknown until run"]),
+        CorpusCase(path: "tg-op-channels", arguments: ["--format", "json"], lines: { _ in [
+            "notifies on mq.q_tasks.INSERT ('mq.' || TG_TABLE_NAME || '.' || TG_OP)",
+        ] }),
         CorpusCase(path: "failing-later-file", exit: { _, _ in 1 }, lines: { _ in [
             #"✗ migrations apply: 002_broken.sql:4:1: column "lock_at" does not exist (SQLSTATE 42703); applied before it: 001_queue.sql; nothing after it"#,
             "✓ trigger qc_notify is enabled", "public.qc_jobs qc_notify INSERT → qc_qc_jobs: 1", "FAILED",

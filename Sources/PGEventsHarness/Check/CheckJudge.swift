@@ -56,7 +56,7 @@ struct CheckJudge {
                 add("trigger \(trigger.name) is enabled", .passed, "\(trigger.timing.rawValue) \(trigger.operations.sorted().map(\.keyword).joined(separator: " OR ")) FOR EACH \(trigger.forEachRow ? "ROW" : "STATEMENT"), \(trigger.enabledDescription), notifies on \(describeChannels(trigger))")
             }
             if trigger.hasUnresolvedChannel {
-                let unresolved = trigger.channelSources.filter { $0.resolve(arguments: trigger.arguments, table: table) == nil }
+                let unresolved = trigger.channelSources.filter { trigger.resolutions(of: $0).isEmpty }
                 add("channel of \(trigger.name) is known", .skipped,
                     "its channel is computed at run time (\(unresolved.map(\.description).joined(separator: ", "))); only channels named in the spec or found elsewhere are listened to",
                     fix: "name the channel in the spec: tables.\(table).notify")
@@ -79,11 +79,10 @@ struct CheckJudge {
 
     private func describeChannels(_ trigger: TriggerInfo) -> String {
         trigger.channelSources.map { source in
-            if let channel = source.resolve(arguments: trigger.arguments, table: table) {
-                if case .literal = source { return channel }
-                return "\(channel) (\(source))"
-            }
-            return "\(source) (unknown until run)"
+            let channels = trigger.resolutions(of: source)
+            if channels.isEmpty { return "\(source) (unknown until run)" }
+            if case .literal = source { return channels[0] }
+            return "\(channels.joined(separator: ", ")) (\(source))"
         }.joined(separator: ", ")
     }
 
