@@ -73,6 +73,11 @@ struct CheckCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+        if let unavailable = report.unavailable {
+            // A server that lacks an extension the migrations need: a problem of the machine, not of the migrations.
+            for reason in unavailable { FileHandle.standardError.write(Data("pgevents check: \(reason)\n".utf8)) }
+            throw ExitCode(2)
+        }
         if !report.passed { throw ExitCode(1) }
     }
 

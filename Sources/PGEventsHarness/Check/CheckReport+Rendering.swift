@@ -58,6 +58,9 @@ extension CheckReport {
 
         let counts = CheckCounts(self)
         lines.append("")
+        for reason in unavailable ?? [] {
+            lines.append("Not checked: " + ReportEscaping.oneLine(reason))
+        }
         if let layout {
             lines.append("Migrations read as: \(ReportEscaping.oneLine(layout))")
         }
@@ -65,7 +68,7 @@ extension CheckReport {
             "\(counts.checks) \(counts.checks == 1 ? "check" : "checks"): \(counts.passed) passed, \(counts.failed) failed, "
                 + "\(counts.skipped) skipped" + (counts.warnings > 0 ? ", \(counts.warnings) \(counts.warnings == 1 ? "warning" : "warnings")" : "")
                 + " in \(Self.decimal(durationSeconds, places: 1)) s")
-        lines.append(passed ? paint.green("PASSED") : paint.red("FAILED"))
+        lines.append(passed ? paint.green("PASSED") : failures.isEmpty ? paint.red("INCOMPLETE") : paint.red("FAILED"))
         return lines.joined(separator: "\n")
     }
 

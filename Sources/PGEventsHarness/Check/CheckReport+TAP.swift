@@ -31,6 +31,7 @@ extension CheckReport {
                 lines.append("  ...")
             }
         }
+        for reason in unavailable ?? [] { lines.append("# not checked: " + ReportEscaping.oneLine(reason)) }
         let counts = CheckCounts(self)
         lines.append("# \(counts.passed) passed, \(counts.failed) failed, \(counts.skipped) skipped, \(counts.warnings) warnings" + (layout.map { "; layout \($0)" } ?? ""))
         return lines.joined(separator: "\n")

@@ -92,6 +92,9 @@ public struct CheckRunner: Sendable {
                 report.results += results
                 report.observed += observed
                 await server.finish()
+            } catch let lacking as ServerLacksExtension {
+                await server.finish()
+                report.unavailable = [lacking.message + "; " + lacking.hint]
             } catch {
                 await server.finish()
                 throw error
@@ -109,6 +112,11 @@ public struct CheckRunner: Sendable {
                 report.results += results
                 report.observed += observed
                 await server.finish()
+            } catch let lacking as ServerLacksExtension {
+                // This version cannot run the migrations at all; the others are still checked.
+                await server.finish()
+                report.unavailable = (report.unavailable ?? []) + [lacking.message + "; " + lacking.hint]
+                continue
             } catch {
                 await server.finish()
                 throw error
@@ -158,7 +166,7 @@ public struct CheckRunner: Sendable {
             message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
             if let missing = MissingExtension(error) {
                 // Not the migration's fault: this server cannot have it.
-                throw HarnessError(code: .binaryNotFound,
+                throw ServerLacksExtension(
                                    message: "this server (PostgreSQL \(version) \(server.place)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
                                    hint: "install \(missing.name) for PostgreSQL \(server.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR or --database-url URL")
             }

@@ -20,3 +20,12 @@ struct MissingExtension: Sendable, Hashable {
         guard !name.isEmpty else { return nil }
     }
 }
+
+/// A server version the check could not run on because it lacks an extension the migrations create: the run goes
+/// on with the other versions, and the report lists it in `CheckReport.unavailable` (exit status 2).
+struct ServerLacksExtension: Error, Sendable {
+    /// `this server (PostgreSQL 18.6 at DIR) lacks extension postgis, which 001_postgis.sql:1 creates`.
+    var message: String
+    /// What to install, or where else to check.
+    var hint: String
+}
