@@ -62,23 +62,27 @@ struct MigrationTests {
         await connection.close()
     }
 
-    @Test("statements that cannot run in a transaction get a hint, and run with the no-transaction marker")
+    @Test("a statement that cannot run in a transaction makes its file run again statement by statement, as psql would; a marker runs it so from the start")
     func noTransaction() async throws {
-        let bad = try migrationDirectory([
+        let directory = try migrationDirectory([
             "001.sql": "CREATE TABLE a (id int);",
-            "002.sql": "CREATE INDEX CONCURRENTLY a_id ON a (id);",
+            "002.sql": "INSERT INTO a VALUES (1);\nCREATE INDEX CONCURRENTLY a_id ON a (id);",
         ])
-        defer { try? FileManager.default.removeItem(atPath: bad) }
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let connection = try await Shared.database().connect()
-        let error = await #expect(throws: MigrationError.self) { try await MigrationSet(directory: bad).apply(to: connection) }
-        #expect(error?.sqlState == "25001")
-        #expect(error?.postgresError?.hint?.contains("-- pgevents: no-transaction") == true)
-
+        let applied = try await MigrationSet(directory: directory).applyReporting(to: connection)
+        #expect(applied.map(\.name) == ["001.sql", "002.sql"])
+        #expect(applied[0].outsideTransaction == nil)
+        #expect(applied[1].outsideTransaction?.contains("line 2") == true, "\(applied)")
+        #expect(applied[1].outsideTransaction?.contains("SQLSTATE 25001") == true, "\(applied)")
+        #expect(try await connection.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'a_id'").scalar(Int.self) == 1)
+        #expect(try await connection.query("SELECT count(*) FROM a").scalar(Int.self) == 1)  // the first attempt was rolled back whole
         await connection.close()
 
-        try "-- pgevents: no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);".write(toFile: bad + "/002.sql", atomically: true, encoding: .utf8)
+        try "-- pgevents: no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);".write(toFile: directory + "/002.sql", atomically: true, encoding: .utf8)
         let fresh = try await Shared.database().connect()
-        try await MigrationSet(directory: bad).apply(to: fresh)
+        let marked = try await MigrationSet(directory: directory).applyReporting(to: fresh)
+        #expect(marked[1].outsideTransaction == "-- pgevents: no-transaction")
         #expect(try await fresh.query("SELECT count(*) FROM pg_indexes WHERE indexname = 'a_id'").scalar(Int.self) == 1)
         await fresh.close()
     }

@@ -24,14 +24,23 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .customLong("postgres-bin"), help: "A PostgreSQL bin directory to check on (repeatable: the checks run on each).")
     var postgresBin: [String] = []
 
-    @Option(help: "Report format on standard output: text or json.")
+    @Option(help: "Report format on standard output: text, json or tap (TAP 13, as pg_prove reads it).")
     var format: ReportFormat = .text
+
+    @Option(help: "The migrations' layout: plain, flyway, dbmate, goose, golang-migrate or sqitch (default: detected).")
+    var layout: String?
+
+    @Option(name: .customLong("define"), help: "A placeholder's value, NAME=VALUE (repeatable): Flyway's ${NAME}, psql's :NAME / :'NAME' / :\"NAME\".")
+    var defines: [String] = []
+
+    @Option(name: .customLong("database-url"), help: "Check on this existing server instead of throwaway clusters: scratch databases with unique names, dropped afterwards (the role needs CREATEDB).")
+    var databaseURL: String?
 
     @Option(help: "Also write a JUnit XML report to this file.")
     var junit: String?
 
     enum ReportFormat: String, ExpressibleByArgument {
-        case text, json
+        case text, json, tap
     }
 
     func run() async throws {
@@ -43,13 +52,18 @@ struct CheckCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
             throw ExitCode(2)
         } catch let error as MigrationError {
-            // A file that cannot even be split into statements (an unterminated string): bad input.
+            // A file that cannot even be split into statements (an unterminated string), or an undefined
+            // placeholder: bad input.
             FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
+            throw ExitCode(2)
+        } catch let problem as Placeholders.Problem {
+            FileHandle.standardError.write(Data("pgevents check: \(problem.message)\n".utf8))
             throw ExitCode(2)
         }
         switch format {
         case .text: print(report.text(color: isatty(STDOUT_FILENO) == 1))
         case .json: print(try report.json())
+        case .tap: print(report.tap())
         }
         if let junit {
             do {
@@ -59,11 +73,34 @@ struct CheckCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
+        if let unavailable = report.unavailable {
+            // A server that lacks an extension the migrations need: a problem of the machine, not of the migrations.
+            for reason in unavailable { FileHandle.standardError.write(Data("pgevents check: \(reason)\n".utf8)) }
+            throw ExitCode(2)
+        }
         if !report.passed { throw ExitCode(1) }
     }
 
     /// What PATH and --spec say: the spec (if any) and the migrations directory.
     private func options() throws -> CheckRunner.Options {
+        var options = try specAndMigrations()
+        if let layout {
+            guard let known = MigrationLayout(rawValue: layout) else {
+                throw HarnessError(code: .invalidInput, message: "--layout \(layout): unknown layout", hint: "one of \(MigrationLayout.names)")
+            }
+            options.layout = known
+        }
+        options.placeholders = try Placeholders(definitions: defines)
+        if let databaseURL {
+            guard postgresBin.isEmpty else {
+                throw HarnessError(code: .invalidInput, message: "--database-url and --postgres-bin exclude each other: check runs on the given server, or on throwaway clusters")
+            }
+            options.databaseURL = databaseURL
+        }
+        return options
+    }
+
+    private func specAndMigrations() throws -> CheckRunner.Options {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path

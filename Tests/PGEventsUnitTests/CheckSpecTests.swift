@@ -157,7 +157,7 @@ struct CheckSpecTests {
         // Unknown keys, at every level.
         ("colour: red", "pgevents.yml:1:1: unknown key 'colour' (expected one of: channels, migrations, postgres, replication, tables)"),
         ("channels:\n  c:\n    format: json\n    feilds: {}", "pgevents.yml:4:5: channels.c: unknown key 'feilds' (expected one of: columns, fields, forbid, format, max_bytes)"),
-        ("tables:\n  t:\n    notify: {}\n    triggers: x", "pgevents.yml:4:5: tables.t: unknown key 'triggers' (expected one of: notify, trigger, values)"),
+        ("tables:\n  t:\n    notify: {}\n    triggers: x", "pgevents.yml:4:5: tables.t: unknown key 'triggers' (expected one of: notify, once_per, trigger, values)"),
         ("replication:\n  publication: p\n  table: [t]", "pgevents.yml:3:3: replication: unknown key 'table' (expected one of: publication, subscriber_migrations, tables)"),
         // The document.
         ("", "pgevents.yml: the file is empty"),

@@ -11,6 +11,9 @@ public enum ChannelSource: Sendable, Hashable, CustomStringConvertible {
     case concatenation([ChannelSource])
     /// The table the trigger is on (`TG_TABLE_NAME`) or its schema (`TG_TABLE_SCHEMA`).
     case tableName, tableSchema
+    /// The operation that fired the trigger (`TG_OP`: `INSERT`, `UPDATE`, `DELETE`), as in pgmq's
+    /// `'pgmq.' || TG_TABLE_NAME || '.' || TG_OP`.
+    case operation
     /// Anything else (a variable, a lookup): known only by watching.
     case dynamic(String)
 
@@ -21,20 +24,23 @@ public enum ChannelSource: Sendable, Hashable, CustomStringConvertible {
         case .concatenation(let parts): parts.map(\.description).joined(separator: " || ")
         case .tableName: "TG_TABLE_NAME"
         case .tableSchema: "TG_TABLE_SCHEMA"
+        case .operation: "TG_OP"
         case .dynamic(let expression): expression
         }
     }
 
-    /// The channel for a trigger with `arguments` on `table`; nil when it cannot be known from the catalog.
-    public func resolve(arguments: [String], table: QualifiedName) -> String? {
+    /// The channel for a trigger with `arguments` on `table`, fired by `operation`; nil when it cannot be known
+    /// from the catalog (or depends on `TG_OP` and no operation is given).
+    public func resolve(arguments: [String], table: QualifiedName, operation: TableOperation? = nil) -> String? {
         switch self {
+        case .operation: operation?.keyword
         case .literal(let name): name
         case .argument(let index): arguments.indices.contains(index) ? arguments[index] : nil
         case .tableName: table.name
         case .tableSchema: table.schema
         case .concatenation(let parts):
             parts.reduce(Optional("")) { text, part in
-                guard let text, let value = part.resolve(arguments: arguments, table: table) else { return nil }
+                guard let text, let value = part.resolve(arguments: arguments, table: table, operation: operation) else { return nil }
                 return text + value
             }
         case .dynamic: nil
@@ -59,11 +65,27 @@ public struct TriggerInfo: Sendable, Hashable {
     public var arguments: [String]
     /// Where its function (or a function it calls with the channel) notifies; empty: it does not notify.
     public var channelSources: [ChannelSource]
+    /// Its `WHEN (…)` condition, as PostgreSQL prints it; nil without one.
+    public var condition: String? = nil
+    /// The columns of `UPDATE OF a, b`; empty: any UPDATE.
+    public var updateColumns: [String] = []
 
     /// The channels known from the catalog.
-    public var channels: [String] { channelSources.compactMap { $0.resolve(arguments: arguments, table: table) } }
+    public var channels: [String] {
+        var found: [String] = []
+        for source in channelSources {
+            for channel in resolutions(of: source) where !found.contains(channel) { found.append(channel) }
+        }
+        return found
+    }
     /// Whether some channel can be known only by watching.
-    public var hasUnresolvedChannel: Bool { channelSources.contains { $0.resolve(arguments: arguments, table: table) == nil } }
+    public var hasUnresolvedChannel: Bool { channelSources.contains { resolutions(of: $0).isEmpty } }
+
+    /// The channels `source` names: one, or one per operation the trigger fires on when it uses `TG_OP`.
+    public func resolutions(of source: ChannelSource) -> [String] {
+        if let channel = source.resolve(arguments: arguments, table: table) { return [channel] }
+        return operations.sorted().compactMap { source.resolve(arguments: arguments, table: table, operation: $0) }
+    }
     public var notifies: Bool { !channelSources.isEmpty }
 
     /// `O`/`A` fire for ordinary sessions; `R`/`A` for the logical replication apply worker.
@@ -88,7 +110,9 @@ public enum Catalog {
         let functions = try await notifyingFunctions(on: connection)
         let rows = try await connection.query("""
             SELECT n.nspname, c.relname, t.tgname, pn.nspname || '.' || p.proname, t.tgtype::int, t.tgenabled::text,
-                   encode(t.tgargs, 'hex'), t.tgnargs::int, p.oid::int8
+                   encode(t.tgargs, 'hex'), t.tgnargs::int, p.oid::int8, pg_get_triggerdef(t.oid), t.tgqual IS NOT NULL,
+                   coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
+                              WHERE a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr::int2[])), '{}')::text
               FROM pg_trigger t
               JOIN pg_class c ON c.oid = t.tgrelid
               JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,7 +136,9 @@ public enum Catalog {
                 timing: timing, operations: operations, firesOnTruncate: type & 32 != 0, forEachRow: type & 1 != 0,
                 enabled: try row.decode(String.self, at: 5).first ?? "O",
                 arguments: arguments,
-                channelSources: functions[try row.decode(Int64.self, at: 8)] ?? [])
+                channelSources: functions[try row.decode(Int64.self, at: 8)] ?? [],
+                condition: try row.decode(Bool.self, at: 10) ? TriggerCoverage.condition(inDefinition: try row.decode(String.self, at: 9)) : nil,
+                updateColumns: parseTextArray(try row.decode(String.self, at: 11)))
         }
     }
 
@@ -379,6 +405,7 @@ enum NotifySourceScanner {
         let upper = text.uppercased().replacingOccurrences(of: " ", with: "")
         if upper == "TG_TABLE_NAME" || upper == "TG_RELNAME" { return .tableName }
         if upper == "TG_TABLE_SCHEMA" { return .tableSchema }
+        if upper == "TG_OP" { return .operation }
         if upper.hasPrefix("TG_ARGV[") && upper.hasSuffix("]"), let index = Int(upper.dropFirst("TG_ARGV[".count).dropLast()) {
             return .argument(index)
         }

@@ -37,6 +37,7 @@ struct CheckJudge {
         judgeTransactions()
         judgePayloads()
         judgeDeletePayloads()
+        results += TriggerCoverage(table: table, triggers: triggers, operations: operations, version: version).results()
     }
 
     // MARK: Triggers
@@ -55,7 +56,7 @@ struct CheckJudge {
                 add("trigger \(trigger.name) is enabled", .passed, "\(trigger.timing.rawValue) \(trigger.operations.sorted().map(\.keyword).joined(separator: " OR ")) FOR EACH \(trigger.forEachRow ? "ROW" : "STATEMENT"), \(trigger.enabledDescription), notifies on \(describeChannels(trigger))")
             }
             if trigger.hasUnresolvedChannel {
-                let unresolved = trigger.channelSources.filter { $0.resolve(arguments: trigger.arguments, table: table) == nil }
+                let unresolved = trigger.channelSources.filter { trigger.resolutions(of: $0).isEmpty }
                 add("channel of \(trigger.name) is known", .skipped,
                     "its channel is computed at run time (\(unresolved.map(\.description).joined(separator: ", "))); only channels named in the spec or found elsewhere are listened to",
                     fix: "name the channel in the spec: tables.\(table).notify")
@@ -78,11 +79,10 @@ struct CheckJudge {
 
     private func describeChannels(_ trigger: TriggerInfo) -> String {
         trigger.channelSources.map { source in
-            if let channel = source.resolve(arguments: trigger.arguments, table: table) {
-                if case .literal = source { return channel }
-                return "\(channel) (\(source))"
-            }
-            return "\(source) (unknown until run)"
+            let channels = trigger.resolutions(of: source)
+            if channels.isEmpty { return "\(source) (unknown until run)" }
+            if case .literal = source { return channels[0] }
+            return "\(channels.joined(separator: ", ")) (\(source))"
         }.joined(separator: ", ")
     }
 
@@ -175,15 +175,42 @@ struct CheckJudge {
         guard let single = operations.first(where: { $0.kind == .insert && $0.isBase }), single.error == nil, !single.notifications.isEmpty,
               let double = operations.first(where: { $0.kind == .twoRowInsert }), double.error == nil else { return }
         for channel in Set(single.notifications.map(\.channel)).sorted() {
-            let expected = single.notifications.filter { $0.channel == channel }.count * 2
+            let perSingle = single.notifications.filter { $0.channel == channel }.count
             let got = double.notifications.filter { $0.channel == channel }.count
+            let sending = triggers.filter { $0.notifies && $0.channels.contains(channel) }
+            let statementLevel = !sending.isEmpty && sending.allSatisfy { !$0.forEachRow }
+            // The spec asks for one notification per row only where it declares this channel for INSERT and
+            // does not say `once_per: transaction`; everything else is a wake-up signal until said otherwise.
+            let perRow = spec.map { $0.notify[.insert] == channel && $0.oncePer == .row } ?? false
+            if !perRow, spec?.notify[.insert] == channel {
+                add("two rows in one transaction notify at least once on \(channel)", got >= 1 ? .passed : .failed,
+                    got >= 1 ? "\(got) notification(s) (once_per: transaction)" : "two INSERTs committed together sent nothing on \(channel)",
+                    fix: got >= 1 ? nil : "check that a trigger fires AFTER INSERT and notifies on '\(channel)'")
+                continue
+            }
+            let expected = perSingle * 2
             if got >= expected {
                 add("two rows in one transaction notify twice on \(channel)", .passed, "\(got) notifications")
-            } else {
+                continue
+            }
+            let payload = double.notifications.first { $0.channel == channel }?.payload
+            let what = statementLevel
+                ? "\(sending.map(\.name).joined(separator: ", ")) \(sending.count == 1 ? "is a" : "are") FOR EACH STATEMENT trigger\(sending.count == 1 ? "" : "s"): two INSERTs committed together gave \(got) notification(s) on \(channel), not \(expected)"
+                : "two INSERTs committed together gave \(got) notification(s) on \(channel), not \(expected): PostgreSQL delivers identical payloads of one transaction once"
+            if perRow {
                 add("two rows in one transaction notify twice on \(channel)", .failed,
-                    "two INSERTs committed together gave \(got) notification(s) on \(channel), not \(expected): PostgreSQL delivers identical payloads of one transaction once, so the payload is not unique per row",
-                    payload: double.notifications.first { $0.channel == channel }?.payload,
-                    fix: "put the row's key (its primary key) in the payload")
+                    what + "; the spec says one notification per row",
+                    payload: payload,
+                    fix: statementLevel
+                        ? "a statement-level trigger cannot send one notification per row: make it FOR EACH ROW with the row's key in the payload, or write once_per: transaction in tables.\(table) if it is a wake-up signal"
+                        : "put the row's key (its primary key) in the payload, or write once_per: transaction in tables.\(table) if it is a wake-up signal")
+            } else {
+                add("two rows in one transaction notify twice on \(channel)", .warning,
+                    what + " — fine for a wake-up signal, not for one event per row",
+                    payload: payload,
+                    fix: statementLevel
+                        ? "nothing to do for a wake-up; if each row must reach the listener, use a FOR EACH ROW trigger with the row's key in the payload"
+                        : "nothing to do for a wake-up; if each row must reach the listener, put the row's key in the payload")
             }
         }
     }
@@ -253,7 +280,10 @@ struct CheckJudge {
             let payload = notification.payload
             let trimmed = payload.trimmingCharacters(in: .whitespaces)
             var problem: String?
-            if trimmed.isEmpty || trimmed == "null" {
+            let insertedPayload = insert.notifications.first { $0.channel == notification.channel }?.payload
+            let insertWasEmpty = insertedPayload.map { ["", "null"].contains($0.trimmingCharacters(in: .whitespaces)) } ?? false
+            if (trimmed.isEmpty || trimmed == "null") && !insertWasEmpty {
+                // (An empty payload on every operation is a wake-up signal, not a row built from NEW.)
                 problem = "the DELETE payload on \(notification.channel) is \(trimmed.isEmpty ? "empty" : "null")"
             } else if let deleted = jsonObject(payload),
                       let inserted = insert.notifications.first(where: { $0.channel == notification.channel }).flatMap({ jsonObject($0.payload) }) {

@@ -108,13 +108,17 @@ public struct TableSpec: Sendable, Hashable {
     public var notify: [TableOperation: String]
     /// The exact name of the trigger that must exist and be enabled, if given.
     public var trigger: String?
+    /// How many notifications the declared channels owe: one per row (the default: each row is an event), or
+    /// at least one per transaction (a wake-up signal whose identical payloads PostgreSQL may collapse).
+    public var oncePer: NotificationMultiplicity
     /// Column values fixed for every generated row (SQL literals as text, cast to the column's type).
     public var values: [String: String]
 
-    public init(table: QualifiedName, notify: [TableOperation: String], trigger: String? = nil, values: [String: String] = [:]) {
+    public init(table: QualifiedName, notify: [TableOperation: String], trigger: String? = nil, values: [String: String] = [:], oncePer: NotificationMultiplicity = .row) {
         self.table = table
         self.notify = notify
         self.trigger = trigger
+        self.oncePer = oncePer
         self.values = values
     }
 }
@@ -162,6 +166,9 @@ public enum CheckStatus: String, Sendable, Hashable, Codable {
     case passed, failed
     /// Not run, with the reason in the message (e.g. an operation the table has no trigger for).
     case skipped
+    /// A fact worth knowing that is not a defect by itself (e.g. identical payloads that PostgreSQL collapses in
+    /// one transaction, from a wake-up trigger): reported, and the check still passes.
+    case warning
 }
 
 /// One check: what was checked, on what, and what was found.
@@ -222,6 +229,12 @@ public struct CheckReport: Sendable, Hashable, Codable {
     public var observed: [ObservedChannel]
     /// Seconds the whole check took.
     public var durationSeconds: Double
+    /// Server versions the check could not run on, each with the reason (an extension the server lacks) and
+    /// what to do; nil when it ran on every version. Any makes `pgevents check` exit with status 2.
+    public var unavailable: [String]?
+    /// The migration layout the files were read as (`flyway`, `dbmate`, `goose`, `golang-migrate`, `sqitch`,
+    /// `plain`); nil for reports made before layouts were detected.
+    public var layout: String?
 
     public init(source: String, postgresVersions: [String] = [], results: [CheckResult] = [], observed: [ObservedChannel] = [], durationSeconds: Double = 0) {
         self.source = source
@@ -231,7 +244,9 @@ public struct CheckReport: Sendable, Hashable, Codable {
         self.durationSeconds = durationSeconds
     }
 
-    /// True when no check failed.
-    public var passed: Bool { !results.contains { $0.status == .failed } }
+    /// True when no check failed, on every version asked for.
+    public var passed: Bool { !results.contains { $0.status == .failed } && unavailable == nil }
     public var failures: [CheckResult] { results.filter { $0.status == .failed } }
+    /// The warnings: facts reported that do not fail the check.
+    public var warnings: [CheckResult] { results.filter { $0.status == .warning } }
 }

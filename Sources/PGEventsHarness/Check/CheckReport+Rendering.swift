@@ -36,6 +36,9 @@ extension CheckReport {
                     lines += detailLines(of: result).map { "    " + $0 }
                 case .skipped:
                     lines.append("  – \(name) (skipped" + (message.isEmpty ? ")" : ": \(message))"))
+                case .warning:
+                    lines.append("  ! \(name)" + (message.isEmpty ? "" : ": \(message)"))
+                    lines += detailLines(of: result).map { "    " + $0 }
                 }
             }
         }
@@ -48,17 +51,24 @@ extension CheckReport {
                 let trigger = ReportEscaping.oneLine(sample.trigger)
                 let operation = ReportEscaping.oneLine(sample.operation.uppercased())
                 let channel = ReportEscaping.oneLine(sample.channel)
-                let payload = ReportEscaping.excerpt(sample.samplePayload, limit: Self.observedPayloadLimit)
+                let payload = Self.shown(sample.samplePayload, limit: Self.observedPayloadLimit)
                 lines.append("  \(table) \(trigger) \(operation) → \(channel): \(payload)")
             }
         }
 
         let counts = CheckCounts(self)
         lines.append("")
+        for reason in unavailable ?? [] {
+            lines.append("Not checked: " + ReportEscaping.oneLine(reason))
+        }
+        if let layout {
+            lines.append("Migrations read as: \(ReportEscaping.oneLine(layout))")
+        }
         lines.append(
             "\(counts.checks) \(counts.checks == 1 ? "check" : "checks"): \(counts.passed) passed, \(counts.failed) failed, "
-                + "\(counts.skipped) skipped in \(Self.decimal(durationSeconds, places: 1)) s")
-        lines.append(passed ? paint.green("PASSED") : paint.red("FAILED"))
+                + "\(counts.skipped) skipped" + (counts.warnings > 0 ? ", \(counts.warnings) \(counts.warnings == 1 ? "warning" : "warnings")" : "")
+                + " in \(Self.decimal(durationSeconds, places: 1)) s")
+        lines.append(passed ? paint.green("PASSED") : failures.isEmpty ? paint.red("INCOMPLETE") : paint.red("FAILED"))
         return lines.joined(separator: "\n")
     }
 
@@ -102,6 +112,12 @@ extension CheckReport {
                     xml += testcase + ">\n"
                     xml += #"      <skipped message="\#(ReportEscaping.xml(result.message))"/>"# + "\n"
                     xml += "    </testcase>\n"
+                case .warning:
+                    // JUnit has no warnings: a passing test case whose output says what was found.
+                    let body = (["warning: " + result.message] + detailLines(of: result)).joined(separator: "\n")
+                    xml += testcase + ">\n"
+                    xml += "      <system-out>" + ReportEscaping.xml(body, inAttribute: false) + "</system-out>\n"
+                    xml += "    </testcase>\n"
                 }
             }
             xml += "  </testsuite>\n"
@@ -137,10 +153,16 @@ extension CheckReport {
     /// `payload: …`, `row: …`, `fix: …` for those a result has, each on one line (payload and row cut).
     func detailLines(of result: CheckResult) -> [String] {
         var lines: [String] = []
-        if let payload = result.payload { lines.append("payload: " + ReportEscaping.excerpt(payload, limit: Self.detailLimit)) }
+        if let payload = result.payload { lines.append("payload: " + Self.shown(payload, limit: Self.detailLimit)) }
         if let row = result.row { lines.append("row: " + ReportEscaping.excerpt(row, limit: Self.detailLimit)) }
         if let fix = result.fix { lines.append("fix: " + ReportEscaping.oneLine(fix)) }
         return lines
+    }
+
+    /// A payload as the reports show it: `(empty)` for an empty one (PostgreSQL sends NULL as empty too),
+    /// else its first `limit` characters on one line.
+    static func shown(_ payload: String, limit: Int) -> String {
+        payload.isEmpty ? "(empty)" : ReportEscaping.excerpt(payload, limit: limit)
     }
 
     /// `value` with `places` decimals, `.` as the separator whatever the locale; 0 when not finite.
@@ -155,6 +177,8 @@ struct CheckCounts: Encodable, Hashable {
     var passed = 0
     var failed = 0
     var skipped = 0
+    /// Passed with something worth knowing: counted apart from `passed`.
+    var warnings = 0
 
     init(_ results: [CheckResult]) {
         checks = results.count
@@ -163,6 +187,7 @@ struct CheckCounts: Encodable, Hashable {
             case .passed: passed += 1
             case .failed: failed += 1
             case .skipped: skipped += 1
+            case .warning: warnings += 1
             }
         }
     }

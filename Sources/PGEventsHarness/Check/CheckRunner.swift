@@ -19,12 +19,23 @@ public struct CheckRunner: Sendable {
         public var postgresBinDirectories: [String]
         /// What the report calls the source.
         public var source: String
+        /// The migrations' layout; nil: detected from the directory.
+        public var layout: MigrationLayout?
+        /// Values for the files' placeholders (`--define`).
+        public var placeholders: Placeholders
+        /// An existing server to check on instead of throwaway clusters (`--database-url`): scratch databases
+        /// with unique names are created there and dropped afterwards; nil: throwaway clusters.
+        public var databaseURL: String?
 
-        public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil) {
+        public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil,
+                    layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders(), databaseURL: String? = nil) {
             self.spec = spec
             self.migrations = migrations ?? spec?.migrations ?? "."
             self.postgresBinDirectories = postgresBinDirectories
             self.source = source ?? spec?.file ?? self.migrations
+            self.layout = layout
+            self.placeholders = placeholders
+            self.databaseURL = databaseURL
         }
     }
 
@@ -65,20 +76,49 @@ public struct CheckRunner: Sendable {
         // With a replication section the notifying triggers live on the subscriber: the table checks run on
         // its schema, and the pair (publisher schema from `migrations`) is checked after them.
         let replication = options.spec?.replication
-        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations)
-        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations) }
-        let installations = try binaries()
+        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout, placeholders: options.placeholders)
+        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations, layout: options.layout, placeholders: options.placeholders) }
         var report = CheckReport(source: options.source)
+        report.layout = migrationSet.layout.rawValue
+        if let url = options.databaseURL {
+            guard replication == nil else {
+                throw HarnessError(code: .invalidInput, message: "--database-url: the spec's replication section needs two clusters of its own, which check starts itself",
+                                   hint: "leave out --database-url for this spec")
+            }
+            let server = try await ExistingCheckServer(url: url)
+            report.postgresVersions.append(server.version)
+            do {
+                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                report.results += results
+                report.observed += observed
+                await server.finish()
+            } catch let lacking as ServerLacksExtension {
+                await server.finish()
+                report.unavailable = [lacking.message + "; " + lacking.hint]
+            } catch {
+                await server.finish()
+                throw error
+            }
+            let elapsed = ContinuousClock.now - started
+            report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return report
+        }
+        let installations = try binaries()
         for binaries in installations {
-            let server = try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger)
+            let server = ThrowawayCheckServer(server: try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger))
             do {
                 report.postgresVersions.append(binaries.version)
                 let (results, observed) = try await check(on: server, migrations: migrationSet)
                 report.results += results
                 report.observed += observed
-                await server.shutdown()
+                await server.finish()
+            } catch let lacking as ServerLacksExtension {
+                // This version cannot run the migrations at all; the others are still checked.
+                await server.finish()
+                report.unavailable = (report.unavailable ?? []) + [lacking.message + "; " + lacking.hint]
+                continue
             } catch {
-                await server.shutdown()
+                await server.finish()
                 throw error
             }
             if let replication, let spec = options.spec, let publisherMigrations,
@@ -93,28 +133,48 @@ public struct CheckRunner: Sendable {
         return report
     }
 
-    private func check(on server: TemporaryPostgres, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
-        let version = server.binaries.version
+    private func check(on server: some CheckServer, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
+        let version = server.version
         var results: [CheckResult] = []
         func result(_ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
             results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
         }
 
-        // 1. Migrations, into a template every table's exercise clones.
+        // 1. Migrations, into a template every table's exercise clones. When a file fails, the files before it
+        // are applied to a template of their own, and their triggers are still checked.
+        var partial = false
         do {
+            var applied: [MigrationSet.Applied] = []
             try await server.makeTemplate(named: "pgevents_check") { connection in
-                try await migrations.apply(to: connection)
+                applied = try await migrations.applyReporting(to: connection)
             }
-            result("migrations", "\(migrations.files.count) migration file(s) apply", .passed, migrations.files.map(\.name).joined(separator: ", "))
+            var message = migrations.files.map(\.name).joined(separator: ", ")
+            let outside = applied.filter { $0.outsideTransaction != nil }
+            var name = "\(migrations.files.count) migration file(s) apply"
+            if !outside.isEmpty {
+                message += "; outside a transaction, statement by statement: " + outside.map { "\($0.name) (\($0.outsideTransaction ?? ""))" }.joined(separator: "; ")
+                name += " (outside a transaction: \(outside.map(\.name).joined(separator: ", ")))"
+            }
+            result("migrations", name, .passed, message)
         } catch let error as MigrationError {
             let relative = error.file.hasPrefix(migrations.directory) ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
-            let applied = migrations.files.prefix { $0.path != error.file }.map(\.name)
+            let before = migrations.files(before: error.file)
+            let applied = before.files.map(\.name)
             var message = "\(relative):\(error.line):\(error.column): \(error.message)"
             if let state = error.sqlState { message += " (SQLSTATE \(state))" }
             if let detail = error.postgresError?.detail { message += " — \(detail)" }
             message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
+            if let missing = MissingExtension(error) {
+                // Not the migration's fault: this server cannot have it.
+                throw ServerLacksExtension(
+                                   message: "this server (PostgreSQL \(version) \(server.place)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
+                                   hint: "install \(missing.name) for PostgreSQL \(server.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR or --database-url URL")
+            }
             result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
-            return (results, [])
+            guard !before.files.isEmpty, (try? await server.makeTemplate(named: "pgevents_check_partial", { connection in try await before.apply(to: connection) })) != nil else {
+                return (results, [])
+            }
+            partial = true
         }
 
         // 2. The catalog.
@@ -137,11 +197,24 @@ public struct CheckRunner: Sendable {
         for trigger in triggers where trigger.notifies && shapes[trigger.table] == nil {
             if let shape = try await TableShape.read(trigger.table, on: connection) { shapes[trigger.table] = shape }
         }
+        let untriggered = shapes.isEmpty ? try await NotifyingFunction.untriggered(on: connection) : []
         await connection.close()
         try? await inspection.drop()
         if shapes.isEmpty {
-            result("catalog", "a trigger notifies", .failed, "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table",
-                   fix: "add the notifying trigger, or check the right directory")
+            // After a failed migration, nothing more to say when the files before it notify from no trigger.
+            if partial { return (results, []) }
+            let functions = untriggered.isEmpty
+                ? "no function notifies either"
+                : "functions that notify but no trigger runs (called from application code?): " + untriggered.map(\.description).joined(separator: "; ")
+            if spec == nil {
+                // Moving NOTIFY into application code or plain functions is a design, not a defect.
+                let found = untriggered.isEmpty ? "no function notifies either" : "functions that notify without a trigger: " + untriggered.map(\.description).joined(separator: "; ")
+                result("catalog", "no notifying trigger (nothing to exercise); \(found)", .passed,
+                       "no trigger in these migrations calls pg_notify or NOTIFY, so there is nothing to exercise; \(functions)")
+            } else {
+                result("catalog", "a trigger notifies", .failed, "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table; \(functions)",
+                       fix: "add the notifying trigger, or check the right directory")
+            }
             return (results, [])
         }
 
@@ -170,7 +243,8 @@ public struct CheckRunner: Sendable {
                 let listened = channels
                 group.addTask {
                     let database = try await server.makeDatabase()
-                    let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened)
+                    let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
+                                                 updateColumns: tableTriggers.filter(\.notifies).flatMap(\.updateColumns))
                     let operations: [ExercisedOperation]
                     do {
                         operations = try await exercise.run(on: database)
@@ -199,7 +273,7 @@ public struct CheckRunner: Sendable {
         return (results, observed)
     }
 
-    private func tableNames(on server: TemporaryPostgres) async throws -> [QualifiedName] {
+    private func tableNames(on server: some CheckServer) async throws -> [QualifiedName] {
         let database = try await server.makeDatabase()
         let connection = try await database.connect()
         let rows = try await connection.query("""

@@ -19,6 +19,7 @@ import PGEvents
 //     notify: {insert: new_event}   # the operations that must notify and their channel; {}: none may
 //     trigger: trigger_notify_new_event
 //     values: {json: '{"type":"m.room.message"}'}
+//     once_per: row                 # row (default): one notification per row | transaction: a wake-up signal
 // replication:
 //   publication: event_json_pub
 //   tables: [public.event_json]
@@ -31,7 +32,7 @@ extension CheckSpec {
     /// The keys of each level, for the "unknown key" errors.
     static let rootKeys: Set<String> = ["migrations", "postgres", "channels", "tables", "replication"]
     static let channelKeys: Set<String> = ["format", "fields", "columns", "max_bytes", "forbid"]
-    static let tableKeys: Set<String> = ["notify", "trigger", "values"]
+    static let tableKeys: Set<String> = ["notify", "trigger", "values", "once_per"]
     static let replicationKeys: Set<String> = ["publication", "tables", "subscriber_migrations"]
     /// PostgreSQL identifiers (channel, table, trigger, publication names) have at most 63 bytes.
     static let identifierBytes = 63
@@ -194,6 +195,13 @@ extension CheckSpec {
         var spec = TableSpec(table: table, notify: notify)
         if let node = present(fields["trigger"]) {
             spec.trigger = try identifier(node, what: "a trigger name")
+        }
+        if let node = present(fields["once_per"]) {
+            let text = try node.string()
+            guard let multiplicity = NotificationMultiplicity(rawValue: text) else {
+                throw node.error("unknown value '\(text)' (expected row: one notification per row, or transaction: a wake-up signal that may be collapsed)")
+            }
+            spec.oncePer = multiplicity
         }
         if let node = present(fields["values"]) {
             for (column, keyNode, value) in try node.orderedEntries() {

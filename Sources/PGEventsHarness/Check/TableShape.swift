@@ -156,6 +156,8 @@ public struct TableShape: Sendable {
         while index < characters.count {
             let character = characters[index]
             if character == "'" {
+                // The pattern of `~`, `LIKE` or `SIMILAR TO` is not a value the column takes (`slug ~ '^[a-z]+$'`).
+                let isPattern = isPatternOperand(characters, quoteAt: index)
                 var value = ""
                 index += 1
                 while index < characters.count {
@@ -166,7 +168,7 @@ public struct TableShape: Sendable {
                     value.append(characters[index])
                     index += 1
                 }
-                found.append(value)
+                if !isPattern { found.append(value) }
             } else if character.isNumber, index == 0 || !(characters[index - 1].isLetter || characters[index - 1] == "_") {
                 var value = ""
                 while index < characters.count && (characters[index].isNumber || characters[index] == ".") { value.append(characters[index]); index += 1 }
@@ -176,6 +178,20 @@ public struct TableShape: Sendable {
             index += 1
         }
         return found
+    }
+
+    /// Whether the string literal whose opening quote is at `quote` is the right-hand side of a pattern match:
+    /// `~`, `~*`, `!~`, `!~*`, `LIKE`, `ILIKE`, `SIMILAR TO` (as `pg_get_constraintdef` writes them, `~~` for LIKE).
+    static func isPatternOperand(_ characters: [Character], quoteAt quote: Int) -> Bool {
+        var end = quote
+        while end > 0, characters[end - 1].isWhitespace { end -= 1 }
+        let before = String(characters[max(0, end - 12)..<end]).uppercased()
+        if before.hasSuffix("~") || before.hasSuffix("~*") { return true }
+        for word in ["LIKE", "ILIKE", "SIMILAR TO"] where before.hasSuffix(word) {
+            let start = before.index(before.endIndex, offsetBy: -word.count)
+            if start == before.startIndex || !(before[before.index(before: start)].isLetter || before[before.index(before: start)] == "_") { return true }
+        }
+        return false
     }
 
     // MARK: Values
@@ -192,7 +208,8 @@ public struct TableShape: Sendable {
         }
         if !column.enumLabels.isEmpty { return .text(column.enumLabels[serial % column.enumLabels.count]) }
         switch column.baseType {
-        case "int2", "int4", "int8": return .text(String(serial))
+        case "int2": return .text(String(serial % Int(Int16.max)))  // a smallint holds at most 32,767
+        case "int4", "int8": return .text(String(serial))
         case "numeric":
             if let precision = column.precision, let scale = column.scale {
                 let digits = precision - scale
@@ -209,14 +226,18 @@ public struct TableShape: Sendable {
             return .text(value)
         case "uuid": return .text(UUID().uuidString.lowercased())
         case "json", "jsonb": return .text("{\"n\": \(serial)}")
-        case "timestamp", "timestamptz": return .text("2024-01-15 12:00:00+00")
-        case "date": return .text("2024-01-15")
-        case "time", "timetz": return .text("12:00:00")
-        case "interval": return .text("1 hour")
+        // Different for each row, so that a UNIQUE column of these types takes two rows.
+        case "timestamp", "timestamptz": return .text(String(format: "2024-01-15 %02d:%02d:%02d+00", serial / 3600 % 24, serial / 60 % 60, serial % 60))
+        case "date": return .text(String(format: "%04d-01-15", 2000 + serial % 1000))
+        case "time", "timetz": return .text(String(format: "%02d:%02d:%02d", serial / 3600 % 24, serial / 60 % 60, serial % 60))
+        case "interval": return .text("\(serial % 100_000 + 1) minutes")
         case "bytea": return .text("\\x" + String(format: "%04x", serial % 65536))
         case "inet", "cidr": return .text("10.0.\(serial / 250 % 250).\(serial % 250 + 1)")
         case "macaddr": return .text(String(format: "08:00:2b:01:%02x:%02x", serial / 256 % 256, serial % 256))
         case "xid8", "xid": return .text(String(serial))
+        case "geometry", "geography":
+            // PostGIS: a point with the usual SRID, which a `geometry(Point, 4326)` column takes too.
+            return .text("SRID=4326;POINT(\(serial % 360 - 180) \(serial % 180 - 90))")
         default:
             if column.category == "A" { return .text("{}") }
             if column.category == "S" { return .text("v\(serial)") }

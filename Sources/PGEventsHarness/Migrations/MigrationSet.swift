@@ -2,82 +2,197 @@ import PGEventsSystem
 import Foundation
 public import PGEventsPostgres
 
-/// The `*.sql` files of a directory, applied in lexical order of their names, each in its own transaction.
+/// The migration files of a directory, as their tool would run them: which files, in which order, which part of
+/// each (see `MigrationLayout`: plain, Flyway, dbmate, goose, golang-migrate, sqitch), each in its own transaction
+/// unless the file says otherwise.
 ///
-/// A file whose first comment says `-- pgevents: no-transaction` runs statement by statement without one
-/// (for `CREATE INDEX CONCURRENTLY`, `ALTER SYSTEM`, `CREATE SUBSCRIPTION` and the like).
+/// A file opts out of its transaction with its tool's marker — `-- +goose NO TRANSACTION`,
+/// `-- migrate:up transaction:false` (dbmate), `-- no-transaction` on the first line (sqlx),
+/// `executeInTransaction=false` in a Flyway `V…__x.sql.conf`, or `-- pgevents: no-transaction` — and then runs
+/// statement by statement, each committing on its own. A file without a marker whose statement cannot run inside
+/// a transaction (`CREATE INDEX CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`, …: SQLSTATE 25001) is rolled back
+/// and run again that way, as psql would run it. Sqitch's scripts run that way always (sqitch runs them with psql;
+/// they hold their own `BEGIN`/`COMMIT`).
 public struct MigrationSet: Sendable {
     /// One migration file.
     public struct File: Sendable {
-        /// The file name, e.g. `001_events.sql`.
+        /// The file name relative to the directory, e.g. `001_events.sql`, `deploy/jobs.sql`.
         public var name: String
         /// The full path.
         public var path: String
-        /// Its statements.
+        /// Its statements (of the part its tool runs).
         public var script: SQLScript
+        /// Whether it runs in a transaction of its own.
+        public var transaction: MigrationTransaction
+
+        /// A file as read; `MigrationSet.init(directory:)` makes these.
+        public init(name: String, path: String, script: SQLScript, transaction: MigrationTransaction) {
+            self.name = name
+            self.path = path
+            self.script = script
+            self.transaction = transaction
+        }
+    }
+
+    /// How one file was applied.
+    public struct Applied: Sendable, Hashable {
+        /// The file's name, as in `File.name`.
+        public var name: String
+        /// Nil: in a transaction. Else why it ran statement by statement: its marker, or the statement
+        /// PostgreSQL refused inside a transaction (e.g. `CREATE INDEX CONCURRENTLY cannot run inside a transaction block (SQLSTATE 25001)`).
+        public var outsideTransaction: String?
     }
 
     /// The directory the files were read from.
     public let directory: String
+    /// The layout the directory was read as.
+    public let layout: MigrationLayout
     /// The files, in the order they are applied.
     public let files: [File]
 
-    /// Reads and splits every `*.sql` file of `directory`.
+    /// Reads every migration file of `directory` as `layout` (nil: detected) says, with `placeholders`
+    /// substituted (see `Placeholders`).
     ///
-    /// Throws `HarnessError` (`.invalidInput`) when the directory is missing or holds no `.sql` file, and
-    /// `MigrationError` for a file that cannot be split (an unterminated string, a psql meta-command).
-    public init(directory: String) throws {
+    /// Throws `HarnessError` (`.invalidInput`) when the directory is missing or holds no migration, and
+    /// `MigrationError` for a file that cannot be split (an unterminated string, a psql meta-command) or uses a
+    /// placeholder that is not defined.
+    public init(directory: String, layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders()) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HarnessError(code: .invalidInput, message: "migrations directory \(directory) does not exist")
         }
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }.sorted()
-        guard !names.isEmpty else {
-            throw HarnessError(code: .invalidInput, message: "migrations directory \(directory) holds no *.sql file")
-        }
-        var files: [File] = []
-        for name in names {
-            let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-            let text: String
+        let base = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        let entries = try FileManager.default.contentsOfDirectory(atPath: directory)
+        func read(_ name: String) throws -> String {
+            let path = base + "/" + name
             do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
+                return try String(contentsOfFile: path, encoding: .utf8)
             } catch {
                 throw HarnessError(code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
             }
+        }
+        let layout = layout ?? MigrationLayout.detect(names: entries) { name in
+            name.hasSuffix(".sql") ? try? String(contentsOfFile: base + "/" + name, encoding: .utf8) : nil
+        }
+        var names: [String]
+        if layout == .sqitch {
+            guard entries.contains("sqitch.plan") else {
+                throw HarnessError(code: .invalidInput, message: "\(directory) has no sqitch.plan (--layout sqitch)")
+            }
+            names = []
+            for change in MigrationLayout.sqitchChanges(plan: try read("sqitch.plan")) {
+                let name = "deploy/\(change.name).sql"
+                guard FileManager.default.fileExists(atPath: base + "/" + name) else {
+                    throw HarnessError(code: .invalidInput, message: "\(base)/sqitch.plan:\(change.line): change '\(change.name)' has no deploy script \(name)")
+                }
+                names.append(name)
+            }
+        } else {
+            names = try layout.order(entries)
+        }
+        guard !names.isEmpty else {
+            let what = layout == .plain ? "*.sql file" : "migration of the \(layout) layout"
+            throw HarnessError(code: .invalidInput, message: "migrations directory \(directory) holds no \(what)",
+                               hint: layout == .plain ? nil : "give the layout with --layout (\(MigrationLayout.names))")
+        }
+        var files: [File] = []
+        for name in names {
+            let path = base + "/" + name
+            let configuration = layout == .flyway ? try? String(contentsOfFile: path + ".conf", encoding: .utf8) : nil
+            var sections = MigrationSections(try read(name), layout: layout, flywayConfiguration: configuration)
             do {
-                files.append(File(name: name, path: path, script: try SQLScript(text)))
+                sections = try placeholders.substitute(in: sections, layout: layout, fileName: (name as NSString).lastPathComponent)
             } catch {
                 throw MigrationError(file: path, line: error.line, column: error.column, message: error.message, postgresError: nil)
             }
+            let script: SQLScript
+            do {
+                script = try SQLScript(sections.text, blocks: sections.blocks)
+            } catch {
+                throw MigrationError(file: path, line: error.line, column: error.column, message: error.message, postgresError: nil)
+            }
+            let transaction: MigrationTransaction
+            if layout == .sqitch {
+                transaction = .none(marker: "sqitch runs deploy scripts with psql")
+            } else if let marker = sections.noTransactionMarker {
+                transaction = .none(marker: marker)
+            } else if script.noTransaction {
+                transaction = .none(marker: "-- pgevents: no-transaction")
+            } else {
+                transaction = .automatic
+            }
+            files.append(File(name: name, path: path, script: script, transaction: transaction))
         }
         self.directory = directory
+        self.layout = layout
         self.files = files
     }
 
-    /// Applies every file on `connection`; stops at the first failure, whose file is rolled back
-    /// (nothing after it is applied). Returns the names of the files applied.
+    /// The same set, with only the files before `name` (for checking what applied before a failure).
+    public func files(before path: String) -> MigrationSet {
+        MigrationSet(directory: directory, layout: layout, files: Array(files.prefix { $0.path != path }))
+    }
+
+    private init(directory: String, layout: MigrationLayout, files: [File]) {
+        self.directory = directory
+        self.layout = layout
+        self.files = files
+    }
+
+    /// Applies every file on `connection`; stops at the first failure, whose file is rolled back when it ran in
+    /// a transaction (nothing after it is applied). Returns the names of the files applied.
     @discardableResult
     public func apply(to connection: PostgresConnection) async throws -> [String] {
-        var applied: [String] = []
+        try await applyReporting(to: connection).map(\.name)
+    }
+
+    /// `apply(to:)`, saying of each file whether it ran in a transaction.
+    public func applyReporting(to connection: PostgresConnection) async throws -> [Applied] {
+        var applied: [Applied] = []
         for file in files {
-            try await Self.apply(file, to: connection)
-            applied.append(file.name)
+            applied.append(Applied(name: file.name, outsideTransaction: try await Self.apply(file, to: connection)))
         }
         return applied
     }
 
-    static func apply(_ file: File, to connection: PostgresConnection) async throws {
-        let transactional = !file.script.noTransaction
-        if transactional { try await connection.execute("BEGIN") }
+    /// Applies one file; returns why it ran outside a transaction, if it did.
+    static func apply(_ file: File, to connection: PostgresConnection) async throws -> String? {
+        if case .none(let marker) = file.transaction {
+            try await applyStatementByStatement(file, to: connection)
+            return marker
+        }
+        do {
+            try await applyInTransaction(file, to: connection)
+            return nil
+        } catch let error as MigrationError where error.cannotRunInTransaction {
+            // As psql would run it: each statement on its own (the transaction above was rolled back whole).
+            try await applyStatementByStatement(file, to: connection)
+            let state = error.sqlState.map { " (SQLSTATE \($0))" } ?? ""
+            return "line \(error.line): \(error.message)\(state)"
+        }
+    }
+
+    private static func applyInTransaction(_ file: File, to connection: PostgresConnection) async throws {
+        try await connection.execute("BEGIN")
         for statement in file.script.statements {
             if case .failure(let error) = await run(statement.text, on: connection) {
-                if transactional, await connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
+                if await connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
                 throw MigrationError(file: file.path, statement: statement, error: error)
             }
         }
-        if transactional, case .failure(let error) = await run("COMMIT", on: connection) {
+        if case .failure(let error) = await run("COMMIT", on: connection) {
             // Deferred constraints and the like fail at COMMIT: blame the file's last statement.
             throw MigrationError(file: file.path, statement: file.script.statements.last ?? .init(text: "COMMIT", line: 1, column: 1), error: error)
+        }
+    }
+
+    private static func applyStatementByStatement(_ file: File, to connection: PostgresConnection) async throws {
+        for statement in file.script.statements {
+            if case .failure(let error) = await run(statement.text, on: connection) {
+                // A transaction the file opened itself ends with it (outside one, ROLLBACK only warns).
+                if await connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
+                throw MigrationError(file: file.path, statement: statement, error: error)
+            }
         }
     }
 }
@@ -116,13 +231,18 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         let location = error.position.map { statement.location(ofCharacter: $0) } ?? (statement.line, statement.column)
         var error = error
         if error.sqlState == "25001" && error.hint == nil {
-            error.hint = "this statement cannot run inside a transaction: move it to a file of its own that starts with `-- pgevents: no-transaction`"
+            error.hint = "this statement cannot run inside a transaction: mark the file with its tool's no-transaction marker (or `-- pgevents: no-transaction`)"
         }
         self.init(file: file, line: location.0, column: location.1, message: error.message, postgresError: error)
     }
 
     /// The SQLSTATE, if the server gave one.
     public var sqlState: String? { postgresError?.sqlState }
+
+    /// PostgreSQL refused a statement because it ran inside a transaction block (25001: `CREATE INDEX
+    /// CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`, `ALTER TYPE … ADD VALUE` before PostgreSQL 12), or refused a
+    /// new enum value used in the transaction that added it (55P04).
+    public var cannotRunInTransaction: Bool { sqlState == "25001" || sqlState == "55P04" }
 
     public var description: String {
         var text = "\(file):\(line):\(column): "

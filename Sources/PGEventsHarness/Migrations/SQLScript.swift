@@ -203,3 +203,22 @@ public struct SQLScript: Sendable, Equatable {
         text.split(separator: "\n").allSatisfy { $0.trimmed().isEmpty || $0.trimmed().hasPrefix("--") }
     }
 }
+
+extension SQLScript {
+    /// Splits `text`, then adds `blocks` — statements the file delimits itself (goose's `StatementBegin` …
+    /// `StatementEnd`), run whole as written — in the order of their lines.
+    public init(_ text: String, blocks: [(text: String, line: Int)]) throws(Problem) {
+        let split = try SQLScript(text)
+        guard !blocks.isEmpty else {
+            self = split
+            return
+        }
+        let explicit = blocks.filter { !$0.text.trimmed().isEmpty }.map { Statement(text: $0.text, line: $0.line, column: 1) }
+        self.init(statements: (split.statements + explicit).sorted { ($0.line, $0.column) < ($1.line, $1.column) }, noTransaction: split.noTransaction)
+    }
+
+    init(statements: [Statement], noTransaction: Bool) {
+        self.statements = statements
+        self.noTransaction = noTransaction
+    }
+}

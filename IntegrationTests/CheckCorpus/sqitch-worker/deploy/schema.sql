@@ -1,0 +1,7 @@
+-- Deploy worker:schema to pg
+
+BEGIN;
+
+CREATE SCHEMA worker;
+
+COMMIT;

@@ -1,0 +1,4 @@
+BEGIN;
+DROP TRIGGER wake_workers ON worker.jobs;
+DROP FUNCTION worker.wake_workers();
+COMMIT;

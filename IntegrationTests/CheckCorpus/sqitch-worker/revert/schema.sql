@@ -1,0 +1,3 @@
+BEGIN;
+DROP SCHEMA worker;
+COMMIT;
