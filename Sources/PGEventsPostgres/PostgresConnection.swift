@@ -49,6 +49,12 @@ public actor PostgresConnection {
     private nonisolated let abortableSocket = Mutex<Int32>(-1)
     /// Set by the query watchdog when it aborted the connection.
     private nonisolated let timedOut = Atomic<Bool>(false)
+    /// When the statement in flight must have returned (`ContinuousClock` nanoseconds since the connection's clock
+    /// origin), or 0 when none is in flight: written around each statement, read by the watchdog.
+    private nonisolated let statementDeadline = Atomic<Int64>(0)
+    /// The one watchdog of this connection (while it has a ``queryTimeout``).
+    private var watchdog: Task<Void, Never>?
+    private nonisolated let clockOrigin = ContinuousClock.now
 
     private init(configuration: PostgresConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -59,6 +65,7 @@ public actor PostgresConnection {
 
     // Runs on the connection's own thread, like every other use of the handle.
     isolated deinit {
+        watchdog?.cancel()
         if let handle { PQfinish(handle) }
         executor.shutdown()
     }
@@ -110,6 +117,8 @@ public actor PostgresConnection {
 
     /// Closes the connection. Notification sequences end without error. Safe to call more than once.
     public func close() {
+        watchdog?.cancel()
+        watchdog = nil
         guard let handle else { return }
         executor.setWatch(nil)
         abortableSocket.withLock { $0 = -1 }
@@ -124,9 +133,25 @@ public actor PostgresConnection {
     /// The notices and warnings the server sent since the last call (`RAISE NOTICE` in a trigger, say).
     public func takeNotices() -> [String] { notices.take() }
 
-    /// Sets ``queryTimeout``.
+    /// Sets ``queryTimeout``. One watchdog task per connection checks the statement in flight a few times per
+    /// timeout; each statement only writes its deadline to an atomic, so the deadline costs nothing measurable.
     public func setQueryTimeout(_ timeout: Duration?) {
         queryTimeout = timeout
+        watchdog?.cancel()
+        watchdog = nil
+        guard let timeout else { return }
+        let period = min(max(timeout / 4, .milliseconds(10)), .seconds(1))
+        // Weak: a connection dropped without close() still goes away (its deinit frees the handle).
+        watchdog = Task.detached { [weak self] in
+            while (try? await Task.sleep(for: period)) != nil {
+                guard let connection = self else { return }
+                let deadline = connection.statementDeadline.load(ordering: .acquiring)
+                guard deadline != 0, connection.nanoseconds(since: connection.clockOrigin) > deadline else { continue }
+                connection.timedOut.store(true, ordering: .releasing)
+                connection.abort()
+                return
+            }
+        }
     }
 
     /// Breaks the connection from any thread: shuts its socket down, so that a statement waiting for a server that
@@ -138,15 +163,19 @@ public actor PostgresConnection {
         }
     }
 
-    /// Starts the watchdog of one statement when there is a ``queryTimeout``: it aborts the connection when the
-    /// statement has not returned in time. Cancel it when the statement returns.
-    private func startWatchdog() -> Task<Void, Never>? {
-        guard let queryTimeout else { return nil }
-        return Task.detached { [self] in
-            guard (try? await Task.sleep(for: queryTimeout)) != nil else { return }
-            timedOut.store(true, ordering: .releasing)
-            abort()
-        }
+    /// Arms the watchdog for one statement when there is a ``queryTimeout``; `disarm` when it returns.
+    private func arm() {
+        guard let queryTimeout else { return }
+        statementDeadline.store(nanoseconds(since: clockOrigin) + Int64(queryTimeout.inMilliseconds) * 1_000_000, ordering: .releasing)
+    }
+
+    private func disarm() {
+        if queryTimeout != nil { statementDeadline.store(0, ordering: .releasing) }
+    }
+
+    private nonisolated func nanoseconds(since origin: ContinuousClock.Instant) -> Int64 {
+        let (seconds, attoseconds) = (ContinuousClock.now - origin).components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     /// `error`, saying that the watchdog ended the statement when it did.
@@ -168,8 +197,8 @@ public actor PostgresConnection {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresResult {
         let handle = try usableHandle()
-        let watchdog = startWatchdog()
-        defer { watchdog?.cancel() }
+        arm()
+        defer { disarm() }
         do {
             let result = try withParameterTexts(parameters, statement: sql) { params in
                 PQexecParams(handle, sql, Int32(parameters.count), nil, params, nil, nil, 0)
@@ -188,8 +217,8 @@ public actor PostgresConnection {
         if sql.utf8.contains(0) {
             throw PostgresError(code: .invalidArgument, message: "SQL text contains a NUL byte", statement: sql)
         }
-        let watchdog = startWatchdog()
-        defer { watchdog?.cancel() }
+        arm()
+        defer { disarm() }
         do {
             return try consume(PQexec(handle, sql), statement: sql, function: "PQexec")
         } catch {

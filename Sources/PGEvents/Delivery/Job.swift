@@ -48,15 +48,23 @@ public struct Job: Sendable, Hashable {
 
     /// The job's delivery position as fixed-width digits, so that Redis compares positions as strings:
     /// the event's batch, its seq (both offset by 2^63, so negative table keys order too) and the job's index.
-    public var position: String {
-        Self.digits(UInt64(bitPattern: event.batch) &+ (1 << 63), width: 20)
-            + Self.digits(UInt64(bitPattern: event.seq) &+ (1 << 63), width: 20)
-            + Self.digits(UInt64(max(0, index)), width: 6)
-    }
+    public var position: String { String(decoding: positionBytes, as: UTF8.self) }
 
-    private static func digits(_ value: UInt64, width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    /// ``position`` as the bytes the writer sends (this runs once per job: one buffer, written from the right).
+    var positionBytes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 46) { buffer, count in
+            func put(_ value: UInt64, width: Int, end: Int) {
+                var value = value
+                for offset in stride(from: end - 1, through: end - width, by: -1) {
+                    buffer[offset] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+            }
+            put(UInt64(bitPattern: event.batch) &+ (1 << 63), width: 20, end: 20)
+            put(UInt64(bitPattern: event.seq) &+ (1 << 63), width: 20, end: 40)
+            put(UInt64(min(max(0, index), 999_999)), width: 6, end: 46)
+            count = 46
+        }
     }
 }
 

@@ -62,28 +62,23 @@ extension RedisJobWriter {
 
         """
 
-    /// Fields per job in the write script's arguments.
-    static let argumentsPerJob = 13
-
     // ARGV[1]: the delivered-positions hash; ARGV[2]: the batches' index; ARGV[3]: the dead-letter list; ARGV[4]: k,
-    // the number of destinations that failed earlier in this write, named in ARGV[5 … 4+k]. Then 13 per job:
-    //   kind: l (list), s (stream), b (batch to a list), B (batch to a stream), d (dead letter);
-    //   its destination's field in the hash; its position; destination; body;
-    //   s: maxlen ('' for none), seq, channel, created_at;
-    //   b/B: maxlen, -, channel, -, staging key, max items, max age (ms), group JSON;
-    //   d: -, -, -, -, the field of the destination it stands in for ('' for none).
-    // A job at or below its destination's position was written before (a replay): skipped. A job Redis refuses
-    // marks its destination failed: its later jobs are not tried (order), and the position stays put.
-    // Returns {status per job (1 written, 0 duplicate, F refused, S not tried), batches sent, items sent,
-    // ms until the next batch is due (-1 none open, -2 not looked at), batches dead-lettered,
-    // then pairs of (job number, Redis' error)}.
+    // the number of destinations that failed earlier in this write, named in ARGV[5 … 4+k]. Then each job: its
+    // destination's field in the hash, whose prefix is the job's kind (`l:` list, `s:` stream, `d:` dead letter,
+    // `b:list:`/`b:stream:` batch), its position, destination and body, then what its kind needs:
+    //   s: maxlen ('' for none), seq, channel, created_at
+    //   b: maxlen, channel, staging key, max items, max age (ms), group JSON
+    //   d: the field of the destination it stands in for ('' for none) A job at or below its destination's position was written before
+    // (a replay): skipped. A job Redis refuses marks its destination failed: its later jobs are not tried (order), and
+    // the position stays put. Returns {status per job (1 written, 0 duplicate, F refused, S not tried), batches sent,
+    // items sent, ms until the next batch is due (-1 none open, -2 not looked at), batches dead-lettered, then pairs of
+    // (job number, Redis' error)}.
     static let writeBody = """
         local hash, index, dead = ARGV[1], ARGV[2], ARGV[3]
         local failed, marks = {}, {}
         local k = tonumber(ARGV[4])
         for j = 1, k do failed[ARGV[4 + j]] = true end
-        local base = 4 + k
-        local count = (#ARGV - base) / 13
+        local a = 5 + k
         local status, errors = {}, {}
         local sent, items, deadened = 0, 0, 0
         local batched = false
@@ -96,9 +91,17 @@ extension RedisJobWriter {
           end
           return mark
         end
-        for i = 1, count do
-          local a = base + (i - 1) * 13
-          local kind, field, pos, dest, body = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+        local i = 0
+        while a <= #ARGV do
+          i = i + 1
+          local field, pos, dest, body = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+          local kind = string.sub(field, 1, 1)
+          if kind == 'b' and string.sub(field, 1, 9) == 'b:stream:' then kind = 'B' end
+          local extra = a + 4
+          if kind == 'l' then a = a + 4
+          elseif kind == 's' then a = a + 8
+          elseif kind == 'd' then a = a + 5
+          else a = a + 10 end
           if failed[field] then
             status[i] = 'S'
           else
@@ -111,20 +114,20 @@ extension RedisJobWriter {
               if kind == 'l' or kind == 'd' then
                 reply = redis.pcall('LPUSH', dest, body)
               elseif kind == 's' then
-                if ARGV[a + 6] == '' then
-                  reply = redis.pcall('XADD', dest, '*', 'seq', ARGV[a + 7], 'channel', ARGV[a + 8], 'payload', body, 'created_at', ARGV[a + 9])
+                if ARGV[extra] == '' then
+                  reply = redis.pcall('XADD', dest, '*', 'seq', ARGV[extra + 1], 'channel', ARGV[extra + 2], 'payload', body, 'created_at', ARGV[extra + 3])
                 else
-                  reply = redis.pcall('XADD', dest, 'MAXLEN', '~', ARGV[a + 6], '*', 'seq', ARGV[a + 7], 'channel', ARGV[a + 8], 'payload', body, 'created_at', ARGV[a + 9])
+                  reply = redis.pcall('XADD', dest, 'MAXLEN', '~', ARGV[extra], '*', 'seq', ARGV[extra + 1], 'channel', ARGV[extra + 2], 'payload', body, 'created_at', ARGV[extra + 3])
                 end
               else
                 if now == nil then now = now_ms() end
                 batched = true
-                local staging = ARGV[a + 10]
+                local staging = ARGV[extra + 2]
                 local meta = staging .. ':meta'
                 if redis.call('EXISTS', meta) == 0 then
-                  redis.call('HSET', meta, 'destination', dest, 'kind', kind == 'B' and 'stream' or 'list', 'maxlen', ARGV[a + 6],
-                    'group', ARGV[a + 13], 'channel', ARGV[a + 8], 'opened', now, 'order', redis.call('INCR', index .. ':order'))
-                  redis.call('ZADD', index, now + tonumber(ARGV[a + 12]), staging)
+                  redis.call('HSET', meta, 'destination', dest, 'kind', kind == 'B' and 'stream' or 'list', 'maxlen', ARGV[extra],
+                    'group', ARGV[extra + 5], 'channel', ARGV[extra + 1], 'opened', now, 'order', redis.call('INCR', index .. ':order'))
+                  redis.call('ZADD', index, now + tonumber(ARGV[extra + 4]), staging)
                 end
                 staged = redis.call('RPUSH', staging, body)
                 reply = staged
@@ -138,16 +141,16 @@ extension RedisJobWriter {
                 redis.call('HSET', hash, field, pos)
                 marks[field] = pos
                 status[i] = '1'
-                if kind == 'd' and ARGV[a + 10] ~= '' then
-                  local other = ARGV[a + 10]
+                if kind == 'd' and ARGV[extra] ~= '' then
+                  local other = ARGV[extra]
                   local theirs = mark_of(other)
                   if theirs == '' or pos > theirs then
                     redis.call('HSET', hash, other, pos)
                     marks[other] = pos
                   end
                 end
-                if staged ~= nil and staged >= tonumber(ARGV[a + 11]) then
-                  local n, d = flush(index, ARGV[a + 10], 'full', now, dead)
+                if staged ~= nil and staged >= tonumber(ARGV[extra + 3]) then
+                  local n, d = flush(index, ARGV[extra + 2], 'full', now, dead)
                   if n == nil then return redis.error_reply(d) end
                   sent = sent + 1
                   items = items + n

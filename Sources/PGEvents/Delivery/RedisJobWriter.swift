@@ -125,33 +125,35 @@ public struct RedisJobWriter: Sendable {
             "EVALSHA", RedisArgument(sha), "0", RedisArgument(deliveredKey(consumer: consumer)),
             RedisArgument(batchIndexKey(consumer: consumer)), RedisArgument(deadLetterQueue), RedisArgument(failedFields.count),
         ]
-        command.reserveCapacity(command.count + failedFields.count + slice.count * Self.argumentsPerJob)
+        command.reserveCapacity(command.count + failedFields.count + slice.count * 5)
         for field in failedFields { command.append(RedisArgument(field)) }
+        // A destination's field and name are the same for all its jobs: made once per write.
+        var names: [Job.Destination: (field: RedisArgument, name: RedisArgument)] = [:]
         for job in slice {
-            let empty = RedisArgument("")
-            let field = RedisArgument(Self.field(for: job.destination))
-            let position = RedisArgument(job.position)
+            let destination: (field: RedisArgument, name: RedisArgument)
+            if let known = names[job.destination] {
+                destination = known
+            } else {
+                destination = (RedisArgument(Self.field(for: job.destination)), RedisArgument(job.destination.name))
+                names[job.destination] = destination
+            }
+            command += [destination.field, RedisArgument(job.positionBytes), destination.name, RedisArgument(job.body)]
             switch job.destination {
-            case .list(let name):
-                command += ["l", field, position, RedisArgument(name), RedisArgument(job.body), empty, empty, empty, empty, empty, empty, empty, empty]
-            case .stream(let name, let maxLength):
+            case .list:
+                break
+            case .stream(_, let maxLength):
                 command += [
-                    "s", field, position, RedisArgument(name), RedisArgument(job.body), maxLength.map { RedisArgument($0) } ?? empty,
-                    RedisArgument(String(job.event.seq)), RedisArgument(job.event.channel), RedisArgument(StreamTimestamp.text(job.event.createdAt)),
-                    empty, empty, empty, empty,
+                    maxLength.map { RedisArgument($0) } ?? "", RedisArgument(String(job.event.seq)), RedisArgument(job.event.channel),
+                    RedisArgument(StreamTimestamp.text(job.event.createdAt)),
                 ]
             case .batch(let batch):
                 command += [
-                    batch.sink == .stream ? "B" : "b", field, position, RedisArgument(batch.queue), RedisArgument(job.body),
-                    batch.streamMaxLength.map { RedisArgument($0) } ?? empty, empty, RedisArgument(batch.channel), empty,
+                    batch.streamMaxLength.map { RedisArgument($0) } ?? "", RedisArgument(batch.channel),
                     RedisArgument(stagingKey(consumer: consumer, batch)), RedisArgument(batch.spec.maxItems),
                     RedisArgument(batch.spec.maxAge.inMilliseconds), RedisArgument(batch.group),
                 ]
-            case .deadLetter(let name, let replaced):
-                command += [
-                    "d", field, position, RedisArgument(name), RedisArgument(job.body), empty, empty, empty, empty,
-                    RedisArgument(replaced?.field ?? ""), empty, empty, empty,
-                ]
+            case .deadLetter(_, let replaced):
+                command.append(RedisArgument(replaced?.field ?? ""))
             }
         }
         return command
