@@ -314,7 +314,6 @@ struct BoundedGrowthTests {
                 try await waitForJobs(reader, count: 32_000, seconds: 60)
                 try await withTimeout(30) {
                     while try await writer.query("SELECT count(*) FROM pgevents.journal").scalar(Int.self) > 0 {
-                        try await writer.query("SELECT pg_notify('new_event', '')")  // a wake-up: the prune runs after a drain
                         try await Task.sleep(for: .milliseconds(200))
                     }
                 }

@@ -94,6 +94,13 @@ public struct EventProcessor: Service {
                     wake.yield(.timer)
                 }
             }
+            if configuration.source == .journal, configuration.pruneInterval > 0 {
+                let pruner = JournalPruner(
+                    postgres: configuration.workerConnection(postgres: postgres),
+                    interval: ProcessorConfiguration.duration(configuration.pruneInterval),
+                    queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout), logger: logger)
+                group.addTask { await pruner.run() }
+            }
             if let batchPoll {
                 // Batches fall due by time: look at the deadline Redis last reported a few times per max_seconds.
                 group.addTask {
@@ -105,8 +112,6 @@ public struct EventProcessor: Service {
             }
             requests.drain.store(true, ordering: .releasing)
             wake.yield(.timer)  // catch up once at start, whatever the listener does
-            var lastPrune = ContinuousClock.now
-            var pruneBehind = false
             for await _ in wakeUps.cancelOnGracefulShutdown() {
                 if batchPoll != nil, let deadline = delivery.nextBatchDeadline, deadline <= .now {
                     try await delivery.flushBatches()
@@ -119,23 +124,6 @@ public struct EventProcessor: Service {
                 if let caughtUp { listener.catchUpFinished(generation: caughtUp) }
                 if progress.delivered > 0 || progress.duplicates > 0 {
                     logger.debug("delivered", metadata: ["events": "\(progress.delivered)", "duplicates": "\(progress.duplicates)"])
-                }
-                // Pruning keeps pace with delivery: in short transactions until caught up, a second at a time; when it
-                // is not caught up, the next wake-up goes on with it.
-                if configuration.source == .journal, configuration.pruneInterval > 0,
-                   pruneBehind || ContinuousClock.now - lastPrune > ProcessorConfiguration.duration(configuration.pruneInterval) {
-                    lastPrune = .now
-                    do {
-                        let pruned = try await delivery.prune()
-                        pruneBehind = !pruned.caughtUp
-                        if pruneBehind {
-                            requests.drain.store(true, ordering: .releasing)
-                            wake.yield(.timer)
-                        }
-                        if pruned.deleted > 0 { logger.debug("pruned", metadata: ["events": "\(pruned.deleted)", "caught_up": "\(pruned.caughtUp)"]) }
-                    } catch {
-                        logger.warning("pruning the journal failed", metadata: ["error": "\(error)"])
-                    }
                 }
             }
             group.cancelAll()

@@ -330,7 +330,8 @@ public final class EventDelivery {
     // MARK: Pruning
 
     /// Deletes journal events every consumer has delivered, in short transactions of at most `limit` events each,
-    /// until caught up or `budget` has passed; returns how many, and whether it caught up.
+    /// until caught up or `budget` has passed; returns how many, and whether it caught up. (The processor prunes
+    /// with a `JournalPruner` of its own, beside delivery; this is for tools and tests.)
     @discardableResult
     public func prune(limit: Int = 5_000, budget: Duration = .seconds(1)) async throws -> (deleted: Int, caughtUp: Bool) {
         let connection = try await postgresConnection()

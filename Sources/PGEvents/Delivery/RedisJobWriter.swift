@@ -127,16 +127,21 @@ public struct RedisJobWriter: Sendable {
         ]
         command.reserveCapacity(command.count + failedFields.count + slice.count * 5)
         for field in failedFields { command.append(RedisArgument(field)) }
-        // A destination's field and name are the same for all its jobs: made once per write.
+        // A destination's field and name are the same for all its jobs: made once per write (and jobs mostly come in
+        // runs of one destination: compared with the last one before hashing).
         var names: [Job.Destination: (field: RedisArgument, name: RedisArgument)] = [:]
+        var last: (destination: Job.Destination, field: RedisArgument, name: RedisArgument)?
         for job in slice {
             let destination: (field: RedisArgument, name: RedisArgument)
-            if let known = names[job.destination] {
+            if let last, last.destination == job.destination {
+                destination = (last.field, last.name)
+            } else if let known = names[job.destination] {
                 destination = known
             } else {
                 destination = (RedisArgument(Self.field(for: job.destination)), RedisArgument(job.destination.name))
                 names[job.destination] = destination
             }
+            last = (job.destination, destination.field, destination.name)
             command += [destination.field, RedisArgument(job.positionBytes), destination.name, RedisArgument(job.body)]
             switch job.destination {
             case .list:
