@@ -4,9 +4,12 @@ import PGEventsPostgres
 
 /// One server for the whole test process (each test takes its own database from it); stopped at exit.
 enum Shared {
-    // Many tests run at once, each with processors (listener, heartbeat, worker) and connections of its own.
+    /// Many tests run at once, each with processors (listener, heartbeat, worker) and connections of its own.
+    /// Every use of the shared server passes this: the first call starts it.
+    static let configuration = TemporaryPostgres.Configuration(settings: ["max_connections": "400"])
+
     static func postgres() async throws -> TemporaryPostgres {
-        try await TemporaryPostgres.shared(.init(settings: ["max_connections": "400"]))
+        try await TemporaryPostgres.shared(configuration)
     }
 
     /// A fresh database of the shared server.

@@ -123,7 +123,7 @@ func readStatusUID(pid: Int32) throws -> UInt32? {
 struct ExpectationTests {
     @Test("expectNotification returns the matching one, or names the channel and what came instead")
     func notifications() async throws {
-        let template = try await TemporaryPostgres.sharedTemplate(named: "expectations") { db in
+        let template = try await TemporaryPostgres.sharedTemplate(named: "expectations", configuration: Shared.configuration) { db in
             try await db.execute("CREATE TABLE events (kind text)")
         }
         let database = try await template.makeDatabase()

@@ -105,16 +105,17 @@ struct RedisWaitTests {
                 if let password = primary.configuration.password { try await follower.command("CONFIG", "SET", "masterauth", RedisArgument(password)) }
                 try await follower.command("REPLICAOF", "127.0.0.1", RedisArgument(primary.port))
                 let leader = try await primary.connect()
-                try await withTimeout(30) {
+                // A replica's first sync forks the primary for a snapshot: slow on a loaded machine.
+                try await withTimeout(90) {
                     while !(try await leader.command("INFO", "replication").string ?? "").contains("connected_slaves:1") {
                         try await Task.sleep(for: .milliseconds(50))
                     }
                 }
                 var configuration = try processorConfiguration(consumer: "replicated")
-                configuration.redisWait = RedisWait(replicas: 1, timeout: .seconds(2))
+                configuration.redisWait = RedisWait(replicas: 1, timeout: .seconds(5))
                 try await withRunningProcessor(EventProcessor(configuration: configuration, postgres: database.configuration, redis: primary.configuration, logger: Logger(label: "test"))) {
                     try await writer.query("INSERT INTO events (body) VALUES ('replicated')")
-                    try await waitForJobs(follower, count: 1)
+                    try await waitForJobs(follower, count: 1, seconds: 90)
                 }
                 #expect(try await jobs(follower) == ["replicated"])
 

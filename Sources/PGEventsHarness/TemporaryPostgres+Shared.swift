@@ -23,10 +23,12 @@ extension TemporaryPostgres {
     /// let template = try await TemporaryPostgres.sharedTemplate { db in try await db.execute(mySchemaSQL) }
     /// let database = try await template.makeDatabase()   // per test
     /// ```
+    /// `configuration` starts the shared server if this is the first call (see ``shared(_:)``).
     public static func sharedTemplate(
-        named name: String = "pgevents_template", _ setup: @escaping @Sendable (PostgresConnection) async throws -> Void
+        named name: String = "pgevents_template", configuration: Configuration = Configuration(),
+        _ setup: @escaping @Sendable (PostgresConnection) async throws -> Void
     ) async throws -> Template {
-        let server = try await shared()
+        let server = try await shared(configuration)
         let making = sharedTemplates.withLock { templates in
             if let making = templates[name] { return making }
             let making = Task { try await server.makeTemplate(named: name, asDefault: false, setup) }

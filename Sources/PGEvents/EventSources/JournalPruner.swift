@@ -1,5 +1,5 @@
-public import Logging
-public import PGEventsPostgres
+import Logging
+import PGEventsPostgres
 
 /// Deletes the journal events every registered consumer has delivered, beside delivery rather than in its way: on a
 /// connection of its own (`pgevents-pruner`), every `interval`, in short transactions of `batch` events each until

@@ -311,30 +311,3 @@ final class RunState: Sendable {
     /// When the first job for a row written after the fault reached the consumer.
     let firstAfterFault = Mutex<ContinuousClock.Instant?>(nil)
 }
-
-/// The processor's log messages with when they were logged, for detection times.
-final class BenchLogs: Sendable {
-    private let firsts = Mutex<[String: ContinuousClock.Instant]>([:])
-
-    func first(_ message: String) -> ContinuousClock.Instant? { firsts.withLock { $0[message] } }
-
-    func logger() -> Logger {
-        var logger = Logger(label: "pgevents.bench") { _ in Handler(logs: self) }
-        logger.logLevel = .info
-        return logger
-    }
-
-    struct Handler: LogHandler {
-        let logs: BenchLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .info
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            let now = ContinuousClock.now
-            logs.firsts.withLock { if $0[event.message.description] == nil { $0[event.message.description] = now } }
-        }
-    }
-}

@@ -135,7 +135,7 @@ extension ScenarioBench {
         // The ledger's tables for the whole run, up front (70–130 bytes an event), so that their growth does not show
         // in the resident size; beyond 5 million events (a longer or faster run than the default's 1.2 million) they grow.
         run.ledger.reserveCapacity(Int(min(soak.rate * duration * 1.05 + 1_000, Self.soakLedgerReservationLimit)))
-        let logs = SoakLogs()
+        let logs = BenchLogs()
         let (yaml, jobs, dead, wrongType) = Self.soakProcessorYAML(keyPrefix: servers.keyPrefix, poisonEvery: soak.poisonEvery)
         var loadSeconds = 0.0
         do {
@@ -158,8 +158,7 @@ extension ScenarioBench {
                 }
             }
             let configuration = try ProcessorConfiguration(yaml: yaml, file: "soak.yml")
-            var processorLogger = Logger(label: "pgevents.bench.soak") { _ in SoakLogs.Handler(logs: logs) }
-            processorLogger.logLevel = .warning
+            let processorLogger = logs.logger(label: "pgevents.bench.soak", level: .warning)
             let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: processorLogger)
 
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -262,7 +261,7 @@ extension ScenarioBench {
 
     /// `the processor stalled: nothing reached the consumer for 30 s (the last job 0.4 s into the load) while 9,000
     /// events waited; its last warning: …`
-    static func stallMessage(_ stall: (waiting: Int, since: ContinuousClock.Instant), timeout: Double, loadStart: ContinuousClock.Instant, logs: SoakLogs) -> String {
+    static func stallMessage(_ stall: (waiting: Int, since: ContinuousClock.Instant), timeout: Double, loadStart: ContinuousClock.Instant, logs: BenchLogs) -> String {
         let since = benchSeconds(stall.since - loadStart)
         return "the processor stalled: nothing reached the consumer for \(Int(timeout)) s or more"
             + (since > 0 ? String(format: " (the last job or dead letter %.1f s into the load)", since) : " (none since the load started)")
@@ -503,7 +502,7 @@ final class SoakRun: Sendable {
         return dead.withLock { dead in bad.poison.allSatisfy { dead[$0] != nil } && bad.wrongType.allSatisfy { dead[$0] != nil } }
     }
 
-    func report(logs: SoakLogs, poisonEnabled: Bool) -> SoakReport {
+    func report(logs: BenchLogs, poisonEnabled: Bool) -> SoakReport {
         let summary = ledger.summary
         let bad = bad.withLock { $0 }
         let dead = dead.withLock { $0 }
@@ -525,29 +524,6 @@ final class SoakRun: Sendable {
     }
 }
 
-/// The processor's warnings, for the report of a processor that stopped or stalled.
-final class SoakLogs: Sendable {
-    private let last = Mutex<String?>(nil)
-
-    /// The last warning (or worse) the processor logged, with its metadata.
-    var lastWarning: String? { last.withLock { $0 } }
-
-    struct Handler: LogHandler {
-        let logs: SoakLogs
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .warning
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            guard event.level >= .warning else { return }
-            let fields = (metadata.merging(event.metadata ?? [:]) { $1 }).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            let text = "\(event.message)" + (fields.isEmpty ? "" : " (" + fields.joined(separator: ", ") + ")")
-            logs.last.withLock { $0 = text }
-        }
-    }
-}
 
 extension Optional {
     fileprivate func unwrapOrThrow(_ message: String) throws -> Wrapped {
