@@ -84,7 +84,8 @@ struct ProcessCommand: AsyncParsableCommand {
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: processor)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int(shutdownTimeout * 1_000))
-        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        // No maximumCancellationDuration: service-lifecycle ends with fatalError then (a crash report, SIGILL); the
+        // watchdog below exits 1 with a message instead.
         let watchdog = ShutdownWatchdog(seconds: shutdownTimeout + 5, logger: logger)
         defer {
             watchdog.cancel()
