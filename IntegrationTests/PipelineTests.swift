@@ -163,7 +163,7 @@ struct PipelineTests {
             child.kill(SIGUSR1)
             try await withTimeout(10) { while !FileManager.default.fileExists(atPath: metrics) { try await Task.sleep(for: .milliseconds(20)) } }
             let snapshot = try String(contentsOfFile: metrics, encoding: .utf8)
-            #expect(snapshot.contains("pgevents_dead_letters_total{consumer=\"rules\",reason=\"event\"} 1"), "\(snapshot)")
+            #expect(snapshot.contains("pgevents_dead_letters_total{consumer=\"rules\",reason=\"decode\"} 1"), "\(snapshot)")
             #expect(snapshot.contains("pgevents_parse_errors_total{channel=\"raw_json\"} 1"))
             #expect(snapshot.contains("# TYPE pgevents_commit_to_queued_seconds histogram"))
             try FileManager.default.removeItem(atPath: metrics)

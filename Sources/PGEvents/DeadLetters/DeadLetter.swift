@@ -30,9 +30,10 @@ struct DeadLetter: Sendable {
         ]
         if let sqlState { fields.append(("sqlstate", .string(sqlState))) }
         if let redisError { fields.append(("redis_error", .string(redisError))) }
-        // A payload larger than Redis takes cannot be kept whole in its dead letter either.
+        // A payload over 1 MB is kept as an excerpt and its size: a dead letter must always fit in Redis (the payload
+        // may be what Redis refused), and the list is for people to read.
         let payloadLimit = 1 << 20
-        if event.payload.utf8.count > payloadLimit, refusedJob != nil {
+        if event.payload.utf8.count > payloadLimit {
             fields.append(("payload", .string(TextExcerpt.excerpt(event.payload, limit: 1_000))))
             fields.append(("payload_bytes", .integer(Int64(event.payload.utf8.count))))
         } else {

@@ -212,7 +212,7 @@ public final class EventDelivery {
         record(batches: outcome, reason: "full")
 
         var letters: [Job] = output.failures.map { failure in
-            deadLetterCounter(reason: failure.sqlState == nil ? "event" : "fetch").increment()
+            deadLetterCounter(reason: failure.stage).increment()
             logDeadLetter(failure.event, reason: failure.reason, detail: failure.sqlState.map { "SQLSTATE \($0)" })
             return DeadLetter(reason: failure.reason, sqlState: failure.sqlState, attempts: 1, hint: failure.hint)
                 .job(for: failure.event, queue: writer.deadLetterQueue)

@@ -34,7 +34,7 @@ public struct PreparedPipeline: Sendable {
                 Counter(label: "pgevents_parse_errors_total", dimensions: [("channel", event.channel)]).increment()
                 failed.insert(index)
                 failures.append((index, EventFailure(
-                    event: event, reason: "the payload cannot be decoded: \(failure.reason)", sqlState: nil,
+                    stage: "decode", event: event, reason: "the payload cannot be decoded: \(failure.reason)", sqlState: nil,
                     hint: "fix what emits on channel \(event.channel); replay re-emits the payload (pgevents dead-letters replay)")))
             }
         }
@@ -61,11 +61,11 @@ public struct PreparedPipeline: Sendable {
                     if let row { rows[owner] = row }
                 case .notExact(let message):
                     failed.insert(owner)
-                    failures.append((owner, EventFailure(event: events[owner], reason: message, sqlState: nil, hint: hint)))
+                    failures.append((owner, EventFailure(stage: "fetch", event: events[owner], reason: message, sqlState: nil, hint: hint)))
                 case .failed(let error):
                     failed.insert(owner)
                     failures.append((owner, EventFailure(
-                        event: events[owner], reason: "the fetch key is not a value of \(fetch.keyType) (\(column)): \(error.message)",
+                        stage: "fetch", event: events[owner], reason: "the fetch key is not a value of \(fetch.keyType) (\(column)): \(error.message)",
                         sqlState: error.sqlState, hint: hint)))
                 }
             }
@@ -147,6 +147,8 @@ public struct PipelineOutput: Sendable {
 
 /// An event that cannot be delivered, and why.
 public struct EventFailure: Sendable, Equatable {
+    /// Where it failed: `decode` (the payload) or `fetch` (its key and the key column).
+    public var stage: String
     public var event: SourceEvent
     public var reason: String
     /// PostgreSQL's SQLSTATE when it said why (`22007` for a key that is not a date).
