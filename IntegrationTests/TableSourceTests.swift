@@ -196,3 +196,27 @@ struct TableSourceTests {
         await connection.close()
     }
 }
+
+@Suite("The table source's chunks")
+struct TableSourceChunkTests {
+    @Test("a chunk is bounded in bytes too; the rows after it come in the next chunks, each once")
+    func chunkBytes() async throws {
+        let database = try await tableSourceDatabase()
+        let connection = try await database.connect()
+        try await connection.query("INSERT INTO events (body) SELECT repeat('x', 100000) FROM generate_series(1, 12)")
+        let source = TableSource(name: "bytes", table: "events", keyColumn: "id", channel: "new_event")
+        _ = try await source.prepare(on: connection, fromStart: true)
+        var keys: [Int64] = []
+        var sizes: [Int] = []
+        while true {
+            let chunk = try await source.next(on: connection, limit: 1_000, maxBytes: 350_000, after: nil)
+            if chunk.events.isEmpty { break }
+            keys += chunk.events.map(\.seq)
+            sizes.append(chunk.events.count)
+            try await source.ack(chunk, on: connection)
+        }
+        #expect(keys == Array(1...12))
+        #expect(sizes.allSatisfy { $0 <= 4 }, "\(sizes)")
+        await connection.close()
+    }
+}

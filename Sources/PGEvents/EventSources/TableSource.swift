@@ -71,15 +71,27 @@ public struct TableSource: EventSource {
         let pageSize = try row.decode(Int.self, at: 2)
         try await waitForFence(try row.decode(String.self, at: 3), on: connection)
 
+        // Every key up to the fence is final, so a chunk may also end earlier, once it holds about `maxBytes` of
+        // payloads (the rest is read by the next call, which fences again).
         let rows = try await connection.query("""
-            SELECT \(quotedKey)::int8, jsonb_build_object('op', 'INSERT', 'schema', $3::text, 'table', $4::text, 'row', to_jsonb(t))::text
-              FROM \(quotedTable) t WHERE \(quotedKey) > $1 AND \(quotedKey) <= $2 ORDER BY \(quotedKey)
-            """, [last, upTo, schema, table])
+            SELECT k, payload FROM (
+                SELECT k, payload, sum(octet_length(payload)) OVER (ORDER BY k) - octet_length(payload) AS bytes_before
+                  FROM (SELECT \(quotedKey)::int8 AS k,
+                               jsonb_build_object('op', 'INSERT', 'schema', $3::text, 'table', $4::text, 'row', to_jsonb(t))::text AS payload
+                          FROM \(quotedTable) t WHERE \(quotedKey) > $1 AND \(quotedKey) <= $2) AS page
+            ) AS sized WHERE bytes_before < $5 ORDER BY k
+            """, [last, upTo, schema, table, maxBytes])
         let now = Date()
         var events: [SourceEvent] = []
         events.reserveCapacity(rows.count)
+        var bytes = 0
         for row in rows {
-            events.append(SourceEvent(seq: try row.decode(Int64.self, at: 0), channel: channel, payload: try row.decode(String.self, at: 1), createdAt: now))
+            let payload = try row.decode(String.self, at: 1)
+            bytes += payload.utf8.count
+            events.append(SourceEvent(seq: try row.decode(Int64.self, at: 0), channel: channel, payload: payload, createdAt: now))
+        }
+        if bytes >= maxBytes, let lastKey = events.last?.seq, lastKey < upTo {
+            return EventChunk(events: events, completesBatch: false, position: lastKey)
         }
         return EventChunk(events: events, completesBatch: pageSize < limit, position: upTo)
     }
