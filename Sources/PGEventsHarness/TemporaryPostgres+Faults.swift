@@ -48,7 +48,7 @@ extension TemporaryPostgres {
         let oldPID = pid
         await closeAdminConnection()
         let process = self.process
-        let downtimeSeconds = max(0, Double(downtime.components.seconds) + Double(downtime.components.attoseconds) / 1e18)
+        let downtimeSeconds = max(0, downtime.inSeconds)
         let port = self.port
         try await offload { try process.restart(graceful: mode == .fast, downtimeSeconds: downtimeSeconds, port: port) }
         try await waitUntilReady(timeoutSeconds: timeoutSeconds)

@@ -146,7 +146,7 @@ public final class TemporaryRedis: Sendable {
             throw HarnessError(code: .alreadyShutDown, message: "the Redis server on port \(port) was shut down")
         }
         let process = self.process
-        let seconds = Double(downtime.components.seconds) + Double(downtime.components.attoseconds) / 1e18
+        let seconds = downtime.inSeconds
         let port = self.port
         try await offload { try process.restart(graceful: graceful, downtimeSeconds: seconds, port: port) }
         try await waitUntilReady(timeoutSeconds: timeoutSeconds)

@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Histogram
 import Synchronization
@@ -10,10 +11,6 @@ func benchWallNanoseconds() -> Int64 {
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
 
-/// Seconds in a `Duration`.
-func benchSeconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
 
 /// This process's CPU time (user + system), in seconds.
 func processCPUSeconds() -> Double {

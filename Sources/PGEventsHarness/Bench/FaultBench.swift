@@ -226,11 +226,11 @@ public struct FaultBench: Sendable {
                 try await postgres.pause()
                 let hold = ContinuousClock.now + .milliseconds(Int((options.heartbeatTimeout + 1.5) * 1000))
                 while ContinuousClock.now < hold {
-                    if detection == nil, let at = logs.first("heartbeat timed out") { detection = benchSeconds(at - frozen) }
+                    if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 try await postgres.resume()
-                if detection == nil, let at = logs.first("heartbeat timed out") { detection = benchSeconds(at - frozen) }
+                if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
                 markFaultEnd()
                 note = detection.map { String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout) } ?? "the heartbeat did not time out"
             case .notifyQueueFull:
@@ -282,12 +282,12 @@ public struct FaultBench: Sendable {
         try? await database.drop()
 
         let summary = ledger.summary
-        let recovery: Double? = if let end = run.faultEnd.withLock({ $0 }), let first = run.firstAfterFault.withLock({ $0 }) { benchSeconds(first - end.instant) } else { nil }
+        let recovery: Double? = if let end = run.faultEnd.withLock({ $0 }), let first = run.firstAfterFault.withLock({ $0 }) { (first - end.instant).inSeconds } else { nil }
         return Row(
             fault: fault, sent: summary.sent, delivered: summary.delivered, lost: summary.lost.count, duplicated: summary.duplicated.count,
             lostKeys: Array(summary.lost.prefix(20)), duplicatedKeys: Array(summary.duplicated.prefix(20)),
             recoverySeconds: recovery, detectionSeconds: detection, writeErrors: run.writeErrors.load(ordering: .relaxed),
-            note: note, durationSeconds: benchSeconds(ContinuousClock.now - started))
+            note: note, durationSeconds: (ContinuousClock.now - started).inSeconds)
     }
 
     private func startProcessor(_ executable: String, config: String, database: TemporaryDatabase, redis: TemporaryRedis) throws -> ChildProcess {

@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
@@ -23,7 +24,7 @@ extension ScenarioBench {
             let writer = try await database.connect()
             let insertStart = ContinuousClock.now
             try await writer.query("INSERT INTO public.events (body) SELECT '' FROM generate_series(1, $1)", [size])
-            let insertSeconds = benchSeconds(ContinuousClock.now - insertStart)
+            let insertSeconds = (ContinuousClock.now - insertStart).inSeconds
             progress(Progress(scenario: "burst", fraction: 0.2, message: String(format: "%d events committed in %.2f s; draining", size, insertSeconds)))
 
             // The processor's own delivery, built from a configuration as `pgevents process` builds it.
@@ -46,7 +47,7 @@ extension ScenarioBench {
             }
             // Batches still open (fewer than 10 jobs of a group) are sent now, inside the timed drain.
             if options.pipeline == .batch { try await delivery.flushBatches(all: true) }
-            let drainSeconds = benchSeconds(ContinuousClock.now - drainStart)
+            let drainSeconds = (ContinuousClock.now - drainStart).inSeconds
             let cpuSeconds = processCPUSeconds() - cpuBefore
             await delivery.close()
             progress(Progress(scenario: "burst", fraction: 0.6, message: String(format: "drained %d in %.2f s; checking", delivered, drainSeconds)))

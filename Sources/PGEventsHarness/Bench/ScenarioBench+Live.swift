@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
@@ -91,7 +92,7 @@ extension ScenarioBench {
                     var maximum = 0.0
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(250))
-                        let elapsed = benchSeconds(ContinuousClock.now - begin)
+                        let elapsed = (ContinuousClock.now - begin).inSeconds
                         if let megabytes = residentMegabytes() { maximum = max(maximum, megabytes) }
                         let fraction = total.map { Double(taken.count.load(ordering: .relaxed)) / Double($0) } ?? elapsed / duration
                         progress(Progress(scenario: name, fraction: min(1, fraction), message: String(format: "%.1f s, %d consumed", elapsed, taken.count.load(ordering: .relaxed))))
@@ -124,7 +125,7 @@ extension ScenarioBench {
                                             try await Task.sleep(until: startInstant + .nanoseconds(Int64(offset * 1e9)), clock: .continuous)
                                         }
                                     case .throughput:
-                                        guard benchSeconds(ContinuousClock.now - startInstant) < duration else { break writing }
+                                        guard (ContinuousClock.now - startInstant).inSeconds < duration else { break writing }
                                     }
                                     let id: Int64
                                     do {

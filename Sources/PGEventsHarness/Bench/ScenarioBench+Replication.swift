@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Logging
 import PGEventsPostgres
@@ -33,7 +34,7 @@ extension ScenarioBench {
             await subscriberSetup.close()
             try await pair.publish("ticks_pub", tables: [.init(QualifiedName(schema: "public", name: "ticks"))])
             try await pair.subscribe("ticks_sub", to: "ticks_pub")
-            let setupSeconds = benchSeconds(ContinuousClock.now - setupStart)
+            let setupSeconds = (ContinuousClock.now - setupStart).inSeconds
 
             let records = StageRecords()
             let ledger = EventLedger()
@@ -89,7 +90,7 @@ extension ScenarioBench {
             let deadline = ContinuousClock.now + .seconds(30)
             while !ledger.allDelivered(ids), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
             try await Task.sleep(for: .milliseconds(200))
-            let seconds = benchSeconds(ContinuousClock.now - writeStart)
+            let seconds = (ContinuousClock.now - writeStart).inSeconds
             listening.cancel()
             await listener.close()
             let report = StageReport(records.snapshot(), ids: ids)

@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
@@ -189,7 +190,7 @@ extension ScenarioBench {
                 // The load: until its duration is over, or the processor (or a part of the bench) fails or stalls.
                 var lastReport = ContinuousClock.now
                 while true {
-                    let elapsed = benchSeconds(ContinuousClock.now - loadStart)
+                    let elapsed = (ContinuousClock.now - loadStart).inSeconds
                     if elapsed >= duration || run.failure != nil { break }
                     if let stall = run.stalled(timeout: soak.stallTimeout) {
                         run.fail(Self.stallMessage(stall, timeout: soak.stallTimeout, loadStart: loadStart, logs: logs))
@@ -204,7 +205,7 @@ extension ScenarioBench {
                     try await Task.sleep(for: .milliseconds(50))
                 }
                 run.stopWriting.store(true, ordering: .releasing)
-                loadSeconds = benchSeconds(ContinuousClock.now - loadStart)
+                loadSeconds = (ContinuousClock.now - loadStart).inSeconds
 
                 // The drain: until everything arrived, or nothing did for the stall timeout (bounded in any case).
                 if run.failure == nil {
@@ -262,7 +263,7 @@ extension ScenarioBench {
     /// `the processor stalled: nothing reached the consumer for 30 s (the last job 0.4 s into the load) while 9,000
     /// events waited; its last warning: …`
     static func stallMessage(_ stall: (waiting: Int, since: ContinuousClock.Instant), timeout: Double, loadStart: ContinuousClock.Instant, logs: BenchLogs) -> String {
-        let since = benchSeconds(stall.since - loadStart)
+        let since = (stall.since - loadStart).inSeconds
         return "the processor stalled: nothing reached the consumer for \(Int(timeout)) s or more"
             + (since > 0 ? String(format: " (the last job or dead letter %.1f s into the load)", since) : " (none since the load started)")
             + " while \(stall.waiting) events waited"
@@ -288,7 +289,7 @@ extension ScenarioBench {
         }
         var sent = 0
         while !run.stopWriting.load(ordering: .acquiring), !Task.isCancelled {
-            let due = min(Int(benchSeconds(ContinuousClock.now - start) * rate) - sent, max(1, Int(rate)))
+            let due = min(Int((ContinuousClock.now - start).inSeconds * rate) - sent, max(1, Int(rate)))
             if due <= 0 {
                 try? await Task.sleep(for: .milliseconds(10))
                 continue
@@ -428,7 +429,7 @@ extension ScenarioBench {
                 let good = run.ledger.committedCount, delivered = run.ledger.deliveredCount
                 run.samples.withLock {
                     $0.append(SoakReport.Sample(
-                        elapsedSeconds: benchSeconds(ContinuousClock.now - start), journalRows: journalRows,
+                        elapsedSeconds: (ContinuousClock.now - start).inSeconds, journalRows: journalRows,
                         journalBytes: journalBytes, redisUsedMemory: usedMemory, redisKeys: keys, residentMegabytes: resident,
                         committed: run.committed.load(ordering: .relaxed), delivered: delivered, deadLettered: run.deadCount.load(ordering: .relaxed),
                         backlog: max(0, good - delivered), duplicated: run.ledger.duplicatedCount))

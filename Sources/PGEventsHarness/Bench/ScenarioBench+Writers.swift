@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Logging
 import PGEventsPostgres
@@ -46,7 +47,7 @@ extension ScenarioBench {
                                 let connection = try await database.connect()
                                 var count = 0
                                 do {
-                                    while benchSeconds(ContinuousClock.now - begin) < duration {
+                                    while (ContinuousClock.now - begin).inSeconds < duration {
                                         try await connection.query("INSERT INTO \(pattern.table) DEFAULT VALUES")
                                         count += 1
                                     }
@@ -60,7 +61,7 @@ extension ScenarioBench {
                         }
                         return try await group.reduce(0, +)
                     }
-                    let seconds = benchSeconds(ContinuousClock.now - begin)
+                    let seconds = (ContinuousClock.now - begin).inSeconds
                     // The notifications of this cell: all of them arrive shortly after the last commit.
                     let expected = pattern == .none ? 0 : commits
                     let deadline = ContinuousClock.now + .seconds(5)

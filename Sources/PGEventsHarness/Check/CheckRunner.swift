@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 public import Logging
 import PGEventsPostgres
@@ -100,7 +101,7 @@ public struct CheckRunner: Sendable {
                 throw error
             }
             let elapsed = ContinuousClock.now - started
-            report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            report.durationSeconds = elapsed.inSeconds
             return report
         }
         let installations = try binaries()
@@ -129,7 +130,7 @@ public struct CheckRunner: Sendable {
             }
         }
         let elapsed = ContinuousClock.now - started
-        report.durationSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        report.durationSeconds = elapsed.inSeconds
         return report
     }
 

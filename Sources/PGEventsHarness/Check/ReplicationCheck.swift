@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Foundation
 import Logging
 import PGEventsPostgres
@@ -58,7 +59,7 @@ struct ReplicationCheck {
             }
             let setup = ContinuousClock.now - started
             add("the pair replicates \(replication.publication)", .passed,
-                "publisher and subscriber up, initial copy done in \(String(format: "%.2f", Double(setup.components.seconds) + Double(setup.components.attoseconds) / 1e18)) s")
+                "publisher and subscriber up, initial copy done in \(String(format: "%.2f", setup.inSeconds)) s")
 
             let subscriber = try await pair.subscriberDatabase.connect()
             let listener = try await pair.subscriberDatabase.connect()
