@@ -198,14 +198,7 @@ public final class TemporaryPostgres: Sendable {
         named name: String = "pgevents_template", asDefault: Bool = true, _ setup: (PostgresConnection) async throws -> Void
     ) async throws {
         try await admin.execute("CREATE DATABASE \(PostgresIdentifier.quote(name))", server: self)
-        let connection = try await connect(database: name)
-        do {
-            try await setup(connection)
-            await connection.close()
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await PostgresConnection.withConnection(configuration(database: name), logger: logger, setup)
         try await admin.execute("ALTER DATABASE \(PostgresIdentifier.quote(name)) WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", server: self)
         if asDefault { state.withLock { $0.defaultTemplate = name } }
     }

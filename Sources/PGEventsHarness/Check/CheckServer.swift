@@ -112,14 +112,7 @@ final class ExistingCheckServer: CheckServer {
     func makeTemplate(named name: String, _ setup: (PostgresConnection) async throws -> Void) async throws {
         let full = "\(prefix)_\(name)"
         try await create(full, template: nil)
-        let connection = try await PostgresConnection.connect(configuration(database: full))
-        do {
-            try await setup(connection)
-            await connection.close()
-        } catch {
-            await connection.close()
-            throw error
-        }
+        try await PostgresConnection.withConnection(configuration(database: full), setup)
         state.withLock { $0.template = full }
     }
 

@@ -1,0 +1,24 @@
+public import Logging
+
+extension PostgresConnection {
+    /// Connects, runs `body` with the connection, and closes it afterwards — whether `body` returned or threw —
+    /// so that a connection can't be left open by an early exit.
+    ///
+    /// ```swift
+    /// try await PostgresConnection.withConnection(configuration) { db in try await db.execute(schemaSQL) }
+    /// ```
+    public static func withConnection<T>(
+        _ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger,
+        _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await connect(configuration, logger: logger)
+        do {
+            let value = try await body(connection)
+            await connection.close()
+            return value
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+}
