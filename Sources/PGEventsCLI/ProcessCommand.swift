@@ -67,7 +67,7 @@ struct ProcessCommand: AsyncParsableCommand {
             logger.warning("\(warning)")
         }
         let processor: any Service = switch configuration.source {
-        case .journal, .table: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        case .journal, .table, .wal: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         }
         let dumper = exporter.map { exporter in
