@@ -223,7 +223,8 @@ public enum WalSetup {
         do {
             return try await PostgresConnection.connect(replication, logger: logger)
         } catch {
-            if error.message.contains("replication") && (error.message.contains("must be superuser") || error.message.contains("permission denied")) {
+            let message = error.message.lowercased()
+            if (message.contains("wal sender") || message.contains("walsender")) && (message.contains("must be superuser") || message.contains("permission denied")) {
                 throw ProcessorError(code: .walNotReady, message: "\(error.message): source: wal needs a role with the REPLICATION attribute (ALTER ROLE … REPLICATION) and a pg_hba.conf line that allows its connection")
             }
             if error.message.contains("no pg_hba.conf entry for replication") {

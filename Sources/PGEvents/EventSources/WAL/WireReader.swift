@@ -1,5 +1,5 @@
 /// What could not be read from the replication stream: which message, at which byte, and why. It means the server
-/// and pgevents disagree about the protocol; the stream is restarted from the slot's confirmed position.
+/// and pgevents disagree about the protocol: the processor stops with it (a replay would meet the same message).
 public struct WalDecodingError: Error, Sendable, CustomStringConvertible {
     /// The message kind being read (`w`, `k`, or a pgoutput kind such as `I`), as a character.
     public var message: String
