@@ -65,6 +65,21 @@ public struct EventProcessor: Service {
         let listener = walSource == nil
             ? try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger) : nil
         let delivery = makeDelivery(source: source)
+        // The connections (and the slot's stream) are closed on every way out, an error or a cancellation included:
+        // a stream left open would hold the slot against the next processor.
+        do {
+            try await run(delivery, listener: listener, walSource: walSource)
+        } catch {
+            await walSource?.close()
+            await delivery.close()
+            throw error
+        }
+        await walSource?.close()
+        await delivery.close()
+        logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
+    }
+
+    private func run(_ delivery: EventDelivery, listener: EventListener?, walSource: WalSource?) async throws {
         // Wake-ups coalesce: however many arrive during a drain, one more drain follows.
         let (wakeUps, wake) = AsyncStream<WakeUp>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let catchUpInterval = ProcessorConfiguration.duration(configuration.catchUpInterval)
@@ -159,9 +174,6 @@ public struct EventProcessor: Service {
                 logger.warning("open batches could not be sent at shutdown; they stay staged in Redis for the next run", metadata: ["error": "\(error)"])
             }
         }
-        await walSource?.close()
-        await delivery.close()
-        logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 
     enum WakeUp: Sendable, Equatable { case notified, reconnected, timer, batchTimer }

@@ -223,6 +223,11 @@ public struct ScenarioBench: Sendable {
         CREATE TRIGGER writes_statement_notify AFTER INSERT ON public.writes_statement FOR EACH STATEMENT EXECUTE FUNCTION public.bench_notify_statement('writes_statement');
         CREATE TABLE public.writes_journal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');
         CREATE TRIGGER writes_journal_journal AFTER INSERT ON public.writes_journal FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('writes_journal');
+        CREATE TABLE public.writes_wal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');
+        CREATE FUNCTION public.bench_emit_wal_row() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pgevents.emit_wal(TG_ARGV[0], NEW.id::text); RETURN NULL; END $$;
+        CREATE TABLE public.writes_emit_wal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');
+        CREATE TRIGGER writes_emit_wal_emit AFTER INSERT ON public.writes_emit_wal FOR EACH ROW EXECUTE FUNCTION public.bench_emit_wal_row('writes_emit_wal');
         """
 
     /// A result with the run's servers and this machine filled in.
