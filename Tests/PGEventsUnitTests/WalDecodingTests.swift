@@ -92,13 +92,13 @@ struct WalDecodingTests {
         insert.text("7"); insert.text("say \"hi\"\n\u{1}"); insert.text("123456789012345678901234567890.5"); insert.text("t"); insert.text(#"{"a": 1}"#); insert.byte("n")
         guard case .insert(_, let new) = try decode(insert) else { Issue.record("not an insert"); return }
         #expect(try WalChangeEncoder.payload(.insert, table: table, new: new, old: nil, oldIsKey: false)
-            == #"{"op":"insert","schema":"public","table":"tasks","key":{"id":7},"row":{"id":7,"state":"say \"hi\"\n\u0001","amount":123456789012345678901234567890.5,"done":true,"meta":{"a": 1},"body":null},"old":null}"#)
+            == #"{"op":"INSERT","schema":"public","table":"tasks","key":{"id":7},"row":{"id":7,"state":"say \"hi\"\n\u0001","amount":123456789012345678901234567890.5,"done":true,"meta":{"a": 1},"body":null},"old":null}"#)
         var update = WireBuilder()
         update.byte("U"); update.u32(16_384); update.byte("K"); update.u16(6); update.text("7"); for _ in 0..<5 { update.byte("n") }
         update.byte("N"); update.u16(6); update.text("8"); update.text("x"); update.text("NaN"); update.text("f"); update.byte("n"); update.byte("u")
         guard case .update(_, let old, let oldIsKey, let changed) = try decode(update) else { Issue.record("not an update"); return }
         #expect(try WalChangeEncoder.payload(.update, table: table, new: changed, old: old, oldIsKey: oldIsKey)
-            == #"{"op":"update","schema":"public","table":"tasks","key":{"id":8},"row":{"id":8,"state":"x","amount":"NaN","done":false,"meta":null},"old":{"id":7},"unchanged":["body"]}"#)
+            == #"{"op":"UPDATE","schema":"public","table":"tasks","key":{"id":8},"row":{"id":8,"state":"x","amount":"NaN","done":false,"meta":null},"old":{"id":7},"unchanged":["body"]}"#)
         var short = WireBuilder()
         short.byte("I"); short.u32(16_384); short.byte("N"); short.u16(1); short.text("7")
         guard case .insert(_, let partial) = try decode(short) else { Issue.record("not an insert"); return }

@@ -1,15 +1,17 @@
-/// Turns pgoutput row changes into the JSON payloads of `source: wal`:
+/// Turns pgoutput row changes into the JSON payloads of `source: wal`, shaped like the journal trigger's (so that a
+/// channel's rules read the same under either source):
 ///
 /// ```json
-/// {"op":"update","schema":"public","table":"tasks","key":{"id":7},"row":{"id":7,"state":"done"},"old":{"id":7},"unchanged":["body"]}
+/// {"op":"UPDATE","schema":"public","table":"tasks","key":{"id":7},"row":{"id":7,"state":"done"},"old":{"id":7},"unchanged":["body"]}
 /// ```
 ///
-/// - `op`: `insert`, `update`, `delete` or `truncate`.
-/// - `row`: the new row (null for a delete and a truncate). Numbers stay numbers with every digit (`numeric`,
-///   `int8`), booleans are booleans, `json`/`jsonb` are embedded as JSON; every other type is its text form, as
-///   `psql` prints it. `NaN` and infinities are strings.
-/// - `old`: what the server sends of the row before the change — the replica identity's columns for a delete, and
-///   for an update that changed them; every column under `REPLICA IDENTITY FULL`; null otherwise.
+/// - `op`: `INSERT`, `UPDATE`, `DELETE` or `TRUNCATE` (as `TG_OP` says them).
+/// - `row`: the row after the change; for a delete, the deleted row as far as the server sends it (the replica
+///   identity's columns, or every column under `REPLICA IDENTITY FULL`); null for a truncate. Numbers stay numbers
+///   with every digit (`numeric`, `int8`), booleans are booleans, `json`/`jsonb` are embedded as JSON; every other
+///   type is its text form, as `psql` prints it. `NaN` and infinities are strings.
+/// - `old`: what the server sends of the row before an update or a delete — the replica identity's columns when an
+///   update changed them, every column under `REPLICA IDENTITY FULL`; null otherwise.
 /// - `key`: the replica identity's columns (from the new row, or the old one for a delete): what to fetch by.
 /// - `unchanged`: only when not empty, the columns an update did not touch whose values are stored out of line
 ///   (TOAST): the server does not send them, and they are not in `row`. Fetch the row (`fetch:`) when you need them.
@@ -58,13 +60,13 @@ struct WalChangeEncoder {
         }
     }
 
-    enum Operation: String { case insert, update, delete }
+    enum Operation: String { case insert = "INSERT", update = "UPDATE", delete = "DELETE" }
 
     /// The payload of one row change. Throws when a tuple does not match its table's description.
     static func payload(_ operation: Operation, table: Table, new: PgOutputMessage.TupleData?, old: PgOutputMessage.TupleData?, oldIsKey: Bool) throws(WalDecodingError) -> String {
         let columns = table.relation.columns.count
         for tuple in [new, old].compactMap({ $0 }) where tuple.values.count != columns {
-            throw WalDecodingError(message: String(operation.rawValue.first!).uppercased(), offset: 0, reason: "a tuple of \(tuple.values.count) columns for \(table.channel), which has \(columns)")
+            throw WalDecodingError(message: String(operation.rawValue.prefix(1)), offset: 0, reason: "a tuple of \(tuple.values.count) columns for \(table.channel), which has \(columns)")
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128)
@@ -79,7 +81,7 @@ struct WalChangeEncoder {
             bytes += "null".utf8
         }
         bytes += #","row":"#.utf8
-        if let new { appendObject(new, table: table, keysOnly: false, to: &bytes) } else { bytes += "null".utf8 }
+        if let row = new ?? old { appendObject(row, table: table, keysOnly: new == nil && oldIsKey, to: &bytes) } else { bytes += "null".utf8 }
         bytes += #","old":"#.utf8
         if let old { appendObject(old, table: table, keysOnly: oldIsKey, to: &bytes) } else { bytes += "null".utf8 }
         if let new, new.values.contains(where: { if case .unchanged = $0 { true } else { false } }) {
@@ -97,9 +99,9 @@ struct WalChangeEncoder {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The payload of a truncated table: `{"op":"truncate","schema":…,"table":…,"key":null,"row":null,"old":null}`.
+    /// The payload of a truncated table: `{"op":"TRUNCATE","schema":…,"table":…,"key":null,"row":null,"old":null}`.
     static func truncatePayload(table: Table, cascade: Bool, restartIdentity: Bool) -> String {
-        var bytes: [UInt8] = Array(#"{"op":"truncate","#.utf8)
+        var bytes: [UInt8] = Array(#"{"op":"TRUNCATE","#.utf8)
         bytes += table.header
         bytes += #","key":null,"row":null,"old":null,"cascade":"#.utf8
         bytes += (cascade ? "true" : "false").utf8
