@@ -4,6 +4,7 @@ import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Testing
 
 /// A database of the shared server with `sql/pgevents/` applied and the tables the WAL tests change.
@@ -225,6 +226,57 @@ struct WalDeliveryTests {
                 await reader.close()
                 await writer.close()
                 await admin.close()
+            }
+        }
+    }
+
+    @Test("pgevents process on source: wal killed with SIGKILL mid-stream and started again: nothing lost, nothing duplicated")
+    func killedAndRestarted() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await walDatabase()
+        let configuration = try walConfiguration(consumer: "wal_killed")
+        try await withWalSetup(database, configuration) {
+            try await withTemporaryRedis { redis in
+                let writer = try await database.connect()
+                let directory = try migrationDirectory(["processor.yml": """
+                    source: wal
+                    consumer: wal_killed
+                    channels: {public.tasks: {queue: tasks}}
+                    batch_size: 50
+                    catch_up_interval: 0.5
+                    """])
+                defer { try? FileManager.default.removeItem(atPath: directory) }
+                let environment = ProcessInfo.processInfo.environment.merging(["DATABASE_URL": database.url, "REDIS_URL": redis.url]) { $1 }
+                let log = directory + "/process.log"
+                func start() throws -> ChildProcess {
+                    try ChildProcess.spawn(executable, ["process", "--config", directory + "/processor.yml"], outputPath: log, environment: environment)
+                }
+                let reader = try await redis.connect()
+                var child = try start()
+                var written = 0
+                for round in 0..<4 {
+                    for part in 0..<5 {
+                        try await writer.query("INSERT INTO tasks (state) SELECT 'k\(round)p\(part) ' || g FROM generate_series(1, 100) g")
+                    }
+                    written += 500
+                    try await Task.sleep(for: .milliseconds(20 + 40 * round))
+                    child.kill(SIGKILL)  // between any two steps: Redis taken, position not yet confirmed, or the reverse
+                    _ = child.wait()
+                    child = try start()
+                }
+                do {
+                    try await waitForJobs(reader, count: written, queue: "tasks", seconds: 60)
+                } catch {
+                    Issue.record("processor log:\n\(tailOfFile(log, maxLines: 40))")
+                    child.kill(SIGKILL)
+                    _ = child.wait()
+                    throw error
+                }
+                child.kill(SIGTERM)
+                #expect(child.wait() == .exited(0), "pgevents process did not exit cleanly on SIGTERM:\n\(tailOfFile(log))")
+                try await expectEveryTaskOnce(reader, rows: written, in: database)
+                await reader.close()
+                await writer.close()
             }
         }
     }
