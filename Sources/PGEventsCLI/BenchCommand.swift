@@ -70,6 +70,9 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Option(help: "What the processor does with each event: none (payloads passed through), rules (JSON decoded, row fetched, rules, a job template), batch (rules, then 10 jobs a message; burst only).")
     var pipeline: String = "none"
 
+    @Option(help: "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both.")
+    var source: String = "journal"
+
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
@@ -107,6 +110,13 @@ struct ScenariosCommand: AsyncParsableCommand {
         options.redisURL = redisURL
         options.compareRaw = compareRaw
         options.pipeline = mode
+        guard let sourceMode = ScenarioBench.SourceMode(rawValue: source) else {
+            throw ValidationError("unknown --source '\(source)'; expected journal or wal")
+        }
+        if sourceMode == .wal, mode != .passThrough || scenarios != [.burst] {
+            throw ValidationError("--source wal is measured by burst with --pipeline none (writers measures the wal and emit_wal patterns on its own)")
+        }
+        options.source = sourceMode
         if let writers {
             options.writers = try writers.split(separator: ",").map { part in
                 guard let count = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -208,6 +218,9 @@ struct FaultsCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("heartbeat-timeout"), help: "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s).")
     var heartbeatTimeout: Double = 1
+
+    @Option(help: "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both.")
+    var source: String = "journal"
 
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?

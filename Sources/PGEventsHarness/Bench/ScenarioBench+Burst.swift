@@ -11,6 +11,9 @@ import Synchronization
 /// the drain rate, and the process's CPU time per event during the drain. The jobs are then read back from
 /// Redis for the ledger (not timed).
 ///
+/// With `source: .wal`: the rows go into `events_wal`, a table in a publication with no trigger, and the drain streams
+/// them from a replication slot (the WAL sender's decoding runs on the same machine, inside the timed drain).
+///
 /// With `compareRaw`: the same number of rows committed in one transaction into `raw_events`, whose row
 /// trigger sends `pg_notify('raw_event', id)`, received by a LISTEN loop that only counts: notifications per
 /// second from the commit's acknowledgement to the last one received.
@@ -22,39 +25,58 @@ extension ScenarioBench {
         let queue = "\(servers.keyPrefix):jobs:burst"
         do {
             let writer = try await database.connect()
+            let wal = options.source == .wal
+            let table = wal ? "public.events_wal" : "public.events"
+            if wal {
+                _ = try await WalSetup.create(on: writer, slot: Self.burstSlot, publication: Self.burstSlot, tables: [table], logger: logger)
+            }
             let insertStart = ContinuousClock.now
-            try await writer.query("INSERT INTO public.events (body) SELECT '' FROM generate_series(1, $1)", [size])
+            try await writer.query("INSERT INTO \(table) (body) SELECT '' FROM generate_series(1, $1)", [size])
             let insertSeconds = (ContinuousClock.now - insertStart).inSeconds
             progress(Progress(scenario: "burst", fraction: 0.2, message: String(format: "%d events committed in %.2f s; draining", size, insertSeconds)))
 
             // The processor's own delivery, built from a configuration as `pgevents process` builds it.
             let configuration = try ProcessorConfiguration(yaml: """
                 consumer: bench
-                channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
+                \(wal ? "source: wal\nwal: {slot: \(Self.burstSlot), publication: \(Self.burstSlot)}" : "")
+                channels: {"\(wal ? table : "new_event")": \(options.pipeline.channelYAML(queue: queue))}
                 batch_size: \(options.batchSize)
                 key_prefix: "\(servers.keyPrefix):seen"
                 """, file: "bench.yml")
-            let delivery = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
-                .makeDelivery()
+            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+            let source = processor.makeSource()
+            let delivery = processor.makeDelivery(source: source)
             let cpuBefore = processCPUSeconds()
             let drainStart = ContinuousClock.now
             var delivered = 0
-            // One drain takes the whole batch; a second one finds nothing unless a retry split it.
-            while delivered < size {
-                let outcome = try await delivery.drain()
-                if outcome.delivered == 0 { break }
-                delivered += outcome.delivered
+            if let stream = source as? WalSource {
+                // The WAL sender sends the transaction as it decodes it: drain what has come, wait for more.
+                let deadline = ContinuousClock.now + .seconds(300)
+                while delivered < size, ContinuousClock.now < deadline {
+                    let outcome = try await delivery.drain()
+                    delivered += outcome.delivered
+                    if outcome.delivered == 0 { await stream.waitForEvents() }
+                }
+            } else {
+                // One drain takes the whole batch; a second one finds nothing unless a retry split it.
+                while delivered < size {
+                    let outcome = try await delivery.drain()
+                    if outcome.delivered == 0 { break }
+                    delivered += outcome.delivered
+                }
             }
             // Batches still open (fewer than 10 jobs of a group) are sent now, inside the timed drain.
             if options.pipeline == .batch { try await delivery.flushBatches(all: true) }
             let drainSeconds = (ContinuousClock.now - drainStart).inSeconds
             let cpuSeconds = processCPUSeconds() - cpuBefore
+            await (source as? WalSource)?.close()
             await delivery.close()
+            if wal { try await Self.dropSlot(Self.burstSlot, on: writer) }
             progress(Progress(scenario: "burst", fraction: 0.6, message: String(format: "drained %d in %.2f s; checking", delivered, drainSeconds)))
 
             // The ledger: the table's ids against the jobs in the list.
             let ledger = EventLedger()
-            ledger.setCommitted(try await writer.query("SELECT id FROM public.events").map { try $0.decode(Int64.self, at: 0) })
+            ledger.setCommitted(try await writer.query("SELECT id FROM \(table)").map { try $0.decode(Int64.self, at: 0) })
             let redis = try await RedisConnection.connect(servers.redis)
             var unreadable = 0, messages = 0
             while true {
@@ -89,12 +111,25 @@ extension ScenarioBench {
             return result(
                 options.pipeline.name("burst"), servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size, duration: drainSeconds,
                 eventsPerSecond: eventsPerSecond, lost: summary.lost.count, duplicated: summary.duplicated.count, errors: unreadable,
-                extra: extra, note: "events_per_s: drain rate (EventDelivery.drain, pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
-                settings: ["burst": String(size), "batch_size": String(options.batchSize)])
+                extra: extra, note: "events_per_s: drain rate (EventDelivery.drain, source \(options.source.rawValue), pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
+                settings: ["burst": String(size), "batch_size": String(options.batchSize), "source": options.source.rawValue])
         } catch {
             try? await database.drop()
             throw error
         }
+    }
+
+    static let burstSlot = "pgevents_bench_burst"
+
+    /// Drops a bench slot once its WAL sender has gone (at most 30 s), and its publication.
+    static func dropSlot(_ slot: String, on connection: PostgresConnection) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", [slot]).scalar(Int.self) > 0,
+              ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await connection.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot])
+        try await connection.execute("DROP PUBLICATION IF EXISTS \(PostgresIdentifier.quote(slot))")
     }
 
     /// The raw receive rate of `size` notifications committed in one transaction.

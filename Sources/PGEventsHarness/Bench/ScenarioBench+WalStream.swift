@@ -76,13 +76,7 @@ extension ScenarioBench {
             task.cancel()
             _ = try? await task.value
             try await PostgresConnection.withConnection(database.configuration) { connection in
-                let deadline = ContinuousClock.now + .seconds(30)
-                while try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", [slot]).scalar(Int.self) > 0,
-                      ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                try await connection.query("SELECT pg_drop_replication_slot($1)", [slot])
-                try await connection.execute("DROP PUBLICATION IF EXISTS \(PostgresIdentifier.quote(slot))")
+                try await ScenarioBench.dropSlot(slot, on: connection)
             }
             let connection = try await RedisConnection.connect(redis)
             _ = try? await connection.command("DEL", RedisArgument(queue))

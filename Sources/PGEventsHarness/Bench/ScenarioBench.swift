@@ -79,10 +79,18 @@ public struct ScenarioBench: Sendable {
         public var pipeline: PipelineMode = .passThrough
         /// `soak`'s rate, sampling, poison events and stall timeout (its duration is `duration`, default 10 minutes).
         public var soak = SoakOptions()
+        /// Where `burst` reads its events: the journal, or the WAL (`source: wal`, a table in a publication).
+        public var source: SourceMode = .journal
 
         public init(sqlDirectory: String) {
             self.sqlDirectory = sqlDirectory
         }
+    }
+
+    /// The processor's source in `burst`.
+    public enum SourceMode: String, Sendable, CaseIterable {
+        case journal
+        case wal
     }
 
     /// What the processor does with each event between the journal and Redis.
@@ -224,6 +232,7 @@ public struct ScenarioBench: Sendable {
         CREATE TABLE public.writes_journal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');
         CREATE TRIGGER writes_journal_journal AFTER INSERT ON public.writes_journal FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('writes_journal');
         CREATE TABLE public.writes_wal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');
+        CREATE TABLE public.events_wal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');
         CREATE FUNCTION public.bench_emit_wal_row() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pgevents.emit_wal(TG_ARGV[0], NEW.id::text); RETURN NULL; END $$;
         CREATE TABLE public.writes_emit_wal (id bigserial PRIMARY KEY, body text NOT NULL DEFAULT '');

@@ -1,4 +1,4 @@
-public import PGEventsPostgres
+import PGEventsPostgres
 
 /// One message of the `pgoutput` plugin (protocol version 1, with `messages`), as the walsender sends it inside
 /// WAL data. Values of tuples point into the message's bytes: use them before reading the next message.

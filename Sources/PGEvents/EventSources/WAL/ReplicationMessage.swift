@@ -1,4 +1,4 @@
-public import PGEventsPostgres
+import PGEventsPostgres
 
 /// A CopyData message of the streaming replication protocol, server to client.
 enum ReplicationMessage {

@@ -1,5 +1,5 @@
-public import Logging
-public import PGEventsPostgres
+import Logging
+import PGEventsPostgres
 import struct Foundation.Date
 
 /// One streaming session of a logical replication slot: reads pgoutput messages from a replication connection and
