@@ -281,6 +281,33 @@ struct WalDeliveryTests {
         }
     }
 
+    @Test("Redis restarted mid-stream (append-only file on): nothing lost, nothing duplicated")
+    func redisRestart() async throws {
+        let database = try await walDatabase()
+        let configuration = try walConfiguration(consumer: "wal_redis_restart")
+        try await withWalSetup(database, configuration) {
+            try await withTemporaryRedis(.init(settings: ["appendonly": "yes", "appendfsync": "always"])) { redis in
+                let writer = try await database.connect()
+                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                try await withRunningProcessor(processor) {
+                    for round in 0..<8 {
+                        for part in 0..<5 {
+                            try await writer.query("INSERT INTO tasks (state) SELECT 'r\(round)p\(part) ' || g FROM generate_series(1, 25) g")
+                        }
+                        if round == 2 || round == 5 { try await redis.restart(downtime: .milliseconds(300)) }
+                    }
+                    let reader = try await redis.connect()
+                    try await waitForJobs(reader, count: 1_000, queue: "tasks")
+                    await reader.close()
+                }
+                let reader = try await redis.connect()
+                try await expectEveryTaskOnce(reader, rows: 1_000, in: database)
+                await reader.close()
+                await writer.close()
+            }
+        }
+    }
+
     @Test("two processors on one slot: one streams, the other waits; when the first stops the second takes over; every row once")
     func standbyTakesOver() async throws {
         let database = try await walDatabase()

@@ -219,7 +219,7 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(name: .customLong("heartbeat-timeout"), help: "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s).")
     var heartbeatTimeout: Double = 1
 
-    @Option(help: "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both.")
+    @Option(help: "The processor's source: journal, or wal (the events table in a publication, streamed from a replication slot of each fault's own).")
     var source: String = "journal"
 
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
@@ -236,6 +236,10 @@ struct FaultsCommand: AsyncParsableCommand {
         var options = FaultBench.Options(sqlDirectory: directory, processorExecutable: Self.executablePath())
         options.rate = rate
         options.heartbeatTimeout = heartbeatTimeout
+        guard let sourceMode = ScenarioBench.SourceMode(rawValue: source) else {
+            throw ValidationError("unknown --source '\(source)'; expected journal or wal")
+        }
+        options.source = sourceMode
         if let only {
             options.faults = try only.split(separator: ",").map { name in
                 guard let fault = FaultBench.Fault(rawValue: name.trimmingCharacters(in: .whitespaces)) else {

@@ -26,6 +26,7 @@ public struct FaultBench: Sendable {
         case notifyQueueFull = "notify-queue-full"
         case redisRestart = "redis-restart"
         case processorKill = "processor-sigkill"
+        case restartDuringLargeTransaction = "restart-during-large-transaction"
 
         public var summary: String {
             switch self {
@@ -36,6 +37,7 @@ public struct FaultBench: Sendable {
             case .notifyQueueFull: "a listener stops reading inside an open transaction while 8 MB of NOTIFYs pile up"
             case .redisRestart: "Redis restarted (append-only file on), 0.5 s down"
             case .processorKill: "pgevents process killed with SIGKILL, restarted 0.2 s later"
+            case .restartDuringLargeTransaction: "PostgreSQL immediate shutdown 50 ms after a 50,000-row transaction commits (while it is delivered, or decoded), 0.5 s down"
             }
         }
     }
@@ -50,6 +52,9 @@ public struct FaultBench: Sendable {
         public var processorExecutable: String?
         /// The processor's heartbeat timeout (seconds); the freeze lasts this plus 1.5 s.
         public var heartbeatTimeout: Double = 1
+        /// The processor's source: the journal (`events` has the journal trigger), or the WAL (`events` is in a
+        /// publication, with no trigger; each fault's database gets a slot of its own).
+        public var source: ScenarioBench.SourceMode = .journal
 
         public init(sqlDirectory: String, processorExecutable: String? = nil) {
             self.sqlDirectory = sqlDirectory
@@ -108,10 +113,10 @@ public struct FaultBench: Sendable {
         }
         try await postgres.makeTemplate(named: "pgevents_bench") { connection in
             try await journal.apply(to: connection)
-            try await connection.execute("""
-                CREATE TABLE events (id bigserial PRIMARY KEY, sent_ns bigint NOT NULL);
-                CREATE TRIGGER events_journal AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('new_event');
-                """)
+            try await connection.execute("CREATE TABLE events (id bigserial PRIMARY KEY, sent_ns bigint NOT NULL)")
+            if options.source == .journal {
+                try await connection.execute("CREATE TRIGGER events_journal AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('new_event')")
+            }
         }
         var rows: [Row] = []
         for fault in options.faults {
@@ -129,9 +134,17 @@ public struct FaultBench: Sendable {
         let started = ContinuousClock.now
         let database = try await postgres.makeDatabase()
         let queue = "jobs:\(fault.rawValue)"
+        let slot = "pgevents_fault_" + fault.rawValue.replacingOccurrences(of: "-", with: "_")
+        let wal = options.source == .wal
+        if wal {
+            try await PostgresConnection.withConnection(database.configuration) { connection in
+                _ = try await WalSetup.create(on: connection, slot: slot, publication: slot, tables: ["public.events"], logger: logger)
+            }
+        }
         let yaml = """
             consumer: bench
-            channels: {new_event: {queue: "\(queue)"}}
+            \(wal ? "source: wal\n" + "wal: {slot: \(slot), publication: \(slot)}" : "")
+            channels: {\(wal ? "public.events" : "new_event"): {queue: "\(queue)"}}
             batch_size: 500
             catch_up_interval: 0.5
             listener: {heartbeat_interval: \(options.heartbeatTimeout / 4), heartbeat_timeout: \(options.heartbeatTimeout), queue_usage_warning: 0.0001, queue_usage_check_interval: 0.2}
@@ -169,12 +182,15 @@ public struct FaultBench: Sendable {
             while !Task.isCancelled {
                 do {
                     if connection == nil { connection = try await redis.connect() }
-                    let reply = try await connection!.command("BRPOP", RedisArgument(queue), "0.2")
-                    guard let bytes = reply.array?.last?.bytes,
+                    // BLMOVE, not BRPOP: a pop whose reply is lost when Redis restarts leaves the job in the taken list
+                    // (counted below) instead of losing it on the consumer's side, which no processor could help.
+                    let reply = try await connection!.command("BLMOVE", RedisArgument(queue), RedisArgument(queue + ":taken"), "RIGHT", "LEFT", "0.2")
+                    guard let bytes = reply.bytes,
                           let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
                           let row = object["row"] as? [String: Any],
                           let id = (row["id"] as? NSNumber)?.int64Value else { continue }
                     let now = ContinuousClock.now
+                    run.received.withLock { _ = $0.insert(id) }
                     ledger.delivered(id, at: now)
                     if let sent = (row["sent_ns"] as? NSNumber)?.int64Value, let end = run.faultEnd.withLock({ $0 }), sent > end.wall {
                         run.firstAfterFault.withLock { if $0 == nil { $0 = now } }
@@ -215,8 +231,12 @@ public struct FaultBench: Sendable {
             try await Task.sleep(for: .seconds(1))
             switch fault {
             case .terminateListener:
-                let killed = try await postgres.terminateBackends(applicationName: "pgevents-listener")
-                note = "\(killed) backend(s) terminated"
+                // The WAL source has no listener: its WAL sender and worker are what a network cut would break.
+                var killed = 0
+                for name in wal ? ["pgevents-wal", "pgevents-worker"] : ["pgevents-listener"] {
+                    killed += try await postgres.terminateBackends(applicationName: name)
+                }
+                note = "\(killed) backend(s) terminated\(wal ? " (WAL sender and worker)" : "")"
                 markFaultEnd()
             case .postgresRestartFast, .postgresRestartImmediate:
                 try await postgres.restart(mode: fault == .postgresRestartFast ? .fast : .immediate, downtime: .milliseconds(500))
@@ -242,6 +262,13 @@ public struct FaultBench: Sendable {
                 markFaultEnd()
                 let warned = logs.first("notification queue usage above threshold") != nil
                 note = String(format: "queue usage reached %.6f%% of the server's queue; processor warning %@", usage * 100, warned ? "logged" : "NOT logged")
+            case .restartDuringLargeTransaction:
+                try await PostgresConnection.withConnection(database.configuration) { connection in
+                    try await connection.query("INSERT INTO events (sent_ns) SELECT $1 FROM generate_series(1, 50000)", [Int(benchWallNanoseconds())])
+                }
+                try await Task.sleep(for: .milliseconds(50))
+                try await postgres.restart(mode: .immediate, downtime: .milliseconds(500))
+                markFaultEnd()
             case .redisRestart:
                 try await redis.restart(downtime: .milliseconds(500))
                 markFaultEnd()
@@ -268,6 +295,19 @@ public struct FaultBench: Sendable {
             let drainDeadline = ContinuousClock.now + .seconds(20)
             while !ledger.allDelivered(ids), ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(20)) }
             try await Task.sleep(for: .milliseconds(300))  // late duplicates, if any, show up here
+            // Jobs Redis moved to the taken list whose BLMOVE reply never reached the consumer (lost in a restart).
+            let reader = try await redis.connect()
+            let taken = try await reader.command("LRANGE", RedisArgument(queue + ":taken"), 0, -1).array ?? []
+            await reader.close()
+            var unseen = 0
+            for item in taken {
+                guard let bytes = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+                      let id = ((object["row"] as? [String: Any])?["id"] as? NSNumber)?.int64Value,
+                      run.received.withLock({ $0.insert(id).inserted }) else { continue }
+                ledger.delivered(id, at: .now)
+                unseen += 1
+            }
+            if unseen > 0 { note += (note.isEmpty ? "" : "; ") + "\(unseen) job(s) taken whose reply was lost in the restart (found in the taken list)" }
         } catch {
             run.stop.store(true, ordering: .relaxed)
             try? await postgres.resume()
@@ -279,6 +319,10 @@ public struct FaultBench: Sendable {
         _ = try? await processorTask?.value
         if let child { kill(child.pid, SIGTERM); _ = child.wait() }
         if let childConfigPath { try? FileManager.default.removeItem(atPath: childConfigPath) }
+        if wal {
+            // A database with a slot cannot be dropped.
+            try? await PostgresConnection.withConnection(database.configuration) { connection in try await ScenarioBench.dropSlot(slot, on: connection) }
+        }
         try? await database.drop()
 
         let summary = ledger.summary
@@ -310,4 +354,6 @@ final class RunState: Sendable {
     let faultEnd = Mutex<(wall: Int64, instant: ContinuousClock.Instant)?>(nil)
     /// When the first job for a row written after the fault reached the consumer.
     let firstAfterFault = Mutex<ContinuousClock.Instant?>(nil)
+    /// The rows whose job the consumer received.
+    let received = Mutex<Set<Int64>>([])
 }
