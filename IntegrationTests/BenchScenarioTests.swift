@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsBench
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis

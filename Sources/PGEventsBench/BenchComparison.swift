@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsSystem
 
 /// Current benchmark results compared with a stored baseline, scenario by scenario (matched by `scenario`):
 /// throughput (`events_per_s`, lower is worse) and p99 latency (`latency_us.p99`, higher is worse), each a

@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsSystem
 
 /// Benchmark results as one self-contained HTML page: inline CSS and an inline SVG plot, no scripts and nothing
 /// fetched from the network. The page is also well-formed XML (XHTML), so tools that parse XML read it.

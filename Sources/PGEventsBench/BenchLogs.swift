@@ -1,4 +1,4 @@
-public import Logging
+import Logging
 import Synchronization
 
 /// What the processor under a benchmark logged that the bench reports: when each message was first logged (fault

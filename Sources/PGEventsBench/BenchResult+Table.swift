@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsSystem
 
 extension BenchResult {
     /// Results as a table for a terminal: one line per scenario (events, seconds, events/s, end-to-end latency

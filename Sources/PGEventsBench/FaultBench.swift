@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import PGEvents
+public import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import PGEventsSystem

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import PGEventsHarness
 import PGEventsPostgres
 
 /// `pgevents bench [SCENARIO]`: the reference processor (`EventProcessor` on the journal,

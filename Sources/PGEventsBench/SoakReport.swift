@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsSystem
 
 /// What a `soak` run amounts to: its samples, what became of every event, and the verdict — which checks
 /// failed and why. Pure: built from the figures the run collected, so that it can be checked without servers.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsBench
 
 /// `pgevents bench baseline`: record, show and compare stored benchmark results.
 struct BenchBaselineCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PGEventsBench
 import PGEventsHarness
 import Synchronization
 

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsBench
 
 /// What every `pgevents bench` scenario does with its results besides printing them: `--json FILE` (the
 /// DESIGN.md result format), `--html FILE` (a self-contained report with a latency plot), and `--baseline FILE

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PGEventsCheck
 import PGEventsHarness
 
 /// `pgevents check`: validate notification migrations before deploy.

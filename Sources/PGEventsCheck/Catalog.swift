@@ -1,3 +1,4 @@
+public import PGEventsHarness
 public import PGEventsPostgres
 
 /// Where a notifying function sends: a channel name, found by reading the function's source.

@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsHarness
 import PGEventsPostgres
 
 /// Turns what one table's exercise observed into check results: against the spec when there is one, and

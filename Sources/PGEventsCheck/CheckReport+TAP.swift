@@ -2,6 +2,7 @@
 // read: one test point per check.
 
 import Foundation
+import PGEventsSystem
 
 extension CheckReport {
     /// TAP 13: `1..N`, then `ok`/`not ok` per check (`# SKIP reason` for a skipped one; a warning is `ok` with

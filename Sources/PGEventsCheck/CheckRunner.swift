@@ -1,3 +1,4 @@
+public import PGEventsHarness
 import PGEventsSystem
 import Foundation
 public import Logging

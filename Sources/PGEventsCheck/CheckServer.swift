@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGEventsHarness
 import PGEventsPostgres
 import Synchronization
 

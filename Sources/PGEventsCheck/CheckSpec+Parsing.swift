@@ -1,5 +1,6 @@
 import Foundation
 import PGEvents
+import PGEventsHarness
 
 // Reading `pgevents.yml`. Every error is a `HarnessError` (`.invalidInput`) whose message starts with
 // `file:line:column: key.path: `, so that a typo is found without reading the parser.

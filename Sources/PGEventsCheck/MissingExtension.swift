@@ -1,3 +1,5 @@
+import PGEventsHarness
+
 /// A migration that failed because the server has no such extension installed (`CREATE EXTENSION postgis` on a
 /// server without PostGIS): a fact about the server, not a defect of the migration.
 struct MissingExtension: Sendable, Hashable {

@@ -8,6 +8,7 @@
 // numbers and booleans through NSNumber), and a 30-digit integer is still an integer.
 
 import PGEvents
+import PGEventsSystem
 
 /// What is wrong with one payload.
 public struct PayloadProblem: Sendable, Hashable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import PGEventsHarness
 import PGEventsSystem
 import Foundation
 import Logging

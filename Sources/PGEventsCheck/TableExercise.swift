@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsHarness
 public import PGEventsPostgres
 
 /// One operation the exercise ran, and what it caused.

@@ -1,4 +1,5 @@
 import Foundation
+public import PGEventsHarness
 public import PGEventsPostgres
 
 /// A value for one column of a generated row.

@@ -1,3 +1,5 @@
+import PGEventsHarness
+
 /// Which operations were seen to fire each notifying trigger of a table, and why the others were not.
 ///
 /// A trigger counts as fired by an operation when a notification on one of its channels arrived after a

@@ -1,6 +1,7 @@
 import Foundation
 import FoundationXML
 @testable import PGEventsHarness
+@testable import PGEventsCheck
 import Testing
 
 /// The text, JSON and JUnit renderings of `pgevents check` reports built by hand.
