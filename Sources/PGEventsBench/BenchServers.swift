@@ -54,10 +54,9 @@ final class BenchServers: Sendable {
             let externalPostgres = try databaseURL.map { url in try PostgresConfiguration(url) }
             let postgresVersion: String
             if let externalPostgres {
-                let connection = try await PostgresConnection.connect(externalPostgres)
-                defer { Task { await connection.close() } }
-                postgresVersion = try await connection.query("SHOW server_version").scalar(String.self)
-                    .split(separator: " ").first.map(String.init) ?? "?"
+                postgresVersion = try await PostgresConnection.withConnection(externalPostgres) { connection in
+                    try await connection.query("SHOW server_version").scalar(String.self)
+                }.split(separator: " ").first.map(String.init) ?? "?"
             } else {
                 let server = try await TemporaryPostgres.start(logger: logger)
                 temporaryPostgres = server
@@ -112,15 +111,15 @@ final class BenchServers: Sendable {
         parameters["dbname"] = name
         let configuration = PostgresConfiguration(parameters: parameters)
         let drop: @Sendable () async throws -> Void = {
-            let admin = try await PostgresConnection.connect(externalPostgres)
-            defer { Task { await admin.close() } }
-            try await admin.execute("DROP DATABASE IF EXISTS \(PostgresIdentifier.quote(name)) WITH (FORCE)")
+            try await PostgresConnection.withConnection(externalPostgres) { admin in
+                _ = try await admin.execute("DROP DATABASE IF EXISTS \(PostgresIdentifier.quote(name)) WITH (FORCE)")
+            }
         }
         do {
-            let connection = try await PostgresConnection.connect(configuration)
-            defer { Task { await connection.close() } }
-            _ = try await migrations.apply(to: connection)
-            try await connection.execute(setupSQL)
+            try await PostgresConnection.withConnection(configuration) { connection in
+                _ = try await migrations.apply(to: connection)
+                try await connection.execute(setupSQL)
+            }
         } catch {
             try? await drop()
             throw error

@@ -96,17 +96,15 @@ public struct FaultBench: Sendable {
     /// Runs every fault in turn; `progress` hears about each one as it starts.
     public func run(progress: @Sendable (String) -> Void = { _ in }) async throws -> Outcome {
         let journal = try MigrationSet(directory: options.sqlDirectory)
-        let postgres = try await TemporaryPostgres.start(logger: logger)
-        let redis: TemporaryRedis
-        do {
-            redis = try await TemporaryRedis.start(.init(settings: ["appendonly": "yes", "appendfsync": "always"]), logger: logger)
-        } catch {
-            await postgres.shutdown()
-            throw error
+        return try await withTemporaryPostgres(logger: logger) { postgres in
+            try await withTemporaryRedis(.init(settings: ["appendonly": "yes", "appendfsync": "always"]), logger: logger) { redis in
+                try await run(journal: journal, postgres: postgres, redis: redis, progress: progress)
+            }
         }
-        defer {
-            Task { await redis.shutdown(); await postgres.shutdown() }
-        }
+    }
+
+    /// Every fault on `postgres` and `redis`, which the caller shuts down.
+    private func run(journal: MigrationSet, postgres: TemporaryPostgres, redis: TemporaryRedis, progress: @Sendable (String) -> Void) async throws -> Outcome {
         try await postgres.makeTemplate(named: "pgevents_bench") { connection in
             try await journal.apply(to: connection)
             try await connection.execute("""
@@ -119,8 +117,6 @@ public struct FaultBench: Sendable {
             progress("\(fault.rawValue): \(fault.summary)")
             rows.append(try await run(fault, postgres: postgres, redis: redis))
         }
-        await redis.shutdown()
-        await postgres.shutdown()
         return Outcome(rows: rows, postgresVersion: postgres.binaries.version, redisVersion: redis.version)
     }
 

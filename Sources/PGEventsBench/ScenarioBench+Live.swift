@@ -272,24 +272,6 @@ extension ScenarioBench {
 
     /// Takes jobs from `queue` with `BRPOP` (then `RPOP … 1000` for what else is there) until `stop`.
     static func consume(_ queue: String, redis: RedisConfiguration, into taken: Taken, records: StageRecords) async throws {
-        let connection = try await RedisConnection.connect(redis)
-        defer { Task { await connection.close() } }
-        while !taken.stop.load(ordering: .relaxed), !Task.isCancelled {
-            let reply = try await connection.command("BRPOP", RedisArgument(queue), "0.1")
-            guard let first = reply.array?.last?.bytes else { continue }
-            var items = [first]
-            var now = benchWallNanoseconds()
-            record(items, at: now)
-            while true {
-                let more = try await connection.command("RPOP", RedisArgument(queue), "1000")
-                guard let elements = more.array, !elements.isEmpty else { break }
-                now = benchWallNanoseconds()
-                items = elements.compactMap(\.bytes)
-                record(items, at: now)
-                if elements.count < 1000 { break }
-            }
-        }
-
         func record(_ items: [[UInt8]], at now: Int64) {
             var ids: [Int64] = []
             ids.reserveCapacity(items.count)
@@ -307,21 +289,39 @@ extension ScenarioBench {
             taken.count.add(ids.count, ordering: .relaxed)
             taken.last.store(now, ordering: .relaxed)
         }
+
+        try await RedisConnection.withConnection(redis) { connection in
+            while !taken.stop.load(ordering: .relaxed), !Task.isCancelled {
+                let reply = try await connection.command("BRPOP", RedisArgument(queue), "0.1")
+                guard let first = reply.array?.last?.bytes else { continue }
+                var items = [first]
+                var now = benchWallNanoseconds()
+                record(items, at: now)
+                while true {
+                    let more = try await connection.command("RPOP", RedisArgument(queue), "1000")
+                    guard let elements = more.array, !elements.isEmpty else { break }
+                    now = benchWallNanoseconds()
+                    items = elements.compactMap(\.bytes)
+                    record(items, at: now)
+                    if elements.count < 1000 { break }
+                }
+            }
+        }
     }
 
     /// Waits until the processor has registered its consumer and its listener is connected (at most 15 s).
     static func waitForProcessor(_ database: BenchDatabase) async throws {
-        let connection = try await database.connect()
-        defer { Task { await connection.close() } }
-        let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline {
-            let ready = try await connection.query("""
-                SELECT EXISTS (SELECT FROM pgevents.consumers WHERE name = 'bench')
-                   AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener')
-                """).scalar(Bool.self)
-            if ready { return }
-            try await Task.sleep(for: .milliseconds(10))
+        try await database.connect().closeAfter { connection in
+            let deadline = ContinuousClock.now + .seconds(15)
+            while ContinuousClock.now < deadline {
+                let ready = try await connection.query("""
+                    SELECT EXISTS (SELECT FROM pgevents.consumers WHERE name = 'bench')
+                       AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener')
+                    """).scalar(Bool.self)
+                if ready { return }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            throw HarnessError(code: .startupFailed, message: "pgevents bench: the processor did not register its consumer and listen within 15 s")
         }
-        throw HarnessError(code: .startupFailed, message: "pgevents bench: the processor did not register its consumer and listen within 15 s")
     }
 }

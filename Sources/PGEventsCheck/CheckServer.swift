@@ -78,9 +78,10 @@ final class ExistingCheckServer: CheckServer {
         } catch {
             throw HarnessError(code: .invalidInput, message: "--database-url: cannot connect to \(configuration): \(error.message)")
         }
-        defer { Task { await connection.close() } }
-        version = try await connection.query("SHOW server_version").scalar(String.self).split(separator: " ").first.map(String.init) ?? "?"
-        let number = try await connection.query("SHOW server_version_num").scalar(String.self)
+        let (version, number) = try await connection.closeAfter { connection in
+            (try await connection.query("SHOW server_version").scalar(String.self), try await connection.query("SHOW server_version_num").scalar(String.self))
+        }
+        self.version = version.split(separator: " ").first.map(String.init) ?? "?"
         majorVersion = (Int(number) ?? 0) / 10_000
         prefix = "pgevents_check_" + UUID().uuidString.prefix(8).lowercased()
     }
@@ -94,9 +95,7 @@ final class ExistingCheckServer: CheckServer {
 
     /// Runs one statement on the server's own database (the URL's), on a connection of its own.
     private func administer(_ sql: String) async throws {
-        let admin = try await PostgresConnection.connect(configuration)
-        defer { Task { await admin.close() } }
-        try await admin.execute(sql)
+        try await PostgresConnection.withConnection(configuration) { admin in try await admin.execute(sql) }
     }
 
     private func create(_ name: String, template: String?) async throws {

@@ -56,11 +56,15 @@ struct TableExercise {
     struct SetupFailure: Error { var message: String }
 
     func run(on database: CheckDatabase) async throws -> [ExercisedOperation] {
-        let writer = try await database.connect()
-        let listener = try await database.connect()
-        defer {
-            Task { await writer.close(); await listener.close() }
+        try await database.connect().closeAfter { writer in
+            try await database.connect().closeAfter { listener in
+                try await run(writer: writer, listener: listener)
+            }
         }
+    }
+
+    /// Every operation, written on `writer` and heard on `listener` (both closed by the caller).
+    private func run(writer: PostgresConnection, listener: PostgresConnection) async throws -> [ExercisedOperation] {
         for channel in channels.sorted() + [Self.fenceChannel] { try await listener.listen(channel) }
         var notifications = await listener.notifications().makeAsyncIterator()
         var fence = 0

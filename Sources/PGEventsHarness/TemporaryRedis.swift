@@ -239,7 +239,8 @@ public final class TemporaryRedis: Sendable {
 /// Runs `body` with a started Redis server and shuts it down afterwards, whether `body` returns or throws.
 public func withTemporaryRedis<T>(
     _ configuration: TemporaryRedis.Configuration = .init(),
+    logger: Logger = TemporaryPostgres.defaultLogger,
     _ body: (TemporaryRedis) async throws -> T
 ) async throws -> T {
-    try await withStartedServer(try await TemporaryRedis.start(configuration), shutdown: { await $0.shutdown() }, body)
+    try await withStartedServer(try await TemporaryRedis.start(configuration, logger: logger), shutdown: { await $0.shutdown() }, body)
 }

@@ -2,6 +2,7 @@ import Foundation
 import FoundationXML
 @testable import PGEventsHarness
 @testable import PGEventsCheck
+import PGEventsSystem
 import Testing
 
 /// The text, JSON and JUnit renderings of `pgevents check` reports built by hand.
