@@ -73,7 +73,6 @@ extension ScenarioBench {
         var ordered: [(pid: Int32, ids: [Int64])] = []
         var backlogAtEnd = 0
         var drained = false
-        var writeErrors = 0
 
         do {
             try await listener.listen("new_event")
@@ -104,9 +103,9 @@ extension ScenarioBench {
                 let next = SharedCounter()
                 let startInstant = ContinuousClock.now
                 let writeStartNs = writeStart
-                let written: [(pid: Int32, ids: [Int64], errors: Int)]
+                let written: [(pid: Int32, ids: [Int64])]
                 do {
-                    written = try await withThrowingTaskGroup(of: (pid: Int32, ids: [Int64], errors: Int).self) { writers in
+                    written = try await withThrowingTaskGroup(of: (pid: Int32, ids: [Int64]).self) { writers in
                         for _ in 0..<writerCount {
                             writers.addTask {
                                 let connection = try await database.connect()
@@ -141,10 +140,10 @@ extension ScenarioBench {
                                     ids.append(id)
                                 }
                                 await connection.close()
-                                return (pid, ids, 0)
+                                return (pid, ids)
                             }
                         }
-                        var all: [(pid: Int32, ids: [Int64], errors: Int)] = []
+                        var all: [(pid: Int32, ids: [Int64])] = []
                         for try await writer in writers { all.append(writer) }
                         return all
                     }
@@ -154,7 +153,6 @@ extension ScenarioBench {
                 }
                 writeEnd = benchWallNanoseconds()
                 ordered = written.map { ($0.pid, $0.ids) }
-                writeErrors = written.reduce(0) { $0 + $1.errors }
                 committedIDs = written.flatMap(\.ids)
                 backlogAtEnd = max(0, committedIDs.count - taken.count.load(ordering: .relaxed))
 
@@ -248,7 +246,7 @@ extension ScenarioBench {
         return result(
             name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: committed, duration: totalSeconds,
             eventsPerSecond: eventsPerSecond, latency: report.endToEnd.latency, stages: report.latencies,
-            lost: summary.lost.count, duplicated: summary.duplicated.count, errors: writeErrors + taken.unreadable.load(ordering: .relaxed),
+            lost: summary.lost.count, duplicated: summary.duplicated.count, errors: taken.unreadable.load(ordering: .relaxed),
             extra: extra, note: note + (drained ? "" : "; NOT drained within 30 s of no progress"), settings: settings,
             distribution: report.endToEnd.distribution)
     }
