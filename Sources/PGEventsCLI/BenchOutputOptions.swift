@@ -7,7 +7,7 @@ import PGEventsBench
 /// --max-regression PCT` (a comparison with stored results that fails on a regression).
 ///
 /// A scenario command takes these with `@OptionGroup var output: BenchOutputOptions` and ends with
-/// `let status = try output.emit(results); if status != 0 { throw ExitCode(status) }`.
+/// `try CommandExit.failed(if: try output.emit(results) != 0)`.
 struct BenchOutputOptions: ParsableArguments {
     /// The default threshold: a figure may be this much worse (percent) before it is a regression.
     static let defaultMaxRegression = 10.0
@@ -101,7 +101,6 @@ struct BenchOutputOptions: ParsableArguments {
     /// Prints `pgevents bench: message` on standard error; the error to throw is exit status 2 (the input or the
     /// machine is wrong), as the other commands do.
     static func failure(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("pgevents bench: \(message)\n".utf8))
-        return ExitCode(2)
+        CommandExit(command: "bench").badInput(message)
     }
 }
