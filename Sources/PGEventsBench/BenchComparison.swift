@@ -176,18 +176,18 @@ public struct BenchComparison: Sendable {
             lines.append("Machines match: \(machines.current)")
         } else {
             lines.append("!!! MACHINES DIFFER: the figures are compared anyway, but a difference may be the machine's, not the code's.")
-            for difference in machines.differences { lines.append("!!!   \(ReportEscaping.oneLine(difference))") }
+            for difference in machines.differences { lines.append("!!!   \(TextExcerpt.escaped(difference))") }
             lines.append("!!! Record a baseline on this machine: pgevents bench baseline update --from RESULTS.json --to FILE")
         }
         lines.append("Compared with the baseline (a regression is a figure worse by more than \(limit)):")
         if rows.isEmpty {
             lines.append("  no scenario in common")
         } else {
-            let width = max(20, rows.map { ReportEscaping.oneLine($0.scenario).count }.max() ?? 0)
+            let width = max(20, rows.map { TextExcerpt.escaped($0.scenario).count }.max() ?? 0)
             lines.append("  " + "scenario".padding(toLength: width, withPad: " ", startingAt: 0)
                          + "  metric        baseline       current   ratio  verdict")
             for row in rows {
-                let name = ReportEscaping.oneLine(row.scenario).padding(toLength: width, withPad: " ", startingAt: 0)
+                let name = TextExcerpt.escaped(row.scenario).padding(toLength: width, withPad: " ", startingAt: 0)
                 let metric = row.metric.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
                 let ratio = row.ratio.map { String(format: "%5.2f×", $0) } ?? "    - "
                 let verdict: String
@@ -202,16 +202,16 @@ public struct BenchComparison: Sendable {
         }
         if !settingsDifferences.isEmpty {
             lines.append("Run with other settings than the baseline (compared anyway; a difference may be the settings'):")
-            for difference in settingsDifferences { lines.append("  " + ReportEscaping.oneLine(difference)) }
+            for difference in settingsDifferences { lines.append("  " + TextExcerpt.escaped(difference)) }
         }
         if !onlyInBaseline.isEmpty {
-            lines.append("Only in the baseline (not run now): " + onlyInBaseline.map(ReportEscaping.oneLine).joined(separator: ", "))
+            lines.append("Only in the baseline (not run now): " + onlyInBaseline.map(TextExcerpt.escaped).joined(separator: ", "))
         }
         if !onlyInCurrent.isEmpty {
-            lines.append("Only in this run (no baseline yet): " + onlyInCurrent.map(ReportEscaping.oneLine).joined(separator: ", "))
+            lines.append("Only in this run (no baseline yet): " + onlyInCurrent.map(TextExcerpt.escaped).joined(separator: ", "))
         }
         for failure in integrityFailures {
-            lines.append("LOST OR DUPLICATED: \(ReportEscaping.oneLine(failure.scenario)) lost \(failure.lost), duplicated \(failure.duplicated)")
+            lines.append("LOST OR DUPLICATED: \(TextExcerpt.escaped(failure.scenario)) lost \(failure.lost), duplicated \(failure.duplicated)")
         }
         if passed {
             lines.append("PASSED: no figure worse than the baseline by more than \(limit)" + (machines.matches ? "" : " (on a different machine)"))

@@ -8,29 +8,29 @@ extension BenchResult {
     public static func table(_ results: [BenchResult]) -> String {
         guard let first = results.first else { return "no results" }
         var lines = [header(results, first: first)]
-        let width = max(12, results.map { ReportEscaping.oneLine($0.scenario).count }.max() ?? 0)
+        let width = max(12, results.map { TextExcerpt.escaped($0.scenario).count }.max() ?? 0)
         lines.append("scenario".padding(toLength: width, withPad: " ", startingAt: 0)
                      + "    events       s    events/s   p50 µs   p90 µs   p99 µs p99.9 µs   max µs  lost   dup  errors  note")
         for result in results {
-            let name = ReportEscaping.oneLine(result.scenario).padding(toLength: width, withPad: " ", startingAt: 0)
+            let name = TextExcerpt.escaped(result.scenario).padding(toLength: width, withPad: " ", startingAt: 0)
             var line = name + String(result.events).leftPadded(to: 10, with: " ")
                 + String(format: "%8.2f", result.durationSeconds)
                 + BenchComparison.figure(result.eventsPerSecond).leftPadded(to: 12, with: " ")
             line += latencyColumns(result.latencyMicroseconds)
             line += String(result.lost).leftPadded(to: 6, with: " ") + String(result.duplicated).leftPadded(to: 6, with: " ")
                 + String(result.errors).leftPadded(to: 8, with: " ")
-            if let note = result.note, !note.isEmpty { line += "  " + ReportEscaping.excerpt(note, limit: 120) }
+            if let note = result.note, !note.isEmpty { line += "  " + TextExcerpt.excerpt(note, limit: 120) }
             lines.append(line)
             for stage in result.stages.keys.sorted(by: { (stageOrder($0), $0) < (stageOrder($1), $1) }) {
                 guard let latency = result.stages[stage] else { continue }
-                let label = ("  " + ReportEscaping.oneLine(stage)).padding(toLength: width + 30, withPad: " ", startingAt: 0)
+                let label = ("  " + TextExcerpt.escaped(stage)).padding(toLength: width + 30, withPad: " ", startingAt: 0)
                 lines.append(label + latencyColumns(latency))
             }
-            let extras = result.extra.sorted { $0.key < $1.key }.map { "\(ReportEscaping.oneLine($0.key)) \(BenchComparison.figure($0.value))" }
+            let extras = result.extra.sorted { $0.key < $1.key }.map { "\(TextExcerpt.escaped($0.key)) \(BenchComparison.figure($0.value))" }
             if !extras.isEmpty { lines.append("  " + extras.joined(separator: ", ")) }
         }
         if results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }) {
-            lines.append("LOST OR DUPLICATED: " + results.filter { $0.lost > 0 || $0.duplicated > 0 }.map { ReportEscaping.oneLine($0.scenario) }.joined(separator: ", "))
+            lines.append("LOST OR DUPLICATED: " + results.filter { $0.lost > 0 || $0.duplicated > 0 }.map { TextExcerpt.escaped($0.scenario) }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }
@@ -51,7 +51,7 @@ extension BenchResult {
     static func header(_ results: [BenchResult], first: BenchResult) -> String {
         func distinct(_ property: (BenchResult) -> String) -> String {
             var seen = Set<String>()
-            return results.map(property).filter { seen.insert($0).inserted }.map(ReportEscaping.oneLine).joined(separator: " / ")
+            return results.map(property).filter { seen.insert($0).inserted }.map(TextExcerpt.escaped).joined(separator: " / ")
         }
         let started = results.map(\.startedAt).min() ?? first.startedAt
         return distinct { "\($0.machine.cores) cores, \(BenchComparison.gigabytes($0.machine.memoryGB)), \($0.machine.os)" }

@@ -195,7 +195,7 @@ public struct SoakReport: Sendable, Equatable {
             lines.append("PASSED")
         } else {
             lines.append("FAILED:")
-            lines += failures.map { "  - " + ReportEscaping.excerpt($0, limit: 400) }
+            lines += failures.map { "  - " + TextExcerpt.excerpt($0, limit: 400) }
         }
         return lines.joined(separator: "\n")
     }

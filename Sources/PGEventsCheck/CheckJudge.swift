@@ -1,6 +1,7 @@
 import Foundation
 import PGEventsHarness
 import PGEventsPostgres
+import PGEventsSystem
 
 /// Turns what one table's exercise observed into check results: against the spec when there is one, and
 /// against what is wrong whatever the intent (a statement that fails, a DELETE payload built from NEW, a
@@ -28,7 +29,7 @@ struct CheckJudge {
     }
 
     private mutating func add(_ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
-        results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload.map { PayloadJudge.excerpt($0, limit: 300) }, row: row, fix: fix, postgresVersion: version))
+        results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload.map { TextExcerpt.excerpt($0, limit: 300) }, row: row, fix: fix, postgresVersion: version))
     }
 
     mutating func judge() {

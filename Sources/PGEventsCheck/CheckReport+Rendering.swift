@@ -17,18 +17,18 @@ extension CheckReport {
         let paint = ReportPaint(enabled: color)
         var lines: [String] = []
 
-        var header = "pgevents check \(ReportEscaping.oneLine(source))"
+        var header = "pgevents check \(TextExcerpt.escaped(source))"
         if !postgresVersions.isEmpty {
-            header += " — PostgreSQL " + postgresVersions.map(ReportEscaping.oneLine).joined(separator: ", ")
+            header += " — PostgreSQL " + postgresVersions.map(TextExcerpt.escaped).joined(separator: ", ")
         }
         lines.append(header)
 
         for (group, results) in groupedResults {
             lines.append("")
-            lines.append(ReportEscaping.oneLine(group))
+            lines.append(TextExcerpt.escaped(group))
             for result in results {
-                let name = ReportEscaping.oneLine(displayName(of: result))
-                let message = ReportEscaping.oneLine(result.message)
+                let name = TextExcerpt.escaped(displayName(of: result))
+                let message = TextExcerpt.escaped(result.message)
                 switch result.status {
                 case .passed:
                     lines.append("  \(paint.green("✓")) \(name)")
@@ -48,10 +48,10 @@ extension CheckReport {
             lines.append("")
             lines.append("What each trigger sends:")
             for sample in observed {
-                let table = ReportEscaping.oneLine(sample.table)
-                let trigger = ReportEscaping.oneLine(sample.trigger)
-                let operation = ReportEscaping.oneLine(sample.operation.uppercased())
-                let channel = ReportEscaping.oneLine(sample.channel)
+                let table = TextExcerpt.escaped(sample.table)
+                let trigger = TextExcerpt.escaped(sample.trigger)
+                let operation = TextExcerpt.escaped(sample.operation.uppercased())
+                let channel = TextExcerpt.escaped(sample.channel)
                 let payload = Self.shown(sample.samplePayload, limit: Self.observedPayloadLimit)
                 lines.append("  \(table) \(trigger) \(operation) → \(channel): \(payload)")
             }
@@ -60,10 +60,10 @@ extension CheckReport {
         let counts = CheckCounts(self)
         lines.append("")
         for reason in unavailable ?? [] {
-            lines.append("Not checked: " + ReportEscaping.oneLine(reason))
+            lines.append("Not checked: " + TextExcerpt.escaped(reason))
         }
         if let layout {
-            lines.append("Migrations read as: \(ReportEscaping.oneLine(layout))")
+            lines.append("Migrations read as: \(TextExcerpt.escaped(layout))")
         }
         lines.append(
             "\(counts.checks) \(counts.checks == 1 ? "check" : "checks"): \(counts.passed) passed, \(counts.failed) failed, "
@@ -155,15 +155,15 @@ extension CheckReport {
     func detailLines(of result: CheckResult) -> [String] {
         var lines: [String] = []
         if let payload = result.payload { lines.append("payload: " + Self.shown(payload, limit: Self.detailLimit)) }
-        if let row = result.row { lines.append("row: " + ReportEscaping.excerpt(row, limit: Self.detailLimit)) }
-        if let fix = result.fix { lines.append("fix: " + ReportEscaping.oneLine(fix)) }
+        if let row = result.row { lines.append("row: " + TextExcerpt.excerpt(row, limit: Self.detailLimit)) }
+        if let fix = result.fix { lines.append("fix: " + TextExcerpt.escaped(fix)) }
         return lines
     }
 
     /// A payload as the reports show it: `(empty)` for an empty one (PostgreSQL sends NULL as empty too),
     /// else its first `limit` characters on one line.
     static func shown(_ payload: String, limit: Int) -> String {
-        payload.isEmpty ? "(empty)" : ReportEscaping.excerpt(payload, limit: limit)
+        payload.isEmpty ? "(empty)" : TextExcerpt.excerpt(payload, limit: limit)
     }
 
     /// `value` with `places` decimals, `.` as the separator whatever the locale; 0 when not finite.

@@ -1,6 +1,7 @@
 import Foundation
 import PGEvents
 import PGEventsHarness
+import PGEventsSystem
 
 // Reading `pgevents.yml`. Every error is a `HarnessError` (`.invalidInput`) whose message starts with
 // `file:line:column: key.path: `, so that a typo is found without reading the parser.
@@ -266,7 +267,7 @@ extension CheckSpec {
     /// PostgreSQL names (like all PostgreSQL text) cannot hold a NUL byte.
     private static func refuseNUL(_ text: String, _ what: String, at node: ConfigurationNode) throws {
         if text.utf8.contains(0) {
-            throw node.error("\(what) cannot contain a NUL byte, '\(PayloadJudge.excerpt(text, limit: 80))' does")
+            throw node.error("\(what) cannot contain a NUL byte, '\(TextExcerpt.excerpt(text, limit: 80))' does")
         }
     }
 
