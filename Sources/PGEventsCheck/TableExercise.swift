@@ -136,6 +136,24 @@ struct TableExercise {
 
         var operations: [ExercisedOperation] = []
 
+        /// Runs `statement` and records the operation with the notifications it caused, or with the server's
+        /// error (after `undo`); returns what the statement returned, nil when it failed.
+        func attempt<T>(
+            _ kind: ExercisedOperation.Kind, _ variant: String, row: String? = nil, column: String? = nil,
+            undo: () async -> Void = {}, _ statement: () async throws -> T
+        ) async throws -> T? {
+            do {
+                let value = try await statement()
+                operations.append(.init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: nil, column: column))
+                return value
+            } catch let error as PostgresError {
+                await undo()
+                operations.append(.init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: error, column: column))
+                return nil
+            }
+        }
+        let rollback = { _ = try? await writer.execute("ROLLBACK") }
+
         // The ordinary row: INSERT, UPDATE, DELETE.
         var base = try await baseRow()
         var ctid: String?
@@ -165,43 +183,27 @@ struct TableExercise {
         }
         if let current = ctid {
             let (column, value) = updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull)
-            do {
-                ctid = try await update(current, column: column, value: value, on: writer)
-                operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: try await collect(), error: nil))
-            } catch let error as PostgresError {
-                operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: try await collect(), error: error))
-            }
+            ctid = try await attempt(.update, "base", row: "\(column) = \(value?.description ?? column)") {
+                try await update(current, column: column, value: value, on: writer)
+            } ?? current  // a refused UPDATE leaves the row where it was
             if let current = ctid {
-                do {
-                    try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [current])
-                    operations.append(.init(kind: .delete, variant: "base", row: nil, notifications: try await collect(), error: nil))
-                } catch let error as PostgresError {
-                    operations.append(.init(kind: .delete, variant: "base", row: nil, notifications: try await collect(), error: error))
-                }
+                _ = try await attempt(.delete, "base") { try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [current]) }
             }
         }
 
         // A rolled-back INSERT, and two rows in one transaction.
-        do {
+        _ = try await attempt(.rolledBackInsert, "base", undo: rollback) {
             let row = try await baseRow()  // before BEGIN: it may insert parents, and fences only pass outside a transaction
             try await writer.execute("BEGIN")
             _ = try await insert(row, on: writer)
             try await writer.execute("ROLLBACK")
-            operations.append(.init(kind: .rolledBackInsert, variant: "base", row: nil, notifications: try await collect(), error: nil))
-        } catch let error as PostgresError {
-            _ = try? await writer.execute("ROLLBACK")
-            operations.append(.init(kind: .rolledBackInsert, variant: "base", row: nil, notifications: try await collect(), error: error))
         }
-        do {
+        _ = try await attempt(.twoRowInsert, "base", undo: rollback) {
             let first = try await baseRow(), second = try await baseRow()
             try await writer.execute("BEGIN")
             _ = try await insert(first, on: writer)
             _ = try await insert(second, on: writer)
             try await writer.execute("COMMIT")
-            operations.append(.init(kind: .twoRowInsert, variant: "base", row: nil, notifications: try await collect(), error: nil))
-        } catch let error as PostgresError {
-            _ = try? await writer.execute("ROLLBACK")
-            operations.append(.init(kind: .twoRowInsert, variant: "base", row: nil, notifications: try await collect(), error: error))
         }
 
         // Edge values, one column at a time: INSERT, then UPDATE (the column set to itself) and DELETE.
@@ -224,18 +226,12 @@ struct TableExercise {
                     continue
                 }
                 guard let inserted = current else { continue }
-                do {
-                    current = try await update(inserted, column: column.name, value: nil, on: writer)
-                    operations.append(.init(kind: .update, variant: variant, row: described, notifications: try await collect(), error: nil, column: column.name))
-                } catch let error as PostgresError {
-                    operations.append(.init(kind: .update, variant: variant, row: described, notifications: try await collect(), error: error, column: column.name))
-                }
+                current = try await attempt(.update, variant, row: described, column: column.name) {
+                    try await update(inserted, column: column.name, value: nil, on: writer)
+                } ?? inserted
                 guard let updated = current else { continue }
-                do {
+                _ = try await attempt(.delete, variant, row: described, column: column.name) {
                     try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [updated])
-                    operations.append(.init(kind: .delete, variant: variant, row: described, notifications: try await collect(), error: nil, column: column.name))
-                } catch let error as PostgresError {
-                    operations.append(.init(kind: .delete, variant: variant, row: described, notifications: try await collect(), error: error, column: column.name))
                 }
             }
         }
