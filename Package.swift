@@ -10,7 +10,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "pgevents",
-    platforms: [.macOS(.v15)],
+    // Linux only (README, "Platforms"): the OS plumbing is Glibc's and Linux's, so no Apple platform is claimed.
     products: [
         .library(name: "PGEventsPostgres", targets: ["PGEventsPostgres"]),
         .library(name: "PGEventsRedis", targets: ["PGEventsRedis"]),

@@ -15,7 +15,7 @@ public struct BenchOutput: Sendable {
         public var description: String { message }
     }
 
-    /// Where to write the results as JSON (the DESIGN.md format).
+    /// Where to write the results as JSON (the results file of Benchmarks/README.md).
     public var jsonPath: String?
     /// Where to write the HTML report.
     public var htmlPath: String?

@@ -1,7 +1,8 @@
 public import Foundation
 import PGEventsSystem
 
-/// One scenario run in the benchmark result format (DESIGN.md): what ran, what it measured, on what.
+/// One scenario run in the benchmark results file (its format is in Benchmarks/README.md): what ran, what it
+/// measured, on what.
 public struct BenchResult: Sendable, Codable {
     public struct Latency: Sendable, Codable, Equatable {
         public var p50: Double
