@@ -141,49 +141,8 @@ public struct FaultBench: Sendable {
         var note = ""
         var detection: Double?
 
-        let writer = Task {
-            var connection: PostgresConnection?
-            let interval = 1 / options.rate
-            var next = ContinuousClock.now
-            while !run.stop.load(ordering: .relaxed) {
-                next += .milliseconds(Int(interval * 1000))
-                if next > .now { try? await Task.sleep(until: next, clock: .continuous) } else { next = .now }
-                do {
-                    if connection == nil { connection = try await database.connect() }
-                    let id = try await connection!.query("INSERT INTO events (sent_ns) VALUES ($1) RETURNING id", [Int(benchWallNanoseconds())]).scalar(Int64.self)
-                    ledger.committed(id)
-                } catch {
-                    run.writeErrors.add(1, ordering: .relaxed)
-                    await connection?.close()
-                    connection = nil
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-            }
-            await connection?.close()
-        }
-        let consumer = Task {
-            var connection: RedisConnection?
-            while !Task.isCancelled {
-                do {
-                    if connection == nil { connection = try await redis.connect() }
-                    let reply = try await connection!.command("BRPOP", RedisArgument(queue), "0.2")
-                    guard let bytes = reply.array?.last?.bytes,
-                          let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-                          let row = object["row"] as? [String: Any],
-                          let id = (row["id"] as? NSNumber)?.int64Value else { continue }
-                    let now = ContinuousClock.now
-                    ledger.delivered(id, at: now)
-                    if let sent = (row["sent_ns"] as? NSNumber)?.int64Value, let end = run.faultEnd.withLock({ $0 }), sent > end.wall {
-                        run.firstAfterFault.withLock { if $0 == nil { $0 = now } }
-                    }
-                } catch {
-                    await connection?.close()
-                    connection = nil
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-            }
-            await connection?.close()
-        }
+        let writer = startWriter(on: database, ledger: ledger, run: run)
+        let consumer = startConsumer(queue, redis: redis, ledger: ledger, run: run)
 
         // The processor: in this process (its logs give the detection time), or — for SIGKILL — a child.
         let processorTask: Task<Void, any Error>?
@@ -204,53 +163,10 @@ public struct FaultBench: Sendable {
             processorTask = Task { try await processor.run() }
         }
 
-        func markFaultEnd() {
-            run.faultEnd.withLock { $0 = (benchWallNanoseconds(), ContinuousClock.now) }
-        }
-
         do {
             try await Task.sleep(for: .seconds(1))
-            switch fault {
-            case .terminateListener:
-                let killed = try await postgres.terminateBackends(applicationName: "pgevents-listener")
-                note = "\(killed) backend(s) terminated"
-                markFaultEnd()
-            case .postgresRestartFast, .postgresRestartImmediate:
-                try await postgres.restart(mode: fault == .postgresRestartFast ? .fast : .immediate, downtime: .milliseconds(500))
-                markFaultEnd()
-            case .postgresFreeze:
-                let frozen = ContinuousClock.now
-                try await postgres.pause()
-                let hold = ContinuousClock.now + .milliseconds(Int((options.heartbeatTimeout + 1.5) * 1000))
-                while ContinuousClock.now < hold {
-                    if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-                try await postgres.resume()
-                if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
-                markFaultEnd()
-                note = detection.map { String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout) } ?? "the heartbeat did not time out"
-            case .notifyQueueFull:
-                // A listener on the same channel that stops reading inside an open transaction.
-                let stalled = try await StalledListener.start(on: database, channels: ["new_event"])
-                let usage = try await stalled.fill(bytes: 8 << 20)
-                try await Task.sleep(for: .milliseconds(600))  // the processor checks usage every 0.2 s
-                await stalled.release()
-                markFaultEnd()
-                let warned = logs.first("notification queue usage above threshold") != nil
-                note = String(format: "queue usage reached %.6f%% of the server's queue; processor warning %@", usage * 100, warned ? "logged" : "NOT logged")
-            case .redisRestart:
-                try await redis.restart(downtime: .milliseconds(500))
-                markFaultEnd()
-            case .processorKill:
-                if let pid = child?.pid { kill(pid, SIGKILL) }
-                _ = child?.wait()
-                try await Task.sleep(for: .milliseconds(200))
-                if let executable = options.processorExecutable, let childConfigPath {
-                    child = try startProcessor(executable, config: childConfigPath, database: database, redis: redis)
-                }
-                markFaultEnd()
-            }
+            try await inject(fault, postgres: postgres, redis: redis, database: database, logs: logs, run: run,
+                             child: &child, childConfigPath: childConfigPath, note: &note, detection: &detection)
             // Load goes on until delivery has resumed (or 15 s), then one more second.
             let deadline = ContinuousClock.now + .seconds(15)
             while run.firstAfterFault.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
@@ -258,9 +174,9 @@ public struct FaultBench: Sendable {
             run.stop.store(true, ordering: .relaxed)
             await writer.value
             // The truth about what was committed: the table.
-            let check = try await database.connect()
-            let ids = try await check.query("SELECT id FROM events").map { try $0.decode(Int64.self, at: 0) }
-            await check.close()
+            let ids = try await database.withConnection { check in
+                try await check.query("SELECT id FROM events").map { try $0.decode(Int64.self, at: 0) }
+            }
             ledger.setCommitted(ids)
             let drainDeadline = ContinuousClock.now + .seconds(20)
             while !ledger.allDelivered(ids), ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -285,6 +201,113 @@ public struct FaultBench: Sendable {
             lostKeys: Array(summary.lost.prefix(20)), duplicatedKeys: Array(summary.duplicated.prefix(20)),
             recoverySeconds: recovery, detectionSeconds: detection, writeErrors: run.writeErrors.load(ordering: .relaxed),
             note: note, durationSeconds: (ContinuousClock.now - started).inSeconds)
+    }
+
+    // MARK: The phases of one fault
+
+    /// The load: single-row INSERTs at `options.rate` until `run.stop`, each committed id in the ledger; a failed
+    /// write is counted and the connection opened again.
+    private func startWriter(on database: TemporaryDatabase, ledger: EventLedger, run: RunState) -> Task<Void, Never> {
+        Task {
+            var connection: PostgresConnection?
+            let interval = 1 / options.rate
+            var next = ContinuousClock.now
+            while !run.stop.load(ordering: .relaxed) {
+                next += .milliseconds(Int(interval * 1000))
+                if next > .now { try? await Task.sleep(until: next, clock: .continuous) } else { next = .now }
+                do {
+                    if connection == nil { connection = try await database.connect() }
+                    let id = try await connection!.query("INSERT INTO events (sent_ns) VALUES ($1) RETURNING id", [Int(benchWallNanoseconds())]).scalar(Int64.self)
+                    ledger.committed(id)
+                } catch {
+                    run.writeErrors.add(1, ordering: .relaxed)
+                    await connection?.close()
+                    connection = nil
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            await connection?.close()
+        }
+    }
+
+    /// The consumer: `BRPOP`s jobs from `queue` until cancelled, each delivered id in the ledger, and the first
+    /// job sent after the fault ended in `run.firstAfterFault`.
+    private func startConsumer(_ queue: String, redis: TemporaryRedis, ledger: EventLedger, run: RunState) -> Task<Void, Never> {
+        Task {
+            var connection: RedisConnection?
+            while !Task.isCancelled {
+                do {
+                    if connection == nil { connection = try await redis.connect() }
+                    let reply = try await connection!.command("BRPOP", RedisArgument(queue), "0.2")
+                    guard let bytes = reply.array?.last?.bytes,
+                          let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+                          let row = object["row"] as? [String: Any],
+                          let id = (row["id"] as? NSNumber)?.int64Value else { continue }
+                    let now = ContinuousClock.now
+                    ledger.delivered(id, at: now)
+                    if let sent = (row["sent_ns"] as? NSNumber)?.int64Value, let end = run.faultEnd.withLock({ $0 }), sent > end.wall {
+                        run.firstAfterFault.withLock { if $0 == nil { $0 = now } }
+                    }
+                } catch {
+                    await connection?.close()
+                    connection = nil
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            await connection?.close()
+        }
+    }
+
+    /// Injects `fault` a second into the load and marks when it ended; `note` and `detection` say what was seen.
+    private func inject(
+        _ fault: Fault, postgres: TemporaryPostgres, redis: TemporaryRedis, database: TemporaryDatabase, logs: BenchLogs, run: RunState,
+        child: inout ChildProcess?, childConfigPath: String?, note: inout String, detection: inout Double?
+    ) async throws {
+        func markFaultEnd() {
+            run.faultEnd.withLock { $0 = (benchWallNanoseconds(), ContinuousClock.now) }
+        }
+
+        switch fault {
+        case .terminateListener:
+            let killed = try await postgres.terminateBackends(applicationName: "pgevents-listener")
+            note = "\(killed) backend(s) terminated"
+            markFaultEnd()
+        case .postgresRestartFast, .postgresRestartImmediate:
+            try await postgres.restart(mode: fault == .postgresRestartFast ? .fast : .immediate, downtime: .milliseconds(500))
+            markFaultEnd()
+        case .postgresFreeze:
+            let frozen = ContinuousClock.now
+            try await postgres.pause()
+            let hold = ContinuousClock.now + .milliseconds(Int((options.heartbeatTimeout + 1.5) * 1000))
+            while ContinuousClock.now < hold {
+                if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await postgres.resume()
+            if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
+            markFaultEnd()
+            note = detection.map { String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout) } ?? "the heartbeat did not time out"
+        case .notifyQueueFull:
+            // A listener on the same channel that stops reading inside an open transaction.
+            let stalled = try await StalledListener.start(on: database, channels: ["new_event"])
+            let usage = try await stalled.fill(bytes: 8 << 20)
+            try await Task.sleep(for: .milliseconds(600))  // the processor checks usage every 0.2 s
+            await stalled.release()
+            markFaultEnd()
+            let warned = logs.first("notification queue usage above threshold") != nil
+            note = String(format: "queue usage reached %.6f%% of the server's queue; processor warning %@", usage * 100, warned ? "logged" : "NOT logged")
+        case .redisRestart:
+            try await redis.restart(downtime: .milliseconds(500))
+            markFaultEnd()
+        case .processorKill:
+            if let pid = child?.pid { kill(pid, SIGKILL) }
+            _ = child?.wait()
+            try await Task.sleep(for: .milliseconds(200))
+            if let executable = options.processorExecutable, let childConfigPath {
+                child = try startProcessor(executable, config: childConfigPath, database: database, redis: redis)
+            }
+            markFaultEnd()
+        }
     }
 
     private func startProcessor(_ executable: String, config: String, database: TemporaryDatabase, redis: TemporaryRedis) throws -> ChildProcess {
