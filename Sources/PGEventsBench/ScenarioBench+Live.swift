@@ -87,66 +87,15 @@ extension ScenarioBench {
                 rss.max = rss.start
 
                 // Writers, with a ticker for progress and memory.
-                let ticker = Task {
-                    let begin = ContinuousClock.now
-                    var maximum = 0.0
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(250))
-                        let elapsed = (ContinuousClock.now - begin).inSeconds
-                        if let megabytes = residentMegabytes() { maximum = max(maximum, megabytes) }
-                        let fraction = total.map { Double(taken.count.load(ordering: .relaxed)) / Double($0) } ?? elapsed / duration
-                        progress(Progress(scenario: name, fraction: min(1, fraction), message: String(format: "%.1f s, %d consumed", elapsed, taken.count.load(ordering: .relaxed))))
-                    }
-                    return maximum
-                }
+                let ticker = Self.startTicker(name, total: total, duration: duration, taken: taken, progress: progress)
                 writeStart = benchWallNanoseconds()
-                let next = SharedCounter()
                 let startInstant = ContinuousClock.now
                 let writeStartNs = writeStart
                 let written: [(pid: Int32, ids: [Int64])]
                 do {
-                    written = try await withThrowingTaskGroup(of: (pid: Int32, ids: [Int64]).self) { writers in
-                        for _ in 0..<writerCount {
-                            writers.addTask {
-                                let connection = try await database.connect()
-                                let pid = try await connection.query("SELECT pg_backend_pid()").scalar(Int32.self)
-                                var ids: [Int64] = []
-                                writing: while true {
-                                    var scheduled: Int64 = 0
-                                    switch kind {
-                                    case .load, .latency:
-                                        let index = next.next()
-                                        guard let total, index < total else { break writing }
-                                        if kind == .latency {
-                                            // Open loop: the i-th insert is due at start + i/rate whether or not earlier ones
-                                            // finished; its latency counts from then (no coordinated omission).
-                                            let offset = Double(index) / rate
-                                            scheduled = writeStartNs + Int64(offset * 1e9)
-                                            try await Task.sleep(until: startInstant + .nanoseconds(Int64(offset * 1e9)), clock: .continuous)
-                                        }
-                                    case .throughput:
-                                        guard (ContinuousClock.now - startInstant).inSeconds < duration else { break writing }
-                                    }
-                                    let id: Int64
-                                    do {
-                                        id = try await connection.query("INSERT INTO public.events DEFAULT VALUES RETURNING id").scalar(Int64.self)
-                                    } catch {
-                                        await connection.close()
-                                        throw HarnessError(code: .commandFailed, message: "pgevents bench \(name): a writer's INSERT failed: \(error)")
-                                    }
-                                    let now = benchWallNanoseconds()
-                                    records.set(.committed, id, now)
-                                    if scheduled > 0 { records.set(.scheduled, id, scheduled) }
-                                    ids.append(id)
-                                }
-                                await connection.close()
-                                return (pid, ids)
-                            }
-                        }
-                        var all: [(pid: Int32, ids: [Int64])] = []
-                        for try await writer in writers { all.append(writer) }
-                        return all
-                    }
+                    written = try await Self.write(
+                        kind, writers: writerCount, total: total, rate: rate, duration: duration, start: (writeStartNs, startInstant),
+                        into: database, records: records, name: name)
                 } catch {
                     ticker.cancel()
                     throw error
@@ -156,16 +105,7 @@ extension ScenarioBench {
                 committedIDs = written.flatMap(\.ids)
                 backlogAtEnd = max(0, committedIDs.count - taken.count.load(ordering: .relaxed))
 
-                // Drain: until every committed event was consumed (or 30 s without progress).
-                var lastCount = -1
-                var lastProgress = ContinuousClock.now
-                while true {
-                    let count = taken.count.load(ordering: .relaxed)
-                    if count >= committedIDs.count { drained = true; break }
-                    if count != lastCount { lastCount = count; lastProgress = .now }
-                    if ContinuousClock.now - lastProgress > .seconds(30) { break }
-                    try await Task.sleep(for: .milliseconds(2))
-                }
+                drained = try await Self.drain(taken, committed: committedIDs.count)
                 try await Task.sleep(for: .milliseconds(200))  // late duplicates, if any, show up here
                 ticker.cancel()
                 rss.max = max(await ticker.value, rss.max)
@@ -265,6 +205,92 @@ extension ScenarioBench {
             }
             receiver.count.add(batch.count, ordering: .relaxed)
             receiver.last.store(Int64(last.receivedAt.timeIntervalSince1970 * 1e9), ordering: .relaxed)
+        }
+    }
+
+    // MARK: The phases of a live scenario
+
+    /// Reports progress every 250 ms until cancelled; returns the largest resident size it saw (MB).
+    static func startTicker(
+        _ name: String, total: Int?, duration: Double, taken: Taken, progress: @escaping @Sendable (Progress) -> Void
+    ) -> Task<Double, Never> {
+        Task {
+            let begin = ContinuousClock.now
+            var maximum = 0.0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                let elapsed = (ContinuousClock.now - begin).inSeconds
+                if let megabytes = residentMegabytes() { maximum = max(maximum, megabytes) }
+                let fraction = total.map { Double(taken.count.load(ordering: .relaxed)) / Double($0) } ?? elapsed / duration
+                progress(Progress(scenario: name, fraction: min(1, fraction), message: String(format: "%.1f s, %d consumed", elapsed, taken.count.load(ordering: .relaxed))))
+            }
+            return maximum
+        }
+    }
+
+    /// The writers: `writerCount` connections, each committing single-row INSERTs one at a time until `total`
+    /// events were written (load; latency, open loop at `rate` from `start`) or `duration` passed (throughput).
+    /// Returns each writer's backend pid and the ids it committed, in order.
+    static func write(
+        _ kind: LiveKind, writers writerCount: Int, total: Int?, rate: Double, duration: Double, start: (wall: Int64, instant: ContinuousClock.Instant),
+        into database: BenchDatabase, records: StageRecords, name: String
+    ) async throws -> [(pid: Int32, ids: [Int64])] {
+        let next = SharedCounter()
+        let (writeStartNs, startInstant) = start
+        return try await withThrowingTaskGroup(of: (pid: Int32, ids: [Int64]).self) { writers in
+            for _ in 0..<writerCount {
+                writers.addTask {
+                    let connection = try await database.connect()
+                    let pid = try await connection.query("SELECT pg_backend_pid()").scalar(Int32.self)
+                    var ids: [Int64] = []
+                    writing: while true {
+                        var scheduled: Int64 = 0
+                        switch kind {
+                        case .load, .latency:
+                            let index = next.next()
+                            guard let total, index < total else { break writing }
+                            if kind == .latency {
+                                // Open loop: the i-th insert is due at start + i/rate whether or not earlier ones
+                                // finished; its latency counts from then (no coordinated omission).
+                                let offset = Double(index) / rate
+                                scheduled = writeStartNs + Int64(offset * 1e9)
+                                try await Task.sleep(until: startInstant + .nanoseconds(Int64(offset * 1e9)), clock: .continuous)
+                            }
+                        case .throughput:
+                            guard (ContinuousClock.now - startInstant).inSeconds < duration else { break writing }
+                        }
+                        let id: Int64
+                        do {
+                            id = try await connection.query("INSERT INTO public.events DEFAULT VALUES RETURNING id").scalar(Int64.self)
+                        } catch {
+                            await connection.close()
+                            throw HarnessError(code: .commandFailed, message: "pgevents bench \(name): a writer's INSERT failed: \(error)")
+                        }
+                        let now = benchWallNanoseconds()
+                        records.set(.committed, id, now)
+                        if scheduled > 0 { records.set(.scheduled, id, scheduled) }
+                        ids.append(id)
+                    }
+                    await connection.close()
+                    return (pid, ids)
+                }
+            }
+            var all: [(pid: Int32, ids: [Int64])] = []
+            for try await writer in writers { all.append(writer) }
+            return all
+        }
+    }
+
+    /// Waits until `committed` jobs were consumed (true), or 30 s pass without one (false).
+    static func drain(_ taken: Taken, committed: Int) async throws -> Bool {
+        var lastCount = -1
+        var lastProgress = ContinuousClock.now
+        while true {
+            let count = taken.count.load(ordering: .relaxed)
+            if count >= committed { return true }
+            if count != lastCount { lastCount = count; lastProgress = .now }
+            if ContinuousClock.now - lastProgress > .seconds(30) { return false }
+            try await Task.sleep(for: .milliseconds(2))
         }
     }
 
