@@ -63,179 +63,14 @@ struct TableExercise {
         }
     }
 
-    /// Every operation, written on `writer` and heard on `listener` (both closed by the caller).
+    /// Every operation, written on `writer` and heard on `listener` (both closed by the caller): the ordinary row,
+    /// a rolled-back INSERT and two rows in one transaction, then the edge values.
     private func run(writer: PostgresConnection, listener: PostgresConnection) async throws -> [ExercisedOperation] {
-        for channel in channels.sorted() + [Self.fenceChannel] { try await listener.listen(channel) }
-        var notifications = await listener.notifications().makeAsyncIterator()
-        var fence = 0
-
-        func collect() async throws -> [(channel: String, payload: String)] {
-            fence += 1
-            let marker = String(fence)
-            try await writer.notify(Self.fenceChannel, payload: marker)
-            var collected: [(channel: String, payload: String)] = []
-            let deadline = ContinuousClock.now + .seconds(15)
-            while ContinuousClock.now < deadline {
-                guard let notification = try await notifications.next() else {
-                    throw SetupFailure(message: "the listening connection closed")
-                }
-                if notification.channel == Self.fenceChannel {
-                    if notification.payload == marker { return collected }
-                    continue
-                }
-                collected.append((notification.channel, notification.payload))
-            }
-            throw SetupFailure(message: "no fence notification within 15 s")
-        }
-
-        var serial = 1
-        var parentValues: [String: GeneratedValue] = [:]
-        var visiting: Set<QualifiedName> = [shape.table]
-        for key in shape.foreignKeys {
-            let values = try await insertParent(key.parent, columns: key.parentColumns, on: writer, serial: &serial, visiting: &visiting)
-            for (column, value) in zip(key.columns, values) { parentValues[column] = value }
-        }
-        _ = try await collect()  // the parents' own notifications are not this table's
-
-        // Foreign keys that are part of the primary key (a membership table: (channel_id, user_id)) need new
-        // parents for every row, or the second row repeats the first one's key.
-        let keyedForeignKeys = shape.foreignKeys.filter { !Set($0.columns).isDisjoint(with: shape.primaryKey) }
-        // Optional columns are filled, unless a filled row was refused (a CHECK across columns, e.g. "finished_at
-        // is set exactly when state = 'done'"): then they are left NULL in this row and every later one.
-        var optionalColumnsNull = false
-        let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
-        func baseRow() async throws -> [String: GeneratedValue] {
-            if !keyedForeignKeys.isEmpty {
-                for key in keyedForeignKeys {
-                    let values = try await insertParent(key.parent, columns: key.parentColumns, on: writer, serial: &serial, visiting: &visiting)
-                    for (column, value) in zip(key.columns, values) { parentValues[column] = value }
-                }
-                _ = try await collect()  // the parents' notifications are not this table's
-            }
-            serial += 1
-            var values: [String: GeneratedValue] = [:]
-            for column in shape.columns {
-                if let fixed = fixedValues[column.name] {
-                    values[column.name] = .text(fixed)
-                } else if let parent = parentValues[column.name] {
-                    values[column.name] = parent
-                } else if column.isIdentity || column.isGenerated || column.hasDefault {
-                    values[column.name] = .default
-                } else if optionalColumnsNull, !column.notNull, !keyColumns.contains(column.name) {
-                    values[column.name] = .null
-                } else if let value = shape.normalValue(column, serial: serial) {
-                    values[column.name] = value
-                } else if !column.notNull {
-                    values[column.name] = .null
-                } else {
-                    throw SetupFailure(message: "cannot generate a value for \(shape.table).\(column.name) of type \(column.type): give it one in the spec (tables.\(shape.table).values.\(column.name))")
-                }
-            }
-            return values
-        }
-
-        var operations: [ExercisedOperation] = []
-
-        /// Runs `statement` and records the operation with the notifications it caused, or with the server's
-        /// error (after `undo`); returns what the statement returned, nil when it failed.
-        func attempt<T>(
-            _ kind: ExercisedOperation.Kind, _ variant: String, row: String? = nil, column: String? = nil,
-            undo: () async -> Void = {}, _ statement: () async throws -> T
-        ) async throws -> T? {
-            do {
-                let value = try await statement()
-                operations.append(.init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: nil, column: column))
-                return value
-            } catch let error as PostgresError {
-                await undo()
-                operations.append(.init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: error, column: column))
-                return nil
-            }
-        }
-        let rollback = { _ = try? await writer.execute("ROLLBACK") }
-
-        // The ordinary row: INSERT, UPDATE, DELETE.
-        var base = try await baseRow()
-        var ctid: String?
-        do {
-            ctid = try await insert(base, on: writer)
-            operations.append(.init(kind: .insert, variant: "base", row: nil, notifications: try await collect(), error: nil))
-        } catch let error as PostgresError {
-            // Refused before any trigger ran: try again with the optional columns NULL; if that row is written, it
-            // is the ordinary row from now on.
-            var retried = false
-            if !Self.isTriggerFailure(error), !optionalColumnsNull, shape.columns.contains(where: { !$0.notNull && !keyColumns.contains($0.name) && base[$0.name] != .null && base[$0.name] != .default }) {
-                _ = try await collect()
-                optionalColumnsNull = true
-                let second = try await baseRow()
-                if let written = try? await insert(second, on: writer) {
-                    base = second
-                    ctid = written
-                    retried = true
-                    operations.append(.init(kind: .insert, variant: "base", row: nil, notifications: try await collect(), error: nil))
-                } else {
-                    optionalColumnsNull = false
-                }
-            }
-            if !retried {
-                operations.append(.init(kind: .insert, variant: "base", row: describe(base), notifications: try await collect(), error: error))
-            }
-        }
-        if let current = ctid {
-            let (column, value) = updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull)
-            ctid = try await attempt(.update, "base", row: "\(column) = \(value?.description ?? column)") {
-                try await update(current, column: column, value: value, on: writer)
-            } ?? current  // a refused UPDATE leaves the row where it was
-            if let current = ctid {
-                _ = try await attempt(.delete, "base") { try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [current]) }
-            }
-        }
-
-        // A rolled-back INSERT, and two rows in one transaction.
-        _ = try await attempt(.rolledBackInsert, "base", undo: rollback) {
-            let row = try await baseRow()  // before BEGIN: it may insert parents, and fences only pass outside a transaction
-            try await writer.execute("BEGIN")
-            _ = try await insert(row, on: writer)
-            try await writer.execute("ROLLBACK")
-        }
-        _ = try await attempt(.twoRowInsert, "base", undo: rollback) {
-            let first = try await baseRow(), second = try await baseRow()
-            try await writer.execute("BEGIN")
-            _ = try await insert(first, on: writer)
-            _ = try await insert(second, on: writer)
-            try await writer.execute("COMMIT")
-        }
-
-        // Edge values, one column at a time: INSERT, then UPDATE (the column set to itself) and DELETE.
-        for column in shape.columns where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
-            for (label, value) in shape.edgeValues(column) {
-                var row = try await baseRow()
-                row[column.name] = value
-                let variant = "\(column.name): \(label)"
-                let described = "\(column.name) = \(value)"
-                var current: String?
-                do {
-                    current = try await insert(row, on: writer)
-                    operations.append(.init(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: nil, column: column.name))
-                } catch let error as PostgresError {
-                    var operation = ExercisedOperation(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: error, column: column.name)
-                    if Self.isTriggerFailure(error), case .text(let text) = value, text.utf8.count > 100 {
-                        operation.smallestFailure = try await smallestFailingSize(row: row, column: column.name, original: text, sqlState: error.sqlState, on: writer)
-                    }
-                    operations.append(operation)
-                    continue
-                }
-                guard let inserted = current else { continue }
-                current = try await attempt(.update, variant, row: described, column: column.name) {
-                    try await update(inserted, column: column.name, value: nil, on: writer)
-                } ?? inserted
-                guard let updated = current else { continue }
-                _ = try await attempt(.delete, variant, row: described, column: column.name) {
-                    try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [updated])
-                }
-            }
-        }
-        return operations
+        let session = try await Session(self, writer: writer, listener: listener)
+        try await session.exerciseOrdinaryRow()
+        try await session.exerciseTransactions()
+        try await session.exerciseEdgeValues()
+        return session.operations
     }
 
     /// An error raised inside a trigger (or a function it called), not by the value itself: the context names a function.
@@ -246,12 +81,12 @@ struct TableExercise {
 
     // MARK: Statements
 
-    private func insert(_ values: [String: GeneratedValue], on connection: PostgresConnection) async throws -> String {
+    func insert(_ values: [String: GeneratedValue], on connection: PostgresConnection) async throws -> String {
         try await shape.insert(values, on: connection)
     }
 
     /// Sets `column` to `value` (nil: to itself) in the row at `ctid`; returns the row's new ctid.
-    private func update(_ ctid: String, column: String, value: GeneratedValue?, on connection: PostgresConnection) async throws -> String {
+    func update(_ ctid: String, column: String, value: GeneratedValue?, on connection: PostgresConnection) async throws -> String {
         let quoted = PostgresIdentifier.quote(column)
         let type = shape.columns.first { $0.name == column }?.type ?? "text"
         switch value {
@@ -266,7 +101,7 @@ struct TableExercise {
 
     /// The column the base UPDATE changes: the first ordinary one (not a key, not fixed), set to another value.
     /// With `onlyRequired`, a NOT NULL one (the optional columns are NULL on purpose: a filled one was refused).
-    private func updateTarget(serial: Int, onlyRequired: Bool = false) -> (String, GeneratedValue?) {
+    func updateTarget(serial: Int, onlyRequired: Bool = false) -> (String, GeneratedValue?) {
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
         for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil {
             if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }), let value = shape.normalValue(column, serial: serial) {
@@ -281,7 +116,7 @@ struct TableExercise {
     }
 
     /// Inserts a row into `table` (and its own parents first); returns the values of `columns` as written.
-    private func insertParent(_ table: QualifiedName, columns: [String], on connection: PostgresConnection, serial: inout Int, visiting: inout Set<QualifiedName>) async throws -> [GeneratedValue] {
+    func insertParent(_ table: QualifiedName, columns: [String], on connection: PostgresConnection, serial: inout Int, visiting: inout Set<QualifiedName>) async throws -> [GeneratedValue] {
         guard visiting.insert(table).inserted, visiting.count < 8 else {
             throw SetupFailure(message: "\(shape.table) refers to \(table) in a cycle (or too deep a chain of foreign keys): give the key columns values in the spec")
         }
@@ -324,7 +159,7 @@ struct TableExercise {
 
     /// The smallest length of `column`'s value (repeating its first character) at which the INSERT fails with
     /// the same SQLSTATE — found by bisection, each probe rolled back.
-    private func smallestFailingSize(row: [String: GeneratedValue], column: String, original: String, sqlState: String?, on connection: PostgresConnection) async throws -> String? {
+    func smallestFailingSize(row: [String: GeneratedValue], column: String, original: String, sqlState: String?, on connection: PostgresConnection) async throws -> String? {
         let unit = String(original.first ?? "x")
         let isJSON = original.hasPrefix("{\"blob\": \"")
         func value(_ length: Int) -> String { isJSON ? "{\"blob\": \"" + String(repeating: "y", count: length) + "\"}" : String(repeating: unit, count: length) }
@@ -350,7 +185,7 @@ struct TableExercise {
         return "once `\(column)` reaches \(value(high).utf8.count.formatted()) bytes (at \(value(low).utf8.count.formatted()) it still works)"
     }
 
-    private func describe(_ values: [String: GeneratedValue]) -> String {
+    func describe(_ values: [String: GeneratedValue]) -> String {
         shape.columns.compactMap { column in values[column.name].map { "\(column.name) = \($0)" } }.joined(separator: ", ")
     }
 }
