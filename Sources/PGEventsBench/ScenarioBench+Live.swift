@@ -50,21 +50,7 @@ extension ScenarioBench {
         let name = options.pipeline.name(kind.rawValue)
 
         // The processor, in this task group, with the hand-off probe.
-        let configuration = try ProcessorConfiguration(yaml: """
-            consumer: bench
-            channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
-            batch_size: \(options.batchSize)
-            catch_up_interval: 1
-            key_prefix: "\(servers.keyPrefix):seen"
-            """, file: "bench.yml")
-        var probed = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
-        probed.onDelivered = { events in
-            let now = benchWallNanoseconds()
-            let ids = events.compactMap { event in event.payload.utf8.withContiguousStorageIfAvailable { rowID(in: $0) } ?? rowID(in: Array(event.payload.utf8)) }
-            records.set(.queued, ids, now)
-        }
-
-        let processor = probed
+        let processor = try liveProcessor(queue: queue, database: database, servers: servers, records: records)
         let listener = try await database.connect()
         let rawListener = options.compareRaw ? try await database.connect() : nil
         var rss = (start: residentMegabytes() ?? 0, end: 0.0, max: 0.0)
@@ -124,6 +110,67 @@ extension ScenarioBench {
         await rawListener?.close()
         try? await database.drop()
 
+        let measured = LiveMeasurement(
+            rss: rss, writeStart: writeStart, writeEnd: writeEnd, committedIDs: committedIDs, ordered: ordered, backlogAtEnd: backlogAtEnd, drained: drained)
+        return liveResult(kind, name: name, started: started, servers: servers, writers: writerCount, duration: duration, measured: measured,
+                          records: records, notified: notified, raw: raw, taken: taken)
+    }
+
+    /// Counts (and, with `keepTimes`, timestamps by sender) every notification until cancelled.
+    static func receive(on connection: PostgresConnection, into receiver: Receiver, keepTimes: Bool) async throws {
+        var iterator = await connection.notifications().makeAsyncIterator()
+        while !Task.isCancelled, let batch = try await iterator.nextBatch() {
+            guard let last = batch.last else { continue }
+            if keepTimes {
+                receiver.times.withLock { times in
+                    for notification in batch {
+                        times[notification.senderPID, default: []].append(Int64(notification.receivedAt.timeIntervalSince1970 * 1e9))
+                    }
+                }
+            }
+            receiver.count.add(batch.count, ordering: .relaxed)
+            receiver.last.store(Int64(last.receivedAt.timeIntervalSince1970 * 1e9), ordering: .relaxed)
+        }
+    }
+
+    /// The reference processor delivering `new_event` to `queue`, with a probe that stamps each event's row id
+    /// when Redis has taken its chunk.
+    func liveProcessor(queue: String, database: BenchDatabase, servers: BenchServers, records: StageRecords) throws -> EventProcessor {
+        let configuration = try ProcessorConfiguration(yaml: """
+            consumer: bench
+            channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
+            batch_size: \(options.batchSize)
+            catch_up_interval: 1
+            key_prefix: "\(servers.keyPrefix):seen"
+            """, file: "bench.yml")
+        var probed = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+        probed.onDelivered = { events in
+            let now = benchWallNanoseconds()
+            let ids = events.compactMap { event in event.payload.utf8.withContiguousStorageIfAvailable { rowID(in: $0) } ?? rowID(in: Array(event.payload.utf8)) }
+            records.set(.queued, ids, now)
+        }
+
+        return probed
+    }
+
+    /// What a live run measured, for its figures.
+    struct LiveMeasurement {
+        var rss: (start: Double, end: Double, max: Double)
+        var writeStart: Int64, writeEnd: Int64
+        var committedIDs: [Int64]
+        /// Each writer's backend pid and the ids it committed, in order.
+        var ordered: [(pid: Int32, ids: [Int64])]
+        var backlogAtEnd: Int
+        var drained: Bool
+    }
+
+    /// The result of a live run: notifications matched to rows, the ledger, the stages and the scenario's figures.
+    func liveResult(
+        _ kind: LiveKind, name: String, started: Date, servers: BenchServers, writers writerCount: Int, duration: Double, measured: LiveMeasurement,
+        records: StageRecords, notified: Receiver, raw: Receiver, taken: Taken
+    ) -> BenchResult {
+        let (rss, writeStart, writeEnd, committedIDs) = (measured.rss, measured.writeStart, measured.writeEnd, measured.committedIDs)
+        let (ordered, backlogAtEnd, drained, rate) = (measured.ordered, measured.backlogAtEnd, measured.drained, options.rate)
         // Notifications to rows: the k-th from a writer's backend is its k-th commit.
         let times = notified.times.withLock { $0 }
         for (pid, ids) in ordered {
@@ -189,23 +236,6 @@ extension ScenarioBench {
             lost: summary.lost.count, duplicated: summary.duplicated.count, errors: taken.unreadable.load(ordering: .relaxed),
             extra: extra, note: note + (drained ? "" : "; NOT drained within 30 s of no progress"), settings: settings,
             distribution: report.endToEnd.distribution)
-    }
-
-    /// Counts (and, with `keepTimes`, timestamps by sender) every notification until cancelled.
-    static func receive(on connection: PostgresConnection, into receiver: Receiver, keepTimes: Bool) async throws {
-        var iterator = await connection.notifications().makeAsyncIterator()
-        while !Task.isCancelled, let batch = try await iterator.nextBatch() {
-            guard let last = batch.last else { continue }
-            if keepTimes {
-                receiver.times.withLock { times in
-                    for notification in batch {
-                        times[notification.senderPID, default: []].append(Int64(notification.receivedAt.timeIntervalSince1970 * 1e9))
-                    }
-                }
-            }
-            receiver.count.add(batch.count, ordering: .relaxed)
-            receiver.last.store(Int64(last.receivedAt.timeIntervalSince1970 * 1e9), ordering: .relaxed)
-        }
     }
 
     // MARK: The phases of a live scenario
