@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsBench
 import Synchronization
 
 /// `pgevents bench`: measurements on throwaway servers (or given ones).
@@ -92,8 +92,7 @@ struct ScenariosCommand: AsyncParsableCommand {
             throw ValidationError("unknown scenario '\(scenario)'; the scenarios are: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all")
         }
         guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: FaultsCommand.executablePath()) else {
-            FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
-            throw ExitCode(2)
+            throw CommandExit(command: "bench").badInput("cannot find sql/pgevents; give it with --sql DIR")
         }
         var options = ScenarioBench.Options(sqlDirectory: directory)
         options.events = events
@@ -130,37 +129,27 @@ struct ScenariosCommand: AsyncParsableCommand {
             try await runSoak(options, bar: bar)
             return
         }
-        let results: [BenchResult]
-        do {
-            results = try await ScenarioBench(options: options).run(scenarios) { bar.show($0) }
-        } catch let error as HarnessError {
-            bar.clear()
-            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
-            throw ExitCode(2)
+        let results = try await CommandExit(command: "bench").mappingInputErrors(cleanup: bar.clear) {
+            try await ScenarioBench(options: options).run(scenarios) { bar.show($0) }
         }
         bar.clear()
         print(BenchResult.table(results))
         let status = try output.emit(results)
-        if status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }) { throw ExitCode(1) }
+        try CommandExit.failed(if: status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }))
     }
 }
 
 extension ScenariosCommand {
     /// `pgevents bench soak`: the samples' table, then the JSON/HTML output; exit 1 unless every check passed.
     func runSoak(_ options: ScenarioBench.Options, bar: ProgressBar) async throws {
-        let outcome: ScenarioBench.SoakOutcome
-        do {
-            outcome = try await ScenarioBench(options: options).runSoak { bar.show($0) }
-        } catch let error as HarnessError {
-            bar.clear()
-            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
-            throw ExitCode(2)
+        let outcome = try await CommandExit(command: "bench").mappingInputErrors(cleanup: bar.clear) {
+            try await ScenarioBench(options: options).runSoak { bar.show($0) }
         }
         bar.clear()
         print(BenchResult.table([outcome.result]).split(separator: "\n").first.map(String.init) ?? "")
         print(outcome.table)
         let status = try output.emit([outcome.result])
-        if status != 0 || !outcome.passed { throw ExitCode(1) }
+        try CommandExit.failed(if: status != 0 || !outcome.passed)
     }
 }
 
@@ -230,8 +219,7 @@ struct FaultsCommand: AsyncParsableCommand {
     func run() async throws {
         try output.checkBaseline()
         guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: Self.executablePath()) else {
-            FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
-            throw ExitCode(2)
+            throw CommandExit(command: "bench").badInput("cannot find sql/pgevents; give it with --sql DIR")
         }
         var options = FaultBench.Options(sqlDirectory: directory, processorExecutable: Self.executablePath())
         options.rate = rate
@@ -249,44 +237,14 @@ struct FaultsCommand: AsyncParsableCommand {
             }
         }
         let started = Date()
-        let outcome: FaultBench.Outcome
-        do {
-            outcome = try await FaultBench(options: options).run { line in
+        let outcome = try await CommandExit(command: "bench").mappingInputErrors {
+            try await FaultBench(options: options).run { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))
             }
-        } catch let error as HarnessError {
-            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
-            throw ExitCode(2)
         }
-        let rows = outcome.rows
-        print(Self.table(rows, rate: rate))
-        let results = rows.map { row in
-            var extra: [String: Double] = ["write_errors": Double(row.writeErrors)]
-            if let recovery = row.recoverySeconds { extra["recovery_s"] = recovery }
-            if let detection = row.detectionSeconds { extra["detection_s"] = detection }
-            return BenchResult(
-                scenario: "faults/\(row.fault.rawValue)", events: row.sent, durationSeconds: row.durationSeconds,
-                eventsPerSecond: Double(row.sent) / max(row.durationSeconds, 0.001), lost: row.lost, duplicated: row.duplicated,
-                errors: row.writeErrors, postgresVersion: outcome.postgresVersion, redisVersion: outcome.redisVersion,
-                startedAt: started, extra: extra, note: row.note, settings: ["rate": String(rate), "heartbeat_timeout_s": String(heartbeatTimeout)])
-        }
-        let status = try output.emit(results)
-        if status != 0 || rows.contains(where: { !$0.passed }) { throw ExitCode(1) }
-    }
-
-    static func table(_ rows: [FaultBench.Row], rate: Double) -> String {
-        var lines = [String(format: "faults under load (%.0f events/s); lost and duplicated must be 0", rate),
-                     "fault                        sent  delivered  lost  dup  recovery  detection  note"]
-        for row in rows {
-            let recovery = row.recoverySeconds.map { String(format: "%6.2f s", $0) } ?? "     - "
-            let detection = row.detectionSeconds.map { String(format: "%6.2f s", $0) } ?? "     - "
-            let name = row.fault.rawValue.padding(toLength: 26, withPad: " ", startingAt: 0)
-            lines.append(name + String(format: " %6d %10d %5d %4d  ", row.sent, row.delivered, row.lost, row.duplicated) + "\(recovery)  \(detection)  \(row.note)")
-            if row.lost > 0 { lines.append("    lost keys: \(row.lostKeys.map(String.init).joined(separator: ", "))\(row.lost > row.lostKeys.count ? ", …" : "")") }
-            if row.duplicated > 0 { lines.append("    duplicated keys: \(row.duplicatedKeys.map(String.init).joined(separator: ", "))") }
-        }
-        lines.append(rows.allSatisfy(\.passed) ? "PASSED: nothing lost, nothing duplicated" : "FAILED")
-        return lines.joined(separator: "\n")
+        print(outcome.table(rate: rate))
+        let status = try output.emit(outcome.results(rate: rate, heartbeatTimeout: heartbeatTimeout, startedAt: started))
+        try CommandExit.failed(if: status != 0 || !outcome.passed)
     }
 
     /// This executable (for the fault that kills the processor's process and starts it again).
