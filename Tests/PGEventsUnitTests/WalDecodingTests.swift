@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 @testable import PGEvents
 import PGEventsPostgres
 import Testing
@@ -119,5 +120,30 @@ struct WalDecodingTests {
             try ProcessorConfiguration(yaml: "wal: {slot: s}\nchannels: {new_event: {queue: q}}\n")
         }
         #expect(misplaced?.message.contains("'wal' is only read with source: wal") == true)
+    }
+}
+
+@Suite("JSON log lines")
+struct JSONLogHandlerTests {
+    final class Lines: @unchecked Sendable {  // guarded by the lock
+        let lock = NSLock()
+        var lines: [String] = []
+        func append(_ line: String) { lock.withLock { lines.append(line) } }
+    }
+
+    @Test("one object per line: time, level, label, message, metadata as fields (nested kept), reserved keys prefixed, text escaped")
+    func lines() throws {
+        let captured = Lines()
+        var logger = Logger(label: "pgevents.test") { label in JSONLogHandler(label: label) { captured.append($0) } }
+        logger[metadataKey: "consumer"] = "tasks"
+        logger.info("line one\nwith \"quotes\"", metadata: ["message": "shadow", "list": ["a", "b"], "nested": ["k": "v"]])
+        let line = try #require(captured.lines.first)
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["level"] as? String == "info" && object["label"] as? String == "pgevents.test")
+        #expect(object["message"] as? String == "line one\nwith \"quotes\"")
+        #expect(object["meta_message"] as? String == "shadow" && object["consumer"] as? String == "tasks")
+        #expect(object["list"] as? [String] == ["a", "b"] && (object["nested"] as? [String: String]) == ["k": "v"])
+        #expect((object["time"] as? String)?.hasSuffix("Z") == true)
     }
 }
