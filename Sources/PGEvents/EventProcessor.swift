@@ -65,6 +65,7 @@ public struct EventProcessor: Service {
         let listener = walSource == nil
             ? try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger) : nil
         let delivery = makeDelivery(source: source)
+        try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
         // The connections (and the slot's stream) are closed on every way out, an error or a cancellation included:
         // a stream left open would hold the slot against the next processor.
         do {

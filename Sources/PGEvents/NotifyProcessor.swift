@@ -59,6 +59,7 @@ public struct NotifyProcessor: Service {
     }
 
     public func run() async throws {
+        try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
         let listener = try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger)
         let backoff = Backoff(configuration.backoff)
         let queues = Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) })

@@ -14,6 +14,8 @@ public struct ProcessorError: Error, Sendable, CustomStringConvertible {
         /// `source: wal` cannot stream: a setting, a privilege, the slot or the publication is missing, or the slot was
         /// invalidated. The message names the fix.
         public static let walNotReady = Self("walNotReady")
+        /// The processor's connections share server sessions (a pooler in transaction or statement mode).
+        public static let sharedSession = Self("sharedSession")
         public var description: String { name }
     }
 
