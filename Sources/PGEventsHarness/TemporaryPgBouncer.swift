@@ -83,7 +83,6 @@ public final class TemporaryPgBouncer: Sendable {
                     default_pool_size = \(poolSize)
                     max_client_conn = 500
                     ignore_startup_parameters = extra_float_digits
-                    pidfile = \(scratch.file("pgbouncer.pid"))
 
                     """, owner: user)
             } catch {
