@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import PGEvents
@@ -75,6 +76,50 @@ struct ProcessEnvironmentTests {
             let child = try ChildProcess.spawn(executable, ["process"], outputPath: log, environment: environment)
             #expect(child.wait() != .exited(0))
             #expect(tailOfFile(log).contains(expected), "\(variables): \(tailOfFile(log))")
+        }
+    }
+
+    @Test("--check-config: a good file and its servers pass; a missing fetch table, a missing slot and an evicting Redis fail, named, and nothing is changed")
+    func checkConfig() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await journalDatabase()
+        try await withTemporaryRedis { redis in
+            let directory = try migrationDirectory([
+                "good.yml": "consumer: checked\nchannels: {new_event: {queue: jobs}}\n",
+                "bad.yml": "consumer: checked\nchannels:\n  new_event: {queue: jobs, decode: json, fetch: {table: public.nowhere, key: id, from: event.row.id}}\n",
+                "wal.yml": "source: wal\nconsumer: checked\nchannels: {public.events: {queue: jobs}}\n",
+            ])
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = database.url
+            environment["REDIS_URL"] = redis.url
+            func check(_ file: String) async throws -> (ChildProcess.Termination, String) {
+                let log = directory + "/\(file).out"
+                let child = try ChildProcess.spawn(executable, ["process", "--config", directory + "/" + file, "--check-config"], outputPath: log, environment: environment)
+                let termination = await withCheckedContinuation { continuation in
+                    // On a Dispatch thread: a blocked cooperative thread would slow the other tests' processors.
+                    DispatchQueue.global().async { continuation.resume(returning: child.wait()) }
+                }
+                return (termination, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+            }
+            let (good, goodOutput) = try await check("good.yml")
+            #expect(good == .exited(0), "\(goodOutput)")
+            for subject in ["file", "postgres", "sessions", "source", "pipeline", "redis", "redis eviction"] {
+                #expect(goodOutput.contains("ok   \(subject):"), "\(subject) missing in:\n\(goodOutput)")
+            }
+            let (bad, badOutput) = try await check("bad.yml")
+            #expect(bad == .exited(1) && badOutput.contains("FAIL pipeline:") && badOutput.contains("nowhere"), "\(badOutput)")
+            let (wal, walOutput) = try await check("wal.yml")
+            #expect(wal == .exited(1) && walOutput.contains("FAIL source:") && walOutput.contains("pgevents wal setup"), "\(walOutput)")
+            let reader = try await redis.connect()
+            _ = try await reader.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+            await reader.close()
+            let (evicting, evictingOutput) = try await check("good.yml")
+            #expect(evicting == .exited(1) && evictingOutput.contains("FAIL redis eviction:") && evictingOutput.contains("allkeys-lru"), "\(evictingOutput)")
+            let consumers = try await PostgresConnection.withConnection(database.configuration) { connection in
+                try await connection.query("SELECT count(*) FROM pgevents.consumers WHERE name = 'checked'").scalar(Int.self)
+            }
+            #expect(consumers == 0, "--check-config registered a consumer")
         }
     }
 }

@@ -41,11 +41,16 @@ public struct EventProcessor: Service {
         }
     }
 
-    /// The delivery this processor drives (exposed for tests and tools).
-    public func makeDelivery(source: (any EventSource)? = nil) -> EventDelivery {
-        let pipeline = EventPipeline(
+    /// The channels' decoding, lookups, rules and destinations, as the configuration says.
+    public func makePipeline() -> EventPipeline {
+        EventPipeline(
             channels: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.pipeline) }),
             deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
+    }
+
+    /// The delivery this processor drives (exposed for tests and tools).
+    public func makeDelivery(source: (any EventSource)? = nil) -> EventDelivery {
+        let pipeline = makePipeline()
         let source = source ?? makeSource()
         let backoff = Backoff(configuration.backoff)
         return EventDelivery(

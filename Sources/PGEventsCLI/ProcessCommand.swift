@@ -39,6 +39,9 @@ struct ProcessCommand: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do (default: $PGEVENTS_SHUTDOWN_TIMEOUT, else 30).")
     var shutdownTimeout: Double?
 
+    @Flag(name: .customLong("check-config"), help: "Check the file and the servers it names (the source's tables, slot or journal; row lookups; sessions; Redis and its eviction policy) without changing anything, print what was found, and exit (1 when anything failed).")
+    var checkConfig = false
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let settings = try Settings(self, environment: environment)
@@ -72,6 +75,12 @@ struct ProcessCommand: AsyncParsableCommand {
         for warning in Self.passwordOnCommandLineWarnings(databaseURLOption: self.databaseURL == nil ? nil : postgres,
                                                           redisURLOption: self.redisURL == nil ? nil : redis) {
             logger.warning("\(warning)")
+        }
+        if checkConfig {
+            let findings = await ConfigurationCheck.run(configuration, postgres: postgres, redis: redis, logger: logger)
+            for finding in findings { print(finding) }
+            if findings.contains(where: { !$0.passed }) { throw ExitCode(1) }
+            return
         }
         let processor: any Service = switch configuration.source {
         case .journal, .table, .wal: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
