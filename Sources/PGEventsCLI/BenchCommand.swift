@@ -73,6 +73,8 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
+    @OptionGroup var user: UserPipelineOptions
+
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
@@ -80,8 +82,11 @@ struct ScenariosCommand: AsyncParsableCommand {
         guard let mode = ScenarioBench.PipelineMode(rawValue: pipeline) else {
             throw ValidationError("unknown --pipeline '\(pipeline)'; expected one of: \(ScenarioBench.PipelineMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let userPipeline = try user.pipeline()
         let scenarios: [ScenarioBench.Scenario]
-        if scenario == "all" {
+        if scenario == "all", userPipeline != nil {
+            scenarios = ScenarioBench.UserPipeline.scenarios
+        } else if scenario == "all" {
             scenarios = ScenarioBench.Scenario.all
         } else if let one = ScenarioBench.Scenario(rawValue: scenario) {
             scenarios = [one]
@@ -107,6 +112,7 @@ struct ScenariosCommand: AsyncParsableCommand {
         options.redisURL = redisURL
         options.compareRaw = compareRaw
         options.pipeline = mode
+        options.userPipeline = userPipeline
         if let writers {
             options.writers = try writers.split(separator: ",").map { part in
                 guard let count = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -211,6 +217,8 @@ struct FaultsCommand: AsyncParsableCommand {
 
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
+
+    @OptionGroup var user: UserPipelineOptions
 
     @OptionGroup var output: BenchOutputOptions
 

@@ -1,0 +1,70 @@
+import Foundation
+import PGEvents
+import PGEventsHarness
+import Testing
+
+/// `pgevents bench` on a user's own pipeline (IntegrationTests/BenchPipeline/shop-orders: Flyway migrations with a
+/// placeholder, a pgbench-style script, a processor.yml with a fetch, rules, a list and a stream): it ran, and
+/// what it delivered is what the script committed. Never a timing.
+@Suite("Bench on the user's pipeline", .serialized)
+struct BenchUserPipelineTests {
+    static let directory = repositoryPath("IntegrationTests/BenchPipeline/shop-orders")
+
+    func options(writers: [Int], duration: Double, rate: Double = 1_000) throws -> ScenarioBench.Options {
+        var options = ScenarioBench.Options(sqlDirectory: repositoryPath("sql/pgevents"))
+        options.userPipeline = ScenarioBench.UserPipeline(
+            migrations: try MigrationSet(directory: Self.directory + "/migrations", placeholders: Placeholders(["channel": "shop_orders"])),
+            script: try BenchScript(contentsOf: Self.directory + "/checkout.sql"),
+            processor: try ProcessorConfiguration(contentsOf: Self.directory + "/processor.yml"),
+            processorPath: Self.directory + "/processor.yml")
+        options.writers = writers
+        options.duration = duration
+        options.rate = rate
+        return options
+    }
+
+    @Test("writers (2 writers, 0.5 s): the script commits, and its trigger notifies on the configuration's channel")
+    func writers() async throws {
+        let results = try await ScenarioBench(options: options(writers: [2], duration: 0.5)).run(.writers)
+        let result = try #require(results.first)
+        #expect(results.map(\.scenario) == ["writers/user/2"])
+        #expect(result.events > 0, "no transaction committed")
+        // One transaction journals two rows (INSERT, UPDATE) and sends one wake-up on shop_orders.
+        #expect(result.extra["notifications"] == Double(result.events), "\(result.extra)")
+        #expect(result.settings["layout"] == "flyway" && result.settings["script"]?.hasSuffix("checkout.sql") == true)
+    }
+
+    @Test("latency (200/s for 1 s): every journal row delivered once through the user's rules, one job each")
+    func latency() async throws {
+        let results = try await ScenarioBench(options: options(writers: [2], duration: 1, rate: 200)).run(.latency)
+        let result = try #require(results.first)
+        #expect(result.scenario == "latency/user")
+        #expect(result.extra["transactions"] == 200)
+        // 50 seeded orders, then an INSERT and an UPDATE per transaction.
+        let rows = try #require(result.extra["journal_rows"])
+        #expect(Int(rows) == 50 + 2 * 200)
+        #expect(result.events == 450 && result.lost == 0 && result.duplicated == 0 && result.errors == 0)
+        #expect(result.extra["jobs"] == 450, "every event makes one job (orders:new or orders:status): \(result.extra)")
+        #expect(result.stages["appended→queued"] != nil && result.stages["scheduled→committed"] != nil)
+        let decoded = try BenchResult.decode(json: Data(BenchResult.json(results).utf8))
+        #expect(decoded.first?.settings["pipeline"] == "user")
+    }
+
+    @Test("refused where it does not apply: burst, and latency on a given Redis")
+    func refused() async throws {
+        await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options(writers: [1], duration: 0.1)).run(.burst) }
+        var given = try options(writers: [1], duration: 0.1)
+        given.redisURL = "redis://127.0.0.1:1"
+        await #expect(throws: HarnessError.self) { try await ScenarioBench(options: given).run(.latency) }
+    }
+
+    @Test("a migration that does not apply is named with its file and line")
+    func failingMigration() async throws {
+        var options = try options(writers: [1], duration: 0.1)
+        // Without --define channel=…, Flyway's placeholder is refused before anything runs.
+        #expect(throws: (any Error).self) { try MigrationSet(directory: Self.directory + "/migrations") }
+        options.userPipeline?.script = try BenchScript(statement: "INSERT INTO shop.nothing VALUES (1)")
+        let error = await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options).run(.writers) }
+        #expect(error?.description.contains("relation \"shop.nothing\" does not exist") == true, "\(String(describing: error))")
+    }
+}
