@@ -42,7 +42,7 @@ struct BenchUserPipelineTests {
         #expect(result.extra["transactions"] == 200)
         // 50 seeded orders, then an INSERT and an UPDATE per transaction.
         let rows = try #require(result.extra["journal_rows"])
-        #expect(Int(rows) == 50 + 2 * 200)
+        #expect(Int(rows) == 50 + 2 * 200 && result.extra["journal_rows_before"] == 50 && result.extra["events_per_transaction"] == 2)
         #expect(result.events == 450 && result.lost == 0 && result.duplicated == 0 && result.errors == 0)
         #expect(result.extra["jobs"] == 450, "every event makes one job (orders:new or orders:status): \(result.extra)")
         #expect(result.stages["appended→queued"] != nil && result.stages["scheduled→committed"] != nil)

@@ -7,13 +7,16 @@ import Synchronization
 
 /// `latency/user`: the user's processor under the user's transaction at a fixed rate (see `ScenarioBench.UserPipeline`).
 extension ScenarioBench {
-    /// What the processor handed to Redis: each event's `appended→queued` time, and how often each `seq` came.
+    /// What the processor handed to Redis: each event's `appended→queued` time (of events appended once the writers
+    /// started: rows the migrations journaled are delivered and counted, not timed), and how often each `seq` came.
     final class UserDeliveries: Sendable {
         private struct State {
             var histogram = StageHistogram()
             var seen: Set<Int64> = []
             var total = 0
             var transactions = StageHistogram()
+            /// Events appended before this (wall-clock nanoseconds) are not timed.
+            var timedFrom = Int64.max
         }
         private let state = Mutex(State())
 
@@ -21,11 +24,17 @@ extension ScenarioBench {
             state.withLock { state in
                 for event in events {
                     state.total += 1
-                    if state.seen.insert(event.seq).inserted {
-                        state.histogram.record(from: Int64(event.createdAt.timeIntervalSince1970 * 1e9), to: now)
+                    let appended = Int64(event.createdAt.timeIntervalSince1970 * 1e9)
+                    if state.seen.insert(event.seq).inserted, appended >= state.timedFrom {
+                        state.histogram.record(from: appended, to: now)
                     }
                 }
             }
+        }
+
+        /// Times the events appended from `nanoseconds` on.
+        func time(from nanoseconds: Int64) {
+            state.withLock { $0.timedFrom = nanoseconds }
         }
 
         /// A transaction of the script, from its scheduled send to its commit's acknowledgement.
@@ -54,7 +63,7 @@ extension ScenarioBench {
                                        postgres: database.configuration, redis: servers.redis, logger: logger)
         processor.onDelivered = { events in deliveries.record(events, at: benchWallNanoseconds()) }
         let running = processor
-        var appended = 0, drained = false, seconds = 0.0
+        var appended = 0, appendedBefore = 0, drained = false, seconds = 0.0
         do {
           try await PostgresConnection.withConnection(database.configuration) { counter in
             func journalRows() async throws -> Int {
@@ -63,9 +72,11 @@ extension ScenarioBench {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await running.run() }
                 try await Self.waitForProcessor(database)
+                appendedBefore = try await journalRows()
                 let next = SharedCounter()
                 let begin = ContinuousClock.now
                 let beginWall = benchWallNanoseconds()
+                deliveries.time(from: beginWall)
                 let ticker = Task {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(250))
@@ -127,14 +138,15 @@ extension ScenarioBench {
         if let latency = transactions.latency { stages["scheduled→committed"] = latency }
         var extra: [String: Double] = [
             "rate": rate, "writers": Double(writerCount), "transactions": Double(transactions.count), "journal_rows": Double(appended),
+            "journal_rows_before": Double(appendedBefore),
             "jobs": Double(jobs), "dead_letters": Double(deadLetters), "clamped_intervals": Double(histogram.clamped + transactions.clamped),
         ]
-        extra["events_per_transaction"] = Double(appended) / Double(max(transactions.count, 1))
+        extra["events_per_transaction"] = Double(appended - appendedBefore) / Double(max(transactions.count, 1))
         return result(
             "latency/user", servers: (servers.postgresVersion, servers.redisVersion), started: started, events: delivered, duration: seconds,
             eventsPerSecond: Double(delivered) / max(seconds, 1e-9), latency: histogram.latency, stages: stages,
             lost: max(0, appended - delivered), duplicated: duplicated, errors: deadLetters, extra: extra,
-            note: "latency_us: journal row appended (server clock) → Redis took its chunk; scheduled→committed: each transaction of the script"
+            note: "latency_us: journal row appended (server clock) → Redis took its chunk (rows of the writers); scheduled→committed: each transaction"
                 + (drained ? "" : "; NOT drained within 30 s of no progress"),
             settings: pipeline.settings.merging(["writers": String(writerCount), "rate": String(rate), "duration_s": String(duration), "pipeline": "user"]) { $1 },
             distribution: histogram.distribution)
