@@ -45,18 +45,26 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let report: CheckReport
+        // On a terminal, for runs longer than 2 s: a bar on stderr, erased before the report is written.
+        let bar = ProgressBar()
+        defer { bar.clear() }
         do {
-            let runner = CheckRunner(options: try options())
+            var runner = CheckRunner(options: try options())
+            runner.progress = { bar.show(step: "check", fraction: $0.fraction, message: $0.message) }
             report = try await runner.run()
+            bar.clear()
         } catch let error as HarnessError {
+            bar.clear()
             FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
             throw ExitCode(2)
         } catch let error as MigrationError {
+            bar.clear()
             // A file that cannot even be split into statements (an unterminated string), or an undefined
             // placeholder: bad input.
             FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
             throw ExitCode(2)
         } catch let problem as Placeholders.Problem {
+            bar.clear()
             FileHandle.standardError.write(Data("pgevents check: \(problem.message)\n".utf8))
             throw ExitCode(2)
         }

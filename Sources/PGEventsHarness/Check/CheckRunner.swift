@@ -40,8 +40,16 @@ public struct CheckRunner: Sendable {
         }
     }
 
+    /// Where a run is, for a progress bar: `fraction` of the whole run (0…1), and what it is doing.
+    public struct Progress: Sendable, Equatable {
+        public var fraction: Double
+        public var message: String
+    }
+
     public var options: Options
     public var logger: Logger
+    /// Hears about each step: a server started, migrations applied, each table exercised.
+    public var progress: @Sendable (Progress) -> Void = { _ in }
 
     public init(options: Options, logger: Logger = TemporaryPostgres.defaultLogger) {
         self.options = options
@@ -89,7 +97,7 @@ public struct CheckRunner: Sendable {
             let server = try await ExistingCheckServer(url: url)
             report.postgresVersions.append(server.version)
             do {
-                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                let (results, observed) = try await check(on: server, migrations: migrationSet, part: 0..<1)
                 report.results += results
                 report.observed += observed
                 await server.finish()
@@ -105,11 +113,13 @@ public struct CheckRunner: Sendable {
             return report
         }
         let installations = try binaries()
-        for binaries in installations {
+        for (index, binaries) in installations.enumerated() {
+            let part = Double(index) / Double(installations.count)..<Double(index + 1) / Double(installations.count)
+            progress(Progress(fraction: part.lowerBound, message: "PostgreSQL \(binaries.version): starting a server"))
             let server = ThrowawayCheckServer(server: try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger))
             do {
                 report.postgresVersions.append(binaries.version)
-                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                let (results, observed) = try await check(on: server, migrations: migrationSet, part: part)
                 report.results += results
                 report.observed += observed
                 await server.finish()
@@ -124,6 +134,7 @@ public struct CheckRunner: Sendable {
             }
             if let replication, let spec = options.spec, let publisherMigrations,
                !report.results.contains(where: { $0.group == "migrations" && $0.status == .failed && $0.postgresVersion == binaries.version }) {
+                progress(Progress(fraction: part.upperBound, message: "PostgreSQL \(binaries.version): replication"))
                 report.results += try await ReplicationCheck(
                     spec: spec, replication: replication, publisherMigrations: publisherMigrations,
                     subscriberMigrations: migrationSet, binaries: binaries, logger: logger).run()
@@ -131,11 +142,17 @@ public struct CheckRunner: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         report.durationSeconds = elapsed.inSeconds
+        progress(Progress(fraction: 1, message: "done"))
         return report
     }
 
-    private func check(on server: some CheckServer, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
+    /// Checks on one server; `part` is this server's share of the run, for `progress`.
+    private func check(on server: some CheckServer, migrations: MigrationSet, part: Range<Double>) async throws -> ([CheckResult], [ObservedChannel]) {
         let version = server.version
+        func report(_ within: Double, _ message: String) {
+            progress(Progress(fraction: part.lowerBound + within * (part.upperBound - part.lowerBound), message: "PostgreSQL \(version): \(message)"))
+        }
+        report(0.05, "applying \(migrations.files.count) migration file(s)")
         var results: [CheckResult] = []
         func result(_ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
             results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
@@ -179,6 +196,7 @@ public struct CheckRunner: Sendable {
         }
 
         // 2. The catalog.
+        report(0.25, "reading the catalog")
         let inspection = try await server.makeDatabase()
         let connection = try await inspection.connect()
         let triggers = try await Catalog.triggers(on: connection)
@@ -260,9 +278,11 @@ public struct CheckRunner: Sendable {
                     return (index, judge.results, judge.observed)
                 }
             }
+            report(0.3, "exercising \(tables.count) table(s)")
             for _ in 0..<width { start() }
             while let (index, tableResults, tableObserved) = try await group.next() {
                 outcomes[index] = (tableResults, tableObserved)
+                report(0.3 + 0.7 * Double(outcomes.count) / Double(tables.count), "\(outcomes.count) of \(tables.count) table(s) exercised (\(tables[index].key))")
                 start()
             }
         }
