@@ -91,6 +91,22 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         CorpusCase(path: "queue-payload-spec-wakeup", lines: { _ in [
             "✓ two rows in one transaction notify at least once on jobs_insert", "✓ INSERT notifies on jobs_insert once per row", "PASSED",
         ] }, absent: ["✗", "!"]),
+        // sqitch.conf: the plan under top_dir, and [deploy "variables"] over [core "variables"]; --define over both.
+        CorpusCase(path: "sqitch-conf-app", lines: { _ in [
+            "✓ 2 migration file(s) apply (outside a transaction: db/deploy/schema.sql, db/deploy/comments.sql)", "Migrations read as: sqitch",
+            #"app.comments comment_posted INSERT → app_events: {"post" : "#, #""comment" : 1}"#, "PASSED",
+        ] }, absent: ["✗", "!", "scratch."]),
+        CorpusCase(path: "sqitch-conf-app", arguments: ["--define", "app_schema=blog"], lines: { _ in [
+            "blog.comments comment_posted INSERT → app_events:", "PASSED",
+        ] }, absent: ["✗", "app.comments"]),
+        // flyway.conf: two locations ordered together, placeholders, a per-script .sql.conf; --define over the file.
+        CorpusCase(path: "flyway-conf-locations", lines: { _ in [
+            "✓ 3 migration file(s) apply (outside a transaction: sql/schema/V3__shipments_by_order.sql)", "Migrations read as: flyway",
+            #"public.shipments shipment_changed INSERT → shipment_events: {"shipment" : 1, "state" : "#, "PASSED",
+        ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "flyway-conf-locations", arguments: ["--define", "channel=parcels"], lines: { _ in [
+            "public.shipments shipment_changed INSERT → parcels:", "PASSED",
+        ] }, absent: ["✗", "shipment_events"]),
         CorpusCase(path: "flyway-placeholders", arguments: ["--define", "schema=inbox", "--define", "channel=inbox_events"], lines: { _ in [
             "Migrations read as: flyway", #"inbox.notifications notification_created INSERT → inbox_events: {"id" : 1, "recipient" : "v2"}"#, "PASSED",
         ] }, absent: ["✗"]),

@@ -26,11 +26,11 @@ public enum MigrationLayout: String, Sendable, Hashable, Codable, CaseIterable, 
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
     /// The layout of a directory holding `names` (file names, not paths); `contents` reads a file's text by
-    /// name (nil when unreadable). Sqitch when there is a `sqitch.plan`; Flyway when a file is named `V…__…sql`
+    /// name (nil when unreadable). Sqitch when there is a `sqitch.plan` or `sqitch.conf`; Flyway when a file is named `V…__…sql`
     /// or `R__…sql`; golang-migrate when one ends in `.up.sql`; goose or dbmate when a `.sql` file has their
     /// annotation on a line of its own; plain otherwise.
     public static func detect(names: [String], contents: (String) -> String?) -> MigrationLayout {
-        if names.contains("sqitch.plan") { return .sqitch }
+        if names.contains("sqitch.plan") || names.contains("sqitch.conf") { return .sqitch }
         let sql = names.filter { $0.hasSuffix(".sql") }
         if sql.contains(where: { FlywayName($0) != nil }) { return .flyway }
         if sql.contains(where: { $0.hasSuffix(".up.sql") }) { return .golangMigrate }
