@@ -91,6 +91,15 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         CorpusCase(path: "queue-payload-spec-wakeup", lines: { _ in [
             "✓ two rows in one transaction notify at least once on jobs_insert", "✓ INSERT notifies on jobs_insert once per row", "PASSED",
         ] }, absent: ["✗", "!"]),
+        // Restrictive regex CHECKs generated, a bound met by retrying with a row that worked, and a look-ahead named.
+        CorpusCase(path: "generator-constraints", lines: { _ in [
+            #"public.parcels parcel_event INSERT → parcels: {"op" : "INSERT", "id" : 1, "tracking" : ""#,
+            #"public.parcels parcel_event UPDATE → parcels:"#, #"public.parcels parcel_event DELETE → parcels:"#,
+            "public.freezer_readings freezer_reading INSERT → freezer_readings:", "public.freezer_readings freezer_reading UPDATE → freezer_readings:",
+            "public.freezer_readings freezer_reading DELETE → freezer_readings:",
+            #"the constraint that refused it: voucher_code_format: CHECK ((code ~ '^(?=.*[0-9])[A-Z0-9]{8}$'::text)) — no value could be generated for its pattern"#,
+            "– trigger voucher_issued fired on INSERT (skipped: it never fired on INSERT", "2 skipped", "PASSED",
+        ] }, absent: ["✗"]),
         // sqitch.conf: the plan under top_dir, and [deploy "variables"] over [core "variables"]; --define over both.
         CorpusCase(path: "sqitch-conf-app", lines: { _ in [
             "✓ 2 migration file(s) apply (outside a transaction: db/deploy/schema.sql, db/deploy/comments.sql)", "Migrations read as: sqitch",

@@ -91,16 +91,20 @@ struct CheckJudge {
     private mutating func judgeFailures() {
         var reported = Set<String>()
         var valuesRefused = 0
+        // The ordinary row refused: said once, naming every operation it stopped.
+        let refusedBase = operations.filter { $0.isBase && $0.error.map { !TableExercise.isTriggerFailure($0) } == true }
+        if let first = refusedBase.first, let error = first.error {
+            add("a generated row can be written", .skipped,
+                "\(refusedBase.map(\.kind.rawValue).joined(separator: ", ")) of a generated row failed before any trigger ran: \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")"
+                    + (first.refusedBy.map { "; the constraint that refused it: \($0)" } ?? ""),
+                row: first.row, fix: "give the columns fixed values in the spec: tables.\(table).values")
+        }
         for operation in operations {
             guard let error = operation.error else { continue }
             guard TableExercise.isTriggerFailure(error) else {
                 // The value itself was refused (a constraint, a cast): the schema does not allow it — not a finding,
-                // except for the ordinary row, which the generator should be able to write.
-                if operation.isBase {
-                    add("a generated row can be written", .skipped,
-                        "\(operation.kind.rawValue) of a generated row failed before any trigger ran: \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")",
-                        row: operation.row, fix: "give the columns fixed values in the spec: tables.\(table).values")
-                } else {
+                // except for the ordinary row, which the generator should be able to write (said above).
+                if !operation.isBase {
                     valuesRefused += 1
                 }
                 continue

@@ -33,6 +33,9 @@ public struct ExercisedOperation: Sendable {
     public var smallestFailure: String?
     /// The edge column, when this is an edge row.
     public var column: String?
+    /// For a row the schema refused: the constraint that refused it, and its definition (and, for a pattern the
+    /// generator could not match, which one), e.g. `order_code_format: CHECK ((code ~ '^(?=…)'::text))`.
+    public var refusedBy: String?
 
     public var isBase: Bool { variant == "base" }
 }
@@ -98,6 +101,8 @@ struct TableExercise {
         // Optional columns are filled, unless a filled row was refused (a CHECK across columns, e.g. "finished_at
         // is set exactly when state = 'done'"): then they are left NULL in this row and every later one.
         var optionalColumnsNull = false
+        // Values of a row that worked after the generated one was refused: every later row takes them.
+        var overrides: [String: GeneratedValue] = [:]
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
         func baseRow() async throws -> [String: GeneratedValue] {
             if !keyedForeignKeys.isEmpty {
@@ -112,6 +117,8 @@ struct TableExercise {
             for column in shape.columns {
                 if let fixed = fixedValues[column.name] {
                     values[column.name] = .text(fixed)
+                } else if let override = overrides[column.name] {
+                    values[column.name] = override
                 } else if let parent = parentValues[column.name] {
                     values[column.name] = parent
                 } else if column.isIdentity || column.isGenerated || column.hasDefault {
@@ -154,17 +161,41 @@ struct TableExercise {
                     optionalColumnsNull = false
                 }
             }
-            if !retried {
+            if !retried, Self.isTriggerFailure(error) {
                 operations.append(.init(kind: .insert, variant: "base", row: describe(base), notifications: try await collect(), error: error))
+            } else if !retried {
+                _ = try await collect()
+                // Another row that works — the generated row with one column's edge value (NULL, another allowed
+                // value, another length) — is the ordinary row from now on, so that the later checks still run.
+                if let (column, value, written) = try await rowThatWorks(base, on: writer) {
+                    overrides[column] = value
+                    base[column] = value
+                    ctid = written
+                    operations.append(.init(kind: .insert, variant: "base", row: "\(column) = \(value) (the generated row was refused: \(error.message))",
+                                            notifications: try await collect(), error: nil))
+                } else {
+                    var refused = ExercisedOperation(kind: .insert, variant: "base", row: describe(base), notifications: [], error: error)
+                    refused.refusedBy = try await refusingConstraint(error, on: writer)
+                    operations.append(refused)
+                }
             }
         }
         if let current = ctid {
-            let (column, value) = updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull)
+            let (column, value) = updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
             do {
                 ctid = try await update(current, column: column, value: value, on: writer)
                 operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: try await collect(), error: nil))
             } catch let error as PostgresError {
-                operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: try await collect(), error: error))
+                _ = try await collect()
+                // The new value was refused (a CHECK on the column): the UPDATE that sets it to itself, which the row
+                // already satisfies, still exercises the UPDATE triggers.
+                if !Self.isTriggerFailure(error), value != nil, let updated = try? await update(current, column: column, value: nil, on: writer) {
+                    ctid = updated
+                    operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(column) (\(value?.description ?? "") was refused: \(error.message))",
+                                            notifications: try await collect(), error: nil))
+                } else {
+                    operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: [], error: error))
+                }
             }
             if let current = ctid {
                 do {
@@ -237,6 +268,38 @@ struct TableExercise {
         return operations
     }
 
+    /// The first row like `base` but for one column's edge value that the table takes (inserted and kept); nil when
+    /// none does. Each try runs in a transaction of its own, rolled back when refused.
+    private func rowThatWorks(_ base: [String: GeneratedValue], on writer: PostgresConnection) async throws -> (String, GeneratedValue, String)? {
+        let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
+        for column in shape.columns where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && !keyColumns.contains(column.name) {
+            for (_, value) in shape.edgeValues(column) where value != base[column.name] {
+                var row = base
+                row[column.name] = value
+                if let written = try? await insert(row, on: writer) { return (column.name, value, written) }
+            }
+        }
+        return nil
+    }
+
+    /// For a row refused by a CHECK constraint: its name and definition, and the pattern the generator could not
+    /// match when it is one of those; nil for other errors.
+    private func refusingConstraint(_ error: PostgresError, on connection: PostgresConnection) async throws -> String? {
+        guard error.sqlState == "23514", let start = error.message.range(of: "check constraint \""),
+              let end = error.message[start.upperBound...].firstIndex(of: "\"") else { return nil }
+        let name = String(error.message[start.upperBound..<end])
+        let definition = try? await connection.query("""
+            SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $2 AND (conrelid = to_regclass($1) OR contypid IN
+                (SELECT atttypid FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0)) LIMIT 1
+            """, [shape.quotedName, name]).scalar(String.self)
+        var text = "\(name): \(definition ?? "(definition unknown)")"
+        let unmatched = shape.columns.flatMap(\.checkPatterns).filter { $0.constraint == name && $0.kind == .regex && RegexSample.generate($0.pattern) == nil }
+        if let pattern = unmatched.first {
+            text += " — no value could be generated for its pattern '\(pattern.pattern)' (check reads anchors, character classes, groups, alternation and quantifiers, not look-arounds, back-references or word boundaries)"
+        }
+        return text
+    }
+
     /// An error raised inside a trigger (or a function it called), not by the value itself: the context names a function.
     static func isTriggerFailure(_ error: PostgresError) -> Bool {
         guard let context = error.context else { return false }
@@ -265,15 +328,16 @@ struct TableExercise {
 
     /// The column the base UPDATE changes: the first ordinary one (not a key, not fixed), set to another value.
     /// With `onlyRequired`, a NOT NULL one (the optional columns are NULL on purpose: a filled one was refused).
-    private func updateTarget(serial: Int, onlyRequired: Bool = false) -> (String, GeneratedValue?) {
+    /// `avoiding`: columns whose generated values were refused (the row holds an edge value there instead).
+    private func updateTarget(serial: Int, onlyRequired: Bool = false, avoiding: Set<String> = []) -> (String, GeneratedValue?) {
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
-        for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil {
+        for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil && !avoiding.contains(name) {
             if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }), let value = shape.normalValue(column, serial: serial) {
                 return (column.name, value)
             }
         }
         for column in shape.columns where !keyColumns.contains(column.name) && !column.isIdentity && !column.isGenerated && fixedValues[column.name] == nil
-            && (!onlyRequired || column.notNull) {
+            && (!onlyRequired || column.notNull) && !avoiding.contains(column.name) {
             if let value = shape.normalValue(column, serial: serial) { return (column.name, value) }
         }
         return (shape.columns.first { !$0.isGenerated && !$0.isIdentity }?.name ?? shape.columns[0].name, nil)
