@@ -100,6 +100,13 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
             #"the constraint that refused it: voucher_code_format: CHECK ((code ~ '^(?=.*[0-9])[A-Z0-9]{8}$'::text)) — no value could be generated for its pattern"#,
             "– trigger voucher_issued fired on INSERT (skipped: it never fired on INSERT", "2 skipped", "PASSED",
         ] }, absent: ["✗"]),
+        // Three triggers on one channel: each notification credited to the trigger that sent it.
+        CorpusCase(path: "shared-channel-triggers", lines: { _ in [
+            "✓ trigger ticket_changed fired on INSERT, UPDATE, DELETE", "✓ trigger ticket_urgent fired on INSERT",
+            "– trigger ticket_escalated fired on UPDATE (skipped: it never fired on UPDATE", "its function did not notify for any generated row",
+            #"public.tickets ticket_urgent INSERT → tickets: {"page" : "#, #"public.tickets ticket_changed INSERT → tickets: {"op" : "INSERT""#,
+            "1 skipped", "PASSED",
+        ] }, absent: ["✗", "ticket_changed, ", "✓ trigger ticket_escalated fired"]),
         // sqitch.conf: the plan under top_dir, and [deploy "variables"] over [core "variables"]; --define over both.
         CorpusCase(path: "sqitch-conf-app", lines: { _ in [
             "✓ 2 migration file(s) apply (outside a transaction: db/deploy/schema.sql, db/deploy/comments.sql)", "Migrations read as: sqitch",

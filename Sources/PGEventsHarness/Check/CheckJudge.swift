@@ -10,6 +10,8 @@ struct CheckJudge {
     let spec: TableSpec?
     let channels: [String: ChannelSpec]
     let operations: [ExercisedOperation]
+    /// What each trigger sent when exercised alone (tables with more than one notifying trigger): who sent what.
+    let firedAlone: TableExercise.Firings
     let version: String
 
     private(set) var results: [CheckResult] = []
@@ -17,12 +19,14 @@ struct CheckJudge {
 
     private var group: String { table.description }
 
-    init(table: QualifiedName, triggers: [TriggerInfo], spec: TableSpec?, channels: [String: ChannelSpec], operations: [ExercisedOperation], version: String) {
+    init(table: QualifiedName, triggers: [TriggerInfo], spec: TableSpec?, channels: [String: ChannelSpec], operations: [ExercisedOperation],
+         firedAlone: TableExercise.Firings = [:], version: String) {
         self.table = table
         self.triggers = triggers
         self.spec = spec
         self.channels = channels
         self.operations = operations
+        self.firedAlone = firedAlone
         self.version = version
     }
 
@@ -37,7 +41,7 @@ struct CheckJudge {
         judgeTransactions()
         judgePayloads()
         judgeDeletePayloads()
-        results += TriggerCoverage(table: table, triggers: triggers, operations: operations, version: version).results()
+        results += TriggerCoverage(table: table, triggers: triggers, operations: operations, firedAlone: firedAlone, version: version).results()
     }
 
     // MARK: Triggers
@@ -138,9 +142,19 @@ struct CheckJudge {
             guard let operationName = kind.operation, let operation = operations.first(where: { $0.kind == kind && $0.isBase }), operation.error == nil else { continue }
             let arrived = operation.notifications
             let firing = triggers.filter { $0.notifies && $0.operations.contains(operationName) }
-            for (channel, payload) in arrived where !observed.contains(where: { $0.operation == kind.rawValue && $0.channel == channel }) {
-                observed.append(ObservedChannel(table: group, trigger: firing.map(\.name).joined(separator: ", ").isEmpty ? "?" : firing.map(\.name).joined(separator: ", "),
-                                                operation: kind.rawValue, channel: channel, samplePayload: payload))
+            if !firedAlone.isEmpty {
+                // Exact: what each trigger sent when it alone was enabled.
+                for trigger in firing {
+                    for (channel, payload) in firedAlone[trigger.name]?[operationName] ?? []
+                    where !observed.contains(where: { $0.operation == kind.rawValue && $0.channel == channel && $0.trigger == trigger.name }) {
+                        observed.append(ObservedChannel(table: group, trigger: trigger.name, operation: kind.rawValue, channel: channel, samplePayload: payload))
+                    }
+                }
+            } else {
+                for (channel, payload) in arrived where !observed.contains(where: { $0.operation == kind.rawValue && $0.channel == channel }) {
+                    observed.append(ObservedChannel(table: group, trigger: firing.map(\.name).joined(separator: ", ").isEmpty ? "?" : firing.map(\.name).joined(separator: ", "),
+                                                    operation: kind.rawValue, channel: channel, samplePayload: payload))
+                }
             }
             guard let spec else { continue }
             let summary = arrived.isEmpty ? "nothing" : arrived.map { "\($0.channel)" }.joined(separator: ", ")

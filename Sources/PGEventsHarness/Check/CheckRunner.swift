@@ -262,18 +262,20 @@ public struct CheckRunner: Sendable {
                 let listened = channels
                 group.addTask {
                     let database = try await server.makeDatabase()
+                    let notifying = tableTriggers.filter { $0.notifies && $0.firesLocally }
                     let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
-                                                 updateColumns: tableTriggers.filter(\.notifies).flatMap(\.updateColumns))
-                    let operations: [ExercisedOperation]
+                                                 updateColumns: notifying.flatMap(\.updateColumns), alone: notifying.count > 1 ? notifying : [])
+                    let outcome: TableExercise.Outcome
                     do {
-                        operations = try await exercise.run(on: database)
+                        outcome = try await exercise.run(on: database)
                     } catch let failure as TableExercise.SetupFailure {
                         try? await database.drop()
                         let skipped = CheckResult(group: table.description, name: "rows can be generated", status: .skipped, message: failure.message, postgresVersion: version)
                         return (index, [skipped], [])
                     }
                     try? await database.drop()
-                    var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: operations, version: version)
+                    var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: outcome.operations,
+                                           firedAlone: outcome.firedAlone, version: version)
                     judge.judge()
                     return (index, judge.results, judge.observed)
                 }

@@ -51,13 +51,22 @@ struct TableExercise {
     let channels: Set<String>
     /// Columns the base UPDATE should change first: those of a notifying trigger's `UPDATE OF`.
     var updateColumns: [String] = []
+    /// Notifying triggers to exercise one at a time afterwards, to credit each notification to the trigger that
+    /// sent it (see `fireAlone`): the table's, when it has more than one.
+    var alone: [TriggerInfo] = []
+
+    /// What the exercise ran, and what each trigger of `alone` sent on its own.
+    struct Outcome {
+        var operations: [ExercisedOperation]
+        var firedAlone: Firings
+    }
 
     static let fenceChannel = "pgevents_check_fence"
 
     /// What went wrong before any operation could run (a row that cannot be generated): a sentence.
     struct SetupFailure: Error { var message: String }
 
-    func run(on database: CheckDatabase) async throws -> [ExercisedOperation] {
+    func run(on database: CheckDatabase) async throws -> Outcome {
         let writer = try await database.connect()
         let listener = try await database.connect()
         defer {
@@ -265,7 +274,26 @@ struct TableExercise {
                 }
             }
         }
-        return operations
+
+        // Each notifying trigger alone: the ordinary row and every edge row again.
+        let firedAlone = try await fireAlone(alone, rows: {
+            var rows = [try await baseRow()]
+            for column in shape.columns where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
+                for (_, value) in shape.edgeValues(column) {
+                    var row = try await baseRow()
+                    row[column.name] = value
+                    rows.append(row)
+                }
+            }
+            return rows
+        }, on: writer, update: { ctid, trigger in
+            serial += 1
+            let target = TableExercise(shape: shape, fixedValues: fixedValues, channels: channels, updateColumns: trigger.updateColumns)
+                .updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
+            if let updated = try? await update(ctid, column: target.0, value: target.1, on: writer) { return updated }
+            return try await update(ctid, column: target.0, value: nil, on: writer)
+        }, collect: collect)
+        return Outcome(operations: operations, firedAlone: firedAlone)
     }
 
     /// The first row like `base` but for one column's edge value that the table takes (inserted and kept); nil when
@@ -329,7 +357,7 @@ struct TableExercise {
     /// The column the base UPDATE changes: the first ordinary one (not a key, not fixed), set to another value.
     /// With `onlyRequired`, a NOT NULL one (the optional columns are NULL on purpose: a filled one was refused).
     /// `avoiding`: columns whose generated values were refused (the row holds an edge value there instead).
-    private func updateTarget(serial: Int, onlyRequired: Bool = false, avoiding: Set<String> = []) -> (String, GeneratedValue?) {
+    func updateTarget(serial: Int, onlyRequired: Bool = false, avoiding: Set<String> = []) -> (String, GeneratedValue?) {
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
         for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil && !avoiding.contains(name) {
             if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }), let value = shape.normalValue(column, serial: serial) {
