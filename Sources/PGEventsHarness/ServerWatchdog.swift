@@ -14,16 +14,21 @@ import Synchronization
 /// inherits it). When this process ends, the kernel closes that end, the watchdog's `read` sees end of
 /// file, and it sends the server `SIGQUIT` (PostgreSQL's immediate shutdown; Redis exits), then `SIGKILL` after
 /// 5 s, and removes the directory. It signals the server only while `/proc/<pid>/stat` still shows the start time
-/// the server had, so a reused pid is never signalled.
+/// the server had, so a reused pid is never signalled (without /proc, as on macOS, it checks the pid alone).
 ///
 /// When the harness stops the server itself, `dismiss()` ends the watchdog (`SIGKILL`; it holds nothing) and
 /// closes its end of the socket pair.
 final class ServerWatchdog: Sendable {
-    /// The watchdog's script: `$1` the server's pid, `$2` its start time (field 22 of /proc/PID/stat), `$3` the directory.
+    /// The watchdog's script: `$1` the server's pid, `$2` its start time (field 22 of /proc/PID/stat; empty where
+    /// there is no /proc, and then the pid alone is checked), `$3` the directory.
     static let script = """
         trap '' INT HUP
         if read -r _; then exit 0; fi
-        alive() { [ "$(cut -d' ' -f22 /proc/$1/stat 2>/dev/null)" = "$2" ]; }
+        if [ -n "$2" ]; then
+            alive() { [ "$(cut -d' ' -f22 /proc/$1/stat 2>/dev/null)" = "$2" ]; }
+        else
+            alive() { kill -0 "$1" 2>/dev/null; }
+        fi
         if alive "$1" "$2"; then
             kill -CONT "$1" 2>/dev/null
             kill -QUIT "$1" 2>/dev/null
@@ -48,9 +53,8 @@ final class ServerWatchdog: Sendable {
 
     /// Starts a watchdog for the server `serverPID`, whose scratch directory is `directory`.
     static func start(serverPID: Int32, directory: String) throws -> ServerWatchdog {
-        guard let startTime = ProcessIdentity.startTime(of: serverPID) else {
-            throw HarnessError(code: .startupFailed, message: "cannot read the start time of the server (pid \(serverPID)) for its watchdog: it has already exited")
-        }
+        // Nil when the server has already exited (its start then reports why) or there is no /proc.
+        let startTime = ProcessIdentity.startTime(of: serverPID).map(String.init) ?? ""
         // A socket pair rather than pipe(2): it is created close-on-exec at once (pipe2 is not visible to Swift),
         // so a child another thread spawns meanwhile cannot inherit the write end.
         var fds: [Int32] = [-1, -1]
@@ -59,7 +63,7 @@ final class ServerWatchdog: Sendable {
         }
         defer { close(fds[0]) }  // the watchdog has its own copy (its standard input)
         do {
-            let child = try ChildProcess.spawn("/bin/sh", ["-c", script, "pgevents-watchdog", String(serverPID), String(startTime), directory],
+            let child = try ChildProcess.spawn("/bin/sh", ["-c", script, "pgevents-watchdog", String(serverPID), startTime, directory],
                                                standardInput: fds[0])
             return ServerWatchdog(child: child, writeEnd: fds[1])
         } catch {
