@@ -117,7 +117,7 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         ] }, absent: ["✗", "app.comments"]),
         // flyway.conf: two locations ordered together, placeholders, a per-script .sql.conf; --define over the file.
         CorpusCase(path: "flyway-conf-locations", lines: { _ in [
-            "✓ 3 migration file(s) apply (outside a transaction: sql/schema/V3__shipments_by_order.sql)", "Migrations read as: flyway",
+            "✓ 4 migration file(s) apply (outside a transaction: sql/schema/V3__shipments_by_order.sql)", "Migrations read as: flyway",
             #"public.shipments shipment_changed INSERT → shipment_events: {"shipment" : 1, "state" : "#, "PASSED",
         ] }, absent: ["✗", "!"]),
         CorpusCase(path: "flyway-conf-locations", arguments: ["--define", "channel=parcels"], lines: { _ in [
