@@ -107,6 +107,11 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
             #"public.tickets ticket_urgent INSERT → tickets: {"page" : "#, #"public.tickets ticket_changed INSERT → tickets: {"op" : "INSERT""#,
             "1 skipped", "PASSED",
         ] }, absent: ["✗", "ticket_changed, ", "✓ trigger ticket_escalated fired"]),
+        // A channel per queue built from a 128-character column: over 63 bytes the INSERT fails; the size is bisected.
+        CorpusCase(path: "per-queue-channels", exit: { _, _ in 1 }, lines: { _ in [
+            "✗ INSERT succeeds for every value the schema allows: INSERT fails: channel name too long (SQLSTATE 22023), once `queue_name` reaches 53 bytes (at 52 it still works)",
+            "row: queue_name = 'x' × 128 bytes", "fix: PostgreSQL refuses channel names over 63 bytes", #"public.jobs jobs_wake_workers INSERT → jobs_any: {"job" : "#, "FAILED",
+        ] }),
         // sqitch.conf: the plan under top_dir, and [deploy "variables"] over [core "variables"]; --define over both.
         CorpusCase(path: "sqitch-conf-app", lines: { _ in [
             "✓ 2 migration file(s) apply (outside a transaction: db/deploy/schema.sql, db/deploy/comments.sql)", "Migrations read as: sqitch",

@@ -118,7 +118,9 @@ struct CheckJudge {
             var message = "\(operation.kind.rawValue) fails: \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")"
             if let smallest = operation.smallestFailure { message += ", \(smallest)" }
             if let context = error.context?.split(separator: "\n").first { message += " — in \(context)" }
-            let fix: String = if error.message.contains("payload string too long") {
+            let fix: String = if error.message.contains("channel name too long") {
+                "PostgreSQL refuses channel names over 63 bytes, and a trigger that builds a longer one makes the user's statement fail: bound the column the name is built from (varchar(n), or a CHECK on octet_length) so that the channel stays within 63 bytes, or name the channel by a hash of it"
+            } else if error.message.contains("payload string too long") {
                 "a NOTIFY payload must stay under 8,000 bytes, and a trigger that exceeds it makes the user's statement fail: send the row's key and let the consumer fetch the row, or use the journal (sql/pgevents: pgevents.emit has no size limit)"
             } else {
                 "the trigger must not fail on values the schema allows: this \(operation.kind.rawValue) is rolled back for the user"

@@ -252,8 +252,11 @@ struct TableExercise {
                     operations.append(.init(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: nil, column: column.name))
                 } catch let error as PostgresError {
                     var operation = ExercisedOperation(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: error, column: column.name)
-                    if Self.isTriggerFailure(error), case .text(let text) = value, text.utf8.count > 100 {
+                    // Any text that can be shortened (a long payload, a channel name built from the column): the
+                    // smallest failing size, and the example's size when its summary does not say it.
+                    if Self.isTriggerFailure(error), case .text(let text) = value, text.unicodeScalars.count > 1 {
                         operation.smallestFailure = try await smallestFailingSize(row: row, column: column.name, original: text, sqlState: error.sqlState, on: writer)
+                        if operation.smallestFailure != nil, !described.hasSuffix("bytes") { operation.row = described + " (\(text.utf8.count.formatted()) bytes)" }
                     }
                     operations.append(operation)
                     continue
@@ -400,7 +403,7 @@ struct TableExercise {
                 return error.sqlState == sqlState
             }
         }
-        var low = 0, high = isJSON ? 20_000 : original.count
+        var low = 0, high = isJSON ? 20_000 : original.utf8.count  // as many units as the original has bytes: multi-byte text shortens too
         guard try await fails(high), try await !fails(low) else { return nil }
         while high - low > 1 {
             let middle = (low + high) / 2
