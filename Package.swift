@@ -10,12 +10,14 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "pgevents",
-    platforms: [.macOS(.v15)],
+    // Linux only (README, "Platforms"): the OS plumbing is Glibc's and Linux's, so no Apple platform is claimed.
     products: [
         .library(name: "PGEventsPostgres", targets: ["PGEventsPostgres"]),
         .library(name: "PGEventsRedis", targets: ["PGEventsRedis"]),
         .library(name: "PGEvents", targets: ["PGEvents"]),
         .library(name: "PGEventsHarness", targets: ["PGEventsHarness"]),
+        .library(name: "PGEventsCheck", targets: ["PGEventsCheck"]),
+        .library(name: "PGEventsBench", targets: ["PGEventsBench"]),
         .executable(name: "pgevents", targets: ["PGEventsCLI"]),
     ],
     dependencies: [
@@ -72,12 +74,31 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The test kit: throwaway servers, migrations, and `check` (which reads its spec with the processor's
-        // YAML nodes, hence PGEvents).
+        // The test kit users add to their test target: throwaway servers and databases, migrations, the
+        // replication pair, faults, expectations. Below the processor: it never imports PGEvents.
         .target(
             name: "PGEventsHarness",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // `pgevents check`: runs migrations on throwaway servers and judges what their triggers send. It reads
+        // its spec with the processor's YAML nodes, hence PGEvents.
+        .target(
+            name: "PGEventsCheck",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEvents", "PGEventsHarness",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // `pgevents bench`: the processor's scenarios and faults on throwaway servers, results and baselines.
+        .target(
+            name: "PGEventsBench",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -86,7 +107,8 @@ let package = Package(
         .executableTarget(
             name: "PGEventsCLI",
             dependencies: [
-                "PGEvents", "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis", "PGEventsSystem",
+                "PGEvents", "PGEventsHarness", "PGEventsCheck", "PGEventsBench", "PGEventsPostgres", "PGEventsRedis",
+                "PGEventsSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -98,7 +120,7 @@ let package = Package(
         // (FuzzTests) and the libFuzzer targets in Benchmarks/Fuzz/.
         .target(
             name: "PGEventsFuzzOracles",
-            dependencies: ["PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness"],
+            dependencies: ["PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCheck"],
             path: "Tests/PGEventsFuzzOracles",
             swiftSettings: strict
         ),
@@ -106,7 +128,8 @@ let package = Package(
         .testTarget(
             name: "PGEventsUnitTests",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsFuzzOracles",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCheck",
+                "PGEventsBench", "PGEventsFuzzOracles",
                 "PGEventsCLI",  // the bench output options' validation
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -117,7 +140,8 @@ let package = Package(
         .testTarget(
             name: "PGEventsIntegrationTests",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCLI",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCheck",
+                "PGEventsBench", "PGEventsCLI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
@@ -141,7 +165,7 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
         ),
         .executableTarget(
             name: "pgevents-processor-bench",
-            dependencies: ["PGEventsHarness", "PGEventsPostgres", "PGEventsRedis"],
+            dependencies: ["PGEventsHarness", "PGEventsBench", "PGEventsPostgres", "PGEventsRedis"],
             path: "Benchmarks/ProcessorBenchmarks",
             swiftSettings: strict
         ),
@@ -149,7 +173,7 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
         // BenchResults compared with a baseline like `pgevents bench`'s scenarios (Benchmarks/README.md).
         .executableTarget(
             name: "pgevents-micro-bench",
-            dependencies: ["PGEvents", "PGEventsHarness", "PGEventsRedis", "PGEventsMicroWorkloads"],
+            dependencies: ["PGEvents", "PGEventsHarness", "PGEventsBench", "PGEventsRedis", "PGEventsMicroWorkloads"],
             path: "Benchmarks/MicroBenchmarks",
             swiftSettings: strict
         ),

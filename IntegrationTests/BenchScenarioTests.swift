@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsBench
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
@@ -103,14 +104,25 @@ struct BenchScenarioTests {
         #expect(result.extra["raw_events_per_s"] != nil && result.extra["fraction_of_raw"] != nil)
     }
 
-    @Test("writers ([1, 2] for 0.5 s): one result per pattern and writer count; every notification arrives")
+    @Test("writers ([1, 2] for 0.5 s): one result per pattern and writer count; every notification arrives; the WAL patterns deliver every commit")
     func writers() async throws {
         let results = try await ScenarioBench(options: options { $0.writers = [1, 2]; $0.duration = 0.5 }).run(.writers)
         try checkCommon(results)
-        #expect(results.map(\.scenario) == ["none", "row", "statement", "journal"].flatMap { ["writers/\($0)/1", "writers/\($0)/2"] })
-        for result in results where !result.scenario.hasPrefix("writers/none") {
+        #expect(results.map(\.scenario) == ["none", "row", "statement", "journal", "wal", "emit_wal"].flatMap { ["writers/\($0)/1", "writers/\($0)/2"] })
+        for result in results where ["row", "statement", "journal"].contains(where: { result.scenario.hasPrefix("writers/\($0)/") }) {
             #expect(result.extra["notifications_missing"] == 0, "\(result.scenario): \(result.extra)")
         }
+        for result in results where result.scenario.hasPrefix("writers/wal/") || result.scenario.hasPrefix("writers/emit_wal/") {
+            #expect(result.extra["delivered"] == Double(result.events) && result.errors == 0, "\(result.scenario): \(result.extra)")
+        }
+    }
+
+    @Test("burst --source wal (2,000 rows): drained from a replication slot, each once")
+    func burstFromSlot() async throws {
+        let results = try await ScenarioBench(options: options { $0.burstSize = 2_000; $0.source = .wal }).run(.burst)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(result.events == 2_000 && result.settings["source"] == "wal")
     }
 
     @Test("replication (100 rows): every publisher commit notified by the subscriber once")

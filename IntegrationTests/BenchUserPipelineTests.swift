@@ -1,5 +1,6 @@
 import Foundation
 import PGEvents
+import PGEventsBench
 import PGEventsHarness
 import PGEventsSystem
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import PGEventsCheck
 import PGEventsHarness
 import Testing
 

@@ -1,3 +1,4 @@
+import PGEventsCheck
 import PGEventsHarness
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import FoundationXML
+import PGEventsCheck
 import PGEventsHarness
 import PGEventsSystem
 import Testing

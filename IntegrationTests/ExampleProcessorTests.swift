@@ -7,24 +7,32 @@ import PGEventsRedis
 import Testing
 
 /// A database with the journal, an example's migrations and its processor/ migrations, and the example's
-/// processor configuration.
-func exampleSetup(_ name: String) async throws -> (TemporaryDatabase, ProcessorConfiguration) {
+/// processor configuration. With `source: "wal"`: no processor/ migrations (no journal trigger); the example's
+/// processor-wal.yml, with a slot named for the database, and its publication and slot set up.
+func exampleSetup(_ name: String, source: String = "journal") async throws -> (TemporaryDatabase, ProcessorConfiguration) {
     let database = try await Shared.postgres().makeDatabase()
     let connection = try await database.connect()
-    for directory in ["sql/pgevents", "sql/examples/\(name)", "sql/examples/\(name)/processor"] {
+    for directory in ["sql/pgevents", "sql/examples/\(name)"] + (source == "wal" ? [] : ["sql/examples/\(name)/processor"]) {
         try await MigrationSet(directory: repositoryPath(directory)).apply(to: connection)
     }
-    await connection.close()
-    var configuration = try ProcessorConfiguration(contentsOf: repositoryPath("sql/examples/\(name)/processor.yml"))
+    var configuration = try ProcessorConfiguration(contentsOf: repositoryPath("sql/examples/\(name)/\(source == "wal" ? "processor-wal.yml" : "processor.yml")"))
     configuration.catchUpInterval = 0.5
+    if var wal = configuration.wal {
+        // Slots are named server-wide: one per test database.
+        wal.slot = "example_\(database.name)"
+        configuration.wal = wal
+        let tables = try await WalSetup.tables(named: configuration.channels.map(\.name), on: connection)
+        _ = try await WalSetup.create(on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: Logger(label: "test"))
+    }
+    await connection.close()
     return (database, configuration)
 }
 
 @Suite("The seed systems, run on pgevents")
 struct ExampleProcessorTests {
-    @Test("task-queue (003): new and retried pending tasks become jobs on tasks:pending, taken with BRPOP; others do not")
-    func taskQueue() async throws {
-        let (database, configuration) = try await exampleSetup("task-queue")
+    @Test("task-queue (003): new and retried pending tasks become jobs on tasks:pending, taken with BRPOP; others do not — from the journal, and from the WAL (source: wal, no trigger)", arguments: ["journal", "wal"])
+    func taskQueue(source: String) async throws {
+        let (database, configuration) = try await exampleSetup("task-queue", source: source)
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
@@ -92,9 +100,9 @@ struct ExampleProcessorTests {
         await writer.close()
     }
 
-    @Test("blockchain-events (001): each rule enqueues its job (conditions on the event's decoded data too); checkpoints go to a stream")
-    func blockchainEvents() async throws {
-        let (database, configuration) = try await exampleSetup("blockchain-events")
+    @Test("blockchain-events (001): each rule enqueues its job (conditions on the event's decoded data too); checkpoints go to a stream — from the journal, and from the WAL", arguments: ["journal", "wal"])
+    func blockchainEvents(source: String) async throws {
+        let (database, configuration) = try await exampleSetup("blockchain-events", source: source)
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))

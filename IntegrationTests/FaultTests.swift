@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import PGEvents
 @testable import PGEventsHarness
+@testable import PGEventsBench
 import PGEventsPostgres
 import Synchronization
 import Testing

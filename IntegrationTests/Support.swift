@@ -6,7 +6,9 @@ import PGEventsPostgres
 enum Shared {
     /// Many tests run at once, each with processors (listener, heartbeat, worker) and connections of its own.
     /// Every use of the shared server passes this: the first call starts it.
-    static let configuration = TemporaryPostgres.Configuration(settings: ["max_connections": "400"])
+    static let configuration = TemporaryPostgres.Configuration(settings: [
+        "max_connections": "400", "max_replication_slots": "64", "max_wal_senders": "64",
+    ])
 
     static func postgres() async throws -> TemporaryPostgres {
         try await TemporaryPostgres.shared(configuration)

@@ -22,6 +22,7 @@
 import Foundation
 import PGEvents
 import PGEventsHarness
+import PGEventsBench
 import PGEventsMicroWorkloads
 import PGEventsRedis
 

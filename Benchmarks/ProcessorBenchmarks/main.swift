@@ -7,6 +7,7 @@
 //   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-processor-bench [--rounds N]
 import Foundation
 import PGEventsHarness
+import PGEventsBench
 import PGEventsPostgres
 import PGEventsRedis
 

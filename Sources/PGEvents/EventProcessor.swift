@@ -28,17 +28,25 @@ public struct EventProcessor: Service {
         self.logger = logger
     }
 
-    /// The delivery this processor drives (exposed for tests and tools).
-    public func makeDelivery() -> EventDelivery {
-        let pipeline = EventPipeline(
-            channels: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.pipeline) }),
-            deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
-        let source: any EventSource = if let table = configuration.table {
+    /// The source the configuration names: the journal, a table, or the WAL.
+    public func makeSource() -> any EventSource {
+        if let table = configuration.table {
             TableSource(name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
                         channel: configuration.channels[0].name, logger: logger)
+        } else if let wal = configuration.wal {
+            WalSource(name: configuration.consumer, slot: wal.slot, publication: wal.publication, messages: wal.messages,
+                      channels: Set(configuration.channels.map(\.name)), logger: logger)
         } else {
             JournalSource(name: configuration.consumer)
         }
+    }
+
+    /// The delivery this processor drives (exposed for tests and tools).
+    public func makeDelivery(source: (any EventSource)? = nil) -> EventDelivery {
+        let pipeline = EventPipeline(
+            channels: Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.pipeline) }),
+            deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
+        let source = source ?? makeSource()
         let backoff = Backoff(configuration.backoff)
         return EventDelivery(
             configuration: .init(
@@ -51,8 +59,27 @@ public struct EventProcessor: Service {
     }
 
     public func run() async throws {
-        let listener = try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger)
-        let delivery = makeDelivery()
+        let source = makeSource()
+        // The WAL source wakes the processor itself (its stream); the others are woken by notifications.
+        let walSource = source as? WalSource
+        let listener = walSource == nil
+            ? try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger) : nil
+        let delivery = makeDelivery(source: source)
+        // The connections (and the slot's stream) are closed on every way out, an error or a cancellation included:
+        // a stream left open would hold the slot against the next processor.
+        do {
+            try await run(delivery, listener: listener, walSource: walSource)
+        } catch {
+            await walSource?.close()
+            await delivery.close()
+            throw error
+        }
+        await walSource?.close()
+        await delivery.close()
+        logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
+    }
+
+    private func run(_ delivery: EventDelivery, listener: EventListener?, walSource: WalSource?) async throws {
         // Wake-ups coalesce: however many arrive during a drain, one more drain follows.
         let (wakeUps, wake) = AsyncStream<WakeUp>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let catchUpInterval = ProcessorConfiguration.duration(configuration.catchUpInterval)
@@ -72,8 +99,17 @@ public struct EventProcessor: Service {
         let batchPoll = configuration.channels.compactMap(\.pipeline.batch).map(\.maxAge).min()
             .map { max(.milliseconds(10), min(.milliseconds(250), $0 / 10)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await listener.run() }
-            group.addTask {
+            if let walSource {
+                group.addTask {
+                    while !Task.isCancelled {
+                        await walSource.waitForEvents()
+                        requests.drain.store(true, ordering: .releasing)
+                        wake.yield(.notified)
+                    }
+                }
+            }
+            if let listener { group.addTask { await listener.run() } }
+            if let listener { group.addTask {
                 for await event in listener.events {
                     switch event {
                     case .connected(let number):
@@ -86,7 +122,7 @@ public struct EventProcessor: Service {
                     case .disconnected: break
                     }
                 }
-            }
+            } }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: catchUpInterval)
@@ -121,7 +157,7 @@ public struct EventProcessor: Service {
                 let progress = try await delivery.drain(shouldStop: { Task.isShuttingDownGracefully })
                 // Wake-ups coalesce, so a reconnect may have arrived as any kind: every drain is a catch-up
                 // of the connection generation that was current when it started.
-                if let caughtUp { listener.catchUpFinished(generation: caughtUp) }
+                if let caughtUp { listener?.catchUpFinished(generation: caughtUp) }
                 if progress.delivered > 0 || progress.duplicates > 0 {
                     logger.debug("delivered", metadata: ["events": "\(progress.delivered)", "duplicates": "\(progress.duplicates)"])
                 }
@@ -138,8 +174,6 @@ public struct EventProcessor: Service {
                 logger.warning("open batches could not be sent at shutdown; they stay staged in Redis for the next run", metadata: ["error": "\(error)"])
             }
         }
-        await delivery.close()
-        logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 
     enum WakeUp: Sendable, Equatable { case notified, reconnected, timer, batchTimer }

@@ -11,6 +11,9 @@ public struct ProcessorError: Error, Sendable, CustomStringConvertible {
         public static let journalMissing = Self("journalMissing")
         /// The sink refused an event for good (not a connection problem).
         public static let sinkRejected = Self("sinkRejected")
+        /// `source: wal` cannot stream: a setting, a privilege, the slot or the publication is missing, or the slot was
+        /// invalidated. The message names the fix.
+        public static let walNotReady = Self("walNotReady")
         public var description: String { name }
     }
 

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsBench
 
 /// `pgevents bench baseline`: record, show and compare stored benchmark results.
 struct BenchBaselineCommand: ParsableCommand {
@@ -109,8 +109,7 @@ struct BenchBaselineCommand: ParsableCommand {
         func run() throws {
             let current = try BenchBaselineCommand.readAll(results)
             print(BenchResult.table(current))
-            let status = try output.emit(current)
-            if status != 0 { throw ExitCode(status) }
+            try CommandExit.failed(if: try output.emit(current) != 0)
         }
     }
 

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsBench
 import Synchronization
 
 /// `pgevents bench`: measurements on throwaway servers (or given ones).
@@ -70,6 +70,9 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Option(help: "What the processor does with each event: none (payloads passed through), rules (JSON decoded, row fetched, rules, a job template), batch (rules, then 10 jobs a message; burst only).")
     var pipeline: String = "none"
 
+    @Option(help: "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both.")
+    var source: String = "journal"
+
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
@@ -94,8 +97,7 @@ struct ScenariosCommand: AsyncParsableCommand {
             throw ValidationError("unknown scenario '\(scenario)'; the scenarios are: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all")
         }
         guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: FaultsCommand.executablePath()) else {
-            FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
-            throw ExitCode(2)
+            throw CommandExit(command: "bench").badInput("cannot find sql/pgevents; give it with --sql DIR")
         }
         var options = ScenarioBench.Options(sqlDirectory: directory)
         options.events = events
@@ -113,6 +115,13 @@ struct ScenariosCommand: AsyncParsableCommand {
         options.compareRaw = compareRaw
         options.pipeline = mode
         options.userPipeline = userPipeline
+        guard let sourceMode = ScenarioBench.SourceMode(rawValue: source) else {
+            throw ValidationError("unknown --source '\(source)'; expected journal or wal")
+        }
+        if sourceMode == .wal, mode != .passThrough || scenarios != [.burst] {
+            throw ValidationError("--source wal is measured by burst with --pipeline none (writers measures the wal and emit_wal patterns on its own)")
+        }
+        options.source = sourceMode
         if let writers {
             options.writers = try writers.split(separator: ",").map { part in
                 guard let count = Int(part.trimmingCharacters(in: .whitespaces)) else {
@@ -126,37 +135,27 @@ struct ScenariosCommand: AsyncParsableCommand {
             try await runSoak(options, bar: bar)
             return
         }
-        let results: [BenchResult]
-        do {
-            results = try await ScenarioBench(options: options).run(scenarios) { bar.show($0) }
-        } catch let error as HarnessError {
-            bar.clear()
-            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
-            throw ExitCode(2)
+        let results = try await CommandExit(command: "bench").mappingInputErrors(cleanup: bar.clear) {
+            try await ScenarioBench(options: options).run(scenarios) { bar.show($0) }
         }
         bar.clear()
         print(BenchResult.table(results))
         let status = try output.emit(results)
-        if status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }) { throw ExitCode(1) }
+        try CommandExit.failed(if: status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }))
     }
 }
 
 extension ScenariosCommand {
     /// `pgevents bench soak`: the samples' table, then the JSON/HTML output; exit 1 unless every check passed.
     func runSoak(_ options: ScenarioBench.Options, bar: ProgressBar) async throws {
-        let outcome: ScenarioBench.SoakOutcome
-        do {
-            outcome = try await ScenarioBench(options: options).runSoak { bar.show($0) }
-        } catch let error as HarnessError {
-            bar.clear()
-            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
-            throw ExitCode(2)
+        let outcome = try await CommandExit(command: "bench").mappingInputErrors(cleanup: bar.clear) {
+            try await ScenarioBench(options: options).runSoak { bar.show($0) }
         }
         bar.clear()
         print(BenchResult.table([outcome.result]).split(separator: "\n").first.map(String.init) ?? "")
         print(outcome.table)
         let status = try output.emit([outcome.result])
-        if status != 0 || !outcome.passed { throw ExitCode(1) }
+        try CommandExit.failed(if: status != 0 || !outcome.passed)
     }
 }
 
@@ -231,6 +230,9 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(name: .customLong("heartbeat-timeout"), help: "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s).")
     var heartbeatTimeout: Double = 1
 
+    @Option(help: "The processor's source: journal, or wal (the events table in a publication, streamed from a replication slot of each fault's own).")
+    var source: String = "journal"
+
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
@@ -241,12 +243,15 @@ struct FaultsCommand: AsyncParsableCommand {
     func run() async throws {
         try output.checkBaseline()
         guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: Self.executablePath()) else {
-            FileHandle.standardError.write(Data("pgevents bench: cannot find sql/pgevents; give it with --sql DIR\n".utf8))
-            throw ExitCode(2)
+            throw CommandExit(command: "bench").badInput("cannot find sql/pgevents; give it with --sql DIR")
         }
         var options = FaultBench.Options(sqlDirectory: directory, processorExecutable: Self.executablePath())
         options.rate = rate
         options.heartbeatTimeout = heartbeatTimeout
+        guard let sourceMode = ScenarioBench.SourceMode(rawValue: source) else {
+            throw ValidationError("unknown --source '\(source)'; expected journal or wal")
+        }
+        options.source = sourceMode
         if let only {
             options.faults = try only.split(separator: ",").map { name in
                 guard let fault = FaultBench.Fault(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
@@ -256,44 +261,14 @@ struct FaultsCommand: AsyncParsableCommand {
             }
         }
         let started = Date()
-        let outcome: FaultBench.Outcome
-        do {
-            outcome = try await FaultBench(options: options).run { line in
+        let outcome = try await CommandExit(command: "bench").mappingInputErrors {
+            try await FaultBench(options: options).run { line in
                 FileHandle.standardError.write(Data("… \(line)\n".utf8))
             }
-        } catch let error as HarnessError {
-            FileHandle.standardError.write(Data("pgevents bench: \(error)\n".utf8))
-            throw ExitCode(2)
         }
-        let rows = outcome.rows
-        print(Self.table(rows, rate: rate))
-        let results = rows.map { row in
-            var extra: [String: Double] = ["write_errors": Double(row.writeErrors)]
-            if let recovery = row.recoverySeconds { extra["recovery_s"] = recovery }
-            if let detection = row.detectionSeconds { extra["detection_s"] = detection }
-            return BenchResult(
-                scenario: "faults/\(row.fault.rawValue)", events: row.sent, durationSeconds: row.durationSeconds,
-                eventsPerSecond: Double(row.sent) / max(row.durationSeconds, 0.001), lost: row.lost, duplicated: row.duplicated,
-                errors: row.writeErrors, postgresVersion: outcome.postgresVersion, redisVersion: outcome.redisVersion,
-                startedAt: started, extra: extra, note: row.note, settings: ["rate": String(rate), "heartbeat_timeout_s": String(heartbeatTimeout)])
-        }
-        let status = try output.emit(results)
-        if status != 0 || rows.contains(where: { !$0.passed }) { throw ExitCode(1) }
-    }
-
-    static func table(_ rows: [FaultBench.Row], rate: Double) -> String {
-        var lines = [String(format: "faults under load (%.0f events/s); lost and duplicated must be 0", rate),
-                     "fault                        sent  delivered  lost  dup  recovery  detection  note"]
-        for row in rows {
-            let recovery = row.recoverySeconds.map { String(format: "%6.2f s", $0) } ?? "     - "
-            let detection = row.detectionSeconds.map { String(format: "%6.2f s", $0) } ?? "     - "
-            let name = row.fault.rawValue.padding(toLength: 26, withPad: " ", startingAt: 0)
-            lines.append(name + String(format: " %6d %10d %5d %4d  ", row.sent, row.delivered, row.lost, row.duplicated) + "\(recovery)  \(detection)  \(row.note)")
-            if row.lost > 0 { lines.append("    lost keys: \(row.lostKeys.map(String.init).joined(separator: ", "))\(row.lost > row.lostKeys.count ? ", …" : "")") }
-            if row.duplicated > 0 { lines.append("    duplicated keys: \(row.duplicatedKeys.map(String.init).joined(separator: ", "))") }
-        }
-        lines.append(rows.allSatisfy(\.passed) ? "PASSED: nothing lost, nothing duplicated" : "FAILED")
-        return lines.joined(separator: "\n")
+        print(outcome.table(rate: rate))
+        let status = try output.emit(outcome.results(rate: rate, heartbeatTimeout: heartbeatTimeout, startedAt: started))
+        try CommandExit.failed(if: status != 0 || !outcome.passed)
     }
 
     /// This executable (for the fault that kills the processor's process and starts it again).

@@ -1,18 +1,18 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsBench
 
 /// What every `pgevents bench` scenario does with its results besides printing them: `--json FILE` (the
-/// DESIGN.md result format), `--html FILE` (a self-contained report with a latency plot), and `--baseline FILE
+/// the results file of Benchmarks/README.md), `--html FILE` (a self-contained report with a latency plot), and `--baseline FILE
 /// --max-regression PCT` (a comparison with stored results that fails on a regression).
 ///
 /// A scenario command takes these with `@OptionGroup var output: BenchOutputOptions` and ends with
-/// `let status = try output.emit(results); if status != 0 { throw ExitCode(status) }`.
+/// `try CommandExit.failed(if: try output.emit(results) != 0)`.
 struct BenchOutputOptions: ParsableArguments {
     /// The default threshold: a figure may be this much worse (percent) before it is a regression.
     static let defaultMaxRegression = 10.0
 
-    @Option(name: .customLong("json"), help: ArgumentHelp("Write the results as JSON (the DESIGN.md benchmark format) to this file.", valueName: "file"))
+    @Option(name: .customLong("json"), help: ArgumentHelp("Write the results as JSON (the format of Benchmarks/README.md) to this file.", valueName: "file"))
     var json: String?
 
     @Option(name: .customLong("html"), help: ArgumentHelp("Write an HTML report (results table and latency distribution plot, no network resources) to this file.", valueName: "file"))
@@ -101,7 +101,6 @@ struct BenchOutputOptions: ParsableArguments {
     /// Prints `pgevents bench: message` on standard error; the error to throw is exit status 2 (the input or the
     /// machine is wrong), as the other commands do.
     static func failure(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("pgevents bench: \(message)\n".utf8))
-        return ExitCode(2)
+        CommandExit(command: "bench").badInput(message)
     }
 }

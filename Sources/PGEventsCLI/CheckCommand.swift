@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PGEventsHarness
+import PGEventsCheck
 
 /// `pgevents check`: validate notification migrations before deploy.
 struct CheckCommand: AsyncParsableCommand {
@@ -44,30 +44,18 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let report: CheckReport
+        let exit = CommandExit(command: "check")
         // On a terminal, for runs longer than 2 s: a bar on stderr, erased before the report is written.
         let bar = ProgressBar()
         defer { bar.clear() }
-        do {
-            var runner = CheckRunner(options: try options())
+        let report = try await exit.mappingInputErrors(cleanup: bar.clear) {
+            let options = try CheckRunner.Options(
+                path: path, spec: spec, postgresBinDirectories: postgresBin, layout: layout, defines: defines, databaseURL: databaseURL)
+            var runner = CheckRunner(options: options)
             runner.progress = { bar.show(step: "check", fraction: $0.fraction, message: $0.message) }
-            report = try await runner.run()
-            bar.clear()
-        } catch let error as HarnessError {
-            bar.clear()
-            FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
-            throw ExitCode(2)
-        } catch let error as MigrationError {
-            bar.clear()
-            // A file that cannot even be split into statements (an unterminated string), or an undefined
-            // placeholder: bad input.
-            FileHandle.standardError.write(Data("pgevents check: \(error)\n".utf8))
-            throw ExitCode(2)
-        } catch let problem as Placeholders.Problem {
-            bar.clear()
-            FileHandle.standardError.write(Data("pgevents check: \(problem.message)\n".utf8))
-            throw ExitCode(2)
+            return try await runner.run()
         }
+        bar.clear()
         switch format {
         case .text: print(report.text(color: isatty(STDOUT_FILENO) == 1))
         case .json: print(try report.json())
@@ -77,54 +65,13 @@ struct CheckCommand: AsyncParsableCommand {
             do {
                 try report.junit().write(toFile: junit, atomically: true, encoding: .utf8)
             } catch {
-                FileHandle.standardError.write(Data("pgevents check: cannot write the JUnit report to \(junit): \(error.localizedDescription)\n".utf8))
-                throw ExitCode(2)
+                throw exit.badInput("cannot write the JUnit report to \(junit): \(error.localizedDescription)")
             }
         }
         if let unavailable = report.unavailable {
             // A server that lacks an extension the migrations need: a problem of the machine, not of the migrations.
-            for reason in unavailable { FileHandle.standardError.write(Data("pgevents check: \(reason)\n".utf8)) }
-            throw ExitCode(2)
+            throw exit.badInput(each: unavailable)
         }
-        if !report.passed { throw ExitCode(1) }
-    }
-
-    /// What PATH and --spec say: the spec (if any) and the migrations directory.
-    private func options() throws -> CheckRunner.Options {
-        var options = try specAndMigrations()
-        if let layout {
-            guard let known = MigrationLayout(rawValue: layout) else {
-                throw HarnessError(code: .invalidInput, message: "--layout \(layout): unknown layout", hint: "one of \(MigrationLayout.names)")
-            }
-            options.layout = known
-        }
-        options.placeholders = try Placeholders(definitions: defines)
-        if let databaseURL {
-            guard postgresBin.isEmpty else {
-                throw HarnessError(code: .invalidInput, message: "--database-url and --postgres-bin exclude each other: check runs on the given server, or on throwaway clusters")
-            }
-            options.databaseURL = databaseURL
-        }
-        return options
-    }
-
-    private func specAndMigrations() throws -> CheckRunner.Options {
-        let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        guard manager.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
-            throw HarnessError(code: .invalidInput, message: "\(path) does not exist", hint: "give a spec file, a directory with pgevents.yml, or a directory of *.sql migrations")
-        }
-        if let spec {
-            let loaded = try CheckSpec(contentsOf: spec)
-            return .init(spec: loaded, migrations: isDirectory.boolValue && path != "." ? absolute : nil, postgresBinDirectories: postgresBin)
-        }
-        if !isDirectory.boolValue {
-            return .init(spec: try CheckSpec(contentsOf: absolute), postgresBinDirectories: postgresBin)
-        }
-        for name in ["pgevents.yml", "pgevents.yaml"] where manager.fileExists(atPath: absolute + "/" + name) {
-            return .init(spec: try CheckSpec(contentsOf: absolute + "/" + name), postgresBinDirectories: postgresBin)
-        }
-        return .init(spec: nil, migrations: absolute, postgresBinDirectories: postgresBin)
+        try CommandExit.failed(if: !report.passed)
     }
 }

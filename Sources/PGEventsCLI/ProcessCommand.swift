@@ -18,56 +18,63 @@ struct ProcessCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .customLong("config"), help: "The processor's YAML file.")
-    var config: String
+    @Option(name: .customLong("config"), help: "The processor's YAML file (default: $PGEVENTS_CONFIG).")
+    var config: String?
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or conninfo (default: $DATABASE_URL, which keeps a password out of `ps`).")
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or conninfo (default: $DATABASE_URL, which keeps a password out of `ps`; without either, libpq's PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE… apply, as for psql).")
     var databaseURL: String?
 
     @Option(name: .customLong("redis-url"), help: "Redis URL (default: $REDIS_URL, which keeps a password out of `ps`).")
     var redisURL: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $PGEVENTS_LOG_LEVEL, else info).")
+    var logLevel: String?
 
-    @Option(name: .customLong("metrics"), help: "Write the metrics in Prometheus text format to this file (- for standard output) at shutdown and on SIGUSR1.")
+    @Option(name: .customLong("log-format"), help: "text, or json: one object per line with time, level, label, message and every metadata field (default: $PGEVENTS_LOG_FORMAT, else text).")
+    var logFormat: String?
+
+    @Option(name: .customLong("metrics"), help: "Write the metrics in Prometheus text format to this file (- for standard output) at shutdown and on SIGUSR1 (default: $PGEVENTS_METRICS).")
     var metrics: String?
 
-    @Option(name: .customLong("shutdown-timeout"), help: "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do.")
-    var shutdownTimeout: Double = 30
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do (default: $PGEVENTS_SHUTDOWN_TIMEOUT, else 30).")
+    var shutdownTimeout: Double?
 
     func run() async throws {
-        // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere).
-        let exporter = metrics.map { MetricsDump(destination: $0, metrics: PrometheusMetrics.shared) }
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         let environment = ProcessInfo.processInfo.environment
-        guard let databaseURL = databaseURL ?? environment["DATABASE_URL"] else {
-            throw ValidationError("no database: give --database-url or set DATABASE_URL")
+        let settings = try Settings(self, environment: environment)
+        if settings.logFormat == .json {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         }
+        // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere).
+        let exporter = settings.metrics.map { MetricsDump(destination: $0, metrics: PrometheusMetrics.shared) }
         guard let redisURL = redisURL ?? environment["REDIS_URL"] else {
             throw ValidationError("no Redis: give --redis-url or set REDIS_URL")
         }
+        let config = settings.config
+        let shutdownTimeout = settings.shutdownTimeout
         let configuration: ProcessorConfiguration
         let postgres: PostgresConfiguration
         let redis: RedisConfiguration
         do {
             configuration = try ProcessorConfiguration(contentsOf: config)
-            postgres = try PostgresConfiguration(databaseURL)
+            // No URL: an empty conninfo, to which libpq adds its PG* environment variables and defaults.
+            postgres = try PostgresConfiguration(databaseURL ?? environment["DATABASE_URL"] ?? "")
             redis = try RedisConfiguration(redisURL)
         } catch {
             throw ValidationError("\(error)")
         }
         var logger = Logger(label: "pgevents.process")
-        logger.logLevel = level
+        logger.logLevel = settings.logLevel
+        if databaseURL == nil, environment["DATABASE_URL"] == nil {
+            logger.info("no --database-url and no DATABASE_URL: libpq's environment (PGHOST, PGUSER, PGDATABASE, PGPASSFILE…) and defaults apply", metadata: ["postgres": "\(postgres)"])
+        }
         // `self.`: the options as given (the locals above fall back to the environment, which is the safe way).
         for warning in Self.passwordOnCommandLineWarnings(databaseURLOption: self.databaseURL == nil ? nil : postgres,
                                                           redisURLOption: self.redisURL == nil ? nil : redis) {
             logger.warning("\(warning)")
         }
         let processor: any Service = switch configuration.source {
-        case .journal, .table: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        case .journal, .table, .wal: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         }
         let dumper = exporter.map { exporter in
@@ -77,9 +84,6 @@ struct ProcessCommand: AsyncParsableCommand {
             source.setEventHandler { exporter.write() }
             source.resume()
             return source
-        }
-        guard shutdownTimeout > 0, shutdownTimeout <= 3_600 else {
-            throw ValidationError("--shutdown-timeout must be more than 0 and at most 3600 seconds")
         }
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: processor)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -123,6 +127,47 @@ final class ShutdownWatchdog {
 }
 
 extension ProcessCommand {
+    enum LogFormat: String { case text, json }
+
+    /// The options as they apply: each from its flag, else from its environment variable (`PGEVENTS_…`), else its
+    /// default; checked once.
+    struct Settings {
+        var config: String
+        var logLevel: Logger.Level
+        var logFormat: LogFormat
+        var metrics: String?
+        var shutdownTimeout: Double
+
+        init(_ command: ProcessCommand, environment: [String: String]) throws {
+            guard let config = command.config ?? environment["PGEVENTS_CONFIG"] else {
+                throw ValidationError("no configuration file: give --config or set PGEVENTS_CONFIG")
+            }
+            self.config = config
+            let levelName = command.logLevel ?? environment["PGEVENTS_LOG_LEVEL"] ?? "info"
+            guard let level = Logger.Level(rawValue: levelName) else {
+                throw ValidationError("\(command.logLevel == nil ? "PGEVENTS_LOG_LEVEL" : "--log-level") must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(levelName)'")
+            }
+            logLevel = level
+            let formatName = command.logFormat ?? environment["PGEVENTS_LOG_FORMAT"] ?? "text"
+            guard let format = LogFormat(rawValue: formatName) else {
+                throw ValidationError("\(command.logFormat == nil ? "PGEVENTS_LOG_FORMAT" : "--log-format") must be text or json, not '\(formatName)'")
+            }
+            logFormat = format
+            metrics = command.metrics ?? environment["PGEVENTS_METRICS"]
+            if let seconds = command.shutdownTimeout {
+                shutdownTimeout = seconds
+            } else if let text = environment["PGEVENTS_SHUTDOWN_TIMEOUT"] {
+                guard let seconds = Double(text) else { throw ValidationError("PGEVENTS_SHUTDOWN_TIMEOUT must be a number of seconds, not '\(text)'") }
+                shutdownTimeout = seconds
+            } else {
+                shutdownTimeout = 30
+            }
+            guard shutdownTimeout > 0, shutdownTimeout <= 3_600 else {
+                throw ValidationError("the shutdown timeout must be more than 0 and at most 3600 seconds")
+            }
+        }
+    }
+
     /// A warning for each URL given as an option that carries a password: every user of the machine can read a
     /// process's arguments (`ps`, `/proc/<pid>/cmdline`), so in production the URLs belong in `DATABASE_URL` and
     /// `REDIS_URL`, which only the process's own user (and root) can read.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PGEvents
+import PGEventsBench
 import PGEventsHarness
 
 /// `pgevents bench --migrations DIR --statement SQL|--script FILE --processor-config FILE`: the user's own

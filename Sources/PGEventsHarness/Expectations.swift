@@ -81,7 +81,7 @@ extension RedisConnection {
             let left = deadline - .now
             guard left > .zero else { break }
             let wait = max(0.01, left.inSeconds)
-            let reply = try await command("BRPOP", RedisArgument(queue), RedisArgument(String(format: "%.3f", wait)))
+            let reply = try command("BRPOP", RedisArgument(queue), RedisArgument(String(format: "%.3f", wait)))
             guard let job = reply.array?.last?.string else { continue }
             if matching(job) { return job }
             seen.append(String(job.prefix(60)))

@@ -55,3 +55,8 @@ public struct HarnessError: Error, Sendable, CustomStringConvertible {
 
     static let setupHint = "install the servers — on Debian/Ubuntu: apt-get install postgresql redis-server (building needs libpq-dev libhiredis-dev pkg-config); on macOS: brew install postgresql redis hiredis — or point PGEVENTS_POSTGRES_BIN / PGEVENTS_REDIS_SERVER at them (in pgevents' own checkout, ci/setup does it)"
 }
+
+/// An error known only by its text.
+struct DescribedError: Error, Sendable, CustomStringConvertible {
+    var description: String
+}

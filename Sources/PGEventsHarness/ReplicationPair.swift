@@ -153,9 +153,9 @@ public final class ReplicationPair: Sendable {
         if tables.contains(where: { $0.columns != nil }), publisher.binaries.majorVersion < 15 {
             throw HarnessError(code: .invalidInput, message: "publication column lists need PostgreSQL 15 or newer; the publisher runs \(publisher.binaries.version)")
         }
-        let connection = try await publisherDatabase.connect()
-        defer { Task { await connection.close() } }
-        try await connection.execute("CREATE PUBLICATION \(PostgresIdentifier.quote(name)) FOR TABLE \(list)")
+        try await publisherDatabase.withConnection { connection in
+            try await connection.execute("CREATE PUBLICATION \(PostgresIdentifier.quote(name)) FOR TABLE \(list)")
+        }
     }
 
     /// The connection string the subscriber uses to reach the publisher (TCP on 127.0.0.1, with its password).
@@ -167,14 +167,14 @@ public final class ReplicationPair: Sendable {
     /// that rows inserted afterwards arrive through the apply worker, not through the copy.
     public func subscribe(_ name: String, to publication: String, options: SubscriptionOptions = .init(), timeoutSeconds: Double = 30) async throws {
         let clause = try options.clause(majorVersion: subscriber.binaries.majorVersion, version: subscriber.binaries.version)
-        let connection = try await subscriberDatabase.connect()
-        defer { Task { await connection.close() } }
-        try await connection.execute("""
-            CREATE SUBSCRIPTION \(PostgresIdentifier.quote(name)) CONNECTION \(PostgresIdentifier.literal(publisherConnectionString)) \
-            PUBLICATION \(PostgresIdentifier.quote(publication)) WITH (\(clause))
-            """)
-        subscriptions.add(name)
-        try await waitUntilReady(name, on: connection, timeoutSeconds: timeoutSeconds)
+        try await subscriberDatabase.withConnection { connection in
+            try await connection.execute("""
+                CREATE SUBSCRIPTION \(PostgresIdentifier.quote(name)) CONNECTION \(PostgresIdentifier.literal(publisherConnectionString)) \
+                PUBLICATION \(PostgresIdentifier.quote(publication)) WITH (\(clause))
+                """)
+            subscriptions.add(name)
+            try await waitUntilReady(name, on: connection, timeoutSeconds: timeoutSeconds)
+        }
     }
 
     /// Waits until every table of subscription `name` has finished its initial copy.
@@ -204,22 +204,22 @@ public final class ReplicationPair: Sendable {
     public func waitForCatchUp(timeoutSeconds: Double = 10) async throws {
         let names = subscriptions.all
         guard !names.isEmpty else { return }
-        let connection = try await publisherDatabase.connect()
-        defer { Task { await connection.close() } }
-        let target = try await connection.query("SELECT pg_current_wal_lsn()::text").scalar(String.self)
-        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
-        while true {
-            let caughtUp = try await connection.query("""
-                SELECT count(*) FILTER (WHERE replay_lsn >= $1::pg_lsn) = $2 FROM pg_stat_replication WHERE application_name = ANY($3::text[])
-                """, [target, names.count, "{" + names.map { "\"\($0)\"" }.joined(separator: ",") + "}"]).scalar(Bool.self)
-            if caughtUp { return }
-            if ContinuousClock.now > deadline {
-                throw HarnessError(
-                    code: .startupFailed,
-                    message: "the subscriber did not apply up to \(target) within \(timeoutSeconds) s\(try await applyErrorSummary().map { ": \($0)" } ?? "")",
-                    logTail: subscriber.logTail())
+        try await publisherDatabase.withConnection { connection in
+            let target = try await connection.query("SELECT pg_current_wal_lsn()::text").scalar(String.self)
+            let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
+            while true {
+                let caughtUp = try await connection.query("""
+                    SELECT count(*) FILTER (WHERE replay_lsn >= $1::pg_lsn) = $2 FROM pg_stat_replication WHERE application_name = ANY($3::text[])
+                    """, [target, names.count, "{" + names.map { "\"\($0)\"" }.joined(separator: ",") + "}"]).scalar(Bool.self)
+                if caughtUp { return }
+                if ContinuousClock.now > deadline {
+                    throw HarnessError(
+                        code: .startupFailed,
+                        message: "the subscriber did not apply up to \(target) within \(timeoutSeconds) s\(try await applyErrorSummary().map { ": \($0)" } ?? "")",
+                        logTail: subscriber.logTail())
+                }
+                try await Task.sleep(for: .milliseconds(5))
             }
-            try await Task.sleep(for: .milliseconds(5))
         }
     }
 
@@ -227,14 +227,14 @@ public final class ReplicationPair: Sendable {
     /// logical-replication ERROR of its log, if any.
     public func applyErrorSummary() async throws -> String? {
         var parts: [String] = []
-        let connection = try await subscriberDatabase.connect()
-        defer { Task { await connection.close() } }
-        if subscriber.binaries.majorVersion >= 15 {
-            let rows = try await connection.query("SELECT subname::text, apply_error_count::int8 FROM pg_stat_subscription_stats WHERE apply_error_count > 0")
-            for row in rows { parts.append("subscription \(try row.decode(String.self, at: 0)): \(try row.decode(Int.self, at: 1)) apply error(s)") }
+        return try await subscriberDatabase.withConnection { connection in
+            if subscriber.binaries.majorVersion >= 15 {
+                let rows = try await connection.query("SELECT subname::text, apply_error_count::int8 FROM pg_stat_subscription_stats WHERE apply_error_count > 0")
+                for row in rows { parts.append("subscription \(try row.decode(String.self, at: 0)): \(try row.decode(Int.self, at: 1)) apply error(s)") }
+            }
+            if let error = lastApplyError() { parts.append(error) }
+            return parts.isEmpty ? nil : parts.joined(separator: "; ")
         }
-        if let error = lastApplyError() { parts.append(error) }
-        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 
     /// The newest `ERROR:` line of the subscriber's log with what follows it (CONTEXT), if any.

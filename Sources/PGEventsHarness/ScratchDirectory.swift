@@ -53,7 +53,7 @@ struct ScratchDirectory: Sendable {
         try prepareRoot(root, serverUser: serverUser)
         var template = Array("\(root)/\(kind)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw HarnessError(code: .commandFailed, message: "cannot create a directory in \(root)", underlying: SystemErrorBox(errno: errno, call: "mkdtemp"))
+            throw HarnessError(code: .commandFailed, message: "cannot create a directory in \(root)", underlying: SystemError(call: "mkdtemp", errno: errno))
         }
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let directory = ScratchDirectory(path: path)
@@ -75,11 +75,11 @@ struct ScratchDirectory: Sendable {
     /// directory of this user that no one else can write to — and then narrows its mode to the same.
     static func prepareRoot(_ root: String, serverUser: ServerUser?) throws {
         if mkdir(root, 0o700) != 0 && errno != EEXIST {
-            throw HarnessError(code: .commandFailed, message: "cannot create the scratch directory \(root)", underlying: SystemErrorBox(errno: errno, call: "mkdir"))
+            throw HarnessError(code: .commandFailed, message: "cannot create the scratch directory \(root)", underlying: SystemError(call: "mkdir", errno: errno))
         }
         var info = stat()
         guard lstat(root, &info) == 0 else {
-            throw HarnessError(code: .commandFailed, message: "cannot inspect the scratch directory \(root)", underlying: SystemErrorBox(errno: errno, call: "lstat"))
+            throw HarnessError(code: .commandFailed, message: "cannot inspect the scratch directory \(root)", underlying: SystemError(call: "lstat", errno: errno))
         }
         if let problem = rootProblem(path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid()) {
             throw problem
@@ -119,10 +119,10 @@ struct ScratchDirectory: Sendable {
     /// Sets `path`'s mode to `privateMode`, and its group to the server account's when there is one.
     private static func makePrivate(_ path: String, serverUser: ServerUser?) throws {
         if let serverUser, chown(path, geteuid(), serverUser.gid) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to the group of \(serverUser.name)", underlying: SystemErrorBox(errno: errno, call: "chown"))
+            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to the group of \(serverUser.name)", underlying: SystemError(call: "chown", errno: errno))
         }
         if chmod(path, privateMode(serverUser: serverUser)) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot make \(path) private", underlying: SystemErrorBox(errno: errno, call: "chmod"))
+            throw HarnessError(code: .commandFailed, message: "cannot make \(path) private", underlying: SystemError(call: "chmod", errno: errno))
         }
     }
 
@@ -143,7 +143,7 @@ struct ScratchDirectory: Sendable {
         unlink(path)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
-            throw HarnessError(code: .commandFailed, message: "cannot create \(path)", underlying: SystemErrorBox(errno: errno, call: "open"))
+            throw HarnessError(code: .commandFailed, message: "cannot create \(path)", underlying: SystemError(call: "open", errno: errno))
         }
         defer { close(fd) }
         let bytes = Array(contents.utf8)
@@ -152,14 +152,14 @@ struct ScratchDirectory: Sendable {
             let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw HarnessError(code: .commandFailed, message: "cannot write \(path)", underlying: SystemErrorBox(errno: errno, call: "write"))
+                throw HarnessError(code: .commandFailed, message: "cannot write \(path)", underlying: SystemError(call: "write", errno: errno))
             }
             written += n
         }
         // The mode is set explicitly: the umask may have narrowed it, never widened it, but be exact.
         fchmod(fd, 0o600)
         if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(owner.name)", underlying: SystemErrorBox(errno: errno, call: "fchown"))
+            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(owner.name)", underlying: SystemError(call: "fchown", errno: errno))
         }
     }
 

@@ -143,7 +143,7 @@ func monotonicSeconds() -> Double {
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
 func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HarnessError(code: .startupFailed, message: "cannot create a socket", underlying: SystemErrorBox(errno: errno, call: "socket")) }
+    guard fd >= 0 else { throw HarnessError(code: .startupFailed, message: "cannot create a socket", underlying: SystemError(call: "socket", errno: errno)) }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -155,7 +155,7 @@ func freeLoopbackPort() throws -> Int {
             bind(fd, sockaddrPointer, length) == 0 && getsockname(fd, sockaddrPointer, &length) == 0
         }
     }
-    guard bound else { throw HarnessError(code: .startupFailed, message: "cannot find a free port on 127.0.0.1", underlying: SystemErrorBox(errno: errno, call: "bind")) }
+    guard bound else { throw HarnessError(code: .startupFailed, message: "cannot find a free port on 127.0.0.1", underlying: SystemError(call: "bind", errno: errno)) }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 

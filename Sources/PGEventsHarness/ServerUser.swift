@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import PGEventsSystem
 
 /// The unprivileged account that runs servers when this process is root (PostgreSQL refuses to run as root).
 ///
@@ -46,36 +47,7 @@ struct ServerUser: Sendable, Hashable {
     /// Gives the account ownership of `path` (not recursive).
     func own(_ path: String) throws {
         if chown(path, uid, gid) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(name)", underlying: SystemErrorBox(errno: errno, call: "chown"))
+            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(name)", underlying: SystemError(call: "chown", subject: path, errno: errno))
         }
     }
-}
-
-/// An error known only by its text.
-struct DescribedError: Error, Sendable, CustomStringConvertible {
-    var description: String
-}
-
-struct SystemErrorBox: Error, Sendable, CustomStringConvertible {
-    var errno: Int32
-    var call: String
-    var description: String { "\(call): \(String(cString: strerror(errno)))" }
-}
-
-/// The value of an environment variable, nil when unset or empty.
-func environment(_ name: String) -> String? {
-    guard let value = getenv(name), value.pointee != 0 else { return nil }
-    return String(cString: value)
-}
-
-/// The first executable called `name` on `PATH` (or `name` itself when it is a path).
-func findExecutable(_ name: String) -> String? {
-    if name.utf8.contains(UInt8(ascii: "/")) { return access(name, X_OK) == 0 ? name : nil }
-    let path = environment("PATH") ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
-    let directories: [String] = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
-    for directory in directories {
-        let candidate = "\(directory)/\(name)"
-        if access(candidate, X_OK) == 0 { return candidate }
-    }
-    return nil
 }

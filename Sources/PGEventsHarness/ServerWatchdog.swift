@@ -59,7 +59,7 @@ final class ServerWatchdog: Sendable {
         // so a child another thread spawns meanwhile cannot inherit the write end.
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw HarnessError(code: .startupFailed, message: "cannot create the socket pair of a server's watchdog", underlying: SystemErrorBox(errno: errno, call: "socketpair"))
+            throw HarnessError(code: .startupFailed, message: "cannot create the socket pair of a server's watchdog", underlying: SystemError(call: "socketpair", errno: errno))
         }
         defer { close(fds[0]) }  // the watchdog has its own copy (its standard input)
         do {

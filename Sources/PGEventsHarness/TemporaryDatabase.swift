@@ -18,6 +18,12 @@ public struct TemporaryDatabase: Sendable {
         try await server.connect(database: name, logger: logger)
     }
 
+    /// Connects to this database, runs `body`, and closes the connection before returning or throwing.
+    @discardableResult
+    public func withConnection<T>(logger: Logger? = nil, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await connect(logger: logger).closeAfter(body)
+    }
+
     /// Drops the database (connections still open to it are terminated).
     public func drop() async throws {
         try await server.dropDatabase(name)

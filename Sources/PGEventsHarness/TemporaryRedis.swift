@@ -189,7 +189,7 @@ public final class TemporaryRedis: Sendable {
         for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
             let lowered = name.lowercased()
             guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "-" || $0 == "_") }) else {
-                throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(ReportEscaping.oneLine(name))' is not a Redis configuration directive name")
+                throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(TextExcerpt.escaped(name))' is not a Redis configuration directive name")
             }
             guard !reservedDirectives.contains(lowered) else {
                 throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(name)' is set by the harness and cannot be changed")
@@ -239,7 +239,8 @@ public final class TemporaryRedis: Sendable {
 /// Runs `body` with a started Redis server and shuts it down afterwards, whether `body` returns or throws.
 public func withTemporaryRedis<T>(
     _ configuration: TemporaryRedis.Configuration = .init(),
+    logger: Logger = TemporaryPostgres.defaultLogger,
     _ body: (TemporaryRedis) async throws -> T
 ) async throws -> T {
-    try await withStartedServer(try await TemporaryRedis.start(configuration), shutdown: { await $0.shutdown() }, body)
+    try await withStartedServer(try await TemporaryRedis.start(configuration, logger: logger), shutdown: { await $0.shutdown() }, body)
 }

@@ -129,6 +129,8 @@ extension PostgresConnection {
         guard lostError == nil else { return }
         lostError = error
         executor.setWatch(nil)
+        copyDataWaiter?.resume()
+        copyDataWaiter = nil
         logger.warning("connection lost", metadata: ["backend_pid": "\(backendPID)", "error": "\(error.message)"])
         for continuation in subscribers.values { continuation.finish(throwing: error) }
         subscribers.removeAll()

@@ -7,17 +7,24 @@ extension PostgresConnection {
     /// ```swift
     /// try await PostgresConnection.withConnection(configuration) { db in try await db.execute(schemaSQL) }
     /// ```
+    @discardableResult
     public static func withConnection<T>(
         _ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger,
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let connection = try await connect(configuration, logger: logger)
+        try await connect(configuration, logger: logger).closeAfter(body)
+    }
+
+    /// Runs `body` with this connection, then closes it — whether `body` returned or threw. For a connection
+    /// opened elsewhere (`TemporaryDatabase.connect()`, a connect whose error is mapped by hand).
+    @discardableResult
+    nonisolated public func closeAfter<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            let value = try await body(connection)
-            await connection.close()
+            let value = try await body(self)
+            await close()
             return value
         } catch {
-            await connection.close()
+            await close()
             throw error
         }
     }

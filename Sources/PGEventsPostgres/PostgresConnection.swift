@@ -33,6 +33,8 @@ public actor PostgresConnection {
     var subscribers: [Int: AsyncThrowingStream<[PostgresNotification], any Error>.Continuation] = [:]
     var nextSubscriberID = 0
     var lastBatchSize = 16
+    /// The task waiting in ``waitForCopyData()``, resumed by the socket watch, or by `close` and `markLost`.
+    var copyDataWaiter: CopyDataWaiter?
     private let notices: NoticeLog
     /// Channels this connection has issued `LISTEN` for.
     public internal(set) var listeningChannels: Set<String> = []
@@ -119,6 +121,8 @@ public actor PostgresConnection {
     public func close() {
         watchdog?.cancel()
         watchdog = nil
+        copyDataWaiter?.resume()
+        copyDataWaiter = nil
         guard let handle else { return }
         executor.setWatch(nil)
         abortableSocket.withLock { $0 = -1 }

@@ -1,3 +1,5 @@
+import PGEventsSystem
+
 /// An error from PostgreSQL or from libpq, with everything the server said about it.
 ///
 /// `description` is safe to log: it never contains a password. Query text is shown as an excerpt.
@@ -84,31 +86,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         if let hint { text += "\nHINT: \(hint)" }
         if let context { text += "\nCONTEXT: \(context)" }
         if let statement {
-            text += "\nSTATEMENT: \(Self.excerpt(statement, around: position))"
+            text += "\nSTATEMENT: \(TextExcerpt.window(of: statement, aroundCharacter: position))"
         }
         return text
-    }
-
-    /// A short excerpt of `text` around a 1-based character position (or its start).
-    static func excerpt(_ text: String, around position: Int?, width: Int = 120) -> String {
-        let characters = Array(text)
-        guard characters.count > width else {
-            return text.replacingNewlines()
-        }
-        let center = max(0, (position ?? 1) - 1)
-        let start = max(0, min(center - width / 2, characters.count - width))
-        let end = min(characters.count, start + width)
-        let prefix = start > 0 ? "…" : ""
-        let suffix = end < characters.count ? "…" : ""
-        return prefix + String(characters[start..<end]).replacingNewlines() + suffix
-    }
-}
-
-extension String {
-    func replacingNewlines() -> String {
-        var out = ""
-        out.reserveCapacity(utf8.count)
-        for c in self { out += c == "\n" ? "⏎" : String(c) }
-        return out
     }
 }

@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import struct Foundation.Date
 
 /// One notification received on a listening connection.
@@ -22,8 +23,7 @@ public struct PostgresNotification: Sendable, Hashable, CustomStringConvertible 
     public var payloadBytes: [UInt8] { Array(payload.utf8) }
 
     public var description: String {
-        let excerpt = payload.count > 80 ? String(payload.prefix(80)) + "…" : payload
-        return "notification on \(channel) from pid \(senderPID): \(excerpt)"
+        "notification on \(channel) from pid \(senderPID): \(TextExcerpt.excerpt(payload, limit: 80))"
     }
 }
 

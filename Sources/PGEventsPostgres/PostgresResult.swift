@@ -1,3 +1,5 @@
+import PGEventsSystem
+
 /// The rows and status of one executed statement, copied out of libpq's `PGresult` (which is freed at once).
 ///
 /// Values are kept in PostgreSQL's text format; `PostgresRow.decode` turns them into Swift types.
@@ -67,7 +69,7 @@ public struct PostgresRow: Sendable {
         }
         let column = columns[position]
         guard let value = try T.decode(postgresText: self[position]) else {
-            let shown = self[position].map { "'" + PostgresError.excerpt($0, around: nil, width: 40) + "'" } ?? "NULL"
+            let shown = self[position].map { "'" + TextExcerpt.window(of: $0, aroundCharacter: nil, width: 40) + "'" } ?? "NULL"
             throw PostgresError(
                 code: .decoding,
                 message: "column '\(column.name)' (row \(index), type OID \(column.typeOID)): cannot decode \(shown) as \(T.self)")

@@ -163,7 +163,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         case "unix", "redis+unix":
             try parseUnix(rest)
         case "rediss":
-            throw Self.invalid("TLS (rediss://) is not supported")
+            throw Self.invalid("TLS (rediss://) is not supported: it needs hiredis with SSL (libhiredis_ssl, hiredis 1.0 or later), and pgevents is built against the system's hiredis (Debian 12 ships 0.14, without SSL). Reach Redis over a private network or a TLS tunnel (stunnel, spiped) with redis://")
         default:
             let shown = scheme.count <= 20 && scheme.allSatisfy { $0.isLetter || $0.isNumber || "+-.".contains($0) }
             throw Self.invalid(shown ? "unsupported scheme '\(scheme)': expected redis, unix or redis+unix" : "unsupported scheme: expected redis, unix or redis+unix")

@@ -147,8 +147,7 @@ public struct ChildProcess: Sendable {
 
 /// `$TMPDIR`, or `/tmp`.
 public var temporaryDirectory: String {
-    if let value = getenv("TMPDIR"), value.pointee != 0 {
-        let path = String(cString: value)
+    if let path = environment("TMPDIR") {
         return path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
     }
     return "/tmp"

@@ -25,19 +25,3 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
         return "\(call) failed: \(reason) (errno \(errno))"
     }
 }
-
-/// Runs a system call that returns -1 on failure, retrying on `EINTR`, and turns `errno` into a `SystemError`.
-@discardableResult
-public func systemCall<T: FixedWidthInteger>(
-    _ call: String,
-    subject: String? = nil,
-    _ body: () -> T
-) throws(SystemError) -> T {
-    while true {
-        let result = body()
-        if result != -1 { return result }
-        let code = Glibc.errno
-        if code == EINTR { continue }
-        throw SystemError(call: call, subject: subject, errno: code)
-    }
-}

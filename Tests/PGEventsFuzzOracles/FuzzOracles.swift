@@ -10,6 +10,7 @@
 import Foundation
 import PGEvents
 import PGEventsHarness
+import PGEventsCheck
 import PGEventsPostgres
 import PGEventsRedis
 

@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 @testable import PGEventsCLI
 @testable import PGEventsHarness
+@testable import PGEventsBench
 import Testing
 
 /// Benchmark output: the comparison with a baseline, the results table, the HTML report, and the CLI options.

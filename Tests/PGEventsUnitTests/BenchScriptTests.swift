@@ -1,4 +1,4 @@
-@testable import PGEventsHarness
+@testable import PGEventsBench
 import Testing
 
 @Suite("Bench scripts (pgbench-style)")

@@ -1,4 +1,5 @@
 @testable import PGEventsHarness
+@testable import PGEventsCheck
 import Testing
 
 @Suite("Channels read from trigger functions")

@@ -1,6 +1,8 @@
 import Foundation
 import FoundationXML
 @testable import PGEventsHarness
+@testable import PGEventsCheck
+import PGEventsSystem
 import Testing
 
 /// The text, JSON and JUnit renderings of `pgevents check` reports built by hand.
@@ -28,7 +30,7 @@ struct CheckReportTests {
     /// control characters XML cannot hold, emoji, a noncharacter.
     static let nastyMessage = "bad <tag attr=\"x\"> & 'quote' ]]>\nsecond line\tcol\u{1}\u{0}\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast\u{FFFE}\u{7F}é"
     /// What an XML parser gives back for `nastyMessage`: the same, with the characters XML 1.0 forbids written out.
-    static let nastyMessageInXML = "bad <tag attr=\"x\"> & 'quote' ]]>\nsecond line\tcol\\u{1}\\u{0}\\u{1b}[31mend 🧪👩‍👩‍👧 \r\nlast\\u{fffe}\u{7F}é"
+    static let nastyMessageInXML = "bad <tag attr=\"x\"> & 'quote' ]]>\nsecond line\tcol\\u{1}\\u{0}\\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast\\u{FFFE}\u{7F}é"
     /// 10,000 characters (2,500 × 4), markup included.
     static let longPayload = String(repeating: "é<&>", count: 2_500)
 
@@ -126,23 +128,23 @@ struct CheckReportTests {
             #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "\(line)")
         }
         let failure = "  ✗ payload is \"valid\" <JSON> & 'small' [PostgreSQL 15.18]: "
-            + #"bad <tag attr="x"> & 'quote' ]]>\nsecond line\tcol\u{1}\u{0}\u{1b}[31mend 🧪👩‍👩‍👧 \r\nlast"# + "\u{FFFE}" + #"\u{7f}é"#
+            + #"bad <tag attr="x"> & 'quote' ]]>\nsecond line\tcol\u{1}\u{0}\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast"# + "\u{FFFE}" + #"\u{7F}é"#
         #expect(lines.contains(failure))
         #expect(lines.contains("    payload: " + String(repeating: "é<&>", count: 50) + "…"))
         #expect(lines.contains(#"    row: content = '\u{1}\n'"#))
         #expect(lines.contains(#"    fix: use jsonb_build_object(…)\nand cut it"#))
         #expect(lines.contains(#"  – subscriber fires (skipped: no <subscriber> & "none"\nconfigured)"#))
         #expect(lines.contains("  public.events events_notify UPDATE → events: " + String(repeating: "é<&>", count: 30) + "…"))
-        #expect(lines.contains(#"  public.orders orders_notify INSERT → orders: a\nb\u{1}\u{2028}\u{2029}\u{202e}🧪"#))
+        #expect(lines.contains(#"  public.orders orders_notify INSERT → orders: a\nb\u{1}\u{2028}\u{2029}\u{202E}🧪"#))
         #expect(lines.suffix(2) == ["6 checks: 3 passed, 2 failed, 1 skipped in 13.0 s", "FAILED"])
     }
 
     @Test("an emoji is never split when a payload is cut")
     func cutCharacters() {
         let family = "👩‍👩‍👧"
-        #expect(ReportEscaping.excerpt(String(repeating: family, count: 300), limit: 200) == String(repeating: family, count: 200) + "…")
-        #expect(ReportEscaping.excerpt(String(repeating: "x", count: 200), limit: 200) == String(repeating: "x", count: 200))
-        #expect(ReportEscaping.excerpt("", limit: 200) == "")
+        #expect(TextExcerpt.excerpt(String(repeating: family, count: 300), limit: 200) == String(repeating: family, count: 200) + "…")
+        #expect(TextExcerpt.excerpt(String(repeating: "x", count: 200), limit: 200) == String(repeating: "x", count: 200))
+        #expect(TextExcerpt.excerpt("", limit: 200) == "")
     }
 
     @Test("color paints ✓ and PASSED green, ✗ and FAILED red; without color there is no escape code at all")
@@ -285,7 +287,7 @@ struct CheckReportTests {
             message.unicodeScalars.append(scalar)
             let forbidden = (scalar.value < 0x20 && ![0x9, 0xA, 0xD].contains(scalar.value)) || scalar.value == 0xFFFE || scalar.value == 0xFFFF
             if forbidden {
-                expected += "\\u{\(String(scalar.value, radix: 16))}"
+                expected += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
             } else {
                 expected.unicodeScalars.append(scalar)
             }

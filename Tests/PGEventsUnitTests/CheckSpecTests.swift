@@ -1,5 +1,6 @@
 import Foundation
 @testable import PGEventsHarness
+@testable import PGEventsCheck
 import Testing
 
 @Suite("check spec files (pgevents.yml)")

@@ -1,4 +1,5 @@
 @testable import PGEventsHarness
+@testable import PGEventsCheck
 import PGEventsPostgres
 import Testing
 

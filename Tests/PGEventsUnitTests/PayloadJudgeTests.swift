@@ -1,6 +1,7 @@
 import Foundation
 import PGEvents
 @testable import PGEventsHarness
+@testable import PGEventsCheck
 import Testing
 
 @Suite("CSV records")

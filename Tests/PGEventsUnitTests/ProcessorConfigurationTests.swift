@@ -57,7 +57,7 @@ struct ProcessorConfigurationTests {
         ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: -1}", "processor.yml:2:31: listener.heartbeat_timeout: expected a positive number of seconds, found '-1'"),
         ("channels: [a, b", "processor.yml:2:1: invalid YAML"),
         ("", "processor.yml: the file is empty"),
-        ("source: kafka\nchannels: {a: {queue: q}}", "processor.yml:1:9: source: unknown source 'kafka' (expected journal, table or notify)"),
+        ("source: kafka\nchannels: {a: {queue: q}}", "processor.yml:1:9: source: unknown source 'kafka' (expected journal, table, wal or notify)"),
     ])
     func errors(yaml: String, expected: String) {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }

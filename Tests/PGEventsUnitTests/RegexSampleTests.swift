@@ -1,5 +1,5 @@
 import Foundation
-@testable import PGEventsHarness
+@testable import PGEventsCheck
 import Testing
 
 @Suite("Values for regex CHECKs")

@@ -3,6 +3,8 @@ import FoundationXML
 import PGEvents
 @testable import PGEventsCLI
 @testable import PGEventsHarness
+@testable import PGEventsBench
+@testable import PGEventsCheck
 import Testing
 
 /// `pgevents bench soak`'s logic without servers: the verdict from samples and event counts, which events are

@@ -1,4 +1,5 @@
 @testable import PGEventsHarness
+@testable import PGEventsCheck
 import Testing
 
 @Suite("CHECK literals the row generator may use")

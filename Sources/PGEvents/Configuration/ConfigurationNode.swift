@@ -1,6 +1,7 @@
 // libyaml, as Yams builds it (an internal target of the Yams package, whose module SwiftPM makes visible to
 // dependants): read for the document's shape before Yams composes it. See `checkShape`.
 import CYaml
+import PGEventsSystem
 import Yams
 
 /// A node of a YAML configuration file with its place (file, line, column, key path), so that every error

@@ -4,9 +4,12 @@ import Foundation
 ///
 /// ```yaml
 /// source: journal            # journal (default) | table (rows of your own table, by an integer key)
+///                            # | wal (a logical replication slot: table changes and emit_wal messages, no trigger)
 ///                            # | notify (the payload is the data; loses what is sent while disconnected,
 ///                            # and says so)
 /// table: {schema: public, name: orders, key: id}   # source: table only; one channel (its wake-up)
+/// wal: {slot: pgevents_tasks, publication: pgevents_tasks, messages: true}   # source: wal only (defaults:
+///                            # pgevents_<consumer>); channels are schema.table for changes, or emit_wal channels
 /// consumer: tasks            # the cursor's name in pgevents.consumers (default: pgevents)
 /// channels:                  # the journal channels to deliver, and the Redis list of each
 ///   task_created: {queue: "tasks:created"}
@@ -64,6 +67,9 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         /// The NOTIFY payloads themselves, as in most hand-written listeners: what is sent while the
         /// processor is disconnected is lost. The processor reports every such window.
         case notify
+        /// The write-ahead log, through a logical replication slot (`WalSource`): row changes of a publication's
+        /// tables and `pgevents.emit_wal` messages, in commit order, with no trigger and no journal row.
+        case wal
     }
 
     /// The table of `source: table`.
@@ -85,6 +91,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public var channels: [Channel] = []
     /// Set exactly when `source` is `.table`.
     public var table: Table?
+    /// Set exactly when `source` is `.wal`.
+    public var wal: Wal?
     public var batchSize = 1_000
     /// Payload bytes per read, about.
     public var chunkBytes = 16 << 20
@@ -130,11 +138,11 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
             "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit", "dead_letter_queue",
-            "chunk_bytes", "query_timeout", "allow_redis_eviction", "wait",
+            "chunk_bytes", "query_timeout", "allow_redis_eviction", "wait", "wal",
         ])
         if let node = root["source"] {
             let name = try node.string()
-            guard let source = Source(rawValue: name) else { throw node.error("unknown source '\(name)' (expected journal, table or notify)") }
+            guard let source = Source(rawValue: name) else { throw node.error("unknown source '\(name)' (expected journal, table, wal or notify)") }
             self.source = source
         }
         if let node = root["consumer"] {
@@ -181,6 +189,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         case (_, nil):
             break
         }
+        try parseWal(root["wal"], file: file)
         if let node = root["batch_size"] { batchSize = try node.int(in: 1...100_000) }
         if let node = root["chunk_bytes"] { chunkBytes = try node.int(in: 1_024...(1 << 30)) }
         if let node = root["query_timeout"] { queryTimeout = try node.seconds(in: 0.1...3_600) }

@@ -1,3 +1,4 @@
+import PGEventsSystem
 import Yams
 
 extension ChannelPipeline {

@@ -1,3 +1,4 @@
+import PGEventsSystem
 public import struct Foundation.Date
 
 /// A field of what rules, templates, batch keys and row lookups read: `event.user.id`, `row.chain_id`,

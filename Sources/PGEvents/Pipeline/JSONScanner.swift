@@ -6,6 +6,8 @@
 // written: `1` is an integer and `1.0` is not, `true` is a boolean and `1` is not (Foundation on Linux bridges
 // numbers and booleans through NSNumber), and a 30-digit integer is still an integer.
 
+import PGEventsSystem
+
 /// A JSON text as the flat list of its values in document order (an object or array is followed by its
 /// members), with numbers kept as written. Flat, so that neither walking nor freeing it recurses.
 public struct JSONDocument: Sendable {

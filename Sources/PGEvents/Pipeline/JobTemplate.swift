@@ -1,3 +1,5 @@
+import PGEventsSystem
+
 /// A job to enqueue, written as JSON (or YAML) whose strings may hold placeholders: `{{event.event_id}}`,
 /// `{{row.chain_id}}`, `{{meta.channel}}`, `{{event}}` (spaces inside the braces are allowed).
 ///

@@ -1,3 +1,5 @@
+import PGEventsSystem
+
 /// Why a payload could not be decoded, in words for a log line: `not valid JSON at byte 17: …; near: …`.
 public struct DecodeFailure: Error, Sendable, Hashable, CustomStringConvertible {
     public var reason: String

@@ -1,4 +1,5 @@
 public import PGEventsPostgres
+import PGEventsSystem
 
 /// A channel's row lookup (`fetch:`), prepared against the catalog: the rows of a chunk's keys in one query,
 /// each key matched **exactly** against the key column, and a key that is not a value of the column's type

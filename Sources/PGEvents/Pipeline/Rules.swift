@@ -17,6 +17,8 @@
 // - `all` is true when every condition is (so `all: []` is true), `any` when one is (`any: []` is false); both
 //   stop at the first condition that decides, so later conditions report nothing. `not` negates.
 
+import PGEventsSystem
+
 /// One test of a field's value.
 public enum FieldTest: Sendable, Hashable {
     case eq(EventValue)

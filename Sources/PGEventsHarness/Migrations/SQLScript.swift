@@ -155,7 +155,7 @@ public struct SQLScript: Sendable, Equatable {
                 while true {
                     guard peek() != nil else {
                         throw Problem(
-                            message: "unterminated dollar-quoted string \(PayloadJudge.excerpt(String(String.UnicodeScalarView(tag)), limit: 40))",
+                            message: "unterminated dollar-quoted string \(TextExcerpt.excerpt(String(String.UnicodeScalarView(tag)), limit: 40))",
                             line: quoteLine, column: quoteColumn)
                     }
                     // Compared in place, stopping at the first difference: the body cannot hold the tag's `$`
@@ -174,7 +174,7 @@ public struct SQLScript: Sendable, Equatable {
                 // The command's name as written (shown escaped and cut short: it is the file's text).
                 let command = String(String.UnicodeScalarView(characters[(index + 1)...].prefix { !$0.properties.isWhitespace }))
                 throw Problem(
-                    message: "psql meta-command '\\\(PayloadJudge.excerpt(command, limit: 40))' is not SQL; only psql understands it",
+                    message: "psql meta-command '\\\(TextExcerpt.excerpt(command, limit: 40))' is not SQL; only psql understands it",
                     line: line, column: column)
             default:
                 if !character.properties.isWhitespace {
