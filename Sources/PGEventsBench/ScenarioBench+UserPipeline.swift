@@ -79,37 +79,40 @@ extension ScenarioBench {
         let database = try await servers.makeDatabase()
         var results: [BenchResult] = []
         do {
-            let listener = try await database.connect()
-            for channel in pipeline.processor.channels { try await listener.listen(channel.name) }
-            let receiver = Receiver()
-            let listening = Task { try await Self.receive(on: listener, into: receiver, keepTimes: false) }
-            defer { listening.cancel() }
-            for (index, writers) in counts.enumerated() {
-                let name = "writers/user/\(writers)"
-                progress(Progress(scenario: name, fraction: Double(index) / Double(counts.count), message: "\(writers) writer(s), \(pipeline.script.source)"))
-                let started = Date()
-                let before = receiver.count.load(ordering: .relaxed)
-                let (commits, seconds) = try await Self.write(writers: writers, for: duration, database: database, name: name) { client, generator in
-                    pipeline.script.render(client: client, using: &generator)
+            // The listener is closed on every way out (a writer's failed transaction included).
+            results = try await database.connect().closeAfter { listener in
+                var results: [BenchResult] = []
+                for channel in pipeline.processor.channels { try await listener.listen(channel.name) }
+                let receiver = Receiver()
+                let listening = Task { try await Self.receive(on: listener, into: receiver, keepTimes: false) }
+                defer { listening.cancel() }
+                for (index, writers) in counts.enumerated() {
+                    let name = "writers/user/\(writers)"
+                    progress(Progress(scenario: name, fraction: Double(index) / Double(counts.count), message: "\(writers) writer(s), \(pipeline.script.source)"))
+                    let started = Date()
+                    let before = receiver.count.load(ordering: .relaxed)
+                    let (commits, seconds) = try await Self.write(writers: writers, for: duration, database: database, name: name) { client, generator in
+                        pipeline.script.render(client: client, using: &generator)
+                    }
+                    // The notifications of this cell arrive shortly after the last commit: wait until none came for 200 ms.
+                    var last = receiver.count.load(ordering: .relaxed), quiet = ContinuousClock.now
+                    while ContinuousClock.now - quiet < .milliseconds(200) {
+                        try await Task.sleep(for: .milliseconds(10))
+                        let now = receiver.count.load(ordering: .relaxed)
+                        if now != last { last = now; quiet = .now }
+                    }
+                    let notifications = last - before
+                    results.append(result(
+                        name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: commits, duration: seconds,
+                        eventsPerSecond: Double(commits) / seconds,
+                        extra: ["commits_per_s": Double(commits) / seconds, "writers": Double(writers), "notifications": Double(notifications),
+                                "notifications_per_commit": Double(notifications) / Double(max(commits, 1))],
+                        note: "commits only (no processor): the script's transactions, and the notifications on the channels of \(pipeline.processorPath)",
+                        settings: pipeline.settings.merging(["writers": String(writers), "duration_s": String(duration), "pipeline": "user"]) { $1 }))
                 }
-                // The notifications of this cell arrive shortly after the last commit: wait until none came for 200 ms.
-                var last = receiver.count.load(ordering: .relaxed), quiet = ContinuousClock.now
-                while ContinuousClock.now - quiet < .milliseconds(200) {
-                    try await Task.sleep(for: .milliseconds(10))
-                    let now = receiver.count.load(ordering: .relaxed)
-                    if now != last { last = now; quiet = .now }
-                }
-                let notifications = last - before
-                results.append(result(
-                    name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: commits, duration: seconds,
-                    eventsPerSecond: Double(commits) / seconds,
-                    extra: ["commits_per_s": Double(commits) / seconds, "writers": Double(writers), "notifications": Double(notifications),
-                            "notifications_per_commit": Double(notifications) / Double(max(commits, 1))],
-                    note: "commits only (no processor): the script's transactions, and the notifications on the channels of \(pipeline.processorPath)",
-                    settings: pipeline.settings.merging(["writers": String(writers), "duration_s": String(duration), "pipeline": "user"]) { $1 }))
+                listening.cancel()
+                return results
             }
-            listening.cancel()
-            await listener.close()
         } catch {
             try? await database.drop()
             throw error
