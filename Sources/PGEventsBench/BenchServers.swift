@@ -31,9 +31,11 @@ final class BenchServers: Sendable {
     private let externalPostgres: PostgresConfiguration?
     private let setupSQL: String
     private let migrations: MigrationSet
+    private let userMigrations: MigrationSet?
 
     private init(postgresVersion: String, redisVersion: String, redis: RedisConfiguration, temporaryPostgres: TemporaryPostgres?,
-                 temporaryRedis: TemporaryRedis?, externalPostgres: PostgresConfiguration?, setupSQL: String, migrations: MigrationSet) {
+                 temporaryRedis: TemporaryRedis?, externalPostgres: PostgresConfiguration?, setupSQL: String, migrations: MigrationSet,
+                 userMigrations: MigrationSet?) {
         self.postgresVersion = postgresVersion
         self.redisVersion = redisVersion
         self.redis = redis
@@ -42,12 +44,15 @@ final class BenchServers: Sendable {
         self.externalPostgres = externalPostgres
         self.setupSQL = setupSQL
         self.migrations = migrations
+        self.userMigrations = userMigrations
         self.isThrowaway = externalPostgres == nil
         keyPrefix = "pgevents-bench:\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    /// Starts throwaway servers for what is not given; applies `migrations` and `setupSQL` to every scenario database.
-    static func start(databaseURL: String?, redisURL: String?, migrations: MigrationSet, setupSQL: String, logger: Logger) async throws -> BenchServers {
+    /// Starts throwaway servers for what is not given; applies `migrations`, `setupSQL` and then `userMigrations`
+    /// (the user's own, `--migrations`) to every scenario database.
+    static func start(databaseURL: String?, redisURL: String?, migrations: MigrationSet, setupSQL: String, userMigrations: MigrationSet? = nil,
+                      logger: Logger) async throws -> BenchServers {
         var temporaryPostgres: TemporaryPostgres?
         var temporaryRedis: TemporaryRedis?
         do {
@@ -61,8 +66,7 @@ final class BenchServers: Sendable {
                 let server = try await TemporaryPostgres.start(logger: logger)
                 temporaryPostgres = server
                 try await server.makeTemplate(named: "pgevents_scenarios") { connection in
-                    _ = try await migrations.apply(to: connection)
-                    try await connection.execute(setupSQL)
+                    try await prepare(connection, migrations: migrations, setupSQL: setupSQL, userMigrations: userMigrations)
                 }
                 postgresVersion = server.binaries.version
             }
@@ -82,7 +86,8 @@ final class BenchServers: Sendable {
                 redisVersion = server.version
             }
             return BenchServers(postgresVersion: postgresVersion, redisVersion: redisVersion, redis: redis, temporaryPostgres: temporaryPostgres,
-                                temporaryRedis: temporaryRedis, externalPostgres: externalPostgres, setupSQL: setupSQL, migrations: migrations)
+                                temporaryRedis: temporaryRedis, externalPostgres: externalPostgres, setupSQL: setupSQL, migrations: migrations,
+                                userMigrations: userMigrations)
         } catch {
             await temporaryRedis?.shutdown()
             await temporaryPostgres?.shutdown()
@@ -117,14 +122,26 @@ final class BenchServers: Sendable {
         }
         do {
             try await PostgresConnection.withConnection(configuration) { connection in
-                _ = try await migrations.apply(to: connection)
-                try await connection.execute(setupSQL)
+                try await Self.prepare(connection, migrations: migrations, setupSQL: setupSQL, userMigrations: userMigrations)
             }
         } catch {
             try? await drop()
             throw error
         }
         return BenchDatabase(configuration: configuration, drop: drop)
+    }
+
+    /// The journal, the bench's tables, the user's migrations. A user migration that fails is bad input, named by file and line.
+    private static func prepare(_ connection: PostgresConnection, migrations: MigrationSet, setupSQL: String, userMigrations: MigrationSet?) async throws {
+        _ = try await migrations.apply(to: connection)
+        if !setupSQL.isEmpty { try await connection.execute(setupSQL) }
+        guard let userMigrations else { return }
+        do {
+            _ = try await userMigrations.apply(to: connection)
+        } catch let error as MigrationError {
+            throw HarnessError(code: .migrationFailed, message: "pgevents bench: your migrations do not apply (after the journal): \(error)",
+                               hint: "pgevents check \(userMigrations.directory) says what is wrong with them")
+        }
     }
 
     /// Deletes this run's Redis keys (lists and idempotency keys).

@@ -80,6 +80,9 @@ public struct ScenarioBench: Sendable {
         public var pipeline: PipelineMode = .passThrough
         /// `soak`'s rate, sampling, poison events and stall timeout (its duration is `duration`, default 10 minutes).
         public var soak = SoakOptions()
+        /// The user's migrations, transaction and processor configuration: `writers` and `latency` run them
+        /// instead of the bench's table (`UserPipeline.scenarios`).
+        public var userPipeline: UserPipeline?
         /// Where `burst` reads its events: the journal, or the WAL (`source: wal`, a table in a publication).
         public var source: SourceMode = .journal
 
@@ -152,7 +155,8 @@ public struct ScenarioBench: Sendable {
         let needsServers = scenarios.contains { $0 != .replication }
         var results: [BenchResult] = []
         let servers: BenchServers? = needsServers
-            ? try await BenchServers.start(databaseURL: options.databaseURL, redisURL: options.redisURL, migrations: migrations, setupSQL: Self.setupSQL, logger: logger)
+            ? try await BenchServers.start(databaseURL: options.databaseURL, redisURL: options.redisURL, migrations: migrations,
+                                           setupSQL: options.userPipeline == nil ? Self.setupSQL : "", userMigrations: options.userPipeline?.migrations, logger: logger)
             : nil
         do {
             for scenario in scenarios {
@@ -179,7 +183,10 @@ public struct ScenarioBench: Sendable {
     }
 
     private func run(_ scenario: Scenario, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws -> [BenchResult] {
-        switch scenario {
+        if let user = options.userPipeline {
+            return scenario == .latency ? [try await runUserLatency(user, on: servers, progress: progress)] : try await runUserWriters(user, on: servers, progress: progress)
+        }
+        return switch scenario {
         case .load1000: [try await runLive(.load, on: servers, progress: progress)]
         case .throughput: [try await runLive(.throughput, on: servers, progress: progress)]
         case .latency: [try await runLive(.latency, on: servers, progress: progress)]
@@ -199,6 +206,7 @@ public struct ScenarioBench: Sendable {
             throw invalid("--writers must be counts in 1…256 (got \(writers.map(String.init).joined(separator: ",")))")
         }
         if options.burstSize < 1 || options.burstSize > 10_000_000 { throw invalid("--burst must be in 1…10,000,000 (got \(options.burstSize))") }
+        if let user = options.userPipeline { try validateUserPipeline(user, for: scenario) }
         if options.pipeline == .batch, scenario != .burst { throw invalid("--pipeline batch applies to burst only (the other scenarios time each event, not messages)") }
         if scenario == .soak {
             if options.databaseURL != nil || options.redisURL != nil {
@@ -246,7 +254,7 @@ public struct ScenarioBench: Sendable {
                 extra: [String: Double] = [:], note: String? = nil, settings: [String: String] = [:], distribution: [BenchResult.LatencyPoint]? = nil) -> BenchResult {
         var settings = settings
         settings["compare_raw"] = options.compareRaw ? "true" : "false"
-        settings["pipeline"] = options.pipeline.rawValue
+        if settings["pipeline"] == nil { settings["pipeline"] = options.pipeline.rawValue }
         if settings["servers"] == nil { settings["servers"] = options.databaseURL == nil && options.redisURL == nil ? "throwaway" : "given" }
         return BenchResult(
             scenario: scenario, events: events, durationSeconds: duration, eventsPerSecond: eventsPerSecond, latencyMicroseconds: latency,

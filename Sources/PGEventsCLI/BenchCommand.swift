@@ -76,6 +76,8 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
+    @OptionGroup var user: UserPipelineOptions
+
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
@@ -83,8 +85,11 @@ struct ScenariosCommand: AsyncParsableCommand {
         guard let mode = ScenarioBench.PipelineMode(rawValue: pipeline) else {
             throw ValidationError("unknown --pipeline '\(pipeline)'; expected one of: \(ScenarioBench.PipelineMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let userPipeline = try user.pipeline()
         let scenarios: [ScenarioBench.Scenario]
-        if scenario == "all" {
+        if scenario == "all", userPipeline != nil {
+            scenarios = ScenarioBench.UserPipeline.scenarios
+        } else if scenario == "all" {
             scenarios = ScenarioBench.Scenario.all
         } else if let one = ScenarioBench.Scenario(rawValue: scenario) {
             scenarios = [one]
@@ -109,6 +114,7 @@ struct ScenariosCommand: AsyncParsableCommand {
         options.redisURL = redisURL
         options.compareRaw = compareRaw
         options.pipeline = mode
+        options.userPipeline = userPipeline
         guard let sourceMode = ScenarioBench.SourceMode(rawValue: source) else {
             throw ValidationError("unknown --source '\(source)'; expected journal or wal")
         }
@@ -153,7 +159,8 @@ extension ScenariosCommand {
     }
 }
 
-/// A progress bar on stderr, only when it is a terminal, and only once a scenario has run for 2 s.
+/// A progress bar on stderr, only when it is a terminal, and only once a step (a scenario; the whole run of
+/// `check`) has run for 2 s: short runs, pipes and files (JSON, JUnit, TAP on stdout or redirected) never see it.
 final class ProgressBar: Sendable {
     private struct State {
         var scenario = ""
@@ -162,29 +169,44 @@ final class ProgressBar: Sendable {
         var lastDraw = ContinuousClock.now
     }
     private let state = Mutex(State())
-    private let enabled = isatty(STDERR_FILENO) == 1
+    private let enabled: Bool
+    private let delay: Duration
+    private let write: @Sendable (String) -> Void
+
+    init(enabled: Bool = isatty(STDERR_FILENO) == 1, delay: Duration = .seconds(2),
+         write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+        self.enabled = enabled
+        self.delay = delay
+        self.write = write
+    }
 
     func show(_ progress: ScenarioBench.Progress) {
+        let name = progress.scenario.split(separator: "/").first.map(String.init) ?? progress.scenario
+        show(step: name, fraction: progress.fraction, message: "\(progress.scenario): \(progress.message)")
+    }
+
+    /// Draws `fraction` and `message` (at most every 100 ms) once `step` has lasted `delay`.
+    func show(step: String, fraction: Double?, message: String) {
         guard enabled else { return }
         let line: String? = state.withLock { state in
             let now = ContinuousClock.now
-            let name = progress.scenario.split(separator: "/").first.map(String.init) ?? progress.scenario
-            if name != state.scenario { state.scenario = name; state.since = now }
-            guard now - state.since > .seconds(2), !state.shown || now - state.lastDraw > .milliseconds(100) else { return nil }
+            if step != state.scenario { state.scenario = step; state.since = now }
+            guard now - state.since >= delay, !state.shown || now - state.lastDraw > .milliseconds(100) else { return nil }
             state.shown = true
             state.lastDraw = now
-            let fraction = min(1, max(0, progress.fraction ?? 0))
+            let fraction = min(1, max(0, fraction ?? 0))
             let filled = Int(fraction * 30)
             return "\r\u{1B}[2K[" + String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
-                + String(format: "] %3.0f%% ", fraction * 100) + "\(progress.scenario): \(progress.message)"
+                + String(format: "] %3.0f%% ", fraction * 100) + message
         }
-        if let line { FileHandle.standardError.write(Data(line.utf8)) }
+        if let line { write(line) }
     }
 
+    /// Erases the bar, if one was drawn.
     func clear() {
         guard enabled else { return }
         let shown = state.withLock { state in defer { state.shown = false }; return state.shown }
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+        if shown { write("\r\u{1B}[2K") }
     }
 }
 
@@ -213,6 +235,8 @@ struct FaultsCommand: AsyncParsableCommand {
 
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
+
+    @OptionGroup var user: UserPipelineOptions
 
     @OptionGroup var output: BenchOutputOptions
 

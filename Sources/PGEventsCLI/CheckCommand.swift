@@ -45,11 +45,17 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let exit = CommandExit(command: "check")
-        let report = try await exit.mappingInputErrors {
+        // On a terminal, for runs longer than 2 s: a bar on stderr, erased before the report is written.
+        let bar = ProgressBar()
+        defer { bar.clear() }
+        let report = try await exit.mappingInputErrors(cleanup: bar.clear) {
             let options = try CheckRunner.Options(
                 path: path, spec: spec, postgresBinDirectories: postgresBin, layout: layout, defines: defines, databaseURL: databaseURL)
-            return try await CheckRunner(options: options).run()
+            var runner = CheckRunner(options: options)
+            runner.progress = { bar.show(step: "check", fraction: $0.fraction, message: $0.message) }
+            return try await runner.run()
         }
+        bar.clear()
         switch format {
         case .text: print(report.text(color: isatty(STDOUT_FILENO) == 1))
         case .json: print(try report.json())

@@ -12,7 +12,7 @@ struct UpCommand: AsyncParsableCommand {
         abstract: "Start a throwaway PostgreSQL and Redis, print how to connect, and stop both on Ctrl-C.",
         discussion: """
             The servers bind to 127.0.0.1 and a private unix socket, keep nothing on disk after they stop, \
-            and are removed even if this command is killed (the next pgevents run reaps them).
+            and are stopped and removed even if this command is killed, SIGKILL included (a watchdog per server).
             """
     )
 

@@ -12,6 +12,8 @@ struct CheckJudge {
     let spec: TableSpec?
     let channels: [String: ChannelSpec]
     let operations: [ExercisedOperation]
+    /// What each trigger sent when exercised alone (tables with more than one notifying trigger): who sent what.
+    let firedAlone: TableExercise.Firings
     let version: String
 
     private(set) var results: [CheckResult] = []
@@ -19,12 +21,14 @@ struct CheckJudge {
 
     private var group: String { table.description }
 
-    init(table: QualifiedName, triggers: [TriggerInfo], spec: TableSpec?, channels: [String: ChannelSpec], operations: [ExercisedOperation], version: String) {
+    init(table: QualifiedName, triggers: [TriggerInfo], spec: TableSpec?, channels: [String: ChannelSpec], operations: [ExercisedOperation],
+         firedAlone: TableExercise.Firings = [:], version: String) {
         self.table = table
         self.triggers = triggers
         self.spec = spec
         self.channels = channels
         self.operations = operations
+        self.firedAlone = firedAlone
         self.version = version
     }
 
@@ -39,7 +43,7 @@ struct CheckJudge {
         judgeTransactions()
         judgePayloads()
         judgeDeletePayloads()
-        results += TriggerCoverage(table: table, triggers: triggers, operations: operations, version: version).results()
+        results += TriggerCoverage(table: table, triggers: triggers, operations: operations, firedAlone: firedAlone, version: version).results()
     }
 
     // MARK: Triggers
@@ -93,16 +97,20 @@ struct CheckJudge {
     private mutating func judgeFailures() {
         var reported = Set<String>()
         var valuesRefused = 0
+        // The ordinary row refused: said once, naming every operation it stopped.
+        let refusedBase = operations.filter { $0.isBase && $0.error.map { !TableExercise.isTriggerFailure($0) } == true }
+        if let first = refusedBase.first, let error = first.error {
+            add("a generated row can be written", .skipped,
+                "\(refusedBase.map(\.kind.rawValue).joined(separator: ", ")) of a generated row failed before any trigger ran: \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")"
+                    + (first.refusedBy.map { "; the constraint that refused it: \($0)" } ?? ""),
+                row: first.row, fix: "give the columns fixed values in the spec: tables.\(table).values")
+        }
         for operation in operations {
             guard let error = operation.error else { continue }
             guard TableExercise.isTriggerFailure(error) else {
                 // The value itself was refused (a constraint, a cast): the schema does not allow it — not a finding,
-                // except for the ordinary row, which the generator should be able to write.
-                if operation.isBase {
-                    add("a generated row can be written", .skipped,
-                        "\(operation.kind.rawValue) of a generated row failed before any trigger ran: \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")",
-                        row: operation.row, fix: "give the columns fixed values in the spec: tables.\(table).values")
-                } else {
+                // except for the ordinary row, which the generator should be able to write (said above).
+                if !operation.isBase {
                     valuesRefused += 1
                 }
                 continue
@@ -112,7 +120,9 @@ struct CheckJudge {
             var message = "\(operation.kind.rawValue) fails: \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")"
             if let smallest = operation.smallestFailure { message += ", \(smallest)" }
             if let context = error.context?.split(separator: "\n").first { message += " — in \(context)" }
-            let fix: String = if error.message.contains("payload string too long") {
+            let fix: String = if error.message.contains("channel name too long") {
+                "PostgreSQL refuses channel names over 63 bytes, and a trigger that builds a longer one makes the user's statement fail: bound the column the name is built from (varchar(n), or a CHECK on octet_length) so that the channel stays within 63 bytes, or name the channel by a hash of it"
+            } else if error.message.contains("payload string too long") {
                 "a NOTIFY payload must stay under 8,000 bytes, and a trigger that exceeds it makes the user's statement fail: send the row's key and let the consumer fetch the row, or use the journal (sql/pgevents: pgevents.emit has no size limit)"
             } else {
                 "the trigger must not fail on values the schema allows: this \(operation.kind.rawValue) is rolled back for the user"
@@ -136,9 +146,19 @@ struct CheckJudge {
             guard let operationName = kind.operation, let operation = operations.first(where: { $0.kind == kind && $0.isBase }), operation.error == nil else { continue }
             let arrived = operation.notifications
             let firing = triggers.filter { $0.notifies && $0.operations.contains(operationName) }
-            for (channel, payload) in arrived where !observed.contains(where: { $0.operation == kind.rawValue && $0.channel == channel }) {
-                observed.append(ObservedChannel(table: group, trigger: firing.map(\.name).joined(separator: ", ").isEmpty ? "?" : firing.map(\.name).joined(separator: ", "),
-                                                operation: kind.rawValue, channel: channel, samplePayload: payload))
+            if !firedAlone.isEmpty {
+                // Exact: what each trigger sent when it alone was enabled.
+                for trigger in firing {
+                    for (channel, payload) in firedAlone[trigger.name]?[operationName] ?? []
+                    where !observed.contains(where: { $0.operation == kind.rawValue && $0.channel == channel && $0.trigger == trigger.name }) {
+                        observed.append(ObservedChannel(table: group, trigger: trigger.name, operation: kind.rawValue, channel: channel, samplePayload: payload))
+                    }
+                }
+            } else {
+                for (channel, payload) in arrived where !observed.contains(where: { $0.operation == kind.rawValue && $0.channel == channel }) {
+                    observed.append(ObservedChannel(table: group, trigger: firing.map(\.name).joined(separator: ", ").isEmpty ? "?" : firing.map(\.name).joined(separator: ", "),
+                                                    operation: kind.rawValue, channel: channel, samplePayload: payload))
+                }
             }
             guard let spec else { continue }
             let summary = arrived.isEmpty ? "nothing" : arrived.map { "\($0.channel)" }.joined(separator: ", ")

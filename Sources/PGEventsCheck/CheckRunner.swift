@@ -41,8 +41,16 @@ public struct CheckRunner: Sendable {
         }
     }
 
+    /// Where a run is, for a progress bar: `fraction` of the whole run (0…1), and what it is doing.
+    public struct Progress: Sendable, Equatable {
+        public var fraction: Double
+        public var message: String
+    }
+
     public var options: Options
     public var logger: Logger
+    /// Hears about each step: a server started, migrations applied, each table exercised.
+    public var progress: @Sendable (Progress) -> Void = { _ in }
 
     public init(options: Options, logger: Logger = TemporaryPostgres.defaultLogger) {
         self.options = options
@@ -90,7 +98,7 @@ public struct CheckRunner: Sendable {
             let server = try await ExistingCheckServer(url: url)
             report.postgresVersions.append(server.version)
             do {
-                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                let (results, observed) = try await check(on: server, migrations: migrationSet, part: 0..<1)
                 report.results += results
                 report.observed += observed
                 await server.finish()
@@ -106,11 +114,13 @@ public struct CheckRunner: Sendable {
             return report
         }
         let installations = try binaries()
-        for binaries in installations {
+        for (index, binaries) in installations.enumerated() {
+            let part = Double(index) / Double(installations.count)..<Double(index + 1) / Double(installations.count)
+            progress(Progress(fraction: part.lowerBound, message: "PostgreSQL \(binaries.version): starting a server"))
             let server = ThrowawayCheckServer(server: try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger))
             do {
                 report.postgresVersions.append(binaries.version)
-                let (results, observed) = try await check(on: server, migrations: migrationSet)
+                let (results, observed) = try await check(on: server, migrations: migrationSet, part: part)
                 report.results += results
                 report.observed += observed
                 await server.finish()
@@ -125,6 +135,7 @@ public struct CheckRunner: Sendable {
             }
             if let replication, let spec = options.spec, let publisherMigrations,
                !report.results.contains(where: { $0.group == "migrations" && $0.status == .failed && $0.postgresVersion == binaries.version }) {
+                progress(Progress(fraction: part.upperBound, message: "PostgreSQL \(binaries.version): replication"))
                 report.results += try await ReplicationCheck(
                     spec: spec, replication: replication, publisherMigrations: publisherMigrations,
                     subscriberMigrations: migrationSet, binaries: binaries, logger: logger).run()
@@ -132,11 +143,17 @@ public struct CheckRunner: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         report.durationSeconds = elapsed.inSeconds
+        progress(Progress(fraction: 1, message: "done"))
         return report
     }
 
-    private func check(on server: some CheckServer, migrations: MigrationSet) async throws -> ([CheckResult], [ObservedChannel]) {
+    /// Checks on one server; `part` is this server's share of the run, for `progress`.
+    private func check(on server: some CheckServer, migrations: MigrationSet, part: Range<Double>) async throws -> ([CheckResult], [ObservedChannel]) {
         let version = server.version
+        func report(_ within: Double, _ message: String) {
+            progress(Progress(fraction: part.lowerBound + within * (part.upperBound - part.lowerBound), message: "PostgreSQL \(version): \(message)"))
+        }
+        report(0.05, "applying \(migrations.files.count) migration file(s)")
         var results: [CheckResult] = []
         func result(_ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
             results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
@@ -180,6 +197,7 @@ public struct CheckRunner: Sendable {
         }
 
         // 2. The catalog.
+        report(0.25, "reading the catalog")
         let inspection = try await server.makeDatabase()
         let connection = try await inspection.connect()
         let triggers = try await Catalog.triggers(on: connection)
@@ -245,25 +263,29 @@ public struct CheckRunner: Sendable {
                 let listened = channels
                 group.addTask {
                     let database = try await server.makeDatabase()
+                    let notifying = tableTriggers.filter { $0.notifies && $0.firesLocally }
                     let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
-                                                 updateColumns: tableTriggers.filter(\.notifies).flatMap(\.updateColumns))
-                    let operations: [ExercisedOperation]
+                                                 updateColumns: notifying.flatMap(\.updateColumns), alone: notifying.count > 1 ? notifying : [])
+                    let outcome: TableExercise.Outcome
                     do {
-                        operations = try await exercise.run(on: database)
+                        outcome = try await exercise.run(on: database)
                     } catch let failure as TableExercise.SetupFailure {
                         try? await database.drop()
                         let skipped = CheckResult(group: table.description, name: "rows can be generated", status: .skipped, message: failure.message, postgresVersion: version)
                         return (index, [skipped], [])
                     }
                     try? await database.drop()
-                    var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: operations, version: version)
+                    var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: outcome.operations,
+                                           firedAlone: outcome.firedAlone, version: version)
                     judge.judge()
                     return (index, judge.results, judge.observed)
                 }
             }
+            report(0.3, "exercising \(tables.count) table(s)")
             for _ in 0..<width { start() }
             while let (index, tableResults, tableObserved) = try await group.next() {
                 outcomes[index] = (tableResults, tableObserved)
+                report(0.3 + 0.7 * Double(outcomes.count) / Double(tables.count), "\(outcomes.count) of \(tables.count) table(s) exercised (\(tables[index].key))")
                 start()
             }
         }

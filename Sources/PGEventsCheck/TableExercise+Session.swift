@@ -18,6 +18,8 @@ extension TableExercise {
         /// Optional columns are filled, unless a filled row was refused (a CHECK across columns, e.g.
         /// "finished_at is set exactly when state = 'done'"): then they are left NULL in this row and every later one.
         private var optionalColumnsNull = false
+        /// Values of a row that worked after the generated one was refused: every later row takes them.
+        private var overrides: [String: GeneratedValue] = [:]
         private let keyColumns: Set<String>
         private(set) var operations: [ExercisedOperation] = []
 
@@ -76,6 +78,8 @@ extension TableExercise {
             for column in shape.columns {
                 if let fixed = fixedValues[column.name] {
                     values[column.name] = .text(fixed)
+                } else if let override = overrides[column.name] {
+                    values[column.name] = override
                 } else if let parent = parentValues[column.name] {
                     values[column.name] = parent
                 } else if column.isIdentity || column.isGenerated || column.hasDefault {
@@ -138,15 +142,42 @@ extension TableExercise {
                         optionalColumnsNull = false
                     }
                 }
-                if !retried {
+                if !retried, TableExercise.isTriggerFailure(error) {
                     operations.append(.init(kind: .insert, variant: "base", row: exercise.describe(base), notifications: try await collect(), error: error))
+                } else if !retried {
+                    _ = try await collect()
+                    // Another row that works — the generated row with one column's edge value (NULL, another allowed
+                    // value, another length) — is the ordinary row from now on, so that the later checks still run.
+                    if let (column, value, written) = try await exercise.rowThatWorks(base, on: writer) {
+                        overrides[column] = value
+                        base[column] = value
+                        ctid = written
+                        operations.append(.init(kind: .insert, variant: "base", row: "\(column) = \(value) (the generated row was refused: \(error.message))",
+                                                notifications: try await collect(), error: nil))
+                    } else {
+                        var refused = ExercisedOperation(kind: .insert, variant: "base", row: exercise.describe(base), notifications: [], error: error)
+                        refused.refusedBy = try await exercise.refusingConstraint(error, on: writer)
+                        operations.append(refused)
+                    }
                 }
             }
             if let current = ctid {
-                let (column, value) = exercise.updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull)
-                ctid = try await attempt(.update, "base", row: "\(column) = \(value?.description ?? column)") {
-                    try await update(current, column: column, value: value, on: writer)
-                } ?? current  // a refused UPDATE leaves the row where it was
+                let (column, value) = exercise.updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
+                do {
+                    ctid = try await update(current, column: column, value: value, on: writer)
+                    operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: try await collect(), error: nil))
+                } catch let error as PostgresError {
+                    _ = try await collect()
+                    // The new value was refused (a CHECK on the column): the UPDATE that sets it to itself, which the row
+                    // already satisfies, still exercises the UPDATE triggers. A refused UPDATE leaves the row where it was.
+                    if !TableExercise.isTriggerFailure(error), value != nil, let updated = try? await update(current, column: column, value: nil, on: writer) {
+                        ctid = updated
+                        operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(column) (\(value?.description ?? "") was refused: \(error.message))",
+                                                notifications: try await collect(), error: nil))
+                    } else {
+                        operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: [], error: error))
+                    }
+                }
                 if let current = ctid {
                     _ = try await attempt(.delete, "base") { try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [current]) }
                 }
@@ -184,8 +215,11 @@ extension TableExercise {
                         operations.append(.init(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: nil, column: column.name))
                     } catch let error as PostgresError {
                         var operation = ExercisedOperation(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: error, column: column.name)
-                        if TableExercise.isTriggerFailure(error), case .text(let text) = value, text.utf8.count > 100 {
+                        // Any text that can be shortened (a long payload, a channel name built from the column): the
+                        // smallest failing size, and the example's size when its summary does not say it.
+                        if TableExercise.isTriggerFailure(error), case .text(let text) = value, text.unicodeScalars.count > 1 {
                             operation.smallestFailure = try await exercise.smallestFailingSize(row: row, column: column.name, original: text, sqlState: error.sqlState, on: writer)
+                            if operation.smallestFailure != nil, !described.hasSuffix("bytes") { operation.row = described + " (\(text.utf8.count.formatted()) bytes)" }
                         }
                         operations.append(operation)
                         continue
@@ -200,6 +234,27 @@ extension TableExercise {
                     }
                 }
             }
+        }
+
+        /// Each notifying trigger of `alone` on its own: the ordinary row and every edge row again.
+        func exerciseTriggersAlone() async throws -> Firings {
+            try await exercise.fireAlone(exercise.alone, rows: {
+                var rows = [try await baseRow()]
+                for column in shape.columns where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
+                    for (_, value) in shape.edgeValues(column) {
+                        var row = try await baseRow()
+                        row[column.name] = value
+                        rows.append(row)
+                    }
+                }
+                return rows
+            }, on: writer, update: { ctid, trigger in
+                serial += 1
+                let target = TableExercise(shape: shape, fixedValues: fixedValues, channels: exercise.channels, updateColumns: trigger.updateColumns)
+                    .updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
+                if let updated = try? await update(ctid, column: target.0, value: target.1, on: writer) { return updated }
+                return try await update(ctid, column: target.0, value: nil, on: writer)
+            }, collect: collect)
         }
 
         private func insert(_ values: [String: GeneratedValue], on connection: PostgresConnection) async throws -> String {

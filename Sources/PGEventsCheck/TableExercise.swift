@@ -34,6 +34,9 @@ public struct ExercisedOperation: Sendable {
     public var smallestFailure: String?
     /// The edge column, when this is an edge row.
     public var column: String?
+    /// For a row the schema refused: the constraint that refused it, and its definition (and, for a pattern the
+    /// generator could not match, which one), e.g. `order_code_format: CHECK ((code ~ '^(?=…)'::text))`.
+    public var refusedBy: String?
 
     public var isBase: Bool { variant == "base" }
 }
@@ -49,13 +52,22 @@ struct TableExercise {
     let channels: Set<String>
     /// Columns the base UPDATE should change first: those of a notifying trigger's `UPDATE OF`.
     var updateColumns: [String] = []
+    /// Notifying triggers to exercise one at a time afterwards, to credit each notification to the trigger that
+    /// sent it (see `fireAlone`): the table's, when it has more than one.
+    var alone: [TriggerInfo] = []
+
+    /// What the exercise ran, and what each trigger of `alone` sent on its own.
+    struct Outcome {
+        var operations: [ExercisedOperation]
+        var firedAlone: Firings
+    }
 
     static let fenceChannel = "pgevents_check_fence"
 
     /// What went wrong before any operation could run (a row that cannot be generated): a sentence.
     struct SetupFailure: Error { var message: String }
 
-    func run(on database: CheckDatabase) async throws -> [ExercisedOperation] {
+    func run(on database: CheckDatabase) async throws -> Outcome {
         try await database.connect().closeAfter { writer in
             try await database.connect().closeAfter { listener in
                 try await run(writer: writer, listener: listener)
@@ -64,13 +76,15 @@ struct TableExercise {
     }
 
     /// Every operation, written on `writer` and heard on `listener` (both closed by the caller): the ordinary row,
-    /// a rolled-back INSERT and two rows in one transaction, then the edge values.
-    private func run(writer: PostgresConnection, listener: PostgresConnection) async throws -> [ExercisedOperation] {
+    /// a rolled-back INSERT and two rows in one transaction, then the edge values; then each trigger of `alone`
+    /// on its own.
+    private func run(writer: PostgresConnection, listener: PostgresConnection) async throws -> Outcome {
         let session = try await Session(self, writer: writer, listener: listener)
         try await session.exerciseOrdinaryRow()
         try await session.exerciseTransactions()
         try await session.exerciseEdgeValues()
-        return session.operations
+        let firedAlone = try await session.exerciseTriggersAlone()
+        return Outcome(operations: session.operations, firedAlone: firedAlone)
     }
 
     /// An error raised inside a trigger (or a function it called), not by the value itself: the context names a function.
@@ -101,15 +115,16 @@ struct TableExercise {
 
     /// The column the base UPDATE changes: the first ordinary one (not a key, not fixed), set to another value.
     /// With `onlyRequired`, a NOT NULL one (the optional columns are NULL on purpose: a filled one was refused).
-    func updateTarget(serial: Int, onlyRequired: Bool = false) -> (String, GeneratedValue?) {
+    /// `avoiding`: columns whose generated values were refused (the row holds an edge value there instead).
+    func updateTarget(serial: Int, onlyRequired: Bool = false, avoiding: Set<String> = []) -> (String, GeneratedValue?) {
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
-        for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil {
+        for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil && !avoiding.contains(name) {
             if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }), let value = shape.normalValue(column, serial: serial) {
                 return (column.name, value)
             }
         }
         for column in shape.columns where !keyColumns.contains(column.name) && !column.isIdentity && !column.isGenerated && fixedValues[column.name] == nil
-            && (!onlyRequired || column.notNull) {
+            && (!onlyRequired || column.notNull) && !avoiding.contains(column.name) {
             if let value = shape.normalValue(column, serial: serial) { return (column.name, value) }
         }
         return (shape.columns.first { !$0.isGenerated && !$0.isIdentity }?.name ?? shape.columns[0].name, nil)
@@ -176,7 +191,7 @@ struct TableExercise {
                 return error.sqlState == sqlState
             }
         }
-        var low = 0, high = isJSON ? 20_000 : original.count
+        var low = 0, high = isJSON ? 20_000 : original.utf8.count  // as many units as the original has bytes: multi-byte text shortens too
         guard try await fails(high), try await !fails(low) else { return nil }
         while high - low > 1 {
             let middle = (low + high) / 2

@@ -53,6 +53,18 @@ public struct TableShape: Sendable {
         public var enumLabels: [String]
         /// Literals found in CHECK constraints on this column alone: values the schema is likely to accept.
         public var checkLiterals: [String]
+        /// Patterns of CHECK constraints on this column alone (`code ~ '^[A-Z]{3}$'`, `code LIKE 'C%'`), which a
+        /// generated value must match, with the constraint's name and definition (to say which one stopped a row).
+        var checkPatterns: [CheckPattern] = []
+    }
+
+    /// A pattern a column's values must match.
+    struct CheckPattern: Sendable, Equatable {
+        enum Kind: Sendable, Equatable { case regex, like }
+        var kind: Kind
+        var pattern: String
+        var constraint: String
+        var definition: String
     }
 
     public struct ForeignKey: Sendable {
@@ -110,17 +122,23 @@ public struct TableShape: Sendable {
         }
         // CHECK constraints on one column (the table's, and its domain's): their literals are good candidates.
         let checks = try await connection.query("""
-            SELECT conkey::int[]::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'c'
+            SELECT conkey::int[]::text, pg_get_constraintdef(oid), conname::text FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'c'
             """, [oid])
         for row in checks {
             let keys = Catalog.parseTextArray(try row.decode(String.self, at: 0)).compactMap(Int.init)
             guard keys.count == 1, let name = names[keys[0]], let index = columns.firstIndex(where: { $0.name == name }) else { continue }
-            columns[index].checkLiterals += literals(in: try row.decode(String.self, at: 1))
+            let definition = try row.decode(String.self, at: 1)
+            columns[index].checkLiterals += literals(in: definition)
+            columns[index].checkPatterns += patterns(in: definition, constraint: try row.decode(String.self, at: 2))
         }
         for (name, domain) in domains {
-            let rows = try await connection.query("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1::oid AND contype = 'c'", [domain])
+            let rows = try await connection.query("SELECT pg_get_constraintdef(oid), conname::text FROM pg_constraint WHERE contypid = $1::oid AND contype = 'c'", [domain])
             guard let index = columns.firstIndex(where: { $0.name == name }) else { continue }
-            for row in rows { columns[index].checkLiterals += literals(in: try row.decode(String.self, at: 0)) }
+            for row in rows {
+                let definition = try row.decode(String.self, at: 0)
+                columns[index].checkLiterals += literals(in: definition)
+                columns[index].checkPatterns += patterns(in: definition, constraint: try row.decode(String.self, at: 1))
+            }
         }
         let keys = try await connection.query("""
             SELECT contype::text, conkey::int[]::text, confrelid::regclass::text, coalesce(confkey::int[]::text, '{}'),
@@ -181,6 +199,46 @@ public struct TableShape: Sendable {
         return found
     }
 
+    /// The patterns a value must match in a constraint definition: `(code ~ '^[A-Z]+$'::text)`, `~*`, and LIKE/ILIKE
+    /// as `pg_get_constraintdef` writes them (`~~`, `~~*`); negated ones (`!~`, `!~~`) are not patterns to match.
+    static func patterns(in definition: String, constraint: String) -> [CheckPattern] {
+        var found: [CheckPattern] = []
+        let characters = Array(definition)
+        var index = 0
+        while index < characters.count {
+            guard characters[index] == "'" else { index += 1; continue }
+            var end = index
+            while end > 0, characters[end - 1].isWhitespace { end -= 1 }
+            let before = String(characters[max(0, end - 4)..<end])
+            var value = ""
+            let quote = index
+            index += 1
+            while index < characters.count {
+                if characters[index] == "'" {
+                    if index + 1 < characters.count && characters[index + 1] == "'" { value.append("'"); index += 2; continue }
+                    break
+                }
+                value.append(characters[index])
+                index += 1
+            }
+            index += 1
+            guard isPatternOperand(characters, quoteAt: quote), !before.hasSuffix("!~"), !before.hasSuffix("!~*"), !before.hasSuffix("!~~"), !before.hasSuffix("!~~*") else { continue }
+            let kind: CheckPattern.Kind = before.hasSuffix("~~") || before.hasSuffix("~~*") ? .like : .regex
+            found.append(CheckPattern(kind: kind, pattern: value, constraint: constraint, definition: definition))
+        }
+        return found
+    }
+
+    /// A value of a string column that matches its CHECK patterns (the first that can be generated and fits), for
+    /// row `serial`; nil when there are none, or none can be generated.
+    func patternValue(_ column: Column, serial: Int) -> String? {
+        for check in column.checkPatterns {
+            let value = check.kind == .like ? RegexSample.like(check.pattern, variant: serial) : RegexSample.generate(check.pattern, variant: serial)
+            if let value, column.maxLength.map({ value.count <= $0 }) ?? true { return value }
+        }
+        return nil
+    }
+
     /// Whether the string literal whose opening quote is at `quote` is the right-hand side of a pattern match:
     /// `~`, `~*`, `!~`, `!~*`, `LIKE`, `ILIKE`, `SIMILAR TO` (as `pg_get_constraintdef` writes them, `~~` for LIKE).
     static func isPatternOperand(_ characters: [Character], quoteAt quote: Int) -> Bool {
@@ -199,6 +257,7 @@ public struct TableShape: Sendable {
 
     /// A value the schema accepts for `column`, different for each `serial` (so UNIQUE holds).
     func normalValue(_ column: Column, serial: Int) -> GeneratedValue? {
+        if column.category == "S", let value = patternValue(column, serial: serial) { return .text(value) }
         if let literal = column.checkLiterals.first(where: { !$0.isEmpty }) {
             let strings = column.checkLiterals.filter { !$0.isEmpty }
             if column.category == "S" { return .text(strings[serial % strings.count]) }

@@ -6,7 +6,8 @@ import Synchronization
 /// Every server this process started and has not shut down, so they can be stopped when the process exits.
 ///
 /// An `atexit` handler stops them (immediately) and removes their directories. A process killed by a
-/// signal runs no handler; its servers are reaped by the next run (`ScratchDirectory.reapLeftovers`).
+/// signal runs no handler; each server's `ServerWatchdog` stops it then, and the next run reaps anything left
+/// (`ScratchDirectory.reapLeftovers`).
 enum LiveServers {
     private struct State {
         var stops: [Int: @Sendable () -> Void] = [:]

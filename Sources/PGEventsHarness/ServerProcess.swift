@@ -14,6 +14,8 @@ final class ServerProcess: Sendable {
 
     private struct State {
         var child: ChildProcess?
+        /// Stops the server and removes its directory if this process dies without doing it.
+        var watchdog: ServerWatchdog?
         var registration: Int?
         /// The command of the last `start`, for `restart`.
         var command: [String]?
@@ -41,6 +43,14 @@ final class ServerProcess: Sendable {
             throw HarnessError(code: .startupFailed, message: "cannot start \(name)", underlying: error)
         }
         try? scratch.write("server.pid", "\(child.pid)")
+        let watchdog: ServerWatchdog
+        do {
+            watchdog = try ServerWatchdog.start(serverPID: child.pid, directory: scratch.path)
+        } catch {
+            child.kill(SIGKILL)
+            _ = child.wait()
+            throw error
+        }
         let registration = LiveServers.register { [self] in
             self.stopNow(graceful: false)
             self.scratch.remove()
@@ -48,6 +58,7 @@ final class ServerProcess: Sendable {
         let previous = state.withLock { state -> Int? in
             defer {
                 state.child = child
+                state.watchdog = watchdog
                 state.registration = registration
                 state.command = command
                 state.paused = false
@@ -86,13 +97,16 @@ final class ServerProcess: Sendable {
     /// Waits until it has exited. With `graceful: false` it starts at `SIGQUIT` (immediate shutdown).
     @discardableResult
     func stopNow(graceful: Bool = true, timeoutSeconds: Double = 10) -> ChildProcess.Termination? {
-        guard let (child, paused) = state.withLock({ state -> (ChildProcess, Bool)? in
+        guard let (child, paused, watchdog) = state.withLock({ state -> (ChildProcess, Bool, ServerWatchdog?)? in
             defer {
                 state.child = nil
+                state.watchdog = nil
                 state.paused = false
             }
-            return state.child.map { ($0, state.paused) }
+            return state.child.map { ($0, state.paused, state.watchdog) }
         }) else { return nil }
+        // Dismissed once the server is stopped, below: until then, this process dying still stops it.
+        defer { watchdog?.dismiss() }
         // A paused server handles no signal but SIGKILL, and its backends would outlive it, still stopped.
         if paused { signalProcessTree(root: child.pid, SIGCONT) }
         let signals: [(Int32, Double)] = (graceful ? [(SIGINT, timeoutSeconds)] : []) + [(SIGQUIT, 5), (SIGKILL, 5)]

@@ -34,18 +34,24 @@ public struct ChildProcess: Sendable {
     ///     statements and their values).
     ///   - environment: the child's environment; the parent's when nil.
     ///   - newProcessGroup: put the child in a process group of its own.
+    ///   - standardInput: a descriptor the child reads as its standard input (a pipe's read end); `/dev/null` when nil.
     public static func spawn(
         _ executable: String,
         _ arguments: [String],
         outputPath: String? = nil,
         outputMode: UInt32 = 0o644,
         environment: [String: String]? = nil,
-        newProcessGroup: Bool = true
+        newProcessGroup: Bool = true,
+        standardInput: Int32? = nil
     ) throws(SystemError) -> ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 1, outputPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, mode_t(outputMode))
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
 

@@ -39,6 +39,15 @@ struct MigrationLayoutTests {
         ])
     }
 
+    @Test("Flyway callbacks: beforeMigrate first, afterMigrate and afterMigrateApplied last; per-script and error callbacks never")
+    func flywayCallbacks() throws {
+        let names = ["afterMigrate__grants.sql", "V1__one.sql", "beforeMigrate.sql", "afterMigrate.sql", "R__views.sql", "afterMigrateApplied.sql",
+                     "beforeEachMigrate.sql", "afterMigrateError.sql", "afterEachMigrate__log.sql"]
+        #expect(try MigrationLayout.flyway.order(names) == [
+            "beforeMigrate.sql", "V1__one.sql", "R__views.sql", "afterMigrate.sql", "afterMigrate__grants.sql", "afterMigrateApplied.sql",
+        ])
+    }
+
     @Test("two files with the same version are refused, naming both")
     func duplicates() {
         let flyway = #expect(throws: HarnessError.self) { try MigrationLayout.flyway.order(["V1__a.sql", "V1.0__b.sql"]) }

@@ -7,7 +7,8 @@ public enum MigrationLayout: String, Sendable, Hashable, Codable, CaseIterable, 
     /// `*.sql` files in natural order (`2_x.sql` before `10_x.sql`), each file run whole.
     case plain
     /// Flyway: `V<version>__<description>.sql` in version order (`V2` before `V10`, `V1.1` between `V1` and
-    /// `V2`), then `R__<description>.sql` repeatables by description; `U…` undo files are not run.
+    /// `V2`), then `R__<description>.sql` repeatables by description; `U…` undo files are not run. SQL callbacks:
+    /// `beforeMigrate*.sql` first, `afterMigrate*.sql` (and `afterMigrateApplied`) last; the per-script and error ones are not run.
     case flyway
     /// dbmate: `<version>_<name>.sql` with `-- migrate:up` and `-- migrate:down` sections; only the up section runs.
     case dbmate
@@ -26,11 +27,11 @@ public enum MigrationLayout: String, Sendable, Hashable, Codable, CaseIterable, 
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
     /// The layout of a directory holding `names` (file names, not paths); `contents` reads a file's text by
-    /// name (nil when unreadable). Sqitch when there is a `sqitch.plan`; Flyway when a file is named `V…__…sql`
+    /// name (nil when unreadable). Sqitch when there is a `sqitch.plan` or `sqitch.conf`; Flyway when a file is named `V…__…sql`
     /// or `R__…sql`; golang-migrate when one ends in `.up.sql`; goose or dbmate when a `.sql` file has their
     /// annotation on a line of its own; plain otherwise.
     public static func detect(names: [String], contents: (String) -> String?) -> MigrationLayout {
-        if names.contains("sqitch.plan") { return .sqitch }
+        if names.contains("sqitch.plan") || names.contains("sqitch.conf") { return .sqitch }
         let sql = names.filter { $0.hasSuffix(".sql") }
         if sql.contains(where: { FlywayName($0) != nil }) { return .flyway }
         if sql.contains(where: { $0.hasSuffix(".up.sql") }) { return .golangMigrate }
@@ -58,8 +59,14 @@ public enum MigrationLayout: String, Sendable, Hashable, Codable, CaseIterable, 
             let versioned = parsed.filter { $0.1.version != nil }
             try Self.refuseDuplicates(versioned.map { ($0.0, $0.1.version!.map(String.init).joined(separator: ".")) }, tool: "Flyway")
             let repeatable = parsed.filter { $0.1.version == nil }
-            return versioned.sorted { FlywayName.less($0.1.version!, $1.1.version!) }.map(\.0)
+            // SQL callbacks of the whole run: beforeMigrate scripts first, afterMigrate (and afterMigrateApplied) last.
+            func callbacks(_ event: Set<String>) -> [String] {  // one event's scripts, by description (`afterMigrate.sql` first)
+                names.filter { name in FlywayName.callbackEvent(name).map(event.contains) ?? false }.sorted(by: NaturalOrder.less)
+            }
+            return callbacks(["beforeMigrate"])
+                + versioned.sorted { FlywayName.less($0.1.version!, $1.1.version!) }.map(\.0)
                 + repeatable.sorted { NaturalOrder.less($0.1.description, $1.1.description) }.map(\.0)
+                + callbacks(["afterMigrate"]) + callbacks(["afterMigrateApplied"])
         case .golangMigrate:
             let up = names.filter { $0.hasSuffix(".up.sql") && Self.leadingVersion($0) != nil }
             try Self.refuseDuplicates(up.map { ($0, String(Self.leadingVersion($0)!)) }, tool: "golang-migrate")
@@ -137,6 +144,17 @@ struct FlywayName: Sendable, Hashable {
         var trimmed = numbers
         while trimmed.count > 1, trimmed.last == 0 { trimmed.removeLast() }
         version = trimmed
+    }
+
+    /// The event of a Flyway SQL callback (`beforeMigrate.sql`, `afterMigrate__grants.sql` → `afterMigrate`); nil
+    /// for any other name.
+    static func callbackEvent(_ name: String) -> String? {
+        guard name.hasSuffix(".sql") else { return nil }
+        let base = name.dropLast(4)
+        let event = base.range(of: "__").map { String(base[..<$0.lowerBound]) } ?? String(base)
+        let events: Set<String> = ["beforeMigrate", "beforeEachMigrate", "beforeEachMigrateStatement", "afterEachMigrate", "afterEachMigrateStatement",
+                                   "afterEachMigrateError", "afterMigrate", "afterMigrateApplied", "afterVersioned", "afterMigrateError"]
+        return events.contains(event) ? event : nil
     }
 
     /// Part by part, numerically: 1 < 1.1 < 1.2 < 1.10 < 2 < 10.

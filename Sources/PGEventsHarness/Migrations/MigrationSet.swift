@@ -63,43 +63,71 @@ public struct MigrationSet: Sendable {
         }
         let base = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let entries = try FileManager.default.contentsOfDirectory(atPath: directory)
-        func read(_ name: String) throws -> String {
-            let path = base + "/" + name
+        func read(path: String) throws -> String {
             do {
                 return try String(contentsOfFile: path, encoding: .utf8)
             } catch {
                 throw HarnessError(code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
             }
         }
-        let layout = layout ?? MigrationLayout.detect(names: entries) { name in
+        // The name a file is shown by: its path relative to the directory.
+        func shown(_ path: String) -> String { path.hasPrefix(base + "/") ? String(path.dropFirst(base.count + 1)) : path }
+        let flywayConfiguration = layout == nil || layout == .flyway ? try FlywayConfiguration.read(directory: base) : nil
+        let layout = layout ?? (flywayConfiguration != nil ? .flyway : nil) ?? MigrationLayout.detect(names: entries) { name in
             name.hasSuffix(".sql") ? try? String(contentsOfFile: base + "/" + name, encoding: .utf8) : nil
         }
-        var names: [String]
+        var placeholders = placeholders
+        var paths: [String]
         if layout == .sqitch {
-            guard entries.contains("sqitch.plan") else {
-                throw HarnessError(code: .invalidInput, message: "\(directory) has no sqitch.plan (--layout sqitch)")
+            let sqitch = try SqitchConfiguration.read(directory: base)
+            guard FileManager.default.fileExists(atPath: sqitch.planFile) else {
+                throw HarnessError(code: .invalidInput, message: "\(directory) has no sqitch plan \(shown(sqitch.planFile))\(entries.contains("sqitch.conf") ? " (where sqitch.conf puts it)" : "") (--layout sqitch)")
             }
-            names = []
-            for change in MigrationLayout.sqitchChanges(plan: try read("sqitch.plan")) {
-                let name = "deploy/\(change.name).sql"
-                guard FileManager.default.fileExists(atPath: base + "/" + name) else {
-                    throw HarnessError(code: .invalidInput, message: "\(base)/sqitch.plan:\(change.line): change '\(change.name)' has no deploy script \(name)")
+            paths = []
+            for change in MigrationLayout.sqitchChanges(plan: try read(path: sqitch.planFile)) {
+                let path = sqitch.deployDirectory + "/\(change.name).sql"
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw HarnessError(code: .invalidInput, message: "\(sqitch.planFile):\(change.line): change '\(change.name)' has no deploy script \(shown(path))")
                 }
-                names.append(name)
+                paths.append(path)
             }
+            // sqitch.conf's variables, unless --define gives them.
+            placeholders.values.merge(sqitch.variables) { given, _ in given }
+        } else if layout == .flyway, let flyway = flywayConfiguration, !flyway.locations.isEmpty {
+            // Every location and its subdirectories, ordered together by version (as Flyway does).
+            var byName: [String: String] = [:]
+            for location in flyway.locations {
+                let found = FileManager.default.enumerator(atPath: location)?.compactMap { $0 as? String } ?? []
+                for relative in found {
+                    let name = (relative as NSString).lastPathComponent
+                    let path = location + "/" + relative
+                    if let other = byName[name], other != path {
+                        throw HarnessError(code: .invalidInput, message: "\(flyway.file): two migrations are named \(name): \(shown(other)) and \(shown(path))")
+                    }
+                    byName[name] = path
+                }
+            }
+            paths = try layout.order(Array(byName.keys)).compactMap { byName[$0] }
         } else {
-            names = try layout.order(entries)
+            paths = try layout.order(entries).map { base + "/" + $0 }
         }
+        if let flyway = flywayConfiguration, layout == .flyway {
+            if flyway.replacePlaceholders {
+                placeholders.values.merge(flyway.placeholders) { given, _ in given }
+            } else {
+                placeholders.replaces = false
+            }
+        }
+        let names = paths.map(shown)
         guard !names.isEmpty else {
             let what = layout == .plain ? "*.sql file" : "migration of the \(layout) layout"
             throw HarnessError(code: .invalidInput, message: "migrations directory \(directory) holds no \(what)",
                                hint: layout == .plain ? nil : "give the layout with --layout (\(MigrationLayout.names))")
         }
         var files: [File] = []
-        for name in names {
-            let path = base + "/" + name
+        for (name, path) in zip(names, paths) {
             let configuration = layout == .flyway ? try? String(contentsOfFile: path + ".conf", encoding: .utf8) : nil
-            var sections = MigrationSections(try read(name), layout: layout, flywayConfiguration: configuration)
+            var sections = MigrationSections(try read(path: path), layout: layout, flywayConfiguration: configuration)
             do {
                 sections = try placeholders.substitute(in: sections, layout: layout, fileName: (name as NSString).lastPathComponent)
             } catch {

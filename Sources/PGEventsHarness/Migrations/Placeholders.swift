@@ -14,6 +14,8 @@ import Foundation
 public struct Placeholders: Sendable, Hashable {
     /// Each placeholder's value, by name (without `${}` or `:`).
     public var values: [String: String]
+    /// False when the project turns substitution off (Flyway's `placeholderReplacement=false`): files run as written.
+    public var replaces = true
 
     /// Placeholders with these values; none by default (then any placeholder in a file is an error).
     public init(_ values: [String: String] = [:]) {
@@ -46,6 +48,7 @@ public struct Placeholders: Sendable, Hashable {
     /// `sections` with the placeholders of `layout` replaced (goose, dbmate and golang-migrate have none).
     func substitute(in sections: MigrationSections, layout: MigrationLayout, fileName: String = "") throws(Problem) -> MigrationSections {
         var result = sections
+        guard replaces else { return result }
         switch layout {
         case .flyway:
             result.text = try flyway(sections.text, fileName: fileName)

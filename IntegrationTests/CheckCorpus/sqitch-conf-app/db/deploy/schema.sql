@@ -1,0 +1,4 @@
+-- Deploy app:schema to pg
+BEGIN;
+CREATE SCHEMA :"app_schema";
+COMMIT;
