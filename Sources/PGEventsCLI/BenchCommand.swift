@@ -236,8 +236,6 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
     var sql: String?
 
-    @OptionGroup var user: UserPipelineOptions
-
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {

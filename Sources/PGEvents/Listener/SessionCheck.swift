@@ -11,7 +11,8 @@ public import PGEventsPostgres
 /// pooler in session mode, never share one; a pooler that moves statements does.
 public enum SessionCheck {
     /// Throws ``ProcessorError`` (`sharedSession`) when two of the processor's connections were served by one
-    /// backend. A server that cannot be reached is not an answer: the processor's own retries deal with it.
+    /// backend. A server that cannot be reached, or a connection lost during the check, is not an answer: the
+    /// processor's own retries deal with them.
     public static func requireSessions(_ configuration: PostgresConfiguration, logger: Logger, rounds: Int = 4) async throws {
         let first: PostgresConnection, second: PostgresConnection
         do {
@@ -38,9 +39,12 @@ public enum SessionCheck {
                 shared = seenByFirst.intersection(seenBySecond).first
             }
         } catch {
+            // A connection lost or a statement refused is not an answer either: the processor's own retries deal with
+            // the server; the check only stops it on evidence.
             await first.close()
             await second.close()
-            throw error
+            logger.debug("session check not finished", metadata: ["error": "\(error)"])
+            return
         }
         await first.close()
         await second.close()
