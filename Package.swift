@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PGEventsRedis", targets: ["PGEventsRedis"]),
         .library(name: "PGEvents", targets: ["PGEvents"]),
         .library(name: "PGEventsHarness", targets: ["PGEventsHarness"]),
+        .library(name: "PGEventsServe", targets: ["PGEventsServe"]),
         .executable(name: "pgevents", targets: ["PGEventsCLI"]),
     ],
     dependencies: [
@@ -25,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         // System libraries: libpq and hiredis are the reference clients of their servers.
@@ -83,10 +88,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The gateway to browsers: Redis streams out over WebSocket and SSE, with JWT. Its own module, so the
+        // processor and the test kit never depend on Hummingbird.
+        .target(
+            name: "PGEventsServe",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "PGEventsCLI",
             dependencies: [
-                "PGEvents", "PGEventsHarness", "PGEventsPostgres", "PGEventsRedis", "PGEventsSystem",
+                "PGEvents", "PGEventsHarness", "PGEventsServe", "PGEventsPostgres", "PGEventsRedis", "PGEventsSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,6 +127,7 @@ let package = Package(
             name: "PGEventsUnitTests",
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsFuzzOracles",
+                "PGEventsServe",
                 "PGEventsCLI",  // the bench output options' validation
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -118,7 +139,11 @@ let package = Package(
             name: "PGEventsIntegrationTests",
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCLI",
+                "PGEventsServe",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
