@@ -34,7 +34,7 @@ struct ClientFeed: Sendable {
                 case .gap(let stream, let after):
                     let notice = JSONValue.object([
                         "type": .string("gap"), "stream": .string(stream), "since": .string(after.description),
-                        "message": .string("entries after \(after) were trimmed from \(stream) (its MAXLEN) before this client came back; the oldest kept follow"),
+                        "message": .string("\(stream) no longer holds \(after) (trimmed by its MAXLEN): entries after it may be lost; the oldest kept follow"),
                     ])
                     try await send(.gap(notice.text, cursor: cursor))
                 }

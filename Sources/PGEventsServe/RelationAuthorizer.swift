@@ -26,6 +26,13 @@ public struct RelationAuthorizer: Sendable {
         case notAllowed(String)
     }
 
+    /// The relation's catalog names and whether the role has the privilege on it ($3 false: not checked).
+    static let lookup = """
+        SELECT n.nspname, c.relname, CASE WHEN $3 THEN has_table_privilege($2, c.oid, $4) ELSE true END
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = to_regclass($1)
+        """
+
     /// The URL for `database`: the template with `{database}` replaced (the name percent-encoded).
     public func url(database: String) -> String {
         let encoded = database.addingPercentEncodingForURLPath()
@@ -38,15 +45,15 @@ public struct RelationAuthorizer: Sendable {
             let roleExists = try await db.query("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", [role]).scalar(Bool.self)
             var allowed: Set<String> = []
             for relation in relations {
-                // to_regclass: NULL for a name that is not a relation (or not valid), never an error.
-                let result = try await db.query(
-                    """
-                    SELECT n.nspname, c.relname,
-                           CASE WHEN $3 THEN has_table_privilege($2, c.oid, $4) ELSE true END
-                      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE c.oid = to_regclass($1)
-                    """,
-                    [relation, role, checkPrivileges && roleExists ? true : false, privilege])
+                // to_regclass: NULL for a name that is not a relation; an error for one that is not even a name
+                // ("improper qualified name"), which is not allowed either.
+                let result: PostgresResult
+                do {
+                    result = try await db.query(Self.lookup, [relation, role, checkPrivileges && roleExists, privilege])
+                } catch {
+                    guard let failure = error as? PostgresError, failure.code == .server else { throw error }
+                    return .notAllowed(relation)
+                }
                 guard result.count == 1, let schema = result[0][0], let table = result[0][1] else { return .notAllowed(relation) }
                 if checkPrivileges && (!roleExists || result[0][2] != "t") { return .notAllowed(relation) }
                 allowed.insert("\(schema).\(table)")

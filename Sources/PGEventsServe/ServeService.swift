@@ -37,7 +37,8 @@ public final class ServeService: Service, Sendable {
 
     public func run() async throws {
         let configuration = gateway.configuration
-        let reader = StreamReader(redis: redis, streams: configuration.streams, block: configuration.clients.block, hub: gateway.hub, logger: gateway.logger)
+        let reader = StreamReader(redis: redis, streams: configuration.streams, block: configuration.clients.block, hub: gateway.hub, logger: gateway.logger,
+            count: min(1000, configuration.clients.queue))
         let start = try await reader.start()
         let stopping = StopFlag()
         let application = makeApplication()

@@ -11,7 +11,7 @@ struct StreamHistory: Sendable {
     /// Something a replay hands to the client.
     enum Replayed: Sendable {
         case event(GatewayEvent)
-        /// Entries after `since` were trimmed from `stream` (its MAXLEN) before the client came back.
+        /// Entries after `since` may have been trimmed from `stream` (its MAXLEN) before the client came back.
         case gap(stream: String, since: StreamID)
     }
 
@@ -30,7 +30,7 @@ struct StreamHistory: Sendable {
         do {
             for stream in wanted {
                 guard var after = since[stream.key], let end = through[stream.key] else { continue }
-                if let trimmed = try await Self.maxDeletedID(connection, stream.key), trimmed > after {
+                if try await Self.mayHaveLost(connection, stream.key, after: after) {
                     try await deliver(.gap(stream: stream.key, since: after))
                 }
                 while after < end {
@@ -49,13 +49,14 @@ struct StreamHistory: Sendable {
         }
     }
 
-    /// The highest ID ever trimmed or deleted from the stream (`XINFO STREAM`'s `max-deleted-entry-id`).
-    static func maxDeletedID(_ connection: RedisConnection, _ key: String) async throws -> StreamID? {
-        let reply = try await connection.command("XINFO", "STREAM", RedisArgument(key))
-        guard let items = reply.array else { return nil }
-        for index in stride(from: 0, to: items.count - 1, by: 2) where items[index].string == "max-deleted-entry-id" {
-            return items[index + 1].string.flatMap { StreamID($0) }
-        }
-        return nil
+    /// Whether entries after `after` may have been trimmed away (MAXLEN): the stream no longer holds `after`
+    /// itself and its oldest entry is younger. (Redis does not record what MAXLEN trimmed, only what XDEL
+    /// deleted, so "may": the entry right after `after` could be the oldest kept.) `0-0` asks for everything kept.
+    static func mayHaveLost(_ connection: RedisConnection, _ key: String, after: StreamID) async throws -> Bool {
+        guard after != .zero else { return false }
+        let oldest = try StreamEntry.entries(stream: key, from: try await connection.command("XRANGE", RedisArgument(key), "-", "+", "COUNT", "1"))
+        guard let first = oldest.first?.id, first > after else { return false }
+        let kept = try await connection.command("XRANGE", RedisArgument(key), RedisArgument(after.description), RedisArgument(after.description))
+        return try StreamEntry.entries(stream: key, from: kept).isEmpty
     }
 }

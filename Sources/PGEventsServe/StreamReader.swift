@@ -10,6 +10,8 @@ struct StreamReader: Sendable {
     let block: Double
     let hub: ClientHub
     let logger: Logger
+    /// Entries read at most per XREAD.
+    let count: Int
 
     /// Connects and finds where each stream ends (the hub's starting positions); fails if Redis cannot be reached,
     /// so that a misconfigured gateway stops at once instead of serving nothing.
@@ -50,7 +52,8 @@ struct StreamReader: Sendable {
                     logger.info("reading streams", metadata: ["streams": "\(streams.map(\.key))"])
                 }
                 guard let redis = connection else { continue }
-                var arguments: [RedisArgument] = ["XREAD", "COUNT", "1000", "BLOCK", RedisArgument(Int((block * 1000).rounded())), "STREAMS"]
+                // At most a queue's worth per read, so that one read alone never overflows a client that keeps up.
+                var arguments: [RedisArgument] = ["XREAD", "COUNT", RedisArgument(count), "BLOCK", RedisArgument(Int((block * 1000).rounded())), "STREAMS"]
                 arguments += streams.map { RedisArgument($0.key) }
                 arguments += streams.map { RedisArgument(positions[$0.key, default: .zero].description) }
                 let entries = try StreamEntry.entries(fromRead: try await redis.command(arguments))
