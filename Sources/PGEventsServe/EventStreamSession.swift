@@ -50,6 +50,13 @@ struct EventStreamSession {
                             try? await channel.close()
                         }
                     }
+                    // A client that goes away ends its feed at once (not at the next keep-alive's failed write).
+                    group.addTask {
+                        let (closed, signal) = AsyncStream<Void>.makeStream()
+                        channel.closeFuture.whenComplete { _ in signal.finish() }
+                        for await _ in closed {}  // ends when the channel closes, or when the group is cancelled
+                        if !Task.isCancelled { subscription.keepalive.finish() }
+                    }
                     group.addTask {
                         try await Task.sleep(for: .seconds(max(0, admitted.identity.expiresAt.timeIntervalSinceNow)))
                         gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
