@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "PGEventsHarness", targets: ["PGEventsHarness"]),
         .library(name: "PGEventsCheck", targets: ["PGEventsCheck"]),
         .library(name: "PGEventsBench", targets: ["PGEventsBench"]),
+        .library(name: "PGEventsServe", targets: ["PGEventsServe"]),
         .executable(name: "pgevents", targets: ["PGEventsCLI"]),
     ],
     dependencies: [
@@ -27,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
     ],
     targets: [
         // System libraries: libpq and hiredis are the reference clients of their servers.
@@ -104,10 +109,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The gateway to browsers: Redis streams out over WebSocket and SSE, with JWT. Its own module, so the
+        // processor and the test kit never depend on Hummingbird.
+        .target(
+            name: "PGEventsServe",
+            dependencies: [
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "PGEventsCLI",
             dependencies: [
-                "PGEvents", "PGEventsHarness", "PGEventsCheck", "PGEventsBench", "PGEventsPostgres", "PGEventsRedis",
+                "PGEvents", "PGEventsHarness", "PGEventsCheck", "PGEventsBench", "PGEventsServe", "PGEventsPostgres", "PGEventsRedis",
                 "PGEventsSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -130,6 +150,7 @@ let package = Package(
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCheck",
                 "PGEventsBench", "PGEventsFuzzOracles",
+                "PGEventsServe",
                 "PGEventsCLI",  // the bench output options' validation
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -142,7 +163,11 @@ let package = Package(
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCheck",
                 "PGEventsBench", "PGEventsCLI",
+                "PGEventsServe",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

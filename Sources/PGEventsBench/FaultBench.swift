@@ -34,7 +34,7 @@ public struct FaultBench: Sendable {
             case .terminateListener: "pg_terminate_backend on the processor's backends"
             case .postgresRestartFast: "PostgreSQL fast shutdown, 0.5 s down, start"
             case .postgresRestartImmediate: "PostgreSQL immediate shutdown (crash recovery), 0.5 s down"
-            case .postgresFreeze: "PostgreSQL frozen (SIGSTOP) past the heartbeat timeout: a half-open connection"
+            case .postgresFreeze: "PostgreSQL frozen (SIGSTOP) past the heartbeat timeout, until the processor notices (at most 10 s more): a half-open connection"
             case .notifyQueueFull: "a listener stops reading inside an open transaction while 8 MB of NOTIFYs pile up"
             case .redisRestart: "Redis restarted (append-only file on), 0.5 s down"
             case .processorKill: "pgevents process killed with SIGKILL, restarted 0.2 s later"
@@ -51,7 +51,7 @@ public struct FaultBench: Sendable {
         public var sqlDirectory: String
         /// The `pgevents` executable, for the SIGKILL fault (which needs a process of its own).
         public var processorExecutable: String?
-        /// The processor's heartbeat timeout (seconds); the freeze lasts this plus 1.5 s.
+        /// The processor's heartbeat timeout (seconds); the freeze lasts this plus 1.5 s, and until the processor notices (at most 10 s more).
         public var heartbeatTimeout: Double = 1
         /// The processor's source: the journal (`events` has the journal trigger), or the WAL (`events` is in a
         /// publication, with no trigger; each fault's database gets a slot of its own).
@@ -315,9 +315,13 @@ public struct FaultBench: Sendable {
         case .postgresFreeze:
             let frozen = ContinuousClock.now
             try await postgres.pause()
-            let hold = ContinuousClock.now + .milliseconds(Int((options.heartbeatTimeout + 1.5) * 1000))
-            while ContinuousClock.now < hold {
+            // Frozen for the heartbeat timeout and 1.5 s, and on until the processor has noticed (at most 10 s past
+            // the timeout): on a busy machine its heartbeat may fire late, and a freeze it never saw tests nothing.
+            let minimum = frozen + .milliseconds(Int((options.heartbeatTimeout + 1.5) * 1000))
+            let maximum = frozen + .milliseconds(Int((options.heartbeatTimeout + 10) * 1000))
+            while ContinuousClock.now < maximum {
                 if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
+                if detection != nil, ContinuousClock.now >= minimum { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
             try await postgres.resume()

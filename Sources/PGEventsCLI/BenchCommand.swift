@@ -227,7 +227,7 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(help: "Committed events per second during the run.")
     var rate: Double = 500
 
-    @Option(name: .customLong("heartbeat-timeout"), help: "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s).")
+    @Option(name: .customLong("heartbeat-timeout"), help: "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s, and on until the processor notices, at most 10 s more).")
     var heartbeatTimeout: Double = 1
 
     @Option(help: "The processor's source: journal, or wal (the events table in a publication, streamed from a replication slot of each fault's own).")

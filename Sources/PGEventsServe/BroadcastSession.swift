@@ -1,0 +1,136 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import NIOCore
+import NIOWebSocket
+
+/// One WebSocket client of `GET /broadcast?token=…&rel=…&since=…`: refused with GC2's error message and a close,
+/// or fed its messages until it leaves, its token expires, or it falls behind.
+struct BroadcastSession {
+    let gateway: Gateway
+
+    /// Close codes of the gateway's own (4000–4999 are for applications).
+    enum CloseCode {
+        /// The client's queue overflowed.
+        static let slowClient = WebSocketErrorCode.unknown(4000)
+        /// The token expired.
+        static let tokenExpired = WebSocketErrorCode.unknown(4001)
+        /// A check failed (the error message says which).
+        static let refused = WebSocketErrorCode.policyViolation
+    }
+
+    private enum Ending: Sendable {
+        case clientLeft
+        case slow
+        case expired
+        case feedEnded
+        /// The client broke the protocol or the size limit: Hummingbird closes with the code the error carries.
+        case inboundFailed(any Error)
+    }
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: WebSocketRouterContext<ServeRequestContext>) async throws {
+        let query = context.request.uri.queryParameters
+        let admitted: Gateway.Admitted
+        switch await gateway.admit(
+            token: query["token"].map(String.init), rel: query["rel"].map(String.init), channels: query["channels"].map(String.init),
+            since: query["since"].map(String.init))
+        {
+        case .failure(let error):
+            try await outbound.write(.text(error.json))
+            try await outbound.close(CloseCode.refused, reason: error.code)
+            return
+        case .success(let value):
+            admitted = value
+        }
+        let channel = context.requestContext.channel
+        let subscribed: Void? = try await gateway.hub.withSubscription(admitted.filter) { subscription in
+            let ending = await withTaskGroup(of: Ending.self) { group in
+                group.addTask {
+                    do {
+                        try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in
+                            switch delivery {
+                            case .message(let text, _), .gap(let text, _):
+                                try await outbound.write(.text(text))
+                                gateway.metrics.messagesSent.add(1, ordering: .relaxed)
+                            case .keepalive:
+                                break  // WebSocket pings are Hummingbird's (autoPing)
+                            }
+                        }
+                    } catch {
+                        return .clientLeft  // a write failed: the connection is gone
+                    }
+                    return .feedEnded
+                }
+                group.addTask {
+                    for await _ in subscription.dropped { return .slow }
+                    return .feedEnded
+                }
+                group.addTask {
+                    let remaining = admitted.identity.expiresAt.timeIntervalSinceNow
+                    do {
+                        try await Task.sleep(for: .seconds(max(0, remaining)))
+                    } catch {
+                        return .feedEnded  // cancelled: another task ended the session
+                    }
+                    return .expired
+                }
+                group.addTask {
+                    do {
+                        try await readMessages(inbound: inbound, outbound: outbound, identity: admitted.identity)
+                    } catch {
+                        return .inboundFailed(error)
+                    }
+                    return .clientLeft
+                }
+                let first = await group.next() ?? .clientLeft
+                if case .slow = first {
+                    // The feed task is most likely stuck writing to this client: close the socket under it.
+                    await closeSlowClient(outbound: outbound, channel: channel)
+                }
+                group.cancelAll()
+                return first
+            }
+            switch ending {
+            case .expired:
+                gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
+                try? await outbound.write(.text(GatewayError.tokenExpired(admitted.identity).json))
+                try? await outbound.close(CloseCode.tokenExpired, reason: "token_expired")
+            case .feedEnded:
+                try? await outbound.close(.goingAway, reason: "server stopping")
+            case .inboundFailed(let error):
+                throw error
+            case .clientLeft, .slow:
+                break
+            }
+        }
+        if subscribed == nil {
+            try await outbound.write(.text(GatewayError.tooManyConnections.json))
+            try await outbound.close(.unknown(1013), reason: GatewayError.tooManyConnections.code)
+        }
+    }
+
+    /// Sends the close frame with code 4000 behind what is already queued for the client, waits up to
+    /// `clients.close_timeout` for it to go out, and closes the connection either way.
+    private func closeSlowClient(outbound: WebSocketOutboundWriter, channel: any Channel) async {
+        gateway.logger.info("client too slow; disconnecting")
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await outbound.close(CloseCode.slowClient, reason: GatewayError.slowClient.code) }
+            group.addTask { try? await Task.sleep(for: .seconds(gateway.configuration.clients.closeTimeout)) }
+            await group.next()
+            group.cancelAll()
+        }
+        try? await channel.close()
+    }
+
+    /// Answers the client's text messages (SQL when enabled) until it closes or breaks the size limit.
+    private func readMessages(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: TokenIdentity) async throws {
+        for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
+            guard case .text(let text) = message else {
+                try await outbound.write(.text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
+                continue
+            }
+            let answer = await gateway.sql.answer(text, identity: identity)
+            try await outbound.write(.text(answer))
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// One client's messages in order: what it missed (from `since`, read from the streams), then the live feed,
+/// with no gap between the two and no entry twice. The live feed starts right after the positions its
+/// subscription was registered at, and the replay ends exactly there; an entry at or before what was already
+/// sent for its stream is skipped all the same.
+struct ClientFeed: Sendable {
+    let history: StreamHistory
+    let streamKeys: [String]
+
+    /// What the feed hands to the connection.
+    enum Delivery: Sendable {
+        /// A message, and the client's cursor once it has it (the SSE event ID).
+        case message(String, cursor: StreamCursor)
+        /// Entries were trimmed before the client came back: the message explains.
+        case gap(String, cursor: StreamCursor)
+        case keepalive
+    }
+
+    /// Runs until the subscription's queue ends (the client was dropped, or the hub is going away).
+    func run(
+        _ subscription: ClientHub.Subscription, filter: ClientFilter, since: StreamCursor?,
+        send: (Delivery) async throws -> Void
+    ) async throws {
+        var cursor = StreamCursor(subscription.positions)
+        if let since {
+            var sent = since.positions
+            try await history.replay(since: since.positions, through: subscription.positions) { replayed in
+                switch replayed {
+                case .event(let event):
+                    sent[event.stream.key] = event.id
+                    var at = cursor
+                    at.positions.merge(sent) { _, new in new }
+                    guard filter.wants(event), let text = event.message(database: filter.database, relations: filter.relations) else { return }
+                    try await send(.message(text, cursor: at))
+                case .gap(let stream, let after):
+                    let notice = JSONValue.object([
+                        "type": .string("gap"), "stream": .string(stream), "since": .string(after.description),
+                        "message": .string("\(stream) no longer holds \(after) (trimmed by its MAXLEN): entries after it may be lost; the oldest kept follow"),
+                    ])
+                    try await send(.gap(notice.text, cursor: cursor))
+                }
+            }
+            // Streams the client named that are already past the live start keep the client's position there.
+            cursor.positions.merge(since.positions) { live, asked in max(live, asked) }
+        }
+        for await outgoing in subscription.events {
+            switch outgoing {
+            case .keepalive:
+                try await send(.keepalive)
+            case .event(let event):
+                if let last = cursor.positions[event.stream.key], event.id <= last { continue }
+                cursor.positions[event.stream.key] = event.id
+                guard let text = event.message(database: filter.database, relations: filter.relations) else { continue }
+                try await send(.message(text, cursor: cursor))
+            }
+        }
+    }
+}
