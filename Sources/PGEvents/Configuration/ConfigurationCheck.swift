@@ -86,7 +86,7 @@ public enum ConfigurationCheck {
         case .wal:
             guard let wal = configuration.wal else { return "no slot" }
             let state = try await WalSetup.check(on: connection, slot: wal.slot, publication: wal.publication, channels: Set(configuration.channels.map(\.name)), logger: logger)
-            var replication = await connection.configuration
+            var replication = connection.configuration
             replication["replication"] = "database"
             _ = try await WalSetup.identifySystem(replication, logger: logger)
             return "slot \(wal.slot) (confirmed \(state.confirmed)) and publication \(wal.publication) exist; the role may stream"
