@@ -27,10 +27,14 @@ struct SQLAndExpiryTests {
                 func ask(_ uid: String, superUser: Bool = false, _ statements: [String]) async throws -> [JSONValue] {
                     let token = try await makeToken(["database": .string(database.name), "uid": .string(uid), "superUser": .bool(superUser)])
                     let path = gateway.pathAndQuery("/broadcast", ["token": token, "rel": "public.parcels"])
-                    return try await RawWebSocket.run(port: gateway.port, pathAndQuery: path) { socket in
+                    let transcript = try await RawWebSocket.run(port: gateway.port, pathAndQuery: path) { socket in
                         for statement in statements { try socket.send(statement) }
-                        return try socket.transcript { $0.count == statements.count }.json
+                        return try socket.transcript { $0.count == statements.count }
                     }
+                    // Fail, never crash on a short answer: name how the gateway ended the connection.
+                    try #require(transcript.messages.count == statements.count,
+                                 "the gateway answered \(transcript.messages.count) of \(statements.count) statements, then closed with \(String(describing: transcript.closeCode)) \(transcript.closeReason ?? "")")
+                    return transcript.json
                 }
                 let answers = try await ask("serve_sql_reader", [
                     "SELECT gid, owner FROM public.parcels ORDER BY gid",

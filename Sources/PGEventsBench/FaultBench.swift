@@ -178,6 +178,7 @@ public struct FaultBench: Sendable {
 
         do {
             try await Task.sleep(for: .seconds(1))
+            try await waitUntilDelivering(database: database, wal: wal, run: run)
             try await inject(fault, postgres: postgres, redis: redis, database: database, wal: wal, logs: logs, run: run,
                              child: &child, childConfigPath: childConfigPath, note: &note, detection: &detection)
             // Load goes on until delivery has resumed (or 15 s), then one more second.
@@ -288,6 +289,22 @@ public struct FaultBench: Sendable {
                 }
             }
             await connection?.close()
+        }
+    }
+
+    /// Waits (at most 30 s) until the processor delivers and, for the journal, its listener has run LISTEN: on a busy
+    /// machine its start can take longer than the second of load before the fault, and a fault that hits a processor
+    /// still starting (a freeze before its first heartbeat) tests nothing.
+    private func waitUntilDelivering(database: TemporaryDatabase, wal: Bool, run: RunState) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while run.received.withLock({ $0.isEmpty }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        guard !wal else { return }
+        try await database.withConnection { connection in
+            while try await connection.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'"
+            ).scalar(Int.self) == 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
     }
 
