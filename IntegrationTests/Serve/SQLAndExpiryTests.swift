@@ -22,7 +22,10 @@ struct SQLAndExpiryTests {
                 """)
         }
         try await withTemporaryRedis { redis in
-            let configuration = testConfiguration(streams: [stream], sql: .init(enabled: true, statementTimeout: 2, maxRows: 2))
+            var configuration = testConfiguration(streams: [stream], sql: .init(enabled: true, statementTimeout: 2, maxRows: 2))
+            // A statement runs on the connection's reading loop, so pongs wait for it: pings here must be rarer than the
+            // statements are long on a busy machine (the default is 30 s; the tests' 5 s timed this test out in CI).
+            configuration.clients.pingInterval = 30
             try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
                 func ask(_ uid: String, superUser: Bool = false, _ statements: [String]) async throws -> [JSONValue] {
                     let token = try await makeToken(["database": .string(database.name), "uid": .string(uid), "superUser": .bool(superUser)])
