@@ -29,7 +29,8 @@ actor WalStream {
     private let channels: Set<String>
     private let messages: Bool
     private let logger: Logger
-    private var tables: [UInt32: WalChangeEncoder.Table] = [:]
+    /// Each relation's encoder, and whether its channel is delivered (decided once per description, not per row).
+    private var tables: [UInt32: (table: WalChangeEncoder.Table, delivered: Bool)] = [:]
     /// The transaction being read: its commit LSN, commit time, and the index of its next change.
     private var open: (lsn: LogSequenceNumber, time: Date, next: Int64)?
     private var finished: LogSequenceNumber
@@ -106,7 +107,8 @@ actor WalStream {
             open = nil
             finished = max(finished, end)
         case .relation(let relation):
-            tables[relation.id] = WalChangeEncoder.Table(relation)
+            let table = WalChangeEncoder.Table(relation)
+            tables[relation.id] = (table, channels.contains(table.channel))
         case .insert(let id, let new):
             try append(table: id, into: &events, bytes: &bytes) { try WalChangeEncoder.payload(.insert, table: $0, new: new, old: nil, oldIsKey: false) }
         case .update(let id, let old, let oldIsKey, let new):
@@ -129,31 +131,27 @@ actor WalStream {
                 }
                 return
             }
-            try appendEvent(channel: channel, payload: String(decoding: content, as: UTF8.self), into: &events, bytes: &bytes)
+            try appendEvent(channel: channel, payload: channels.contains(channel) ? String(decoding: content, as: UTF8.self) : nil, into: &events, bytes: &bytes)
         case .ignored:
             break
         }
     }
 
     private func append(table id: UInt32, into events: inout [SourceEvent], bytes: inout Int, payload: (WalChangeEncoder.Table) throws -> String) throws {
-        guard let table = tables[id] else {
+        guard let (table, delivered) = tables[id] else {
             throw WalDecodingError(message: "change", offset: 0, reason: "a change of relation \(id) before its description (the server sends one first)")
         }
-        guard channels.contains(table.channel) else {
-            try appendEvent(channel: table.channel, payload: nil, into: &events, bytes: &bytes)
-            return
-        }
-        try appendEvent(channel: table.channel, payload: try payload(table), into: &events, bytes: &bytes)
+        try appendEvent(channel: table.channel, payload: delivered ? try payload(table) : nil, into: &events, bytes: &bytes)
     }
 
-    /// Appends an event of the open transaction (a nil payload, or a channel the processor does not deliver, only
-    /// takes its index, so that positions do not depend on the configuration).
+    /// Appends an event of the open transaction. A nil payload (a channel the processor does not deliver) only takes
+    /// its index, so that positions do not depend on the configuration.
     private func appendEvent(channel: String, payload: String?, into events: inout [SourceEvent], bytes: inout Int) throws {
         guard let transaction = open else {
             throw WalDecodingError(message: "change", offset: 0, reason: "a change outside a transaction")
         }
         open?.next += 1
-        guard let payload, channels.contains(channel) else {
+        guard let payload else {
             if skippedChannels.insert(channel).inserted {
                 logger.info("changes of a channel that is not configured are skipped", metadata: ["channel": "\(channel)"])
             }
