@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // pgevents: test, run and benchmark PostgreSQL LISTEN/NOTIFY event pipelines.
 import PackageDescription
+
 import class Foundation.ProcessInfo
 
 let strict: [SwiftSetting] = [
@@ -212,8 +213,11 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil {
 }
 
 // The micro-benchmarks' inputs, for both of their runners.
-if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil || ProcessInfo.processInfo.environment["PGEVENTS_ORDO_BENCHMARKS"] != nil {
-    package.targets.append(.target(name: "PGEventsMicroWorkloads", dependencies: ["PGEvents"], path: "Benchmarks/MicroWorkloads", swiftSettings: strict))
+if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil
+    || ProcessInfo.processInfo.environment["PGEVENTS_ORDO_BENCHMARKS"] != nil
+{
+    package.targets.append(
+        .target(name: "PGEventsMicroWorkloads", dependencies: ["PGEvents"], path: "Benchmarks/MicroWorkloads", swiftSettings: strict))
 }
 
 // The same micro-benchmarks under ordo-one/benchmark (wall clock, allocations, its own thresholds), on request:
@@ -223,13 +227,14 @@ if ProcessInfo.processInfo.environment["PGEVENTS_BENCHMARKS"] != nil || ProcessI
 // MallocInterposer's package is, and gives the allocation counts.
 if ProcessInfo.processInfo.environment["PGEVENTS_ORDO_BENCHMARKS"] != nil {
     package.dependencies.append(.package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]))
-    package.targets.append(.executableTarget(
-        name: "PGEventsMicroBenchmarks",
-        dependencies: ["PGEvents", "PGEventsMicroWorkloads", .product(name: "Benchmark", package: "benchmark")],
-        path: "Benchmarks/PGEventsMicroBenchmarks",
-        swiftSettings: strict,
-        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-    ))
+    package.targets.append(
+        .executableTarget(
+            name: "PGEventsMicroBenchmarks",
+            dependencies: ["PGEvents", "PGEventsMicroWorkloads", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/PGEventsMicroBenchmarks",
+            swiftSettings: strict,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ))
 }
 
 // Benchmarks/Fuzz/ holds libFuzzer targets, one per parser of outside input; compiled only on request, with the
@@ -238,11 +243,12 @@ if ProcessInfo.processInfo.environment["PGEVENTS_ORDO_BENCHMARKS"] != nil {
 if ProcessInfo.processInfo.environment["PGEVENTS_FUZZ"] != nil {
     package.targets.append(.target(name: "CLibFuzzer", path: "Benchmarks/Fuzz/CLibFuzzer"))
     for name in ["json", "csv", "text", "spec", "config", "resp", "sql"] {
-        package.targets.append(.executableTarget(
-            name: "pgevents-fuzz-\(name)",
-            dependencies: ["CLibFuzzer", "PGEventsFuzzOracles"],
-            path: "Benchmarks/Fuzz/Targets/\(name)",
-            swiftSettings: strict
-        ))
+        package.targets.append(
+            .executableTarget(
+                name: "pgevents-fuzz-\(name)",
+                dependencies: ["CLibFuzzer", "PGEventsFuzzOracles"],
+                path: "Benchmarks/Fuzz/Targets/\(name)",
+                swiftSettings: strict
+            ))
     }
 }

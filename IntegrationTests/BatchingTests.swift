@@ -1,17 +1,19 @@
 import Foundation
 import Logging
-@testable import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import Testing
+
+@testable import PGEvents
 
 /// A database with the journal and a `changes` table journaled on `change` (op, tbl, key columns).
 private func batchingDatabase() async throws -> TemporaryDatabase {
     let database = try await Shared.postgres().makeDatabase()
     let connection = try await database.connect()
     try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
-    try await connection.execute("""
+    try await connection.execute(
+        """
         CREATE TABLE changes (id serial PRIMARY KEY, op text NOT NULL, tbl text NOT NULL);
         CREATE TRIGGER changes_journal AFTER INSERT ON changes
             FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('change');
@@ -23,8 +25,10 @@ private func batchingDatabase() async throws -> TemporaryDatabase {
 /// The delivery of `yaml`'s processor configuration, as the processor would build it.
 private func delivery(_ yaml: String, _ database: TemporaryDatabase, _ redis: TemporaryRedis) throws -> EventDelivery {
     let configuration = try ProcessorConfiguration(yaml: yaml)
-    return EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
-        .makeDelivery()
+    return EventProcessor(
+        configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test")
+    )
+    .makeDelivery()
 }
 
 /// The batch messages on a list, oldest first, as JSON objects.
@@ -59,7 +63,8 @@ struct BatchingTests {
             let reader = try await redis.connect()
             let delivery = try delivery(groupedByOp, database, redis)
             // 4 INSERTs and 3 UPDATEs, interleaved: one full batch of each op is sent, one INSERT waits.
-            try await writer.execute("""
+            try await writer.execute(
+                """
                 INSERT INTO changes (op, tbl) VALUES ('INSERT','a'),('UPDATE','a'),('INSERT','b'),('INSERT','c'),('UPDATE','b'),('UPDATE','c'),('INSERT','d')
                 """)
             let progress = try await delivery.drain()
@@ -68,7 +73,10 @@ struct BatchingTests {
             #expect(sent.count == 2)
             #expect(sent.map { ($0["group"] as? [String: Any])?["event.row.op"] as? String } == ["INSERT", "UPDATE"])
             #expect(sent.map(ids) == [[1, 3, 4], [2, 5, 6]])
-            #expect(sent.allSatisfy { $0["reason"] as? String == "full" && ($0["count"] as? NSNumber)?.intValue == 3 && $0["channel"] as? String == "change" })
+            #expect(
+                sent.allSatisfy {
+                    $0["reason"] as? String == "full" && ($0["count"] as? NSNumber)?.intValue == 3 && $0["channel"] as? String == "change"
+                })
             // The fourth INSERT is staged: due in about a minute, sent by flushBatches(all:) at once.
             let deadline = try #require(delivery.nextBatchDeadline)
             #expect(deadline > .now + .seconds(50))
@@ -90,8 +98,10 @@ struct BatchingTests {
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
-            let configuration = try ProcessorConfiguration(yaml: groupedByOp.replacing("max_seconds: 60", with: "max_seconds: 0.3") + "\ncatch_up_interval: 0.5")
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let configuration = try ProcessorConfiguration(
+                yaml: groupedByOp.replacing("max_seconds: 60", with: "max_seconds: 0.3") + "\ncatch_up_interval: 0.5")
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let started = ContinuousClock.now
             var waited = Duration.zero
             try await withRunningProcessor(processor) {
@@ -131,9 +141,12 @@ struct BatchingTests {
             // Staging the same jobs again (a replay after a crash before the ack) adds nothing.
             let sink = RedisJobWriter()
             let event = SourceEvent(seq: 99, channel: "change", payload: "{}", createdAt: Date())
-            let job = Job(event: event, destination: .batch(BatchDestination(
-                queue: "out2", sink: .list, streamMaxLength: nil, channel: "change", group: "{}",
-                spec: BatchSpec(maxItems: 5, maxAge: .seconds(60)))), body: #"{"id":99}"#)
+            let job = Job(
+                event: event,
+                destination: .batch(
+                    BatchDestination(
+                        queue: "out2", sink: .list, streamMaxLength: nil, channel: "change", group: "{}",
+                        spec: BatchSpec(maxItems: 5, maxAge: .seconds(60)))), body: #"{"id":99}"#)
             let connection = try await redis.connect()
             #expect(try await sink.write([job], consumer: "c:1", on: connection).written == 1)
             let again = try await sink.write([job], consumer: "c:1", on: connection)
@@ -152,7 +165,8 @@ struct BatchingTests {
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
-            let delivery = try delivery("""
+            let delivery = try delivery(
+                """
                 consumer: streamer
                 channels:
                   change:
@@ -179,7 +193,9 @@ struct BatchingTests {
         await writer.close()
     }
 
-    @Test("a batch Redis refuses (its list's key holds a string) goes whole to the dead-letter list with the reason; later batches are not held back")
+    @Test(
+        "a batch Redis refuses (its list's key holds a string) goes whole to the dead-letter list with the reason; later batches are not held back"
+    )
     func refusedBatch() async throws {
         let database = try await batchingDatabase()
         let writer = try await database.connect()
@@ -196,7 +212,8 @@ struct BatchingTests {
             #expect((letter["redis_error"] as? String)?.hasPrefix("WRONGTYPE") == true, "\(letter)")
             #expect((letter["reason"] as? String)?.contains("batch of 1 for out") == true)
             #expect(letter["destination"] as? String == "out")
-            let batch = try #require(try JSONSerialization.jsonObject(with: Data(((letter["job"] as? String) ?? "").utf8)) as? [String: Any])
+            let batch = try #require(
+                try JSONSerialization.jsonObject(with: Data(((letter["job"] as? String) ?? "").utf8)) as? [String: Any])
             #expect(batch["count"] as? Int == 1)
             // Once the key is fixed, the next batches go out.
             _ = try await reader.command("DEL", "out")

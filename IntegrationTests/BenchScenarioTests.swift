@@ -40,7 +40,12 @@ struct BenchScenarioTests {
 
     @Test("load-1000 (200 events): every commit consumed once, every stage measured")
     func load() async throws {
-        let results = try await ScenarioBench(options: options { $0.events = 200; $0.writers = [2] }).run(.load1000)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.events = 200
+                $0.writers = [2]
+            }
+        ).run(.load1000)
         try checkCommon(results)
         let result = try #require(results.first)
         #expect(results.map(\.scenario) == ["load-1000"])
@@ -53,7 +58,12 @@ struct BenchScenarioTests {
 
     @Test("throughput (1 s, 2 writers): drained, with the memory figures")
     func throughput() async throws {
-        let results = try await ScenarioBench(options: options { $0.duration = 1; $0.writers = [2] }).run(.throughput)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.duration = 1
+                $0.writers = [2]
+            }
+        ).run(.throughput)
         try checkCommon(results)
         let result = try #require(results.first)
         #expect(result.scenario == "throughput")
@@ -65,7 +75,12 @@ struct BenchScenarioTests {
 
     @Test("burst (5,000 events, with the raw LISTEN loop): drained, CPU per event and the raw rate reported")
     func burst() async throws {
-        let results = try await ScenarioBench(options: options { $0.burstSize = 5_000; $0.compareRaw = true }).run(.burst)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.burstSize = 5_000
+                $0.compareRaw = true
+            }
+        ).run(.burst)
         try checkCommon(results)
         let result = try #require(results.first)
         #expect(result.scenario == "burst" && result.events == 5_000)
@@ -76,10 +91,20 @@ struct BenchScenarioTests {
 
     @Test("burst through rules and through batching (2,005 events): nothing lost; batches hold 10 jobs, the last one 5")
     func burstPipelines() async throws {
-        let rules = try await ScenarioBench(options: options { $0.burstSize = 2_005; $0.pipeline = .rules }).run(.burst)
+        let rules = try await ScenarioBench(
+            options: options {
+                $0.burstSize = 2_005
+                $0.pipeline = .rules
+            }
+        ).run(.burst)
         try checkCommon(rules)
         #expect(rules.first?.scenario == "burst/rules" && rules.first?.extra["messages"] == 2_005)
-        let batched = try await ScenarioBench(options: options { $0.burstSize = 2_005; $0.pipeline = .batch }).run(.burst)
+        let batched = try await ScenarioBench(
+            options: options {
+                $0.burstSize = 2_005
+                $0.pipeline = .batch
+            }
+        ).run(.burst)
         try checkCommon(batched)
         #expect(batched.first?.scenario == "burst/batch" && batched.first?.extra["messages"] == 201, "\(batched.first?.extra ?? [:])")
         #expect(batched.first?.settings["pipeline"] == "batch")
@@ -89,14 +114,26 @@ struct BenchScenarioTests {
 
     @Test("throughput through the rules (2 writers, 1 s): the processor's jobs are the template's, each row once")
     func throughputRules() async throws {
-        let results = try await ScenarioBench(options: options { $0.writers = [2]; $0.duration = 1; $0.pipeline = .rules }).run(.throughput)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.writers = [2]
+                $0.duration = 1
+                $0.pipeline = .rules
+            }
+        ).run(.throughput)
         try checkCommon(results)
         #expect(results.first?.scenario == "throughput/rules")
     }
 
     @Test("latency (200/s for 1 s, with the raw LISTEN loop): every scheduled event consumed once, percentiles per stage")
     func latency() async throws {
-        let results = try await ScenarioBench(options: options { $0.rate = 200; $0.duration = 1; $0.compareRaw = true }).run(.latency)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.rate = 200
+                $0.duration = 1
+                $0.compareRaw = true
+            }
+        ).run(.latency)
         try checkCommon(results)
         let result = try #require(results.first)
         #expect(result.scenario == "latency" && result.events == 200)
@@ -104,11 +141,20 @@ struct BenchScenarioTests {
         #expect(result.extra["raw_events_per_s"] != nil && result.extra["fraction_of_raw"] != nil)
     }
 
-    @Test("writers ([1, 2] for 0.5 s): one result per pattern and writer count; every notification arrives; the WAL patterns deliver every commit")
+    @Test(
+        "writers ([1, 2] for 0.5 s): one result per pattern and writer count; every notification arrives; the WAL patterns deliver every commit"
+    )
     func writers() async throws {
-        let results = try await ScenarioBench(options: options { $0.writers = [1, 2]; $0.duration = 0.5 }).run(.writers)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.writers = [1, 2]
+                $0.duration = 0.5
+            }
+        ).run(.writers)
         try checkCommon(results)
-        #expect(results.map(\.scenario) == ["none", "row", "statement", "journal", "wal", "emit_wal"].flatMap { ["writers/\($0)/1", "writers/\($0)/2"] })
+        #expect(
+            results.map(\.scenario)
+                == ["none", "row", "statement", "journal", "wal", "emit_wal"].flatMap { ["writers/\($0)/1", "writers/\($0)/2"] })
         for result in results where ["row", "statement", "journal"].contains(where: { result.scenario.hasPrefix("writers/\($0)/") }) {
             #expect(result.extra["notifications_missing"] == 0, "\(result.scenario): \(result.extra)")
         }
@@ -119,7 +165,12 @@ struct BenchScenarioTests {
 
     @Test("burst --source wal (2,000 rows): drained from a replication slot, each once")
     func burstFromSlot() async throws {
-        let results = try await ScenarioBench(options: options { $0.burstSize = 2_000; $0.source = .wal }).run(.burst)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.burstSize = 2_000
+                $0.source = .wal
+            }
+        ).run(.burst)
         try checkCommon(results)
         let result = try #require(results.first)
         #expect(result.events == 2_000 && result.settings["source"] == "wal")
@@ -127,7 +178,12 @@ struct BenchScenarioTests {
 
     @Test("replication (100 rows): every publisher commit notified by the subscriber once")
     func replication() async throws {
-        let results = try await ScenarioBench(options: options { $0.rate = 200; $0.duration = 0.5 }).run(.replication)
+        let results = try await ScenarioBench(
+            options: options {
+                $0.rate = 200
+                $0.duration = 0.5
+            }
+        ).run(.replication)
         try checkCommon(results)
         let result = try #require(results.first)
         #expect(result.scenario == "replication" && result.events == 100)
@@ -138,15 +194,18 @@ struct BenchScenarioTests {
     func givenServers() async throws {
         try await withTemporaryPostgres { postgres in
             try await withTemporaryRedis { redis in
-                let results = try await ScenarioBench(options: options {
-                    $0.events = 50
-                    $0.writers = [1]
-                    $0.databaseURL = postgres.url(database: "postgres")
-                    $0.redisURL = redis.url
-                }).run(.load1000)
+                let results = try await ScenarioBench(
+                    options: options {
+                        $0.events = 50
+                        $0.writers = [1]
+                        $0.databaseURL = postgres.url(database: "postgres")
+                        $0.redisURL = redis.url
+                    }
+                ).run(.load1000)
                 try checkCommon(results)
                 #expect(results.first?.settings["servers"] == "given")
-                let databases = try await postgres.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'pgevents_bench_%'").scalar(Int.self)
+                let databases = try await postgres.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'pgevents_bench_%'").scalar(
+                    Int.self)
                 #expect(databases == 0)
                 let connection = try await redis.connect()
                 let keys = try await connection.command("KEYS", "pgevents-bench:*").array ?? []
@@ -158,13 +217,15 @@ struct BenchScenarioTests {
 
     @Test("soak without poison (3 s at 500/s, sampled every 0.5 s): every good event delivered once, the samples and series recorded")
     func soakWithoutPoison() async throws {
-        let outcome = try await ScenarioBench(options: options {
-            $0.duration = 3
-            $0.soak.rate = 500
-            $0.soak.sampleInterval = 0.5
-            $0.soak.poisonEvery = 0
-            $0.soak.stallTimeout = 20
-        }).runSoak()
+        let outcome = try await ScenarioBench(
+            options: options {
+                $0.duration = 3
+                $0.soak.rate = 500
+                $0.soak.sampleInterval = 0.5
+                $0.soak.poisonEvery = 0
+                $0.soak.stallTimeout = 20
+            }
+        ).runSoak()
         try checkCommon([outcome.result])
         let report = outcome.report
         #expect(report.runFailure == nil, "\(report.runFailure ?? "")")
@@ -177,7 +238,9 @@ struct BenchScenarioTests {
 
         #expect(!report.samples.isEmpty)
         for (previous, sample) in zip(report.samples, report.samples.dropFirst()) {
-            #expect(sample.elapsedSeconds > previous.elapsedSeconds && sample.committed >= previous.committed && sample.delivered >= previous.delivered)
+            #expect(
+                sample.elapsedSeconds > previous.elapsedSeconds && sample.committed >= previous.committed
+                    && sample.delivered >= previous.delivered)
         }
         for sample in report.samples {
             #expect(sample.journalBytes > 0 && sample.redisUsedMemory > 0 && sample.residentMegabytes > 0 && sample.deadLettered == 0)
@@ -192,13 +255,15 @@ struct BenchScenarioTests {
 
     @Test("soak with poison (3 s at 400/s, a poison and a WRONGTYPE event every 100): the run ends, and says why it failed")
     func soakWithPoison() async throws {
-        let outcome = try await ScenarioBench(options: options {
-            $0.duration = 3
-            $0.soak.rate = 400
-            $0.soak.sampleInterval = 1
-            $0.soak.poisonEvery = 100
-            $0.soak.stallTimeout = 10
-        }).runSoak()
+        let outcome = try await ScenarioBench(
+            options: options {
+                $0.duration = 3
+                $0.soak.rate = 400
+                $0.soak.sampleInterval = 1
+                $0.soak.poisonEvery = 100
+                $0.soak.stallTimeout = 10
+            }
+        ).runSoak()
         let report = outcome.report
         #expect(report.events.poison > 0 && report.events.wrongType > 0, "\(report.events)")
         #expect(report.events.good + report.events.poison + report.events.wrongType == outcome.result.events)
@@ -226,15 +291,22 @@ struct BenchScenarioTests {
         await #expect(throws: HarnessError.self) { try await ScenarioBench(options: options { $0.pipeline = .rules }).run(.soak) }
     }
 
-    @Test("pgevents bench soak (the executable, 2 s, no poison): the table, the JSON with its series, the HTML; exit 1 exactly when a check failed")
+    @Test(
+        "pgevents bench soak (the executable, 2 s, no poison): the table, the JSON with its series, the HTML; exit 1 exactly when a check failed"
+    )
     func soakCommand() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let directory = try migrationDirectory([:])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let json = directory + "/soak.json", html = directory + "/soak.html", output = directory + "/out.txt"
+        let json = directory + "/soak.json"
+        let html = directory + "/soak.html"
+        let output = directory + "/out.txt"
         let child = try ChildProcess.spawn(
-            executable, ["bench", "soak", "--duration", "2", "--rate", "300", "--sample-interval", "0.5", "--poison-every", "0",
-                         "--sql", repositoryPath("sql/pgevents"), "--json", json, "--html", html],
+            executable,
+            [
+                "bench", "soak", "--duration", "2", "--rate", "300", "--sample-interval", "0.5", "--poison-every", "0",
+                "--sql", repositoryPath("sql/pgevents"), "--json", json, "--html", html,
+            ],
             outputPath: output, environment: ProcessInfo.processInfo.environment)
         let termination: ChildProcess.Termination
         do {
@@ -255,7 +327,9 @@ struct BenchScenarioTests {
         #expect(!(result.series ?? []).isEmpty)
         let failures = try #require(result.extra["failures"])
         #expect(termination == .exited(failures == 0 ? 0 : 1), "\(text)")
-        #expect(text.contains("t s  journal rows") && text.contains("RSS is the bench process's own") && text.contains(failures == 0 ? "PASSED" : "FAILED:"))
+        #expect(
+            text.contains("t s  journal rows") && text.contains("RSS is the bench process's own")
+                && text.contains(failures == 0 ? "PASSED" : "FAILED:"))
         #expect(try String(contentsOfFile: html, encoding: .utf8).contains("Series: soak"))
     }
 }

@@ -75,17 +75,32 @@ struct BenchUserPipelineTests {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let json = temporaryDirectory + "/pgevents-bench-user-\(getpid()).json"
         defer { unlink(json) }
-        let common = ["--migrations", Self.directory + "/migrations", "--define", "channel=shop_orders", "--processor-config", Self.directory + "/processor.yml",
-                      "--sql", repositoryPath("sql/pgevents")]
-        let run = try await runChild(executable, ["bench", "writers"] + common + ["--script", Self.directory + "/checkout.sql", "--writers", "1", "--duration", "0.3", "--json", json])
+        let common = [
+            "--migrations", Self.directory + "/migrations", "--define", "channel=shop_orders", "--processor-config",
+            Self.directory + "/processor.yml",
+            "--sql", repositoryPath("sql/pgevents"),
+        ]
+        let run = try await runChild(
+            executable,
+            ["bench", "writers"] + common + [
+                "--script", Self.directory + "/checkout.sql", "--writers", "1", "--duration", "0.3", "--json", json,
+            ])
         #expect(run.termination == .exited(0), "\(run.output)")
         let result = try #require(try BenchResult.decode(json: Data(contentsOf: URL(fileURLWithPath: json))).first, "\(run.output)")
-        #expect(result.scenario == "writers/user/1" && result.events > 0 && result.settings["processor_config"]?.hasSuffix("processor.yml") == true)
+        #expect(
+            result.scenario == "writers/user/1" && result.events > 0
+                && result.settings["processor_config"]?.hasSuffix("processor.yml") == true)
 
-        let undefined = try await runChild(executable, ["bench", "writers"] + common + ["--statement", "UPDATE shop.orders SET status = 'paid' WHERE id = :order"])
-        #expect(undefined.termination == .exited(64) && undefined.output.contains("--statement:1: :order is not defined"), "\(undefined.output)")
-        let noProcessor = try await runChild(executable, ["bench", "latency", "--migrations", Self.directory + "/migrations", "--statement", "SELECT 1"])
-        #expect(noProcessor.termination == .exited(64) && noProcessor.output.contains("--migrations needs --processor-config"), "\(noProcessor.output)")
+        let undefined = try await runChild(
+            executable, ["bench", "writers"] + common + ["--statement", "UPDATE shop.orders SET status = 'paid' WHERE id = :order"])
+        #expect(
+            undefined.termination == .exited(64) && undefined.output.contains("--statement:1: :order is not defined"), "\(undefined.output)"
+        )
+        let noProcessor = try await runChild(
+            executable, ["bench", "latency", "--migrations", Self.directory + "/migrations", "--statement", "SELECT 1"])
+        #expect(
+            noProcessor.termination == .exited(64) && noProcessor.output.contains("--migrations needs --processor-config"),
+            "\(noProcessor.output)")
         let burst = try await runChild(executable, ["bench", "burst"] + common + ["--statement", "SELECT 1"])
         #expect(burst.termination == .exited(2) && burst.output.contains("runs on the bench's own table only"), "\(burst.output)")
     }

@@ -26,15 +26,19 @@ struct CheckDatabaseURLTests {
             let before = try await Self.databases(admin)
             let url = "postgresql://ci_checker:ci-secret@127.0.0.1:\(server.port)/app_main"
 
-            let passing = try await runChild(executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"), "--database-url", url])
+            let passing = try await runChild(
+                executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"), "--database-url", url])
             #expect(passing.termination == .exited(0), "\(passing.output)")
             #expect(passing.output.contains("— PostgreSQL \(server.binaries.version)"), "\(passing.output)")
-            #expect(passing.output.contains("✓ 2 migration file(s) apply (outside a transaction: 00002_jobs_fetch_index.sql)"), "\(passing.output)")
+            #expect(
+                passing.output.contains("✓ 2 migration file(s) apply (outside a transaction: 00002_jobs_fetch_index.sql)"),
+                "\(passing.output)")
             #expect(passing.output.contains(#"public.jobs jobs_wake_workers INSERT → jobs_inserted: {"queue" : "default"}"#))
             #expect(try await Self.databases(admin) == before)
 
             // A failing migration and a failing check still drop every scratch database.
-            let failing = try await runChild(executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/failing-later-file"), "--database-url", url])
+            let failing = try await runChild(
+                executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/failing-later-file"), "--database-url", url])
             #expect(failing.termination == .exited(1), "\(failing.output)")
             #expect(failing.output.contains("✓ trigger qc_notify is enabled"), "\(failing.output)")
             #expect(try await Self.databases(admin) == before)
@@ -47,19 +51,28 @@ struct CheckDatabaseURLTests {
 
             // Without CREATEDB: bad input, naming what the role needs.
             let reader = "postgresql://ci_reader:ci-secret@127.0.0.1:\(server.port)/app_main"
-            let refused = try await runChild(executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"), "--database-url", reader])
+            let refused = try await runChild(
+                executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"), "--database-url", reader])
             #expect(refused.termination == .exited(2), "\(refused.output)")
             #expect(refused.output.contains("needs CREATEDB"), "\(refused.output)")
             #expect(!refused.output.contains("ci-secret"), "the password must not be printed: \(refused.output)")
             #expect(try await Self.databases(admin) == before)
 
             // An unreachable server, and --postgres-bin beside it, are bad input too.
-            let unreachable = try await runChild(executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"),
-                                                                "--database-url", "postgresql://ci_checker:ci-secret@127.0.0.1:1/app_main"])
+            let unreachable = try await runChild(
+                executable,
+                [
+                    "check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"),
+                    "--database-url", "postgresql://ci_checker:ci-secret@127.0.0.1:1/app_main",
+                ])
             #expect(unreachable.termination == .exited(2), "\(unreachable.output)")
             #expect(unreachable.output.contains("cannot connect"), "\(unreachable.output)")
-            let both = try await runChild(executable, ["check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"),
-                                                         "--database-url", url, "--postgres-bin", server.binaries.directory])
+            let both = try await runChild(
+                executable,
+                [
+                    "check", repositoryPath("IntegrationTests/CheckCorpus/goose-jobs/migrations"),
+                    "--database-url", url, "--postgres-bin", server.binaries.directory,
+                ])
             #expect(both.termination == .exited(2), "\(both.output)")
             await admin.close()
         }

@@ -15,9 +15,12 @@ struct CheckGeneratorTests {
         """
     }
 
-    @Test("a regex CHECK's pattern is not used as the value; a smallint is not given a number it cannot hold; UNIQUE timestamps differ; a CHECK across optional columns is met with NULLs")
+    @Test(
+        "a regex CHECK's pattern is not used as the value; a smallint is not given a number it cannot hold; UNIQUE timestamps differ; a CHECK across optional columns is met with NULLs"
+    )
     func generatedRowsAreAccepted() async throws {
-        let report = try await runCheck(["001.sql": """
+        let report = try await runCheck([
+            "001.sql": """
             CREATE TABLE slugs (
                 id serial PRIMARY KEY,
                 slug text NOT NULL CHECK (slug ~ '^[a-z0-9]+$') UNIQUE,
@@ -42,14 +45,20 @@ struct CheckGeneratorTests {
                 CONSTRAINT finished_or_not CHECK ((state = 'completed' AND finished_at IS NOT NULL) OR (state <> 'completed' AND finished_at IS NULL))
             );
             \(Self.notifying("queue_jobs"))
-            """])
+            """
+        ])
         for table in ["public.slugs", "public.readings", "public.queue_jobs"] {
             let skipped = report.results.filter { $0.group == table && $0.status == .skipped }
             #expect(skipped.isEmpty, "\(table): \(skipped.map(\.message))\n\(report.dump)")
             for operation in ["INSERT", "UPDATE", "DELETE"] {
-                #expect(report.observed.contains { $0.table == table && $0.operation == operation }, "\(table) \(operation) never notified:\n\(report.dump)")
+                #expect(
+                    report.observed.contains { $0.table == table && $0.operation == operation },
+                    "\(table) \(operation) never notified:\n\(report.dump)")
             }
-            #expect(report.results.contains { $0.group == table && $0.name.hasPrefix("two rows in one transaction notify twice") && $0.status == .passed }, "\(report.dump)")
+            #expect(
+                report.results.contains {
+                    $0.group == table && $0.name.hasPrefix("two rows in one transaction notify twice") && $0.status == .passed
+                }, "\(report.dump)")
         }
         #expect(report.passed, "\(report.dump)")
     }
@@ -57,9 +66,12 @@ struct CheckGeneratorTests {
 
 @Suite("pgevents check: which operations fired each trigger")
 struct CheckCoverageTests {
-    @Test("per trigger, the operations that fired it; one that never fired is skipped with the reason, not passed; UPDATE OF columns are the ones updated")
+    @Test(
+        "per trigger, the operations that fired it; one that never fired is skipped with the reason, not passed; UPDATE OF columns are the ones updated"
+    )
     func coverage() async throws {
-        let report = try await runCheck(["001.sql": """
+        let report = try await runCheck([
+            "001.sql": """
             CREATE TABLE tasks (id serial PRIMARY KEY, title text NOT NULL, priority int NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false);
             CREATE FUNCTION task_event() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN PERFORM pg_notify(TG_ARGV[0], json_build_object('id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)::text); RETURN NULL; END $$;
@@ -73,7 +85,8 @@ struct CheckCoverageTests {
             CREATE FUNCTION task_archived() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN IF OLD.title = 'archive me' THEN PERFORM pg_notify('task_archived', OLD.id::text); END IF; RETURN NULL; END $$;
             CREATE TRIGGER tasks_archived AFTER DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION task_archived();
-            """])
+            """
+        ])
         func status(_ name: String) -> CheckStatus? { report.results.first { $0.name == name }?.status }
         #expect(status("trigger tasks_created fired on INSERT") == .passed, "\(report.dump)")
         #expect(status("trigger tasks_reprioritised fired on UPDATE") == .passed, "\(report.dump)")

@@ -9,7 +9,8 @@ struct CheckProgressTests {
     @Test("progress rises from 0 to 1 and names each table as it is exercised")
     func steps() async throws {
         let seen = Mutex<[CheckRunner.Progress]>([])
-        var runner = CheckRunner(options: .init(spec: nil, migrations: repositoryPath("IntegrationTests/CheckCorpus/dbmate-chat/db/migrations")))
+        var runner = CheckRunner(
+            options: .init(spec: nil, migrations: repositoryPath("IntegrationTests/CheckCorpus/dbmate-chat/db/migrations")))
         runner.progress = { progress in seen.withLock { $0.append(progress) } }
         let report = try await runner.run()
         #expect(report.passed)

@@ -4,7 +4,9 @@ import PGEventsSystem
 /// `ChildProcess.run` on a Dispatch thread: waiting for a child (a `pgevents check` or `bench` run, seconds long)
 /// must not hold one of the cooperative pool's few threads, which the other tests running at the same time need —
 /// a processor whose heartbeat cannot run misses a freeze it should detect.
-func runChild(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> (termination: ChildProcess.Termination, output: String) {
+func runChild(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> (
+    termination: ChildProcess.Termination, output: String
+) {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
             continuation.resume(with: Result { try ChildProcess.run(executable, arguments, environment: environment) })

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-@testable import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import Synchronization
 import Testing
+
+@testable import PGEvents
 
 @Suite("EventListener on a real server")
 struct EventListenerTests {
@@ -118,7 +119,8 @@ struct EventListenerTests {
         let name = "pgevents-test-stop-\(UUID().uuidString.prefix(8))"
         var postgres = database.configuration
         postgres["application_name"] = name
-        let listener = try EventListener(configuration: .init(postgres: postgres, channels: ["a", "b"], heartbeatInterval: .milliseconds(100)))
+        let listener = try EventListener(
+            configuration: .init(postgres: postgres, channels: ["a", "b"], heartbeatInterval: .milliseconds(100)))
         try await withRunningListener(listener) { recorder in
             try await recorder.waitFor(timeout: 20) { if case .connected = $0 { true } else { false } }
             // The listening and the heartbeat connection are both there.
@@ -155,7 +157,8 @@ struct EventListenerTests {
 
     @Test("stop() before run(): run() returns at once without connecting")
     func stopBeforeRun() async throws {
-        let listener = try EventListener(configuration: .init(postgres: PostgresConfiguration(parameters: ["host": "/nonexistent"]), channels: ["a"]))
+        let listener = try EventListener(
+            configuration: .init(postgres: PostgresConfiguration(parameters: ["host": "/nonexistent"]), channels: ["a"]))
         listener.stop()
         try await withTimeout(10) { await listener.run() }
         var iterator = listener.events.makeAsyncIterator()
@@ -189,7 +192,9 @@ struct EventListenerTests {
     func invalidConfiguration() throws {
         let postgres = PostgresConfiguration(parameters: ["host": "/tmp"])
         for channels in [[], [""], [String(repeating: "x", count: 64)], ["nul\u{0}"]] {
-            let error = #expect(throws: PostgresError.self) { try EventListener(configuration: .init(postgres: postgres, channels: channels)) }
+            let error = #expect(throws: PostgresError.self) {
+                try EventListener(configuration: .init(postgres: postgres, channels: channels))
+            }
             #expect(error?.code == .invalidArgument)
         }
         let badTimeout = #expect(throws: PostgresError.self) {
@@ -200,7 +205,8 @@ struct EventListenerTests {
 
     @Test("TCP connections get keepalives and a user timeout; unix sockets do not; explicit values are kept")
     func connectionSettings() throws {
-        let tcp = EventListener.Configuration(postgres: try PostgresConfiguration("postgresql://u:secret@127.0.0.1:5432/db?keepalives_idle=30"), channels: ["a"])
+        let tcp = EventListener.Configuration(
+            postgres: try PostgresConfiguration("postgresql://u:secret@127.0.0.1:5432/db?keepalives_idle=30"), channels: ["a"])
         let conninfo = tcp.listeningConnection
         #expect(conninfo["keepalives"] == "1")
         #expect(conninfo["keepalives_idle"] == "30")
@@ -211,12 +217,16 @@ struct EventListenerTests {
         #expect(conninfo["application_name"] == "pgevents-listener")
         #expect(tcp.heartbeatConnection["application_name"] == "pgevents-listener heartbeat")
 
-        let socket = EventListener.Configuration(postgres: PostgresConfiguration(parameters: ["host": "/run/postgresql"]), channels: ["a"], connectTimeout: .milliseconds(500))
+        let socket = EventListener.Configuration(
+            postgres: PostgresConfiguration(parameters: ["host": "/run/postgresql"]), channels: ["a"], connectTimeout: .milliseconds(500))
         #expect(socket.listeningConnection["keepalives"] == nil)
         #expect(socket.listeningConnection["tcp_user_timeout"] == nil)
         #expect(socket.listeningConnection["connect_timeout"] == "2")  // libpq's minimum
-        #expect(EventListener.Configuration(postgres: PostgresConfiguration(parameters: [:]), channels: ["a"]).listeningConnection["keepalives"] == nil)
-        let none = EventListener.Configuration(postgres: try PostgresConfiguration("host=db.example port=5432"), channels: ["a"], tcpKeepalive: nil)
+        #expect(
+            EventListener.Configuration(postgres: PostgresConfiguration(parameters: [:]), channels: ["a"]).listeningConnection["keepalives"]
+                == nil)
+        let none = EventListener.Configuration(
+            postgres: try PostgresConfiguration("host=db.example port=5432"), channels: ["a"], tcpKeepalive: nil)
         #expect(none.listeningConnection["keepalives"] == nil)
     }
 }

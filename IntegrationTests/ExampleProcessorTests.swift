@@ -15,14 +15,16 @@ func exampleSetup(_ name: String, source: String = "journal") async throws -> (T
     for directory in ["sql/pgevents", "sql/examples/\(name)"] + (source == "wal" ? [] : ["sql/examples/\(name)/processor"]) {
         try await MigrationSet(directory: repositoryPath(directory)).apply(to: connection)
     }
-    var configuration = try ProcessorConfiguration(contentsOf: repositoryPath("sql/examples/\(name)/\(source == "wal" ? "processor-wal.yml" : "processor.yml")"))
+    var configuration = try ProcessorConfiguration(
+        contentsOf: repositoryPath("sql/examples/\(name)/\(source == "wal" ? "processor-wal.yml" : "processor.yml")"))
     configuration.catchUpInterval = 0.5
     if var wal = configuration.wal {
         // Slots are named server-wide: one per test database.
         wal.slot = "example_\(database.name)"
         configuration.wal = wal
         let tables = try await WalSetup.tables(named: configuration.channels.map(\.name), on: connection)
-        _ = try await WalSetup.create(on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: Logger(label: "test"))
+        _ = try await WalSetup.create(
+            on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: Logger(label: "test"))
     }
     await connection.close()
     return (database, configuration)
@@ -30,16 +32,20 @@ func exampleSetup(_ name: String, source: String = "journal") async throws -> (T
 
 @Suite("The seed systems, run on pgevents")
 struct ExampleProcessorTests {
-    @Test("task-queue (003): new and retried pending tasks become jobs on tasks:pending, taken with BRPOP; others do not — from the journal, and from the WAL (source: wal, no trigger)", arguments: ["journal", "wal"])
+    @Test(
+        "task-queue (003): new and retried pending tasks become jobs on tasks:pending, taken with BRPOP; others do not — from the journal, and from the WAL (source: wal, no trigger)",
+        arguments: ["journal", "wal"])
     func taskQueue(source: String) async throws {
         let (database, configuration) = try await exampleSetup("task-queue", source: source)
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let worker = try await redis.connect()
             var taken: [[String: Any]] = []
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO tasks (kind, queue, priority) VALUES ('render', 'default', 5), ('email', 'mail', 0);
                     INSERT INTO tasks (kind, status) VALUES ('report', 'running');
                     """)
@@ -70,9 +76,11 @@ struct ExampleProcessorTests {
             for stream in ["chat:messages", "chat:reactions"] {
                 _ = try await reader.command("XGROUP", "CREATE", RedisArgument(stream), "sse", "$", "MKSTREAM")
             }
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO users (username, password_hash) VALUES ('ann', 'secret-hash');
                     INSERT INTO channels (name) VALUES ('general');
                     INSERT INTO messages (channel_id, user_id, content) VALUES (1, 1, 'hello, world — a private text');
@@ -80,35 +88,47 @@ struct ExampleProcessorTests {
                     DELETE FROM reactions;
                     """)
                 try await withTimeout(20) {
-                    while try await reader.command("XLEN", "chat:reactions").integer ?? 0 < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                    while try await reader.command("XLEN", "chat:reactions").integer ?? 0 < 2 {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
                 }
             }
             func read(_ stream: String) async throws -> [String] {
-                let reply = try await reader.command("XREADGROUP", "GROUP", "sse", "server-1", "COUNT", "10", "STREAMS", RedisArgument(stream), ">")
+                let reply = try await reader.command(
+                    "XREADGROUP", "GROUP", "sse", "server-1", "COUNT", "10", "STREAMS", RedisArgument(stream), ">")
                 let entries = reply.array?.first?.array?.last?.array ?? []
                 return entries.compactMap { entry in
-                    guard let fields = entry.array?.last?.array?.compactMap(\.string), let index = fields.firstIndex(of: "payload") else { return nil }
+                    guard let fields = entry.array?.last?.array?.compactMap(\.string), let index = fields.firstIndex(of: "payload") else {
+                        return nil
+                    }
                     return fields[index + 1]
                 }
             }
             let messages = try await read("chat:messages")
             #expect(messages == [#"{"op":"INSERT","id":1,"channel_id":1,"user_id":1}"#])
-            #expect(try await read("chat:reactions") == [#"{"op":"INSERT","id":1,"message_id":1,"emoji":"🎉"}"#, #"{"op":"DELETE","id":1,"message_id":1,"emoji":"🎉"}"#])
+            #expect(
+                try await read("chat:reactions") == [
+                    #"{"op":"INSERT","id":1,"message_id":1,"emoji":"🎉"}"#, #"{"op":"DELETE","id":1,"message_id":1,"emoji":"🎉"}"#,
+                ])
             #expect(!messages.joined().contains("private text"))
             await reader.close()
         }
         await writer.close()
     }
 
-    @Test("blockchain-events (001): each rule enqueues its job (conditions on the event's decoded data too); checkpoints go to a stream — from the journal, and from the WAL", arguments: ["journal", "wal"])
+    @Test(
+        "blockchain-events (001): each rule enqueues its job (conditions on the event's decoded data too); checkpoints go to a stream — from the journal, and from the WAL",
+        arguments: ["journal", "wal"])
     func blockchainEvents(source: String) async throws {
         let (database, configuration) = try await exampleSetup("blockchain-events", source: source)
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let worker = try await redis.connect()
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO events (id, chain_id, block_number, block_hash, transaction_hash, log_index, event_type, registry, agent_id, data, "timestamp", invalidated) VALUES
                       ('1-0xa-0', 1, 100, '0xb1', '0xa', 0, 'AgentRegistered', 'identity', 42, '{}', 1700000000, false),
                       ('1-0xa-1', 1, 100, '0xb1', '0xa', 1, 'AgentRegistered', 'identity', 43, '{}', 1700000000, true),
@@ -120,7 +140,9 @@ struct ExampleProcessorTests {
                     UPDATE checkpoints SET block_number = 102, block_hash = '0xb3' WHERE chain_id = 1;
                     """)
                 try await withTimeout(20) {
-                    while try await worker.command("XLEN", "chain:checkpoints").integer ?? 0 < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                    while try await worker.command("XLEN", "chain:checkpoints").integer ?? 0 < 2 {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
                 }
             }
             func jobs(_ queue: String) async throws -> [String] {
@@ -128,7 +150,9 @@ struct ExampleProcessorTests {
             }
             #expect(try await jobs("jobs:index-agent") == [#"{"event_id":"1-0xa-0","chain_id":1,"agent_id":42,"block":100}"#])
             #expect(try await jobs("jobs:review-feedback") == [#"{"event_id":"1-0xb-0","agent_id":42,"score":20,"tags":["slow","rude"]}"#])
-            #expect(try await jobs("jobs:validation") == [#"{"event_id":"8453-0xd-0","chain":8453,"summary":"ValidationRequested at block 7"}"#])
+            #expect(
+                try await jobs("jobs:validation") == [#"{"event_id":"8453-0xd-0","chain":8453,"summary":"ValidationRequested at block 7"}"#]
+            )
             #expect(try await worker.command("LLEN", "jobs:dead").integer == 0)
             await worker.close()
         }
@@ -145,15 +169,19 @@ struct ExampleProcessorTests {
         }
     }
 
-    @Test("gc2-csv (004): CSV records are decoded, enriched, batched per table and operation on the broadcast stream; a broken record is a dead letter")
+    @Test(
+        "gc2-csv (004): CSV records are decoded, enriched, batched per table and operation on the broadcast stream; a broken record is a dead letter"
+    )
     func gc2() async throws {
         let (database, configuration) = try await exampleSetup("gc2-csv")
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO parcels (parcel_no, owner_name, address) VALUES ('P-1', 'Ann', '1 Main St, "Old Town"');
                     UPDATE parcels SET owner_name = 'Bo' WHERE parcel_no = 'P-1';
                     DELETE FROM parcels WHERE parcel_no = 'P-1';
@@ -184,9 +212,11 @@ struct ExampleProcessorTests {
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO parcels (parcel_no, owner_name, address, area_m2)
                     SELECT 'P-' || i, 'Cy', 'Quay ' || i || ', "Harbour"', 512.25 FROM generate_series(1, 12) AS i
                     """)

@@ -1,11 +1,12 @@
 import Foundation
 import Logging
-@testable import PGEvents
-@testable import PGEventsHarness
-@testable import PGEventsBench
 import PGEventsPostgres
 import Synchronization
 import Testing
+
+@testable import PGEvents
+@testable import PGEventsBench
+@testable import PGEventsHarness
 
 /// The listener against injected faults (each test has a private server, since it restarts or freezes it),
 /// and the fault helpers themselves.
@@ -21,11 +22,15 @@ struct FaultTests {
                     let started = ContinuousClock.now
                     try await server.restart(mode: mode)
                     let restarted = ContinuousClock.now
-                    let lost = try await recorder.waitFor(after: seen.index, timeout: 30) { if case .disconnected = $0 { true } else { false } }
+                    let lost = try await recorder.waitFor(after: seen.index, timeout: 30) {
+                        if case .disconnected = $0 { true } else { false }
+                    }
                     seen = try await recorder.waitFor(after: lost.index, timeout: 30) { if case .connected = $0 { true } else { false } }
                     guard case .connected(let reported) = seen.event else { return }
                     #expect(reported == generation)
-                    print("restart (\(mode)): server down and up in \(started.duration(to: restarted)); listener connected again \(restarted.duration(to: seen.at)) after the server was back, \(started.duration(to: seen.at)) after the restart began")
+                    print(
+                        "restart (\(mode)): server down and up in \(started.duration(to: restarted)); listener connected again \(restarted.duration(to: seen.at)) after the server was back, \(started.duration(to: seen.at)) after the restart began"
+                    )
                     let sender = try await server.connect()
                     try await sender.notify("events", payload: "after \(mode) restart")
                     try await recorder.waitFor(after: seen.index, timeout: 20) {
@@ -40,9 +45,10 @@ struct FaultTests {
     @Test("a frozen server (SIGSTOP): the heartbeat notices, and after resume the listener reconnects and receives")
     func pausedServerDetectedByHeartbeat() async throws {
         try await withTemporaryPostgres { server in
-            let listener = try EventListener(configuration: .init(
-                postgres: server.configuration(), channels: ["events"],
-                heartbeatInterval: .milliseconds(300), heartbeatTimeout: .milliseconds(500), connectTimeout: .seconds(2)))
+            let listener = try EventListener(
+                configuration: .init(
+                    postgres: server.configuration(), channels: ["events"],
+                    heartbeatInterval: .milliseconds(300), heartbeatTimeout: .milliseconds(500), connectTimeout: .seconds(2)))
             try await withRunningListener(listener) { recorder in
                 let connected = try await recorder.waitFor(timeout: 20) { if case .connected = $0 { true } else { false } }
                 let sender = try await server.connect()  // opened now: nothing can connect while the server is frozen
@@ -58,7 +64,9 @@ struct FaultTests {
                 try await Task.sleep(for: .milliseconds(300))  // still frozen a while: attempts wait or fail
                 try await server.resume()
                 let resumed = ContinuousClock.now
-                let reconnected = try await recorder.waitFor(after: lost.index, timeout: 30) { if case .connected = $0 { true } else { false } }
+                let reconnected = try await recorder.waitFor(after: lost.index, timeout: 30) {
+                    if case .connected = $0 { true } else { false }
+                }
                 print("frozen server: listener connected again \(resumed.duration(to: reconnected.at)) after resume")
                 try await sender.notify("events", payload: "after resume")
                 try await recorder.waitFor(after: reconnected.index, timeout: 20) {
@@ -74,9 +82,10 @@ struct FaultTests {
     @Test("stop() while the server is frozen and a heartbeat is in flight: run() still ends")
     func stopWhileFrozen() async throws {
         try await withTemporaryPostgres { server in
-            let listener = try EventListener(configuration: .init(
-                postgres: server.configuration(), channels: ["events"],
-                heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(30)))
+            let listener = try EventListener(
+                configuration: .init(
+                    postgres: server.configuration(), channels: ["events"],
+                    heartbeatInterval: .milliseconds(100), heartbeatTimeout: .seconds(30)))
             let recorder = EventRecorder()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await listener.run() }
@@ -249,17 +258,19 @@ struct FaultTests {
         for connection in [first, second, elsewhere] { await connection.close() }
     }
 
-    @Test("LISTEN statements are parsed like the server does", arguments: [
-        ("LISTEN events", ["events"]),
-        ("listen Events", ["events"]),
-        (#"LISTEN "Events""#, ["Events"]),
-        (#"LISTEN "with ""quote"" and ; semicolon""#, [#"with "quote" and ; semicolon"#]),
-        (#"LISTEN "a"; LISTEN "b";LISTEN c"#, ["a", "b", "c"]),
-        ("SELECT 'LISTEN x'; LISTEN y", ["y"]),
-        ("SELECT 1", []),
-        ("LISTENING x", []),
-        ("", []),
-    ])
+    @Test(
+        "LISTEN statements are parsed like the server does",
+        arguments: [
+            ("LISTEN events", ["events"]),
+            ("listen Events", ["events"]),
+            (#"LISTEN "Events""#, ["Events"]),
+            (#"LISTEN "with ""quote"" and ; semicolon""#, [#"with "quote" and ; semicolon"#]),
+            (#"LISTEN "a"; LISTEN "b";LISTEN c"#, ["a", "b", "c"]),
+            ("SELECT 'LISTEN x'; LISTEN y", ["y"]),
+            ("SELECT 1", []),
+            ("LISTENING x", []),
+            ("", []),
+        ])
     func parseListen(sql: String, channels: [String]) {
         #expect(TemporaryPostgres.listenedChannels(in: sql) == Set(channels))
     }
@@ -275,14 +286,18 @@ final class Locked<Value: Sendable>: Sendable {
 
 @Suite("Faults under load, with a ledger")
 struct FaultBenchTests {
-    @Test("a frozen server (half-open connection) and a full NOTIFY queue lose and duplicate nothing; the freeze is detected, the queue warned about")
+    @Test(
+        "a frozen server (half-open connection) and a full NOTIFY queue lose and duplicate nothing; the freeze is detected, the queue warned about"
+    )
     func freezeAndQueue() async throws {
         var options = FaultBench.Options(sqlDirectory: repositoryPath("sql/pgevents"))
         options.faults = [.postgresFreeze, .notifyQueueFull]
         options.rate = 300
         let outcome = try await FaultBench(options: options).run()
         for row in outcome.rows {
-            #expect(row.passed, "\(row.fault.rawValue): \(row.lost) lost \(row.lostKeys), \(row.duplicated) duplicated \(row.duplicatedKeys); \(row.note)")
+            #expect(
+                row.passed,
+                "\(row.fault.rawValue): \(row.lost) lost \(row.lostKeys), \(row.duplicated) duplicated \(row.duplicatedKeys); \(row.note)")
             #expect(row.sent > 0 && row.delivered == row.sent)
             #expect(row.recoverySeconds != nil, "\(row.fault.rawValue): delivery never resumed")
         }

@@ -1,9 +1,10 @@
 import Foundation
-@testable import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import PGEventsSystem
 import Testing
+
+@testable import PGEventsHarness
 
 /// The harness's local security: a throwaway Redis needs its password, which no process's arguments show;
 /// secrets and logs are private files; the scratch root is private and refused when it is not.
@@ -13,7 +14,9 @@ struct HarnessSecurityTests {
     func redisNeedsThePassword() async throws {
         try await withTemporaryRedis { redis in
             #expect(redis.password.count >= 32)
-            for anonymous in [RedisConfiguration(host: "127.0.0.1", port: redis.port), RedisConfiguration(unixSocketPath: redis.unixSocketPath)] {
+            for anonymous in [
+                RedisConfiguration(host: "127.0.0.1", port: redis.port), RedisConfiguration(unixSocketPath: redis.unixSocketPath),
+            ] {
                 let connection = try await RedisConnection.connect(anonymous)
                 let error = await #expect(throws: RedisError.self) { try await connection.command("SET", "k", "v") }
                 #expect(error?.message.contains("NOAUTH") == true, "\(error.map { "\($0)" } ?? "no error")")
@@ -102,8 +105,9 @@ struct HarnessSecurityTests {
         }
     }
 
-    @Test("a scratch root owned by another user is refused, naming the path, the owner and the fix",
-          .enabled(if: geteuid() == 0, "needs root to give a directory to another user"))
+    @Test(
+        "a scratch root owned by another user is refused, naming the path, the owner and the fix",
+        .enabled(if: geteuid() == 0, "needs root to give a directory to another user"))
     func scratchRootOfAnotherUser() throws {
         try withScratchParent { (parent: String) throws in
             let root = parent + "/pgevents-\(geteuid())"
@@ -132,8 +136,9 @@ struct HarnessSecurityTests {
                 let error = #expect(throws: HarnessError.self) { _ = try ScratchDirectory.create(kind: "probe", root: root) }
                 #expect(error?.code == .unsafeDirectory)
                 #expect(error?.message.contains(root) == true)
-                #expect(error?.message.contains("mode 0\(String(mode, radix: 8))") == true && error?.message.contains(who) == true,
-                        "\(error.map { "\($0)" } ?? "")")
+                #expect(
+                    error?.message.contains("mode 0\(String(mode, radix: 8))") == true && error?.message.contains(who) == true,
+                    "\(error.map { "\($0)" } ?? "")")
                 #expect(error?.hint?.contains("chmod 700 \(root)") == true)
                 #expect(try fileMode(root) == mode, "a refused root is left as it was")
             }
@@ -157,7 +162,9 @@ struct HarnessSecurityTests {
 /// `pgevents process` warns about passwords on its own command line (where `ps` shows them), and only there.
 @Suite("pgevents process: passwords on the command line")
 struct ProcessPasswordWarningTests {
-    @Test("a password in --database-url / --redis-url is warned about, naming DATABASE_URL / REDIS_URL; the same URLs in the environment are not")
+    @Test(
+        "a password in --database-url / --redis-url is warned about, naming DATABASE_URL / REDIS_URL; the same URLs in the environment are not"
+    )
     func warnsOnlyForOptions() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let database = try await journalDatabase()

@@ -18,7 +18,8 @@ func journalDatabase(on server: TemporaryPostgres? = nil) async throws -> Tempor
     let database = try await host.makeDatabase()
     let connection = try await database.connect()
     try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
-    try await connection.execute("""
+    try await connection.execute(
+        """
         CREATE TABLE events (id bigserial PRIMARY KEY, body text NOT NULL);
         CREATE TRIGGER events_journal AFTER INSERT OR UPDATE OR DELETE ON events
             FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('new_event');

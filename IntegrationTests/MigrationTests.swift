@@ -44,14 +44,18 @@ struct MigrationTests {
         #expect(error?.column == 8)
         #expect(error?.sqlState == "42704")
         #expect(error?.description.contains("002_bad.sql:5:8: ERROR 42704: type \"txet\" does not exist") == true)
-        let tables = try await connection.query("SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relname IN ('a','b','c','d')").scalar(String.self)
+        let tables = try await connection.query(
+            "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relname IN ('a','b','c','d')"
+        ).scalar(String.self)
         #expect(tables == "a")  // b rolled back with its file, d never ran
         await connection.close()
     }
 
     @Test("an error without a position points at the statement that failed")
     func executionError() async throws {
-        let directory = try migrationDirectory(["001.sql": "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n  INSERT INTO a VALUES (1);\n"])
+        let directory = try migrationDirectory([
+            "001.sql": "CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\n  INSERT INTO a VALUES (1);\n"
+        ])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let connection = try await Shared.database().connect()
         let error = await #expect(throws: MigrationError.self) { try await MigrationSet(directory: directory).apply(to: connection) }
@@ -62,7 +66,9 @@ struct MigrationTests {
         await connection.close()
     }
 
-    @Test("a statement that cannot run in a transaction makes its file run again statement by statement, as psql would; a marker runs it so from the start")
+    @Test(
+        "a statement that cannot run in a transaction makes its file run again statement by statement, as psql would; a marker runs it so from the start"
+    )
     func noTransaction() async throws {
         let directory = try migrationDirectory([
             "001.sql": "CREATE TABLE a (id int);",
@@ -79,7 +85,8 @@ struct MigrationTests {
         #expect(try await connection.query("SELECT count(*) FROM a").scalar(Int.self) == 1)  // the first attempt was rolled back whole
         await connection.close()
 
-        try "-- pgevents: no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);".write(toFile: directory + "/002.sql", atomically: true, encoding: .utf8)
+        try "-- pgevents: no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);".write(
+            toFile: directory + "/002.sql", atomically: true, encoding: .utf8)
         let fresh = try await Shared.database().connect()
         let marked = try await MigrationSet(directory: directory).applyReporting(to: fresh)
         #expect(marked[1].outsideTransaction == "-- pgevents: no-transaction")
@@ -102,7 +109,9 @@ struct MigrationTests {
 
     @Test("a template made from migrations is cloned with its schema")
     func template() async throws {
-        let directory = try migrationDirectory(["001.sql": "CREATE TABLE events (id serial PRIMARY KEY); INSERT INTO events DEFAULT VALUES;"])
+        let directory = try migrationDirectory([
+            "001.sql": "CREATE TABLE events (id serial PRIMARY KEY); INSERT INTO events DEFAULT VALUES;"
+        ])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await withTemporaryPostgres { server in
             try await server.makeTemplate(migrations: try MigrationSet(directory: directory))

@@ -1,11 +1,12 @@
 import Foundation
 import Logging
-@testable import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import PGEventsSystem
 import Testing
+
+@testable import PGEvents
 
 /// A database with the journal, blockchain-style `chain_events` (journaled on `chain_event`) and the `agents`
 /// they refer to.
@@ -13,7 +14,8 @@ func pipelineDatabase() async throws -> TemporaryDatabase {
     let database = try await Shared.postgres().makeDatabase()
     let connection = try await database.connect()
     try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
-    try await connection.execute("""
+    try await connection.execute(
+        """
         CREATE TABLE agents (id integer PRIMARY KEY, name text NOT NULL, active boolean NOT NULL);
         CREATE TABLE chain_events (event_id text PRIMARY KEY, chain_id integer NOT NULL, agent_id text, event_type text NOT NULL);
         CREATE TRIGGER chain_events_journal AFTER INSERT ON chain_events
@@ -55,16 +57,20 @@ let pipelineConfiguration = """
 
 @Suite("The processor's pipeline: decode, fetch, rules, streams, dead letters")
 struct PipelineTests {
-    @Test("rules on event and fetched row fields make jobs for lists and streams; undecodable payloads become dead letters; the processor goes on")
+    @Test(
+        "rules on event and fetched row fields make jobs for lists and streams; undecodable payloads become dead letters; the processor goes on"
+    )
     func rulesAndDeadLetters() async throws {
         let database = try await pipelineDatabase()
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let processor = EventProcessor(configuration: try ProcessorConfiguration(yaml: pipelineConfiguration), postgres: database.configuration,
-                                             redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: try ProcessorConfiguration(yaml: pipelineConfiguration), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
             let reader = try await redis.connect()
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO chain_events VALUES
                         ('e1', 1, '1', 'FeedbackGiven'),      -- active agent: a feedback job
                         ('e2', 1, '2', 'FeedbackGiven'),      -- inactive agent: nothing
@@ -84,18 +90,25 @@ struct PipelineTests {
                 // After the dead letters, the processor still delivers.
                 try await writer.execute("INSERT INTO chain_events VALUES ('e6', 1, '1', 'Updated')")
                 try await withTimeout(20) {
-                    while try await reader.command("XLEN", "jobs:registry").integer ?? 0 < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                    while try await reader.command("XLEN", "jobs:registry").integer ?? 0 < 2 {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
                 }
             }
             let feedback = try await reader.command("LRANGE", "jobs:feedback", 0, -1).array?.compactMap(\.string) ?? []
             #expect(feedback == [#"{"event_id":"e1","agent":"alice","chain":1}"#])
             let registry = try await reader.command("XRANGE", "jobs:registry", "-", "+").array ?? []
             let payloads = registry.compactMap { entry -> String? in
-                guard let fields = entry.array?.last?.array?.compactMap(\.string), let index = fields.firstIndex(of: "payload") else { return nil }
+                guard let fields = entry.array?.last?.array?.compactMap(\.string), let index = fields.firstIndex(of: "payload") else {
+                    return nil
+                }
                 return fields[index + 1]
             }
             #expect(payloads == [#"{"event_id":"e3","type":"Registered"}"#, #"{"event_id":"e6","type":"Updated"}"#])
-            #expect(try await reader.command("LRANGE", "parcels", 0, -1).array?.compactMap(\.string) == [#"UPDATE,public,parcels,gid,"4, with a comma""#])
+            #expect(
+                try await reader.command("LRANGE", "parcels", 0, -1).array?.compactMap(\.string) == [
+                    #"UPDATE,public,parcels,gid,"4, with a comma""#
+                ])
             let dead = try (await reader.command("LRANGE", "dead", 0, -1).array ?? []).reversed().map { item in
                 try JSONSerialization.jsonObject(with: Data(item.bytes ?? [])) as? [String: Any] ?? [:]
             }
@@ -117,10 +130,13 @@ struct PipelineTests {
 
     @Test("fetch keys reach PostgreSQL as they are: quotes, backslashes, commas, braces, a quote before a combining mark, empty, long")
     func fetchKeysAsTextArray() async throws {
-        let keys = ["a", "b\"c", "d\\e", "x,y}", "{z", "\"\u{301}", "", "NULL", String(repeating: "é\"", count: 500), "1; DROP TABLE agents; --"]
+        let keys = [
+            "a", "b\"c", "d\\e", "x,y}", "{z", "\"\u{301}", "", "NULL", String(repeating: "é\"", count: 500), "1; DROP TABLE agents; --",
+        ]
         let database = try await Shared.postgres().makeDatabase()
         let connection = try await database.connect()
-        let result = try await connection.query("SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS p(k, i) ORDER BY i", [EventPipeline.textArrayLiteral(keys)])
+        let result = try await connection.query(
+            "SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS p(k, i) ORDER BY i", [EventPipeline.textArrayLiteral(keys)])
         #expect(try result.map { try $0.decode(String.self, at: 0) } == keys)
         await connection.close()
     }
@@ -130,8 +146,9 @@ struct PipelineTests {
         let database = try await pipelineDatabase()
         try await withTemporaryRedis { redis in
             let yaml = pipelineConfiguration.replacingOccurrences(of: "table: public.agents, key: id", with: "table: public.agent, key: id")
-            let processor = EventProcessor(configuration: try ProcessorConfiguration(yaml: yaml), postgres: database.configuration,
-                                             redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: try ProcessorConfiguration(yaml: yaml), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
             let error = await #expect(throws: ProcessorError.self) { try await withTimeout(20) { try await processor.run() } }
             #expect(error?.message == "channels.chain_event.fetch: there is no table public.agent in this database")
         }
@@ -153,7 +170,8 @@ struct PipelineTests {
                 executable, ["process", "--config", directory + "/processor.yml", "--metrics", metrics],
                 outputPath: directory + "/process.log", environment: environment)
             let writer = try await database.connect()
-            try await writer.execute("""
+            try await writer.execute(
+                """
                 INSERT INTO chain_events VALUES ('m1', 1, '1', 'FeedbackGiven');
                 SELECT pgevents.emit('raw_json', 'not json');
                 """)
@@ -161,7 +179,9 @@ struct PipelineTests {
             try await waitForJobs(reader, count: 1, queue: "jobs:feedback")
             try await waitForJobs(reader, count: 1, queue: "dead")
             child.kill(SIGUSR1)
-            try await withTimeout(10) { while !FileManager.default.fileExists(atPath: metrics) { try await Task.sleep(for: .milliseconds(20)) } }
+            try await withTimeout(10) {
+                while !FileManager.default.fileExists(atPath: metrics) { try await Task.sleep(for: .milliseconds(20)) }
+            }
             let snapshot = try String(contentsOfFile: metrics, encoding: .utf8)
             #expect(snapshot.contains("pgevents_dead_letters_total{consumer=\"rules\",reason=\"decode\"} 1"), "\(snapshot)")
             #expect(snapshot.contains("pgevents_parse_errors_total{channel=\"raw_json\"} 1"))

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-@testable import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import Testing
+
+@testable import PGEvents
 
 /// A database with the journal and a `things` table whose key column has the given type.
 private func keyedDatabase(keyType: String, keys: [String], setup: String = "") async throws -> TemporaryDatabase {
@@ -20,21 +21,24 @@ private func keyedDatabase(keyType: String, keys: [String], setup: String = "") 
 }
 
 /// A processor whose channel `ev` decodes JSON, fetches `things` by `event.row.k`, and queues the payload on `jobs`.
-private func fetchingProcessor(_ database: TemporaryDatabase, _ redis: TemporaryRedis, logger: Logger = Logger(label: "test"), extra: String = "") throws -> EventProcessor {
-    let configuration = try ProcessorConfiguration(yaml: """
-        consumer: poison
-        channels:
-          ev:
-            decode: json
-            fetch: {table: public.things, key: code, from: event.row.k}
-            queue: jobs
-            max_attempts: 2
-            attempt_backoff: 0.02
-        catch_up_interval: 0.5
-        listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
-        retry: {initial: 0.05, maximum: 0.5}
-        \(extra)
-        """)
+private func fetchingProcessor(
+    _ database: TemporaryDatabase, _ redis: TemporaryRedis, logger: Logger = Logger(label: "test"), extra: String = ""
+) throws -> EventProcessor {
+    let configuration = try ProcessorConfiguration(
+        yaml: """
+            consumer: poison
+            channels:
+              ev:
+                decode: json
+                fetch: {table: public.things, key: code, from: event.row.k}
+                queue: jobs
+                max_attempts: 2
+                attempt_backoff: 0.02
+            catch_up_interval: 0.5
+            listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
+            retry: {initial: 0.05, maximum: 0.5}
+            \(extra)
+            """)
     return EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: logger)
 }
 
@@ -55,7 +59,8 @@ func payloads(_ redis: RedisConnection, _ queue: String = "jobs") async throws -
 /// the done snapshot before that batch; everything committed since must belong to it.
 func rewindToUnacknowledged(_ database: TemporaryDatabase, consumer: String, doneBefore: String, batchID: Int) async throws {
     let connection = try await database.connect()
-    try await connection.query("""
+    try await connection.query(
+        """
         UPDATE pgevents.consumers SET batch_snapshot = done_snapshot, done_snapshot = $2::pg_snapshot, batch_seq = 0, batch_id = $3
          WHERE name = $1
         """, [consumer, doneBefore, batchID])
@@ -74,17 +79,19 @@ struct PoisonEventTests {
         var testDescription: String { "\(type): '\(bad)'" }
     }
 
-    @Test("the good events of the chunk are delivered once and in order, the bad one is dead-lettered with why, and a replay after a crash writes nothing twice", arguments: [
-        KeyCase(type: "date", good: "2026-01-01", bad: "not-a-date", sqlState: "22007"),
-        KeyCase(type: "timestamptz", good: "2026-01-01 10:00:00+00", bad: "2026-13-45 10:00", sqlState: "22008"),
-        KeyCase(type: "mood", good: "happy", bad: "furious", sqlState: "22P02", setup: "CREATE TYPE mood AS ENUM ('happy', 'sad')"),
-        KeyCase(type: "inet", good: "10.0.0.1", bad: "10.0.0.300", sqlState: "22P02"),
-        KeyCase(type: "numeric(5,2)", good: "12.50", bad: "1234567", sqlState: "22003"),
-        KeyCase(type: "integer", good: "7", bad: "99999999999", sqlState: "22003"),
-        KeyCase(type: "varchar(5)", good: "abcde", bad: "abcdefgh", sqlState: nil),
-        KeyCase(type: "numeric(3,1)", good: "1.2", bad: "1.24", sqlState: nil),
-        KeyCase(type: "real", good: "0.1", bad: "0.1000000001", sqlState: nil),
-    ])
+    @Test(
+        "the good events of the chunk are delivered once and in order, the bad one is dead-lettered with why, and a replay after a crash writes nothing twice",
+        arguments: [
+            KeyCase(type: "date", good: "2026-01-01", bad: "not-a-date", sqlState: "22007"),
+            KeyCase(type: "timestamptz", good: "2026-01-01 10:00:00+00", bad: "2026-13-45 10:00", sqlState: "22008"),
+            KeyCase(type: "mood", good: "happy", bad: "furious", sqlState: "22P02", setup: "CREATE TYPE mood AS ENUM ('happy', 'sad')"),
+            KeyCase(type: "inet", good: "10.0.0.1", bad: "10.0.0.300", sqlState: "22P02"),
+            KeyCase(type: "numeric(5,2)", good: "12.50", bad: "1234567", sqlState: "22003"),
+            KeyCase(type: "integer", good: "7", bad: "99999999999", sqlState: "22003"),
+            KeyCase(type: "varchar(5)", good: "abcde", bad: "abcdefgh", sqlState: nil),
+            KeyCase(type: "numeric(3,1)", good: "1.2", bad: "1.24", sqlState: nil),
+            KeyCase(type: "real", good: "0.1", bad: "0.1000000001", sqlState: nil),
+        ])
     func badKey(_ key: KeyCase) async throws {
         let database = try await keyedDatabase(keyType: key.type, keys: [key.good], setup: key.setup)
         let writer = try await database.connect()
@@ -93,7 +100,8 @@ struct PoisonEventTests {
             // Registered first, so that the three events form one batch after this snapshot.
             let registration = try await database.connect()
             try await JournalSource(name: "poison").register(on: registration)
-            let doneBefore = try await registration.query("SELECT done_snapshot::text FROM pgevents.consumers WHERE name = 'poison'").scalar(String.self)
+            let doneBefore = try await registration.query("SELECT done_snapshot::text FROM pgevents.consumers WHERE name = 'poison'")
+                .scalar(String.self)
             await registration.close()
             let payload = { (n: Int, k: String) in #"{"n":\#(n),"row":{"k":"\#(k)"}}"# }
             try await writer.execute("BEGIN")
@@ -114,7 +122,9 @@ struct PoisonEventTests {
             #expect(dead.first?["channel"] as? String == "ev")
             #expect(dead.first?["payload"] as? String == payload(2, key.bad))
             #expect(dead.first?["sqlstate"] as? String == key.sqlState, "\(dead.first ?? [:])")
-            #expect((dead.first?["reason"] as? String)?.contains(key.sqlState == nil ? "not exactly a value of" : "not a value of") == true, "\(dead.first ?? [:])")
+            #expect(
+                (dead.first?["reason"] as? String)?.contains(key.sqlState == nil ? "not exactly a value of" : "not a value of") == true,
+                "\(dead.first ?? [:])")
             #expect((dead.first?["hint"] as? String)?.contains("dead-letters replay") == true)
 
             // A crash after Redis took the first batch and before its acknowledgement: the next run replays it, and
@@ -131,29 +141,33 @@ struct PoisonEventTests {
         await writer.close()
     }
 
-    @Test("a job Redis refuses (WRONGTYPE) is tried max_attempts times, then dead-lettered with Redis' error; other queues go on; replay writes it once fixed")
+    @Test(
+        "a job Redis refuses (WRONGTYPE) is tried max_attempts times, then dead-lettered with Redis' error; other queues go on; replay writes it once fixed"
+    )
     func refusedJob() async throws {
         let database = try await keyedDatabase(keyType: "int", keys: ["1"])
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
             try await reader.command("SET", "jobs:bad", "not a list")
-            let configuration = try ProcessorConfiguration(yaml: """
-                consumer: refused
-                channels:
-                  ev:
-                    decode: json
-                    rule_mode: all_matches
-                    rules:
-                      - {name: good, enqueue: {queue: "jobs:ok", job: {n: "{{event.n}}"}}}
-                      - {name: bad, when: {field: event.n, lt: 3}, enqueue: {queue: "jobs:bad", job: {n: "{{event.n}}"}}}
-                    max_attempts: 3
-                    attempt_backoff: 0.02
-                catch_up_interval: 0.5
-                retry: {initial: 0.05, maximum: 0.5}
-                """)
+            let configuration = try ProcessorConfiguration(
+                yaml: """
+                    consumer: refused
+                    channels:
+                      ev:
+                        decode: json
+                        rule_mode: all_matches
+                        rules:
+                          - {name: good, enqueue: {queue: "jobs:ok", job: {n: "{{event.n}}"}}}
+                          - {name: bad, when: {field: event.n, lt: 3}, enqueue: {queue: "jobs:bad", job: {n: "{{event.n}}"}}}
+                        max_attempts: 3
+                        attempt_backoff: 0.02
+                    catch_up_interval: 0.5
+                    retry: {initial: 0.05, maximum: 0.5}
+                    """)
             let capture = LogCapture()
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: capture.logger())
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: capture.logger())
             try await withRunningProcessor(processor) {
                 try await writer.execute("SELECT pgevents.emit('ev', '{\"n\":' || g || '}') FROM generate_series(1, 4) g")
                 try await waitForJobs(reader, count: 4, queue: "jobs:ok")
@@ -167,7 +181,9 @@ struct PoisonEventTests {
             #expect(dead.map { $0["job"] as? String } == [#"{"n":1}"#, #"{"n":2}"#])
             #expect(dead.allSatisfy { $0["destination"] as? String == "jobs:bad" })
             #expect(capture.records("event sent to the dead-letter list").count == 2)
-            #expect(!capture.records.contains { $0.level >= .info && $0.metadata.values.contains { $0.contains(#"{"n":1}"#) } }, "no payload above debug")
+            #expect(
+                !capture.records.contains { $0.level >= .info && $0.metadata.values.contains { $0.contains(#"{"n":1}"#) } },
+                "no payload above debug")
 
             // Fixed, and replayed: each refused job is written once, and the list is empty.
             try await reader.command("DEL", "jobs:bad")
@@ -187,10 +203,12 @@ struct PoisonEventTests {
         try await withTemporaryRedis { redis in
             let reader = try await redis.connect()
             try await reader.command("CONFIG", "SET", "proto-max-bulk-len", "1mb")
-            let processor = EventProcessor(configuration: try processorConfiguration(consumer: "big"), postgres: database.configuration,
-                                           redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: try processorConfiguration(consumer: "big"), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO events (body) VALUES ('small 1'), (repeat('x', 1500000)), ('small 2');
                     """)
                 try await waitForJobs(reader, count: 2)
@@ -220,8 +238,9 @@ struct PoisonEventTests {
             let letters = try await DeadLetterQueue(name: "pgevents:dead").list(limit: 5, on: reader)
             #expect(letters.map(\.replay) == ["emit the payload into the journal on channel ev"])
             let admin = try await database.connect()
-            #expect(try await DeadLetterQueue(name: "pgevents:dead").replay(limit: 5, redis: reader, postgres: admin)
-                == .init(jobsWritten: 0, eventsEmitted: 1, skipped: 0))
+            #expect(
+                try await DeadLetterQueue(name: "pgevents:dead").replay(limit: 5, redis: reader, postgres: admin)
+                    == .init(jobsWritten: 0, eventsEmitted: 1, skipped: 0))
             #expect(try await admin.query("SELECT count(*) FROM pgevents.journal WHERE payload = 'not json'").scalar(Int.self) == 2)
             await admin.close()
             await reader.close()
@@ -232,15 +251,18 @@ struct PoisonEventTests {
 
 @Suite("Outages are held, not dead-lettered")
 struct OutageTests {
-    @Test("Redis OOM (maxmemory, noeviction) and READONLY (a demoted primary): delivery waits, then goes on; no dead letter", arguments: ["OOM", "READONLY"])
+    @Test(
+        "Redis OOM (maxmemory, noeviction) and READONLY (a demoted primary): delivery waits, then goes on; no dead letter",
+        arguments: ["OOM", "READONLY"])
     func holds(_ kind: String) async throws {
         let database = try await journalDatabase()
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let admin = try await redis.connect()
             let capture = LogCapture()
-            let processor = EventProcessor(configuration: try processorConfiguration(consumer: "outage"), postgres: database.configuration,
-                                           redis: redis.configuration, logger: capture.logger())
+            let processor = EventProcessor(
+                configuration: try processorConfiguration(consumer: "outage"), postgres: database.configuration,
+                redis: redis.configuration, logger: capture.logger())
             try await withRunningProcessor(processor) {
                 try await writer.query("INSERT INTO events (body) VALUES ('before')")
                 try await waitForJobs(admin, count: 1)
@@ -276,16 +298,21 @@ struct OutageTests {
         try await withTemporaryRedis { redis in
             let admin = try await redis.connect()
             try await admin.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
-            let processor = EventProcessor(configuration: try processorConfiguration(consumer: "lru"), postgres: database.configuration,
-                                           redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: try processorConfiguration(consumer: "lru"), postgres: database.configuration,
+                redis: redis.configuration, logger: Logger(label: "test"))
             let error = await #expect(throws: ProcessorError.self) { try await withTimeout(20) { try await processor.run() } }
             #expect(error?.code == .invalidConfiguration)
-            #expect(error?.message.contains("allkeys-lru") == true && error?.message.contains("noeviction") == true, "\(error?.message ?? "")")
+            #expect(
+                error?.message.contains("allkeys-lru") == true && error?.message.contains("noeviction") == true, "\(error?.message ?? "")")
             // Allowed explicitly, it starts (and says so).
             var allowed = try processorConfiguration(consumer: "lru")
             allowed.allowRedisEviction = true
             let capture = LogCapture()
-            try await withRunningProcessor(EventProcessor(configuration: allowed, postgres: database.configuration, redis: redis.configuration, logger: capture.logger())) {
+            try await withRunningProcessor(
+                EventProcessor(
+                    configuration: allowed, postgres: database.configuration, redis: redis.configuration, logger: capture.logger())
+            ) {
                 try await capture.waitFor(timeout: 20, "leader", count: 1)
             }
             #expect(capture.records.contains { $0.level == .warning && $0.message.contains("allkeys-lru") })
@@ -305,7 +332,8 @@ struct BoundedGrowthTests {
             var configuration = try processorConfiguration(consumer: "pruner")
             configuration.pruneInterval = 1
             configuration.batchSize = 1_000
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
                 for round in 0..<4 {
                     try await writer.query("INSERT INTO events (body) SELECT 'r\(round) ' || g FROM generate_series(1, 8000) g")

@@ -75,9 +75,11 @@ struct PostgresNotificationTests {
         await sender.close()
     }
 
-    @Test("any channel name works: mixed case, spaces, quotes, multi-byte", arguments: [
-        "MixedCase", "with space", #"quote " inside"#, "semi;colon", "ünïcødé", String(repeating: "c", count: 63),
-    ])
+    @Test(
+        "any channel name works: mixed case, spaces, quotes, multi-byte",
+        arguments: [
+            "MixedCase", "with space", #"quote " inside"#, "semi;colon", "ünïcødé", String(repeating: "c", count: 63),
+        ])
     func channelNames(channel: String) async throws {
         let database = try await Shared.database()
         let listener = try await database.connect()

@@ -10,16 +10,20 @@ import Testing
 
 @Suite("pgevents process configured like other services: the environment, libpq's variables, JSON logs")
 struct ProcessEnvironmentTests {
-    @Test("PGEVENTS_CONFIG and PGEVENTS_LOG_FORMAT=json, no DATABASE_URL (PGHOST, PGPORT, PGUSER, PGDATABASE instead): jobs arrive, every log line is a JSON object, no secret in them")
+    @Test(
+        "PGEVENTS_CONFIG and PGEVENTS_LOG_FORMAT=json, no DATABASE_URL (PGHOST, PGPORT, PGUSER, PGDATABASE instead): jobs arrive, every log line is a JSON object, no secret in them"
+    )
     func environmentAndJSONLogs() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let database = try await journalDatabase()
         try await withTemporaryRedis { redis in
-            let directory = try migrationDirectory(["processor.yml": """
+            let directory = try migrationDirectory([
+                "processor.yml": """
                 consumer: environment
                 channels: {new_event: {queue: jobs}}
                 catch_up_interval: 0.5
-                """])
+                """
+            ])
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let settings = database.configuration
             var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PG") && $0.key != "DATABASE_URL" }
@@ -52,7 +56,9 @@ struct ProcessEnvironmentTests {
             #expect(lines.count >= 3)
             for line in lines {
                 let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                #expect(object?["time"] is String && object?["level"] is String && object?["label"] is String && object?["message"] is String, "not a JSON log line: \(line)")
+                #expect(
+                    object?["time"] is String && object?["level"] is String && object?["label"] is String && object?["message"] is String,
+                    "not a JSON log line: \(line)")
             }
             #expect(lines.contains { $0.contains(#""message":"leader""#) && $0.contains(#""consumer":"environment""#) }, "\(lines)")
             let password = try #require(redis.configuration.password)
@@ -79,14 +85,17 @@ struct ProcessEnvironmentTests {
         }
     }
 
-    @Test("--check-config: a good file and its servers pass; a missing fetch table, a missing slot and an evicting Redis fail, named, and nothing is changed")
+    @Test(
+        "--check-config: a good file and its servers pass; a missing fetch table, a missing slot and an evicting Redis fail, named, and nothing is changed"
+    )
     func checkConfig() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let database = try await journalDatabase()
         try await withTemporaryRedis { redis in
             let directory = try migrationDirectory([
                 "good.yml": "consumer: checked\nchannels: {new_event: {queue: jobs}}\n",
-                "bad.yml": "consumer: checked\nchannels:\n  new_event: {queue: jobs, decode: json, fetch: {table: public.nowhere, key: id, from: event.row.id}}\n",
+                "bad.yml":
+                    "consumer: checked\nchannels:\n  new_event: {queue: jobs, decode: json, fetch: {table: public.nowhere, key: id, from: event.row.id}}\n",
                 "wal.yml": "source: wal\nconsumer: checked\nchannels: {public.events: {queue: jobs}}\n",
             ])
             defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -95,7 +104,9 @@ struct ProcessEnvironmentTests {
             environment["REDIS_URL"] = redis.url
             func check(_ file: String) async throws -> (ChildProcess.Termination, String) {
                 let log = directory + "/\(file).out"
-                let child = try ChildProcess.spawn(executable, ["process", "--config", directory + "/" + file, "--check-config"], outputPath: log, environment: environment)
+                let child = try ChildProcess.spawn(
+                    executable, ["process", "--config", directory + "/" + file, "--check-config"], outputPath: log, environment: environment
+                )
                 let termination = await withCheckedContinuation { continuation in
                     // On a Dispatch thread: a blocked cooperative thread would slow the other tests' processors.
                     DispatchQueue.global().async { continuation.resume(returning: child.wait()) }
@@ -115,7 +126,9 @@ struct ProcessEnvironmentTests {
             _ = try await reader.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
             await reader.close()
             let (evicting, evictingOutput) = try await check("good.yml")
-            #expect(evicting == .exited(1) && evictingOutput.contains("FAIL redis eviction:") && evictingOutput.contains("allkeys-lru"), "\(evictingOutput)")
+            #expect(
+                evicting == .exited(1) && evictingOutput.contains("FAIL redis eviction:") && evictingOutput.contains("allkeys-lru"),
+                "\(evictingOutput)")
             let consumers = try await PostgresConnection.withConnection(database.configuration) { connection in
                 try await connection.query("SELECT count(*) FROM pgevents.consumers WHERE name = 'checked'").scalar(Int.self)
             }

@@ -20,7 +20,9 @@ func deliveredIDs(_ redis: RedisConnection, _ queue: String = "jobs") async thro
 
 /// The ledger: every row of `events` has exactly one job; what is lost or duplicated is named by id. (The ids
 /// are read from the table: after an immediate restart a sequence skips the values it had cached.)
-func expectEveryRowOnce(_ reader: RedisConnection, rows count: Int, in database: TemporaryDatabase, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+func expectEveryRowOnce(
+    _ reader: RedisConnection, rows count: Int, in database: TemporaryDatabase, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
     let connection = try await database.connect()
     let rows = try await connection.query("SELECT id FROM events").map { try $0.decode(Int.self, at: 0) }
     await connection.close()
@@ -46,21 +48,25 @@ func waitForJobs(_ redis: RedisConnection, count: Int, queue: String = "jobs", s
 }
 
 func processorConfiguration(consumer: String = "test") throws -> ProcessorConfiguration {
-    try ProcessorConfiguration(yaml: """
-        consumer: \(consumer)
-        channels: {new_event: {queue: jobs}}
-        batch_size: 100
-        catch_up_interval: 0.5
-        listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
-        retry: {initial: 0.05, maximum: 0.5}
-        """)
+    try ProcessorConfiguration(
+        yaml: """
+            consumer: \(consumer)
+            channels: {new_event: {queue: jobs}}
+            batch_size: 100
+            catch_up_interval: 0.5
+            listener: {heartbeat_interval: 0.5, heartbeat_timeout: 1}
+            retry: {initial: 0.05, maximum: 0.5}
+            """)
 }
 
 /// Runs `processor` while `body` runs, then shuts it down gracefully and waits (at most 15 s) until it returns.
 func withRunningProcessor(_ processor: EventProcessor, _ body: () async throws -> Void) async throws {
     try await testGracefulShutdown { trigger in
         try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await processor.run(); return true }
+            group.addTask {
+                try await processor.run()
+                return true
+            }
             try await body()
             trigger.triggerGracefulShutdown()
             group.addTask {
@@ -116,7 +122,8 @@ struct ProcessorTests {
                     try await Task.sleep(for: .milliseconds(30))
                     let killed = try await admin.query(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'pgevents%' AND pid <> pg_backend_pid() AND pid <> $1",
-                        [Int(writerPID)]).scalar(Int.self)
+                        [Int(writerPID)]
+                    ).scalar(Int.self)
                     print("round \(round): terminated \(killed) processor backends")
                 }
                 try await waitForJobs(reader, count: 500)
@@ -134,19 +141,22 @@ struct ProcessorTests {
         let database = try await journalDatabase()
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
-            let directory = try migrationDirectory(["processor.yml": """
+            let directory = try migrationDirectory([
+                "processor.yml": """
                 consumer: killed
                 channels: {new_event: {queue: jobs}}
                 batch_size: 50
                 catch_up_interval: 0.5
-                """])
+                """
+            ])
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let environment = ProcessInfo.processInfo.environment.merging([
                 "DATABASE_URL": database.url, "REDIS_URL": redis.url,
             ]) { $1 }
             let log = directory + "/process.log"
             func start() throws -> ChildProcess {
-                try ChildProcess.spawn(executable, ["process", "--config", directory + "/processor.yml"], outputPath: log, environment: environment)
+                try ChildProcess.spawn(
+                    executable, ["process", "--config", directory + "/processor.yml"], outputPath: log, environment: environment)
             }
             let reader = try await redis.connect()
             var child = try start()
@@ -217,9 +227,13 @@ struct ProcessorRestartTests {
                     let size = try await reader.command("DBSIZE").integer ?? -1
                     let records = logs.records.filter { $0.level >= .debug }.suffix(25).map { "\($0.level) \($0.message) \($0.metadata)" }
                     let check = try await database.connect()
-                    let cursor = try await check.query("SELECT name || ' ' || done_snapshot::text || ' ' || coalesce(batch_snapshot::text, '-') || ' ' || batch_seq FROM pgevents.consumers").map { $0[0] ?? "" }
+                    let cursor = try await check.query(
+                        "SELECT name || ' ' || done_snapshot::text || ' ' || coalesce(batch_snapshot::text, '-') || ' ' || batch_seq FROM pgevents.consumers"
+                    ).map { $0[0] ?? "" }
                     await check.close()
-                    Issue.record("\(length) of 1000 jobs, \(size) keys; cursor \(cursor); last log records:\n\(records.joined(separator: "\n"))\nredis log:\n\(redis.logTail(lines: 30))")
+                    Issue.record(
+                        "\(length) of 1000 jobs, \(size) keys; cursor \(cursor); last log records:\n\(records.joined(separator: "\n"))\nredis log:\n\(redis.logTail(lines: 30))"
+                    )
                     throw error
                 }
                 await reader.close()
@@ -263,8 +277,10 @@ struct ProcessorRestartTests {
         let writer = try await database.connect()
         try await withTemporaryRedis { redis in
             let configuration = try processorConfiguration(consumer: "shared")
-            let first = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "a"))
-            let second = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "b"))
+            let first = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "a"))
+            let second = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "b"))
             let reader = try await redis.connect()
             try await withRunningProcessor(first) {
                 try await withRunningProcessor(second) {
@@ -290,7 +306,9 @@ struct ProcessorRestartTests {
 /// Waits until the processor's listener has run its LISTEN (its last statement, as pg_stat_activity shows).
 func waitForListener(_ admin: PostgresConnection) async throws {
     try await withTimeout(20) {
-        while try await admin.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'").scalar(Int.self) == 0 {
+        while try await admin.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'"
+        ).scalar(Int.self) == 0 {
             try await Task.sleep(for: .milliseconds(20))
         }
     }
@@ -306,13 +324,15 @@ struct NotifyProcessorTests {
         try await withTemporaryRedis { redis in
             // A slow first retry keeps the listener away long enough for the notifications below to be lost.
             // The heartbeat is generous: a false timeout on a loaded machine would be a second, unplanned gap.
-            let configuration = try ProcessorConfiguration(yaml: """
-                source: notify
-                channels: {chat: {queue: messages}}
-                listener: {heartbeat_interval: 1, heartbeat_timeout: 20}
-                retry: {initial: 0.5, maximum: 1}
-                """)
-            let processor = NotifyProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let configuration = try ProcessorConfiguration(
+                yaml: """
+                    source: notify
+                    channels: {chat: {queue: messages}}
+                    listener: {heartbeat_interval: 1, heartbeat_timeout: 20}
+                    retry: {initial: 0.5, maximum: 1}
+                    """)
+            let processor = NotifyProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let reader = try await redis.connect()
             try await testGracefulShutdown { trigger in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -324,7 +344,9 @@ struct NotifyProcessorTests {
 
                     let gapsBefore = processor.gaps.count
                     // The timeout argument makes the call wait until the backend has exited.
-                    let killed = try await admin.query("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener'").scalar(Int.self)
+                    let killed = try await admin.query(
+                        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener'"
+                    ).scalar(Int.self)
                     #expect(killed == 1)
                     for index in 1...5 { try await sender.notify("chat", payload: "while away \(index)") }
 
@@ -352,14 +374,16 @@ struct NotifyProcessorTests {
         let sender = try await database.connect()
         let admin = try await database.connect()
         try await withTemporaryRedis { redis in
-            let configuration = try ProcessorConfiguration(yaml: """
-                source: notify
-                channels: {chat: {queue: messages}}
-                buffer_limit: 10
-                listener: {heartbeat_interval: 1, heartbeat_timeout: 20}
-                retry: {initial: 0.05, maximum: 0.2}
-                """)
-            let processor = NotifyProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let configuration = try ProcessorConfiguration(
+                yaml: """
+                    source: notify
+                    channels: {chat: {queue: messages}}
+                    buffer_limit: 10
+                    listener: {heartbeat_interval: 1, heartbeat_timeout: 20}
+                    retry: {initial: 0.05, maximum: 0.2}
+                    """)
+            let processor = NotifyProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             try await testGracefulShutdown { trigger in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await processor.run() }
@@ -372,7 +396,9 @@ struct NotifyProcessorTests {
                     for index in 1...50 { try await sender.notify("chat", payload: "m\(index)") }
                     try await withTimeout(20) { while processor.dropped < 39 { try await Task.sleep(for: .milliseconds(20)) } }
                     kill(redisPID, SIGCONT)
-                    try await withTimeout(20) { while processor.pushed + processor.dropped < 50 { try await Task.sleep(for: .milliseconds(20)) } }
+                    try await withTimeout(20) {
+                        while processor.pushed + processor.dropped < 50 { try await Task.sleep(for: .milliseconds(20)) }
+                    }
                     trigger.triggerGracefulShutdown()
                     try await group.waitForAll()
                 }

@@ -1,10 +1,11 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsHarness
 import PGEventsRedis
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("RedisConnection on a real server", .timeLimit(.minutes(2)))
 struct RedisConnectionTests {

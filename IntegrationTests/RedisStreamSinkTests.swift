@@ -1,8 +1,9 @@
 import Foundation
-@testable import PGEvents
 import PGEventsHarness
 import PGEventsRedis
 import Testing
+
+@testable import PGEvents
 
 /// Events built in place (the sink takes any `SourceEvent`; where they come from is the consumers' tests).
 private func events(
@@ -29,7 +30,8 @@ private func createGroup(_ redis: RedisConnection, _ stream: String, group: Stri
 }
 
 /// The entries `group` has not been given yet (`>`), as consumer `worker-1`; empty when there are none.
-private func readGroup(_ redis: RedisConnection, _ stream: String, group: String = "workers", count: Int = 100_000) async throws -> [Entry] {
+private func readGroup(_ redis: RedisConnection, _ stream: String, group: String = "workers", count: Int = 100_000) async throws -> [Entry]
+{
     let reply = try await redis.command(
         "XREADGROUP", "GROUP", RedisArgument(group), "worker-1", "COUNT", RedisArgument(count), "STREAMS", RedisArgument(stream), ">")
     guard let streams = reply.array else { return [] }  // null: nothing new
@@ -61,10 +63,11 @@ struct RedisStreamWriterTests {
             #expect(try await sink.deliver(batch, consumer: "app:1", on: redis) == Counts(pushed: 4, duplicates: 0))
 
             let orders = try await readGroup(redis, "s:orders")
-            #expect(orders.map(\.fields) == [
-                ["seq", "1", "channel", "orders", "payload", "{\"n\":1}", "created_at", "2024-05-01T12:34:56.789Z"],
-                ["seq", "3", "channel", "orders", "payload", "{\"n\":3}", "created_at", "2024-05-01T12:34:56.789Z"],
-            ])
+            #expect(
+                orders.map(\.fields) == [
+                    ["seq", "1", "channel", "orders", "payload", "{\"n\":1}", "created_at", "2024-05-01T12:34:56.789Z"],
+                    ["seq", "3", "channel", "orders", "payload", "{\"n\":3}", "created_at", "2024-05-01T12:34:56.789Z"],
+                ])
             #expect(try await readGroup(redis, "s:users").map { $0["seq"] } == ["2"])
             let other = try await readGroup(redis, "s:other")
             #expect(other.map { $0["channel"] } == ["audit"])

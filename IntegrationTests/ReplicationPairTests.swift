@@ -83,7 +83,10 @@ struct ReplicationPairTests {
             var options = ReplicationPair.SubscriptionOptions()
             options.runAsOwner = true
             let error = await #expect(throws: HarnessError.self) { try await pair.subscribe("s", to: "p", options: options) }
-            #expect(error?.message == "subscription option run_as_owner needs PostgreSQL 16 or newer; the subscriber runs \(pair.subscriber.binaries.version)")
+            #expect(
+                error?.message
+                    == "subscription option run_as_owner needs PostgreSQL 16 or newer; the subscriber runs \(pair.subscriber.binaries.version)"
+            )
             options = .init()
             options.origin = "none"
             let origin = await #expect(throws: HarnessError.self) { try await pair.subscribe("s", to: "p", options: options) }

@@ -25,22 +25,33 @@ struct ServerWatchdogTests {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let output = temporaryDirectory + "/pgevents-watchdog-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).txt"
         defer { unlink(output) }
-        let child = try ChildProcess.spawn(executable, ["up"], outputPath: output, outputMode: 0o600, environment: ProcessInfo.processInfo.environment)
+        let child = try ChildProcess.spawn(
+            executable, ["up"], outputPath: output, outputMode: 0o600, environment: ProcessInfo.processInfo.environment)
         var killed = false
-        defer { if !killed { child.kill(SIGKILL); _ = child.wait() } }
+        defer {
+            if !killed {
+                child.kill(SIGKILL)
+                _ = child.wait()
+            }
+        }
         try await Self.eventually(120, "pgevents up to start its servers") {
             ((try? readFile(output)) ?? "").contains("Press Ctrl-C to stop.") || child.poll() != nil
         }
         let text = try readFile(output)
         #expect(text.contains("Press Ctrl-C to stop."), "pgevents up did not start: \(text)")
-        let postgresDirectory = try #require(text.split(separator: "\n").first { $0.hasPrefix("directory: ") }.map { String($0.dropFirst("directory: ".count)) }, "\(text)")
-        let socket = try #require(text.split(whereSeparator: \.isWhitespace).first { $0.hasSuffix("/run/redis.sock") }.map(String.init), "\(text)")
+        let postgresDirectory = try #require(
+            text.split(separator: "\n").first { $0.hasPrefix("directory: ") }.map { String($0.dropFirst("directory: ".count)) }, "\(text)")
+        let socket = try #require(
+            text.split(whereSeparator: \.isWhitespace).first { $0.hasSuffix("/run/redis.sock") }.map(String.init), "\(text)")
         let redisDirectory = URL(fileURLWithPath: socket).deletingLastPathComponent().deletingLastPathComponent().path
         let directories = [postgresDirectory, redisDirectory]
-        let pids = try directories.map { directory in try #require(Int32(try readFile(directory + "/server.pid").trimmed()), "no server.pid in \(directory)") }
+        let pids = try directories.map { directory in
+            try #require(Int32(try readFile(directory + "/server.pid").trimmed()), "no server.pid in \(directory)")
+        }
         #expect(pids.allSatisfy { !Self.isGone($0) })
         let root = Self.documentedScratchRoot()
-        #expect(directories.allSatisfy { $0.hasPrefix(root + "/") }, "\(directories) are not under \(root), where the README says they live")
+        #expect(
+            directories.allSatisfy { $0.hasPrefix(root + "/") }, "\(directories) are not under \(root), where the README says they live")
 
         child.kill(SIGKILL)
         _ = child.wait()

@@ -12,7 +12,8 @@ func tableSourceDatabase() async throws -> TemporaryDatabase {
     let database = try await Shared.postgres().makeDatabase()
     let connection = try await database.connect()
     try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
-    try await connection.execute("""
+    try await connection.execute(
+        """
         CREATE TABLE events (id bigserial PRIMARY KEY, body text NOT NULL);
         CREATE FUNCTION wake_up() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_notify('new_event', ''); RETURN NULL; END $$;
@@ -22,7 +23,9 @@ func tableSourceDatabase() async throws -> TemporaryDatabase {
     return database
 }
 
-func tableDelivery(_ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "rows", table: String = "events", key: String = "id") -> EventDelivery {
+func tableDelivery(
+    _ database: TemporaryDatabase, _ redis: TemporaryRedis, consumer: String = "rows", table: String = "events", key: String = "id"
+) -> EventDelivery {
     EventDelivery(
         configuration: .init(
             postgres: database.configuration, redis: redis.configuration,
@@ -41,8 +44,8 @@ struct TableSourceTests {
             let early = try await database.connect()
             let late = try await database.connect()
             try await early.execute("BEGIN")
-            try await early.query("INSERT INTO events (body) VALUES ('early')")          // id 1, open
-            try await late.query("INSERT INTO events (body) VALUES ('late')")            // id 2, committed
+            try await early.query("INSERT INTO events (body) VALUES ('early')")  // id 1, open
+            try await late.query("INSERT INTO events (body) VALUES ('late')")  // id 2, committed
             // "id > last" would deliver 2 now and pass 1 for ever; the fence holds the read until 1 is decided.
             let first = tableDelivery(database, redis)
             let drain = Task { () async throws -> Int in
@@ -104,17 +107,19 @@ struct TableSourceTests {
         let writer = try await database.connect()
         try await writer.query("INSERT INTO events (body) SELECT 'before ' || g FROM generate_series(1, 1000) g")
         try await withTemporaryRedis { redis in
-            let configuration = try ProcessorConfiguration(yaml: """
-                source: table
-                consumer: rows
-                table: {name: events, key: id}
-                channels: {new_event: {queue: jobs}}
-                batch_size: 200
-                catch_up_interval: 0.5
-                listener: {heartbeat_interval: 1, heartbeat_timeout: 10}
-                retry: {initial: 0.05, maximum: 0.5}
-                """)
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let configuration = try ProcessorConfiguration(
+                yaml: """
+                    source: table
+                    consumer: rows
+                    table: {name: events, key: id}
+                    channels: {new_event: {queue: jobs}}
+                    batch_size: 200
+                    catch_up_interval: 0.5
+                    listener: {heartbeat_interval: 1, heartbeat_timeout: 10}
+                    retry: {initial: 0.05, maximum: 0.5}
+                    """)
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
             let reader = try await redis.connect()
             try await withRunningProcessor(processor) {
                 try await waitForJobs(reader, count: 1000)
@@ -142,7 +147,8 @@ struct TableSourceTests {
     func registrationErrors() async throws {
         let database = try await tableSourceDatabase()
         let connection = try await database.connect()
-        try await connection.execute("""
+        try await connection.execute(
+            """
             CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text);
             CREATE TABLE other (id bigserial PRIMARY KEY);
             """)
@@ -172,7 +178,8 @@ struct TableSourceTests {
 
         // A role that cannot see other sessions' transactions could not wait for them: refused, with the GRANT.
         let role = "reader_\(UUID().uuidString.prefix(8).lowercased())"
-        try await connection.execute("""
+        try await connection.execute(
+            """
             CREATE ROLE \(role) LOGIN;
             GRANT USAGE ON SCHEMA pgevents TO \(role);
             GRANT SELECT, INSERT, UPDATE ON pgevents.table_consumers TO \(role);

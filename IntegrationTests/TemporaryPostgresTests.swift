@@ -1,8 +1,9 @@
 import Foundation
-@testable import PGEventsHarness
 import PGEventsPostgres
 import PGEventsSystem
 import Testing
+
+@testable import PGEventsHarness
 
 @Suite("Throwaway PostgreSQL servers")
 struct TemporaryPostgresTests {
@@ -32,7 +33,8 @@ struct TemporaryPostgresTests {
     func templates() async throws {
         try await withTemporaryPostgres { server in
             try await server.makeTemplate { connection in
-                try await connection.execute("CREATE TABLE events (id serial PRIMARY KEY, body text); INSERT INTO events (body) VALUES ('seed')")
+                try await connection.execute(
+                    "CREATE TABLE events (id serial PRIMARY KEY, body text); INSERT INTO events (body) VALUES ('seed')")
             }
             let first = try await server.makeDatabase()
             let second = try await server.makeDatabase()
@@ -85,7 +87,8 @@ struct TemporaryPostgresTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
-        let serverPID = try #require(Int32(try String(contentsOfFile: directory + "/server.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let serverPID = try #require(
+            Int32(try String(contentsOfFile: directory + "/server.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(kill(serverPID, 0) == 0)
         // Without its watchdog (ServerWatchdogTests tests that one), as when the machine kills both at once.
         let watchdogs = ServerWatchdogTests.watchdogs(for: directory)
@@ -140,7 +143,9 @@ struct ExpectationTests {
         let received = try await notifications.expectNotification(channel: "new_event", within: 10)
         #expect(received.payload == "created")
         try await writer.query("SELECT pg_notify('other', 'more noise')")
-        let error = await #expect(throws: TimeoutError.self) { try await notifications.expectNotification(channel: "new_event", within: 0.5) }
+        let error = await #expect(throws: TimeoutError.self) {
+            try await notifications.expectNotification(channel: "new_event", within: 0.5)
+        }
         #expect(error?.description == "a notification on new_event: nothing within 0.5 s; received instead: other: more noise")
         await writer.close()
         await listener.close()
@@ -154,7 +159,9 @@ struct ExpectationTests {
             #expect(try await connection.expectJob(queue: "q", within: 5) { $0 == "second" } == "second")
             // "first" was taken (and did not match) on the way to "second".
             try await connection.command("LPUSH", "q", "third")
-            let error = await #expect(throws: TimeoutError.self) { try await connection.expectJob(queue: "q", within: 0.3) { $0 == "never" } }
+            let error = await #expect(throws: TimeoutError.self) {
+                try await connection.expectJob(queue: "q", within: 0.3) { $0 == "never" }
+            }
             #expect(error?.description == "a job on q: nothing within 0.3 s; received instead: third")
             await connection.close()
         }

@@ -12,7 +12,8 @@ func walDatabase() async throws -> TemporaryDatabase {
     let database = try await Shared.postgres().makeDatabase()
     try await PostgresConnection.withConnection(database.configuration) { connection in
         try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
-        try await connection.execute("""
+        try await connection.execute(
+            """
             CREATE TABLE tasks (id bigserial PRIMARY KEY, state text NOT NULL, amount numeric, done boolean, meta jsonb, body text);
             CREATE TABLE audit (note text, at int);
             ALTER TABLE audit REPLICA IDENTITY FULL;
@@ -23,18 +24,19 @@ func walDatabase() async throws -> TemporaryDatabase {
 
 /// The processor's file for the WAL tests: tasks, audit and the emit_wal channel `task_event`.
 func walConfiguration(consumer: String, batchSize: Int = 100, extra: String = "") throws -> ProcessorConfiguration {
-    try ProcessorConfiguration(yaml: """
-        source: wal
-        consumer: \(consumer)
-        channels:
-          public.tasks: {queue: tasks}
-          public.audit: {queue: audit}
-          task_event: {queue: messages}
-        batch_size: \(batchSize)
-        catch_up_interval: 0.5
-        retry: {initial: 0.05, maximum: 0.5}
-        \(extra)
-        """)
+    try ProcessorConfiguration(
+        yaml: """
+            source: wal
+            consumer: \(consumer)
+            channels:
+              public.tasks: {queue: tasks}
+              public.audit: {queue: audit}
+              task_event: {queue: messages}
+            batch_size: \(batchSize)
+            catch_up_interval: 0.5
+            retry: {initial: 0.05, maximum: 0.5}
+            \(extra)
+            """)
 }
 
 /// Creates the publication and slot of `configuration` (as `pgevents wal setup` does), runs `body`, and drops the slot
@@ -43,7 +45,8 @@ func withWalSetup(_ database: TemporaryDatabase, _ configuration: ProcessorConfi
     let wal = try #require(configuration.wal)
     try await PostgresConnection.withConnection(database.configuration) { connection in
         let tables = try await WalSetup.tables(named: configuration.channels.map(\.name), on: connection)
-        _ = try await WalSetup.create(on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: Logger(label: "test"))
+        _ = try await WalSetup.create(
+            on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: Logger(label: "test"))
     }
     do {
         try await body()
@@ -58,7 +61,9 @@ func dropSlot(_ slot: String, in database: TemporaryDatabase) async throws {
     try await PostgresConnection.withConnection(database.configuration) { connection in
         // The processor's WAL sender ends with its connection; wait until the slot is free.
         try await withTimeout(20) {
-            while try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", [slot]).scalar(Int.self) > 0 {
+            while try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", [slot]).scalar(
+                Int.self) > 0
+            {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
@@ -80,7 +85,8 @@ struct WalSourceTests {
             try await withTemporaryRedis { redis in
                 let writer = try await database.connect()
                 let big = try await writer.query("SELECT string_agg(md5(g::text), '') FROM generate_series(1, 1000) g").scalar(String.self)
-                try await writer.execute("""
+                try await writer.execute(
+                    """
                     INSERT INTO tasks (state, amount, done, meta, body) VALUES ('new', 115792089237316195423570985008687907853269984665640564039457.584007913129639935, true, '{"a": [1, "x"]}', 'short');
                     INSERT INTO tasks (state, amount, body) VALUES ('big', 'NaN', '\(big)');
                     UPDATE tasks SET state = 'done "quoted"' WHERE id = 1;
@@ -94,26 +100,38 @@ struct WalSourceTests {
                     line two');
                     SELECT pgevents.emit_wal('not_configured', 'skipped');
                     """)
-                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
                 let reader = try await redis.connect()
                 try await withRunningProcessor(processor) {
                     try await waitForJobs(reader, count: 1, queue: "messages")
                 }
                 let tasks = try await walJobs(reader, "tasks")
                 #expect(tasks.count == 5)
-                #expect(tasks.first == #"{"op":"INSERT","schema":"public","table":"tasks","key":{"id":1},"row":{"id":1,"state":"new","amount":115792089237316195423570985008687907853269984665640564039457.584007913129639935,"done":true,"meta":{"a": [1, "x"]},"body":"short"},"old":null}"#)
+                #expect(
+                    tasks.first
+                        == #"{"op":"INSERT","schema":"public","table":"tasks","key":{"id":1},"row":{"id":1,"state":"new","amount":115792089237316195423570985008687907853269984665640564039457.584007913129639935,"done":true,"meta":{"a": [1, "x"]},"body":"short"},"old":null}"#
+                )
                 #expect(tasks.dropFirst().first?.contains(#""amount":"NaN""#) == true)
-                #expect(tasks.dropFirst(2).first == #"{"op":"UPDATE","schema":"public","table":"tasks","key":{"id":1},"row":{"id":1,"state":"done \"quoted\"","amount":115792089237316195423570985008687907853269984665640564039457.584007913129639935,"done":true,"meta":{"a": [1, "x"]},"body":"short"},"old":null}"#)
+                #expect(
+                    tasks.dropFirst(2).first
+                        == #"{"op":"UPDATE","schema":"public","table":"tasks","key":{"id":1},"row":{"id":1,"state":"done \"quoted\"","amount":115792089237316195423570985008687907853269984665640564039457.584007913129639935,"done":true,"meta":{"a": [1, "x"]},"body":"short"},"old":null}"#
+                )
                 // The TOASTed body was not touched: the server does not send it, and the event says so.
-                #expect(tasks.dropFirst(3).first == #"{"op":"UPDATE","schema":"public","table":"tasks","key":{"id":2},"row":{"id":2,"state":"still big","amount":"NaN","done":null,"meta":null},"old":null,"unchanged":["body"]}"#)
+                #expect(
+                    tasks.dropFirst(3).first
+                        == #"{"op":"UPDATE","schema":"public","table":"tasks","key":{"id":2},"row":{"id":2,"state":"still big","amount":"NaN","done":null,"meta":null},"old":null,"unchanged":["body"]}"#
+                )
                 #expect(tasks.last == #"{"op":"DELETE","schema":"public","table":"tasks","key":{"id":1},"row":{"id":1},"old":{"id":1}}"#)
                 let audit = try await walJobs(reader, "audit")
-                #expect(audit == [
-                    #"{"op":"INSERT","schema":"public","table":"audit","key":{"note":"a","at":1},"row":{"note":"a","at":1},"old":null}"#,
-                    #"{"op":"UPDATE","schema":"public","table":"audit","key":{"note":"a","at":2},"row":{"note":"a","at":2},"old":{"note":"a","at":1}}"#,
-                    #"{"op":"DELETE","schema":"public","table":"audit","key":{"note":"a","at":2},"row":{"note":"a","at":2},"old":{"note":"a","at":2}}"#,
-                    #"{"op":"TRUNCATE","schema":"public","table":"audit","key":null,"row":null,"old":null,"cascade":false,"restart_identity":false}"#,
-                ])
+                #expect(
+                    audit == [
+                        #"{"op":"INSERT","schema":"public","table":"audit","key":{"note":"a","at":1},"row":{"note":"a","at":1},"old":null}"#,
+                        #"{"op":"UPDATE","schema":"public","table":"audit","key":{"note":"a","at":2},"row":{"note":"a","at":2},"old":{"note":"a","at":1}}"#,
+                        #"{"op":"DELETE","schema":"public","table":"audit","key":{"note":"a","at":2},"row":{"note":"a","at":2},"old":{"note":"a","at":2}}"#,
+                        #"{"op":"TRUNCATE","schema":"public","table":"audit","key":null,"row":null,"old":null,"cascade":false,"restart_identity":false}"#,
+                    ])
                 #expect(try await walJobs(reader, "messages") == ["line one\nline two"])
                 #expect(try await reader.command("LLEN", "pgevents:dead").integer == 0)
                 await reader.close()
@@ -123,9 +141,10 @@ struct WalSourceTests {
     }
 }
 
-
 /// Every row of `tasks` has exactly one insert job in `tasks`; what is lost or duplicated is named by id.
-func expectEveryTaskOnce(_ reader: RedisConnection, rows count: Int, in database: TemporaryDatabase, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+func expectEveryTaskOnce(
+    _ reader: RedisConnection, rows count: Int, in database: TemporaryDatabase, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
     let rows = try await PostgresConnection.withConnection(database.configuration) { connection in
         try await connection.query("SELECT id FROM tasks").map { try $0.decode(Int.self, at: 0) }
     }
@@ -153,13 +172,16 @@ struct WalDeliveryTests {
                 try await early.query("INSERT INTO tasks (state) VALUES ('written first, committed last')")
                 try await late.query("INSERT INTO tasks (state) VALUES ('written last, committed first')")
                 try await early.execute("COMMIT")
-                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
                 let reader = try await redis.connect()
                 try await withRunningProcessor(processor) {
                     try await waitForJobs(reader, count: 2, queue: "tasks")
                 }
                 let states = try await walJobs(reader, "tasks").map { job in
-                    ((try JSONSerialization.jsonObject(with: Data(job.utf8)) as? [String: Any])?["row"] as? [String: Any])?["state"] as? String
+                    ((try JSONSerialization.jsonObject(with: Data(job.utf8)) as? [String: Any])?["row"] as? [String: Any])?["state"]
+                        as? String
                 }
                 #expect(states == ["written last, committed first", "written first, committed last"])
                 await reader.close()
@@ -178,7 +200,9 @@ struct WalDeliveryTests {
                 try await PostgresConnection.withConnection(database.configuration) { writer in
                     try await writer.query("INSERT INTO tasks (state) SELECT 'bulk ' || g FROM generate_series(1, 100000) g")
                 }
-                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
                 let reader = try await redis.connect()
                 try await withRunningProcessor(processor) {
                     try await waitForJobs(reader, count: 100_000, queue: "tasks", seconds: 120)
@@ -197,27 +221,34 @@ struct WalDeliveryTests {
             try await withTemporaryRedis { redis in
                 let writer = try await database.connect()
                 let admin = try await database.connect()
-                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
                 let reader = try await redis.connect()
                 var terminated = 0
                 try await withRunningProcessor(processor) {
                     for round in 0..<6 {
                         // Several transactions per round, so that a termination falls between two of them or inside one.
                         for part in 0..<4 {
-                            try await writer.query("INSERT INTO tasks (state) SELECT 'r\(round)p\(part) ' || g FROM generate_series(1, 50) g")
+                            try await writer.query(
+                                "INSERT INTO tasks (state) SELECT 'r\(round)p\(part) ' || g FROM generate_series(1, 50) g")
                         }
                         try await Task.sleep(for: .milliseconds(20))
                         // Each round hits a processor that is streaming again (not one still backing off).
                         try await withTimeout(20) {
-                            while try await !admin.query("SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_terminated'").scalar(Bool.self) {
+                            while try await !admin.query(
+                                "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_terminated'"
+                            ).scalar(Bool.self) {
                                 try await Task.sleep(for: .milliseconds(10))
                             }
                         }
-                        terminated += try await admin.query("""
+                        terminated += try await admin.query(
+                            """
                             SELECT count(pg_terminate_backend(pid))::int FROM pg_stat_activity
                              WHERE datname = current_database() AND application_name IN ('pgevents-wal', 'pgevents-worker')
                                AND pid <> pg_backend_pid()
-                            """).scalar(Int.self)
+                            """
+                        ).scalar(Int.self)
                     }
                     try await waitForJobs(reader, count: 1_200, queue: "tasks", seconds: 60)
                 }
@@ -238,18 +269,21 @@ struct WalDeliveryTests {
         try await withWalSetup(database, configuration) {
             try await withTemporaryRedis { redis in
                 let writer = try await database.connect()
-                let directory = try migrationDirectory(["processor.yml": """
+                let directory = try migrationDirectory([
+                    "processor.yml": """
                     source: wal
                     consumer: wal_killed
                     channels: {public.tasks: {queue: tasks}}
                     batch_size: 50
                     catch_up_interval: 0.5
-                    """])
+                    """
+                ])
                 defer { try? FileManager.default.removeItem(atPath: directory) }
                 let environment = ProcessInfo.processInfo.environment.merging(["DATABASE_URL": database.url, "REDIS_URL": redis.url]) { $1 }
                 let log = directory + "/process.log"
                 func start() throws -> ChildProcess {
-                    try ChildProcess.spawn(executable, ["process", "--config", directory + "/processor.yml"], outputPath: log, environment: environment)
+                    try ChildProcess.spawn(
+                        executable, ["process", "--config", directory + "/processor.yml"], outputPath: log, environment: environment)
                 }
                 let reader = try await redis.connect()
                 var child = try start()
@@ -288,11 +322,14 @@ struct WalDeliveryTests {
         try await withWalSetup(database, configuration) {
             try await withTemporaryRedis(.init(settings: ["appendonly": "yes", "appendfsync": "always"])) { redis in
                 let writer = try await database.connect()
-                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
                 try await withRunningProcessor(processor) {
                     for round in 0..<8 {
                         for part in 0..<5 {
-                            try await writer.query("INSERT INTO tasks (state) SELECT 'r\(round)p\(part) ' || g FROM generate_series(1, 25) g")
+                            try await writer.query(
+                                "INSERT INTO tasks (state) SELECT 'r\(round)p\(part) ' || g FROM generate_series(1, 25) g")
                         }
                         if round == 2 || round == 5 { try await redis.restart(downtime: .milliseconds(300)) }
                     }
@@ -315,8 +352,12 @@ struct WalDeliveryTests {
         try await withWalSetup(database, configuration) {
             try await withTemporaryRedis { redis in
                 let writer = try await database.connect()
-                let first = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "first"))
-                let second = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "second"))
+                let first = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration,
+                    logger: Logger(label: "first"))
+                let second = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration,
+                    logger: Logger(label: "second"))
                 let reader = try await redis.connect()
                 try await withRunningProcessor(second) {
                     try await withRunningProcessor(first) {
@@ -358,9 +399,13 @@ struct WalSetupTests {
                 }
             }
             #expect(error?.code == .walNotReady)
-            #expect(error?.message.contains("wal_level is replica") == true && error?.message.contains("ALTER SYSTEM SET wal_level = logical") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("wal_level is replica") == true
+                    && error?.message.contains("ALTER SYSTEM SET wal_level = logical") == true, "\(String(describing: error))")
             try await withTemporaryRedis { redis in
-                let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
                 let stopped = await stoppingError(of: processor)
                 #expect("\(String(describing: stopped))".contains("wal_level = logical"), "\(String(describing: stopped))")
             }
@@ -372,17 +417,25 @@ struct WalSetupTests {
         let database = try await walDatabase()
         let configuration = try walConfiguration(consumer: "wal_missing")
         try await withTemporaryRedis { redis in
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
             let stopped = await stoppingError(of: processor)
-            #expect("\(String(describing: stopped))".contains("replication slot pgevents_wal_missing does not exist: create it (and the publication) with pgevents wal setup"), "\(String(describing: stopped))")
+            #expect(
+                "\(String(describing: stopped))".contains(
+                    "replication slot pgevents_wal_missing does not exist: create it (and the publication) with pgevents wal setup"),
+                "\(String(describing: stopped))")
         }
         try await PostgresConnection.withConnection(database.configuration) { connection in
             try await connection.execute("CREATE TABLE keyless (note text)")
             let error = await #expect(throws: ProcessorError.self) {
-                _ = try await WalSetup.create(on: connection, slot: "pgevents_wal_missing", publication: "pgevents_wal_missing", tables: ["public.keyless"], logger: Logger(label: "test"))
+                _ = try await WalSetup.create(
+                    on: connection, slot: "pgevents_wal_missing", publication: "pgevents_wal_missing", tables: ["public.keyless"],
+                    logger: Logger(label: "test"))
             }
             #expect(error?.message.contains("table public.keyless has no replica identity") == true, "\(String(describing: error))")
-            #expect(try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_missing'").scalar(Int.self) == 0, "a refused setup creates nothing")
+            #expect(
+                try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_missing'").scalar(
+                    Int.self) == 0, "a refused setup creates nothing")
         }
         try await withWalSetup(database, configuration) {
             let role = "wal_no_replication_\(UInt32.random(in: 0...UInt32.max))"
@@ -392,7 +445,8 @@ struct WalSetupTests {
             var postgres = database.configuration
             postgres["user"] = role
             try await withTemporaryRedis { redis in
-                let processor = EventProcessor(configuration: configuration, postgres: postgres, redis: redis.configuration, logger: Logger(label: "wal"))
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: postgres, redis: redis.configuration, logger: Logger(label: "wal"))
                 let stopped = await stoppingError(of: processor)
                 #expect("\(String(describing: stopped))".contains("REPLICATION attribute"), "\(String(describing: stopped))")
             }
@@ -401,7 +455,8 @@ struct WalSetupTests {
 
     @Test("a slot invalidated by max_slot_wal_keep_size stops the processor with the reason and the recovery; nothing is skipped")
     func invalidatedSlot() async throws {
-        try await withTemporaryPostgres(.init(settings: ["max_slot_wal_keep_size": "1MB", "max_wal_size": "64MB", "min_wal_size": "32MB"])) { server in
+        try await withTemporaryPostgres(.init(settings: ["max_slot_wal_keep_size": "1MB", "max_wal_size": "64MB", "min_wal_size": "32MB"]))
+        { server in
             let database = try await server.makeDatabase()
             try await PostgresConnection.withConnection(database.configuration) { connection in
                 try await MigrationSet(directory: repositoryPath("sql/pgevents")).apply(to: connection)
@@ -412,17 +467,24 @@ struct WalSetupTests {
                 try await PostgresConnection.withConnection(database.configuration) { connection in
                     // While no processor streams the slot, the WAL moves on by several segments and checkpoints recycle them.
                     for _ in 0..<4 {
-                        try await connection.query("INSERT INTO tasks (state) SELECT repeat(md5(g::text), 8) FROM generate_series(1, 20000) g")
+                        try await connection.query(
+                            "INSERT INTO tasks (state) SELECT repeat(md5(g::text), 8) FROM generate_series(1, 20000) g")
                         try await connection.query("SELECT pg_switch_wal()")
                         try await connection.execute("CHECKPOINT")
                     }
-                    #expect(try await connection.query("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_lost'").scalar(String.self) == "lost")
+                    #expect(
+                        try await connection.query("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_lost'")
+                            .scalar(String.self) == "lost")
                 }
                 try await withTemporaryRedis { redis in
-                    let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal"))
+                    let processor = EventProcessor(
+                        configuration: configuration, postgres: database.configuration, redis: redis.configuration,
+                        logger: Logger(label: "wal"))
                     let stopped = await stoppingError(of: processor)
                     let text = "\(String(describing: stopped))"
-                    #expect(text.contains("replication slot pgevents_wal_lost was invalidated") && text.contains("pg_drop_replication_slot"), "\(text)")
+                    #expect(
+                        text.contains("replication slot pgevents_wal_lost was invalidated") && text.contains("pg_drop_replication_slot"),
+                        "\(text)")
                     let reader = try await redis.connect()
                     #expect(try await reader.command("LLEN", "tasks").integer == 0, "nothing is delivered from an invalidated slot")
                     await reader.close()

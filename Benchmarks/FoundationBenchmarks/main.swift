@@ -67,7 +67,8 @@ if !receiveOnly { results += [warm, stop] }
 
 let server = try await TemporaryPostgres.start()
 try await server.makeTemplate { connection in
-    try await connection.execute("""
+    try await connection.execute(
+        """
         CREATE TABLE events (id bigserial PRIMARY KEY, chain_id int NOT NULL, payload jsonb NOT NULL, created_at timestamptz DEFAULT now());
         CREATE FUNCTION notify_event() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_notify('new_event', json_build_object('id', NEW.id)::text); RETURN NEW; END $$;
@@ -90,7 +91,8 @@ let payloadSQL = "SELECT count(pg_notify('bench', g::text)) FROM generate_series
 func receiveWithC() async throws -> Double {
     var error = [CChar](repeating: 0, count: 512)
     guard let listener = raw_listener_open(database.configuration.conninfoIncludingSecrets, "bench", &error, 512) else {
-        throw HarnessError(code: .startupFailed, message: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        throw HarnessError(
+            code: .startupFailed, message: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
     defer { raw_listener_close(listener) }
     nonisolated(unsafe) let handle = listener  // used by the counting thread alone until it returns
@@ -122,14 +124,20 @@ func receiveWithSwift(batches: Bool) async throws -> Double {
         var iterator = notifications.makeAsyncIterator()
         if batches {
             while received < notificationCount, let batch = try await iterator.nextBatch() {
-                if received == 0 { first = monotonicNanoseconds(); firstRead = batch[0].receivedAt }
+                if received == 0 {
+                    first = monotonicNanoseconds()
+                    firstRead = batch[0].receivedAt
+                }
                 received += batch.count
                 batchCount += 1
                 lastRead = batch[batch.count - 1].receivedAt
             }
         } else {
             while received < notificationCount, let notification = try await iterator.next() {
-                if received == 0 { first = monotonicNanoseconds(); firstRead = notification.receivedAt }
+                if received == 0 {
+                    first = monotonicNanoseconds()
+                    firstRead = notification.receivedAt
+                }
                 received += 1
                 lastRead = notification.receivedAt
             }
@@ -161,11 +169,14 @@ results += [cRates, swiftRates, batchRates]
 results.append(Figures(name: "NOTIFY read from the socket, PostgresConnection", unit: "notifications/s", samples: readRates))
 if cRates.samples.isEmpty { cRates.samples = [1] }
 results.append(Figures(name: "one by one / C (per round)", unit: "ratio", samples: zip(swiftRates.samples, cRates.samples).map { $0 / $1 }))
-results.append(Figures(name: "nextBatch() / C (per round)", unit: "ratio", samples: zip(batchRates.samples, cRates.samples).map { $0 / $1 }))
+results.append(
+    Figures(name: "nextBatch() / C (per round)", unit: "ratio", samples: zip(batchRates.samples, cRates.samples).map { $0 / $1 }))
 await sender.close()
 await server.shutdown()
 
-print("PostgreSQL \(server.binaries.version), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(notificationCount) notifications per receive round, \(rounds) rounds\n")
+print(
+    "PostgreSQL \(server.binaries.version), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(notificationCount) notifications per receive round, \(rounds) rounds\n"
+)
 func format(_ value: Double, _ unit: String) -> String {
     switch unit {
     case "ms": String(format: "%.1f", value)
@@ -175,9 +186,10 @@ func format(_ value: Double, _ unit: String) -> String {
 }
 print("measurement".padding(toLength: 56, withPad: " ", startingAt: 0) + " median      min      max  unit")
 for figure in results where !figure.samples.isEmpty {
-    print(figure.name.padding(toLength: 56, withPad: " ", startingAt: 0)
-          + format(figure.median, figure.unit).leftPad(8) + format(figure.min, figure.unit).leftPad(9)
-          + format(figure.max, figure.unit).leftPad(9) + "  " + figure.unit)
+    print(
+        figure.name.padding(toLength: 56, withPad: " ", startingAt: 0)
+            + format(figure.median, figure.unit).leftPad(8) + format(figure.min, figure.unit).leftPad(9)
+            + format(figure.max, figure.unit).leftPad(9) + "  " + figure.unit)
 }
 if let path = option("--json") {
     let encoder = JSONEncoder()

@@ -21,8 +21,8 @@
 // Exit status: 0, 1 when a figure is worse than the baseline's by more than PCT (default 10), 2 on wrong input.
 import Foundation
 import PGEvents
-import PGEventsHarness
 import PGEventsBench
+import PGEventsHarness
 import PGEventsMicroWorkloads
 import PGEventsRedis
 
@@ -148,7 +148,8 @@ var redisVersion = ""
         return sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p / 100).rounded(.up)) - 1))]
     }
     let microseconds = { (p: Double) in percentile(p) / 1000 }
-    let distribution = plotPercentiles
+    let distribution =
+        plotPercentiles
         .filter { $0 == 100 || $0 == 0 || Double(sorted.count) * (1 - $0 / 100) >= 1 }
         .map { BenchResult.LatencyPoint(percentile: $0, value: $0 == 0 ? (sorted.first ?? 0) / 1000 : microseconds($0)) }
     var settings = settings
@@ -158,8 +159,9 @@ var redisVersion = ""
     return BenchResult(
         scenario: "micro/\(name)", events: samples.operations, durationSeconds: samples.nanoseconds / 1e9,
         eventsPerSecond: samples.nanoseconds > 0 ? Double(samples.operations) / (samples.nanoseconds / 1e9) : 0,
-        latencyMicroseconds: .init(p50: microseconds(50), p90: microseconds(90), p99: microseconds(99), p999: microseconds(99.9),
-                                   max: (sorted.last ?? 0) / 1000),
+        latencyMicroseconds: .init(
+            p50: microseconds(50), p90: microseconds(90), p99: microseconds(99), p999: microseconds(99.9),
+            max: (sorted.last ?? 0) / 1000),
         lost: 0, duplicated: 0, errors: 0, postgresVersion: "", redisVersion: redisVersion, machine: machine, gitCommit: commit,
         startedAt: started, note: "per-operation times: averages of batches of \(samples.batch)",
         settings: settings, distribution: distribution)
@@ -173,8 +175,12 @@ do {
 } catch {
     fail("the benchmark's own fixtures: \(error)")
 }
-let jsonPayload = MicroWorkloads.jsonPayload, csvPayload = MicroWorkloads.csvPayload
-let context = workloads.context, condition = workloads.condition, job = workloads.job, rules = workloads.rules
+let jsonPayload = MicroWorkloads.jsonPayload
+let csvPayload = MicroWorkloads.csvPayload
+let context = workloads.context
+let condition = workloads.condition
+let job = workloads.job
+let rules = workloads.rules
 
 // MARK: Running
 
@@ -185,7 +191,8 @@ var results: [BenchResult] = []
     results.append(result(name, try samples()))
 }
 
-let jsonDecoder = workloads.jsonDecoder, csvDecoder = workloads.csvDecoder
+let jsonDecoder = workloads.jsonDecoder
+let csvDecoder = workloads.csvDecoder
 run("decode-json") { measure { jsonDecoder.decode(jsonPayload) } }
 do {
     try run("parse-csv") { try measure { try CSVRecord.parse(csvPayload) } }
@@ -233,14 +240,19 @@ if !noRedis, wanted("redis-lpush") || wanted("redis-pipeline") {
 
 // MARK: Output
 
-print("benchmark".padding(toLength: 16, withPad: " ", startingAt: 0) + " " + ["ops/s".leftPadded(14), "p50 ns".leftPadded(10), "p90 ns".leftPadded(10),
-      "p99 ns".leftPadded(10), "p99.9 ns".leftPadded(10), "batch".leftPadded(8)].joined(separator: " "))
+print(
+    "benchmark".padding(toLength: 16, withPad: " ", startingAt: 0) + " "
+        + [
+            "ops/s".leftPadded(14), "p50 ns".leftPadded(10), "p90 ns".leftPadded(10),
+            "p99 ns".leftPadded(10), "p99.9 ns".leftPadded(10), "batch".leftPadded(8),
+        ].joined(separator: " "))
 for result in results {
     let latency = result.latencyMicroseconds
     let ns = [latency?.p50, latency?.p90, latency?.p99, latency?.p999].map { String(format: "%10.1f", ($0 ?? .nan) * 1000) }
-    print(result.scenario.dropFirst("micro/".count).padding(toLength: 16, withPad: " ", startingAt: 0) + " "
-          + String(format: "%.0f", result.eventsPerSecond).leftPadded(14) + " " + ns.joined(separator: " ") + " "
-          + (result.settings["batch"] ?? "").leftPadded(8))
+    print(
+        result.scenario.dropFirst("micro/".count).padding(toLength: 16, withPad: " ", startingAt: 0) + " "
+            + String(format: "%.0f", result.eventsPerSecond).leftPadded(14) + " " + ns.joined(separator: " ") + " "
+            + (result.settings["batch"] ?? "").leftPadded(8))
 }
 print(BenchResult.table(results).split(separator: "\n").first.map(String.init) ?? "")
 

@@ -49,7 +49,8 @@ public struct MicroWorkloads: Sendable {
     public init() throws {
         let configuration = try ProcessorConfiguration(yaml: Self.configurationYAML)
         guard let channel = configuration.channels.first, let rules = channel.pipeline.rules, rules.rules.count == 3,
-              let condition = rules.rules[1].when, let job = rules.rules[1].actions.first?.job else {
+            let condition = rules.rules[1].when, let job = rules.rules[1].actions.first?.job
+        else {
             throw Invalid(description: "the configuration has not the rules it should")
         }
         let event: EventValue
@@ -60,7 +61,8 @@ public struct MicroWorkloads: Sendable {
         self.rules = rules
         self.condition = condition
         self.job = job
-        self.context = EvaluationContext(event: event, channel: "new_event", seq: 4217, createdAt: Date(timeIntervalSince1970: 1_790_000_000))
+        self.context = EvaluationContext(
+            event: event, channel: "new_event", seq: 4217, createdAt: Date(timeIntervalSince1970: 1_790_000_000))
         guard condition.evaluate(context), rules.evaluate(context).count == 2 else {
             throw Invalid(description: "the rules do not match as they should")
         }

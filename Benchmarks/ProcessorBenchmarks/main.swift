@@ -6,8 +6,8 @@
 //
 //   PGEVENTS_BENCHMARKS=1 swift run -c release pgevents-processor-bench [--rounds N]
 import Foundation
-import PGEventsHarness
 import PGEventsBench
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 
@@ -18,8 +18,9 @@ let rounds = arguments.firstIndex(of: "--rounds").flatMap { arguments.indices.co
 func summary(_ values: [Double]) -> String {
     let sorted = values.sorted()
     func percentile(_ p: Double) -> Double { sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-    return String(format: "p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms",
-                  percentile(0.5), percentile(0.9), percentile(0.99), percentile(0.999), sorted.last ?? .nan)
+    return String(
+        format: "p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms",
+        percentile(0.5), percentile(0.9), percentile(0.99), percentile(0.999), sorted.last ?? .nan)
 }
 
 func elapsed(since start: ContinuousClock.Instant) -> Double {
@@ -37,7 +38,9 @@ func measure() async throws {
     let connection = try await database.connect()
     let listener = try await database.connect()
     let cache = try await redis.connect()
-    var query: [Double] = [], ping: [Double] = [], notify: [Double] = []
+    var query: [Double] = []
+    var ping: [Double] = []
+    var notify: [Double] = []
     try await listener.listen("rtt")
     var notifications = await listener.notifications().makeAsyncIterator()
     for _ in 0..<rounds {

@@ -4,9 +4,10 @@ import Logging
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
-@testable import PGEventsServe
 import Synchronization
 import Testing
+
+@testable import PGEventsServe
 
 @Suite("pgevents serve: resume and backpressure", .serialized)
 struct BroadcastDeliveryTests {
@@ -17,7 +18,9 @@ struct BroadcastDeliveryTests {
         transcript.json.compactMap { $0["payload"]?["n"]?.scalarText.flatMap { Int($0) } }
     }
 
-    @Test("a client that drops and comes back with since= gets what it missed, then live events: no gap, no repeat — across a gateway restart too")
+    @Test(
+        "a client that drops and comes back with since= gets what it missed, then live events: no gap, no repeat — across a gateway restart too"
+    )
     func resumeAfterDrop() async throws {
         let database = try await Shared.database()
         try await withTemporaryRedis { redis in
@@ -26,7 +29,9 @@ struct BroadcastDeliveryTests {
             let configuration = testConfiguration(streams: [stream])
             // First connection: events 1…3, then the client leaves.
             let first = try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
-                async let transcript = webSocket(gateway.url("/broadcast", ["token": token])) { Self.numbers(WebSocketTranscript(messages: $0)).count == 3 }
+                async let transcript = webSocket(gateway.url("/broadcast", ["token": token])) {
+                    Self.numbers(WebSocketTranscript(messages: $0)).count == 3
+                }
                 try await gateway.waitFor("1 client") { $0.connections.load(ordering: .relaxed) == 1 }
                 for n in 1...3 { try await addJob(writer, stream: "changes", payload: #"{"n":\#(n)}"#) }
                 let seen = try await transcript
@@ -42,7 +47,9 @@ struct BroadcastDeliveryTests {
             try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
                 let gotMissed = AsyncStream<Void>.makeStream()
                 // A raw client: the missed entries arrive right behind the 101 response (see RawWebSocket).
-                async let transcript = RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token, "since": last])) {
+                async let transcript = RawWebSocket.run(
+                    port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token, "since": last])
+                ) {
                     try $0.transcript { messages in
                         let numbers = Self.numbers(WebSocketTranscript(messages: messages))
                         if numbers.count == 5 { gotMissed.continuation.yield() }
@@ -71,7 +78,9 @@ struct BroadcastDeliveryTests {
             let firstID = try await addJob(writer, stream: "changes", payload: #"{"n":1}"#)
             for n in 2...10 { try await addJob(writer, stream: "changes", payload: #"{"n":\#(n)}"#, maxLength: 3) }
             try await withGateway(testConfiguration(streams: [stream]), databaseURL: database.url, redis: redis.configuration) { gateway in
-                let transcript = try await RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token, "since": firstID])) {
+                let transcript = try await RawWebSocket.run(
+                    port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token, "since": firstID])
+                ) {
                     try $0.transcript { $0.count == 4 }
                 }
                 #expect(transcript.json.first?["type"] == .string("gap"))
@@ -116,7 +125,10 @@ struct BroadcastDeliveryTests {
                 let padding = String(repeating: "x", count: 16_000)
                 for chunk in stride(from: 1, through: total, by: 50) {
                     let commands: [[RedisArgument]] = (chunk..<(chunk + 50)).map { n in
-                        ["XADD", "changes", "*", "seq", RedisArgument(n), "channel", "changes", "payload", RedisArgument(#"{"n":\#(n),"pad":"\#(padding)"}"#), "created_at", "x"]
+                        [
+                            "XADD", "changes", "*", "seq", RedisArgument(n), "channel", "changes", "payload",
+                            RedisArgument(#"{"n":\#(n),"pad":"\#(padding)"}"#), "created_at", "x",
+                        ]
                     }
                     _ = try await writer.pipeline(commands)
                     try await withTimeout(60) {

@@ -1,8 +1,9 @@
 import Foundation
 import PGEventsHarness
 import PGEventsRedis
-@testable import PGEventsServe
 import Testing
+
+@testable import PGEventsServe
 
 @Suite("pgevents serve: SSE on /events", .serialized)
 struct EventStreamTests {
@@ -36,7 +37,8 @@ struct EventStreamTests {
                 try await addJob(writer, stream: "b", channel: "orders", payload: #"{"n":4}"#)
                 try await addJob(writer, stream: "a", channel: "orders", payload: #"{"n":5}"#)
                 let gotMissed = AsyncStream<Void>.makeStream()
-                async let second = RawEventStream.get(port: gateway.port, pathAndQuery: path, headers: ["Last-Event-ID": cursor]) { events in
+                async let second = RawEventStream.get(port: gateway.port, pathAndQuery: path, headers: ["Last-Event-ID": cursor]) {
+                    events in
                     let numbers = Self.numbers(events)
                     if numbers.count == 2 { gotMissed.continuation.yield() }
                     return numbers.count == 3

@@ -4,12 +4,15 @@ import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
-@testable import PGEventsServe
 import Testing
+
+@testable import PGEventsServe
 
 @Suite("pgevents serve: the gc2-csv example end to end")
 struct GC2ExampleServeTests {
-    @Test("rows changed in parcels reach an authenticated WebSocket client as GC2 batches of 10 and 2 with their rows; sub-users without rel or grant are refused")
+    @Test(
+        "rows changed in parcels reach an authenticated WebSocket client as GC2 batches of 10 and 2 with their rows; sub-users without rel or grant are refused"
+    )
     func gc2EndToEnd() async throws {
         let (database, processorConfiguration) = try await exampleSetup("gc2-csv")
         var configuration = try ServeConfiguration(contentsOf: repositoryPath("sql/examples/gc2-csv/serve.yml"))
@@ -17,33 +20,43 @@ struct GC2ExampleServeTests {
         configuration.auth.key = .environment("PGEVENTS_TEST_SECRET")
         configuration.streams[0].database = database.name
         try await PostgresConnection.withConnection(database.configuration) { db in
-            try await db.execute("""
+            try await db.execute(
+                """
                 DROP ROLE IF EXISTS gc2_viewer; CREATE ROLE gc2_viewer NOLOGIN; GRANT SELECT ON public.parcels TO gc2_viewer;
                 DROP ROLE IF EXISTS gc2_stranger; CREATE ROLE gc2_stranger NOLOGIN;
                 """)
         }
         try await withTemporaryRedis { redis in
-            let processor = EventProcessor(configuration: processorConfiguration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "test"))
+            let processor = EventProcessor(
+                configuration: processorConfiguration, postgres: database.configuration, redis: redis.configuration,
+                logger: Logger(label: "test"))
             try await withRunningProcessor(processor) {
                 try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
                     func token(_ uid: String) async throws -> String {
                         try await makeToken(["database": .string(database.name), "uid": .string(uid), "superUser": .bool(false)])
                     }
                     let viewer = try await token("gc2_viewer")
-                    let noRel = try await RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": viewer])) { try $0.transcript() }
+                    let noRel = try await RawWebSocket.run(
+                        port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": viewer])
+                    ) { try $0.transcript() }
                     #expect(noRel.json.first?["error"] == .string("missing_rel"))
                     let stranger = try await token("gc2_stranger")
-                    let refused = try await RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": stranger, "rel": "public.parcels"])) { try $0.transcript() }
+                    let refused = try await RawWebSocket.run(
+                        port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": stranger, "rel": "public.parcels"])
+                    ) { try $0.transcript() }
                     #expect(refused.json.first?["error"] == .string("not_allowed"))
 
-                    async let received = RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": viewer, "rel": "public.parcels"])) {
+                    async let received = RawWebSocket.run(
+                        port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": viewer, "rel": "public.parcels"])
+                    ) {
                         try $0.transcript { messages in
                             messages.compactMap(JSONValue.parse).reduce(0) { $0 + (Self.rows($1).count) } >= 12
                         }
                     }
                     try await gateway.waitFor("the viewer") { $0.connections.load(ordering: .relaxed) == 1 }
                     try await PostgresConnection.withConnection(database.configuration) { db in
-                        try await db.execute("""
+                        try await db.execute(
+                            """
                             INSERT INTO parcels (parcel_no, owner_name, address, area_m2)
                             SELECT 'P-' || i, 'Cy', 'Quay ' || i, 512.25 FROM generate_series(1, 12) AS i
                             """)

@@ -1,7 +1,8 @@
 import Dispatch
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal SSE client on a blocking socket, run on a Dispatch thread: the response status, and the events
@@ -60,9 +61,14 @@ enum RawEventStream {
             if done(events) { break }
             // A refusal's body is complete once its Content-Length is.
             if !text.contains("text/event-stream"), let split = text.range(of: "\r\n\r\n"),
-               let length = text[..<split.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") })
+                let length = text[..<split.lowerBound].split(separator: "\r\n").first(where: {
+                    $0.lowercased().hasPrefix("content-length:")
+                })
                 .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }),
-               text[split.upperBound...].utf8.count >= length { break }
+                text[split.upperBound...].utf8.count >= length
+            {
+                break
+            }
         }
         let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
         let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
@@ -76,9 +82,11 @@ enum RawEventStream {
         var id: String?
         var name: String?
         for line in text.split(whereSeparator: \.isNewline) {
-            if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
-            else if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
-            else if line.hasPrefix("data: ") {
+            if line.hasPrefix("id: ") {
+                id = String(line.dropFirst(4))
+            } else if line.hasPrefix("event: ") {
+                name = String(line.dropFirst(7))
+            } else if line.hasPrefix("data: ") {
                 events.append(Event(id: id, name: name, data: String(line.dropFirst(6))))
                 id = nil
                 name = nil

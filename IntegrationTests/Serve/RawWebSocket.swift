@@ -1,7 +1,8 @@
 import Dispatch
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal WebSocket client on a blocking socket, run on a Dispatch thread (never on Swift's cooperative pool,
@@ -34,7 +35,8 @@ final class RawWebSocket: @unchecked Sendable {
             close(socket)
             throw Failure(description: "connect: \(errno)")
         }
-        let request = "GET \(pathAndQuery) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        let request =
+            "GET \(pathAndQuery) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         try write(Array(request.utf8))
         let head = try readHead()
@@ -72,7 +74,8 @@ final class RawWebSocket: @unchecked Sendable {
     func send(_ text: String) throws { try sendFrame(opcode: 0x1, payload: Array(text.utf8)) }
 
     /// Runs `body` with a connection on a Dispatch thread.
-    static func run<T: Sendable>(port: Int, pathAndQuery: String, _ body: @escaping @Sendable (RawWebSocket) throws -> T) async throws -> T {
+    static func run<T: Sendable>(port: Int, pathAndQuery: String, _ body: @escaping @Sendable (RawWebSocket) throws -> T) async throws -> T
+    {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result { try body(try RawWebSocket(port: port, pathAndQuery: pathAndQuery)) })
@@ -109,7 +112,9 @@ final class RawWebSocket: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while buffer.count < count {
             let received = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-            guard received > 0 else { throw Failure(description: received == 0 ? "the server closed the connection" : "recv: \(errno) (timed out?)") }
+            guard received > 0 else {
+                throw Failure(description: received == 0 ? "the server closed the connection" : "recv: \(errno) (timed out?)")
+            }
             buffer += chunk[..<received]
         }
     }
@@ -122,7 +127,9 @@ final class RawWebSocket: @unchecked Sendable {
 
     private func readHead() throws -> String {
         while true {
-            if let end = buffer.indices.dropLast(3).first(where: { buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10 }) {
+            if let end = buffer.indices.dropLast(3).first(where: {
+                buffer[$0] == 13 && buffer[$0 + 1] == 10 && buffer[$0 + 2] == 13 && buffer[$0 + 3] == 10
+            }) {
                 let head = String(decoding: buffer[..<end], as: UTF8.self)
                 buffer.removeFirst(end + 4)
                 return head

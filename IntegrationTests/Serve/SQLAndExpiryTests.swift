@@ -2,18 +2,22 @@ import Foundation
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
-@testable import PGEventsServe
 import Testing
+
+@testable import PGEventsServe
 
 @Suite("pgevents serve: SQL over the socket, token expiry", .serialized)
 struct SQLAndExpiryTests {
     let stream = ServeConfiguration.Stream(key: "changes", format: .raw, relation: .field("table"))
 
-    @Test("SQL runs read-only as the token's role: it reads what the role may, cannot write, cannot change role; superuser roles and roles with set_config are refused")
+    @Test(
+        "SQL runs read-only as the token's role: it reads what the role may, cannot write, cannot change role; superuser roles and roles with set_config are refused"
+    )
     func sqlReadOnly() async throws {
         let database = try await makeGrantedDatabase(role: "serve_sql_reader")
         try await PostgresConnection.withConnection(database.configuration) { db in
-            try await db.execute("""
+            try await db.execute(
+                """
                 INSERT INTO public.parcels VALUES (1, 'a'), (2, 'b'), (3, 'c');
                 CREATE SEQUENCE public.counter; GRANT USAGE, UPDATE ON SEQUENCE public.counter TO serve_sql_reader;
                 DROP ROLE IF EXISTS serve_sql_other; CREATE ROLE serve_sql_other NOLOGIN;
@@ -28,33 +32,48 @@ struct SQLAndExpiryTests {
             configuration.clients.pingInterval = 30
             try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
                 func ask(_ uid: String, superUser: Bool = false, _ statements: [String]) async throws -> [JSONValue] {
-                    let token = try await makeToken(["database": .string(database.name), "uid": .string(uid), "superUser": .bool(superUser)])
+                    let token = try await makeToken([
+                        "database": .string(database.name), "uid": .string(uid), "superUser": .bool(superUser),
+                    ])
                     let path = gateway.pathAndQuery("/broadcast", ["token": token, "rel": "public.parcels"])
                     let transcript = try await RawWebSocket.run(port: gateway.port, pathAndQuery: path) { socket in
                         for statement in statements { try socket.send(statement) }
                         return try socket.transcript { $0.count == statements.count }
                     }
                     // Fail, never crash on a short answer: name how the gateway ended the connection.
-                    try #require(transcript.messages.count == statements.count,
-                                 "the gateway answered \(transcript.messages.count) of \(statements.count) statements, then closed with \(String(describing: transcript.closeCode)) \(transcript.closeReason ?? "")")
+                    try #require(
+                        transcript.messages.count == statements.count,
+                        "the gateway answered \(transcript.messages.count) of \(statements.count) statements, then closed with \(String(describing: transcript.closeCode)) \(transcript.closeReason ?? "")"
+                    )
                     return transcript.json
                 }
-                let answers = try await ask("serve_sql_reader", [
-                    "SELECT gid, owner FROM public.parcels ORDER BY gid",
-                    "SELECT count(*) AS n FROM public.parcels",
-                    "INSERT INTO public.parcels VALUES (9, 'x') RETURNING gid",
-                    "SELECT * FROM secret.salaries",
-                    "RESET ROLE",
-                    "SELECT 1; RESET ROLE",
-                    "SELECT current_user AS who",
-                    "SELECT pg_sleep(5)",
-                    "SELECT nextval('public.counter')",
-                ])
+                let answers = try await ask(
+                    "serve_sql_reader",
+                    [
+                        "SELECT gid, owner FROM public.parcels ORDER BY gid",
+                        "SELECT count(*) AS n FROM public.parcels",
+                        "INSERT INTO public.parcels VALUES (9, 'x') RETURNING gid",
+                        "SELECT * FROM secret.salaries",
+                        "RESET ROLE",
+                        "SELECT 1; RESET ROLE",
+                        "SELECT current_user AS who",
+                        "SELECT pg_sleep(5)",
+                        "SELECT nextval('public.counter')",
+                    ])
                 #expect(answers[0]["success"] == .bool(true))
-                #expect(answers[0]["data"] == .array([.object(["gid": .number(1), "owner": .string("a")]), .object(["gid": .number(2), "owner": .string("b")])]))
-                #expect(answers[0]["total_rows"] == .number(2) && answers[0]["truncated"] == .bool(true) && answers[0]["format"] == .string("json"))
+                #expect(
+                    answers[0]["data"]
+                        == .array([
+                            .object(["gid": .number(1), "owner": .string("a")]), .object(["gid": .number(2), "owner": .string("b")]),
+                        ]))
+                #expect(
+                    answers[0]["total_rows"] == .number(2) && answers[0]["truncated"] == .bool(true)
+                        && answers[0]["format"] == .string("json"))
                 #expect(answers[1]["data"] == .array([.object(["n": .number(3)])]))
-                for (index, expected) in [(2, "syntax error"), (8, "read-only transaction"), (3, "permission denied"), (4, "syntax error"), (5, "cannot insert multiple commands"), (7, "statement timeout")] {
+                for (index, expected) in [
+                    (2, "syntax error"), (8, "read-only transaction"), (3, "permission denied"), (4, "syntax error"),
+                    (5, "cannot insert multiple commands"), (7, "statement timeout"),
+                ] {
                     #expect(answers[index]["success"] == .bool(false), "\(index)")
                     #expect(answers[index]["message"]?.string?.contains(expected) == true, "\(index): \(answers[index])")
                 }
@@ -81,7 +100,9 @@ struct SQLAndExpiryTests {
         try await withTemporaryRedis { redis in
             try await withGateway(testConfiguration(streams: [stream]), databaseURL: database.url, redis: redis.configuration) { gateway in
                 let token = try await makeToken(["database": .string(database.name), "uid": .string("owner"), "superUser": .bool(true)])
-                let answers = try await RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token])) { socket in
+                let answers = try await RawWebSocket.run(
+                    port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token])
+                ) { socket in
                     try socket.send("SELECT 1")
                     return try socket.transcript { $0.count == 1 }.json
                 }
@@ -97,9 +118,12 @@ struct SQLAndExpiryTests {
         try await withTemporaryRedis { redis in
             try await withGateway(testConfiguration(streams: [stream]), databaseURL: database.url, redis: redis.configuration) { gateway in
                 let token = try await makeToken([
-                    "database": .string(database.name), "uid": .string("owner"), "superUser": .bool(true), "exp": .number(Date().timeIntervalSince1970 + 2),
+                    "database": .string(database.name), "uid": .string("owner"), "superUser": .bool(true),
+                    "exp": .number(Date().timeIntervalSince1970 + 2),
                 ])
-                let transcript = try await RawWebSocket.run(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token])) {
+                let transcript = try await RawWebSocket.run(
+                    port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token])
+                ) {
                     try $0.transcript()
                 }
                 #expect(transcript.closeCode == 4001)

@@ -1,15 +1,16 @@
 import Foundation
 import HummingbirdWSClient
-import NIOWebSocket
 import JWTKit
 import Logging
+import NIOWebSocket
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
-@testable import PGEventsServe
 import ServiceLifecycle
 import Synchronization
 import Testing
+
+@testable import PGEventsServe
 
 /// The HMAC secret the tests sign with (the gateway reads it from the environment it is given).
 let testSecret = "a test secret that is long enough for HS256!"
@@ -48,7 +49,8 @@ struct RunningGateway: Sendable {
     /// The path and query of `url(path, query)`, for a raw request.
     func pathAndQuery(_ path: String, _ query: [String: String] = [:]) -> String {
         let full = url(path, query)
-        return String(full[full.range(of: "/", options: [], range: full.index(full.startIndex, offsetBy: 5)..<full.endIndex)!.lowerBound...])
+        return String(
+            full[full.range(of: "/", options: [], range: full.index(full.startIndex, offsetBy: 5)..<full.endIndex)!.lowerBound...])
     }
 
     func httpURL(_ path: String, _ query: [String: String] = [:]) -> URL {
@@ -136,7 +138,8 @@ func webSocket(
 ) async throws -> WebSocketTranscript {
     let received = Mutex<[String]>([])
     var configuredLogger = Logger(label: "test.ws")
-    configuredLogger.logLevel = ProcessInfo.processInfo.environment["PGEVENTS_TEST_CLIENT_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+    configuredLogger.logLevel =
+        ProcessInfo.processInfo.environment["PGEVENTS_TEST_CLIENT_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
     let clientLogger = configuredLogger
     let close = try await withTimeout(seconds) {
         try await WebSocketClient.connect(
@@ -146,19 +149,28 @@ func webSocket(
             if done([]) { return }
             for try await message in inbound.messages(maxSize: 1 << 24) {
                 guard case .text(let text) = message else { continue }
-                let all = received.withLock { $0.append(text); return $0 }
+                let all = received.withLock {
+                    $0.append(text)
+                    return $0
+                }
                 if done(all) { return }
             }
         }
     }
-    return WebSocketTranscript(messages: received.withLock { $0 }, closeCode: close.map { Int(UInt16(webSocketErrorCode: $0.closeCode)) }, closeReason: close?.reason)
+    return WebSocketTranscript(
+        messages: received.withLock { $0 }, closeCode: close.map { Int(UInt16(webSocketErrorCode: $0.closeCode)) },
+        closeReason: close?.reason)
 }
 
 /// Appends an entry to a stream as the processor's `sink: stream` does for a single job.
 @discardableResult
-func addJob(_ redis: RedisConnection, stream: String, channel: String = "changes", payload: String, maxLength: Int? = nil) async throws -> String {
+func addJob(_ redis: RedisConnection, stream: String, channel: String = "changes", payload: String, maxLength: Int? = nil) async throws
+    -> String
+{
     var arguments: [RedisArgument] = ["XADD", RedisArgument(stream)]
     if let maxLength { arguments += ["MAXLEN", RedisArgument(maxLength)] }
-    arguments += ["*", "seq", "1", "channel", RedisArgument(channel), "payload", RedisArgument(payload), "created_at", "2026-01-01T00:00:00Z"]
+    arguments += [
+        "*", "seq", "1", "channel", RedisArgument(channel), "payload", RedisArgument(payload), "created_at", "2026-01-01T00:00:00Z",
+    ]
     return try #require(try await redis.command(arguments).string)
 }

@@ -1,7 +1,8 @@
 import Foundation
 import JWTKit
-@testable import PGEventsServe
 import Testing
+
+@testable import PGEventsServe
 
 /// Tokens signed with RS256 and ES256 keys (public keys read from PEM files), and the algorithm confusion a
 /// verifier must refuse. No server: these live here for JWTKit, which signs the tokens.

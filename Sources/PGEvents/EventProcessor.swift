@@ -31,11 +31,13 @@ public struct EventProcessor: Service {
     /// The source the configuration names: the journal, a table, or the WAL.
     public func makeSource() -> any EventSource {
         if let table = configuration.table {
-            TableSource(name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
-                        channel: configuration.channels[0].name, logger: logger)
+            TableSource(
+                name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
+                channel: configuration.channels[0].name, logger: logger)
         } else if let wal = configuration.wal {
-            WalSource(name: configuration.consumer, slot: wal.slot, publication: wal.publication, messages: wal.messages,
-                      channels: Set(configuration.channels.map(\.name)), logger: logger)
+            WalSource(
+                name: configuration.consumer, slot: wal.slot, publication: wal.publication, messages: wal.messages,
+                channels: Set(configuration.channels.map(\.name)), logger: logger)
         } else {
             JournalSource(name: configuration.consumer)
         }
@@ -67,7 +69,8 @@ public struct EventProcessor: Service {
         let source = makeSource()
         // The WAL source wakes the processor itself (its stream); the others are woken by notifications.
         let walSource = source as? WalSource
-        let listener = walSource == nil
+        let listener =
+            walSource == nil
             ? try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger) : nil
         let delivery = makeDelivery(source: source)
         try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
@@ -89,14 +92,19 @@ public struct EventProcessor: Service {
         // Wake-ups coalesce: however many arrive during a drain, one more drain follows.
         let (wakeUps, wake) = AsyncStream<WakeUp>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let catchUpInterval = ProcessorConfiguration.duration(configuration.catchUpInterval)
-        logger.info("processor starting", metadata: [
-            "consumer": "\(configuration.consumer)", "channels": "\(configuration.channels.map(\.name))",
-            "postgres": "\(postgres)", "redis": "\(redis)",
-        ])
+        logger.info(
+            "processor starting",
+            metadata: [
+                "consumer": "\(configuration.consumer)", "channels": "\(configuration.channels.map(\.name))",
+                "postgres": "\(postgres)", "redis": "\(redis)",
+            ])
         if configuration.dedupeTTL != nil {
-            logger.warning("dedupe_ttl is no longer used: the processor keeps one delivered position per Redis destination, which never expires (README: No duplicates)")
+            logger.warning(
+                "dedupe_ttl is no longer used: the processor keeps one delivered position per Redis destination, which never expires (README: No duplicates)"
+            )
         }
-        try await RedisEvictionPolicy.check(redis, allowEviction: configuration.allowRedisEviction, backoff: Backoff(configuration.backoff), logger: logger)
+        try await RedisEvictionPolicy.check(
+            redis, allowEviction: configuration.allowRedisEviction, backoff: Backoff(configuration.backoff), logger: logger)
         // The newest connection generation the listener announced; a drain that starts after it catches it up.
         let generation = LatestGeneration()
         // Wake-ups coalesce, so what each asks for is kept apart: a batch timer's wake-up must not stand in for a
@@ -115,20 +123,22 @@ public struct EventProcessor: Service {
                 }
             }
             if let listener { group.addTask { await listener.run() } }
-            if let listener { group.addTask {
-                for await event in listener.events {
-                    switch event {
-                    case .connected(let number):
-                        generation.value.withLock { $0 = number }
-                        requests.drain.store(true, ordering: .releasing)
-                        wake.yield(.reconnected)
-                    case .notification:
-                        requests.drain.store(true, ordering: .releasing)
-                        wake.yield(.notified)
-                    case .disconnected: break
+            if let listener {
+                group.addTask {
+                    for await event in listener.events {
+                        switch event {
+                        case .connected(let number):
+                            generation.value.withLock { $0 = number }
+                            requests.drain.store(true, ordering: .releasing)
+                            wake.yield(.reconnected)
+                        case .notification:
+                            requests.drain.store(true, ordering: .releasing)
+                            wake.yield(.notified)
+                        case .disconnected: break
+                        }
                     }
                 }
-            } }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: catchUpInterval)
@@ -177,7 +187,9 @@ public struct EventProcessor: Service {
                 let sent = try await delivery.flushBatches(all: true, retrying: false)
                 logger.info("open batches sent at shutdown", metadata: ["batches": "\(sent)"])
             } catch {
-                logger.warning("open batches could not be sent at shutdown; they stay staged in Redis for the next run", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "open batches could not be sent at shutdown; they stay staged in Redis for the next run",
+                    metadata: ["error": "\(error)"])
             }
         }
     }

@@ -4,6 +4,7 @@ public import PGEventsPostgres
 public import PGEventsRedis
 public import ServiceLifecycle
 import Synchronization
+
 public import struct Foundation.Date
 
 /// The processor in notify-only mode: each NOTIFY payload is the event, pushed to its channel's Redis list
@@ -64,9 +65,11 @@ public struct NotifyProcessor: Service {
         let backoff = Backoff(configuration.backoff)
         let queues = Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) })
         let pushedCounter = Counter(label: "pgevents_events_delivered_total", dimensions: [("source", "notify")])
-        logger.warning("notify-only mode: events sent while this processor is disconnected are lost; use source: journal to keep them", metadata: [
-            "channels": "\(configuration.channels.map(\.name))",
-        ])
+        logger.warning(
+            "notify-only mode: events sent while this processor is disconnected are lost; use source: journal to keep them",
+            metadata: [
+                "channels": "\(configuration.channels.map(\.name))"
+            ])
         // Between the listener and Redis: a bounded buffer. While Redis is down it fills; when it is full, what
         // arrives is dropped and counted (a journal would keep it; notify-only has nowhere to keep it).
         let (buffered, buffer) = AsyncStream<PostgresNotification>.makeStream(bufferingPolicy: .bufferingOldest(configuration.bufferLimit))
@@ -120,16 +123,20 @@ public struct NotifyProcessor: Service {
             switch event {
             case .disconnected(let error):
                 if lostSince == nil { lostSince = Date() }
-                logger.error("notify-only: disconnected; notifications sent from now on are lost until listening again", metadata: ["error": "\(error.message)"])
+                logger.error(
+                    "notify-only: disconnected; notifications sent from now on are lost until listening again",
+                    metadata: ["error": "\(error.message)"])
             case .connected(let generation):
                 listener.catchUpFinished(generation: generation)  // nothing to catch up from
                 if let from = lostSince {
                     let gap = Gap(from: from, to: Date())
                     state.value.withLock { $0.gaps.append(gap) }
                     gapCounter.increment()
-                    logger.error("notify-only: events sent while disconnected were lost", metadata: [
-                        "from": "\(gap.from)", "to": "\(gap.to)", "seconds": "\(gap.to.timeIntervalSince(gap.from))",
-                    ])
+                    logger.error(
+                        "notify-only: events sent while disconnected were lost",
+                        metadata: [
+                            "from": "\(gap.from)", "to": "\(gap.to)", "seconds": "\(gap.to.timeIntervalSince(gap.from))",
+                        ])
                     lostSince = nil
                 }
             case .notification(let notification):
@@ -140,10 +147,12 @@ public struct NotifyProcessor: Service {
                     }
                     droppedCounter.increment()
                     if dropped == 1 || dropped % 1_000 == 0 {
-                        logger.error("notify-only: the buffer is full (Redis is not taking jobs); notifications are dropped", metadata: [
-                            "buffer_limit": "\(configuration.bufferLimit)", "dropped_total": "\(dropped)",
-                            "channel": "\(notification.channel)",
-                        ])
+                        logger.error(
+                            "notify-only: the buffer is full (Redis is not taking jobs); notifications are dropped",
+                            metadata: [
+                                "buffer_limit": "\(configuration.bufferLimit)", "dropped_total": "\(dropped)",
+                                "channel": "\(notification.channel)",
+                            ])
                     }
                 }
             }

@@ -96,12 +96,19 @@ public struct BenchComparison: Sendable {
                 onlyInCurrent.append(result.scenario)
                 continue
             }
-            let changed = Set(result.settings.keys).union(stored.settings.keys).sorted().filter { result.settings[$0] != stored.settings[$0] }
-            if !changed.isEmpty {
-                settingsDifferences.append("\(result.scenario): " + changed.map { "\($0) \(result.settings[$0] ?? "-") (baseline \(stored.settings[$0] ?? "-"))" }.joined(separator: ", "))
+            let changed = Set(result.settings.keys).union(stored.settings.keys).sorted().filter {
+                result.settings[$0] != stored.settings[$0]
             }
-            rows.append(Self.row(result.scenario, .throughput, baseline: stored.eventsPerSecond, current: result.eventsPerSecond,
-                                 maxRegressionPercent: maxRegressionPercent))
+            if !changed.isEmpty {
+                settingsDifferences.append(
+                    "\(result.scenario): "
+                        + changed.map { "\($0) \(result.settings[$0] ?? "-") (baseline \(stored.settings[$0] ?? "-"))" }.joined(
+                            separator: ", "))
+            }
+            rows.append(
+                Self.row(
+                    result.scenario, .throughput, baseline: stored.eventsPerSecond, current: result.eventsPerSecond,
+                    maxRegressionPercent: maxRegressionPercent))
             if let was = stored.latencyMicroseconds?.p99, let now = result.latencyMicroseconds?.p99 {
                 rows.append(Self.row(result.scenario, .p99, baseline: was, current: now, maxRegressionPercent: maxRegressionPercent))
             }
@@ -118,12 +125,15 @@ public struct BenchComparison: Sendable {
 
     static func row(_ scenario: String, _ metric: Metric, baseline: Double, current: Double, maxRegressionPercent: Double) -> Row {
         guard baseline.isFinite, baseline > 0, current.isFinite, current >= 0 else {
-            return Row(scenario: scenario, metric: metric, baseline: baseline, current: current, ratio: nil, worsePercent: nil, verdict: .notComparable)
+            return Row(
+                scenario: scenario, metric: metric, baseline: baseline, current: current, ratio: nil, worsePercent: nil,
+                verdict: .notComparable)
         }
         let ratio = current / baseline
         let worse = (metric.higherIsBetter ? 1 - ratio : ratio - 1) * 100
-        return Row(scenario: scenario, metric: metric, baseline: baseline, current: current, ratio: ratio, worsePercent: worse,
-                   verdict: worse > maxRegressionPercent ? .regressed : .ok)
+        return Row(
+            scenario: scenario, metric: metric, baseline: baseline, current: current, ratio: ratio, worsePercent: worse,
+            verdict: worse > maxRegressionPercent ? .regressed : .ok)
     }
 
     /// Memory sizes within this fraction of each other are the same machine (the figure is rounded, and a kernel
@@ -145,21 +155,25 @@ public struct BenchComparison: Sendable {
         ]
         if !current.isEmpty, !baseline.isEmpty {
             for (name, property) in properties {
-                let was = values(baseline, property), now = values(current, property)
+                let was = values(baseline, property)
+                let now = values(current, property)
                 if Set(was) != Set(now) { differences.append("\(name): \(words(was)) (baseline) vs \(words(now)) (current)") }
             }
-            let wasMemory = baseline.map(\.machine.memoryGB), nowMemory = current.map(\.machine.memoryGB)
+            let wasMemory = baseline.map(\.machine.memoryGB)
+            let nowMemory = current.map(\.machine.memoryGB)
             let all = wasMemory + nowMemory
             if let low = all.min(), let high = all.max(), high > low * (1 + memoryTolerance) {
-                differences.append("memory: \(words(values(baseline) { Self.gigabytes($0.machine.memoryGB) })) (baseline) vs "
-                                   + "\(words(values(current) { Self.gigabytes($0.machine.memoryGB) })) (current)")
+                differences.append(
+                    "memory: \(words(values(baseline) { Self.gigabytes($0.machine.memoryGB) })) (baseline) vs "
+                        + "\(words(values(current) { Self.gigabytes($0.machine.memoryGB) })) (current)")
             }
         }
-        let description = current.first.map { result in
-            "\(result.machine.cores) cores, \(gigabytes(result.machine.memoryGB)), \(result.machine.os); "
-                + "PostgreSQL \(result.postgresVersion.isEmpty ? "unknown" : result.postgresVersion); "
-                + "Redis \(result.redisVersion.isEmpty ? "unknown" : result.redisVersion)"
-        } ?? "no results"
+        let description =
+            current.first.map { result in
+                "\(result.machine.cores) cores, \(gigabytes(result.machine.memoryGB)), \(result.machine.os); "
+                    + "PostgreSQL \(result.postgresVersion.isEmpty ? "unknown" : result.postgresVersion); "
+                    + "Redis \(result.redisVersion.isEmpty ? "unknown" : result.redisVersion)"
+            } ?? "no results"
         return MachineMatch(differences: differences, current: description)
     }
 
@@ -184,8 +198,9 @@ public struct BenchComparison: Sendable {
             lines.append("  no scenario in common")
         } else {
             let width = max(20, rows.map { TextExcerpt.escaped($0.scenario).count }.max() ?? 0)
-            lines.append("  " + "scenario".padding(toLength: width, withPad: " ", startingAt: 0)
-                         + "  metric        baseline       current   ratio  verdict")
+            lines.append(
+                "  " + "scenario".padding(toLength: width, withPad: " ", startingAt: 0)
+                    + "  metric        baseline       current   ratio  verdict")
             for row in rows {
                 let name = TextExcerpt.escaped(row.scenario).padding(toLength: width, withPad: " ", startingAt: 0)
                 let metric = row.metric.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
@@ -196,8 +211,9 @@ public struct BenchComparison: Sendable {
                 case .regressed: verdict = "REGRESSED" + (row.worsePercent.map { " (\(Self.change($0)), limit \(limit))" } ?? "")
                 case .notComparable: verdict = "not comparable (baseline \(Self.figure(row.baseline)))"
                 }
-                lines.append("  \(name)  \(metric) " + Self.figure(row.baseline).leftPadded(to: 13, with: " ") + " "
-                             + Self.figure(row.current).leftPadded(to: 13, with: " ") + "  \(ratio)  \(verdict)")
+                lines.append(
+                    "  \(name)  \(metric) " + Self.figure(row.baseline).leftPadded(to: 13, with: " ") + " "
+                        + Self.figure(row.current).leftPadded(to: 13, with: " ") + "  \(ratio)  \(verdict)")
             }
         }
         if !settingsDifferences.isEmpty {
@@ -211,13 +227,18 @@ public struct BenchComparison: Sendable {
             lines.append("Only in this run (no baseline yet): " + onlyInCurrent.map(TextExcerpt.escaped).joined(separator: ", "))
         }
         for failure in integrityFailures {
-            lines.append("LOST OR DUPLICATED: \(TextExcerpt.escaped(failure.scenario)) lost \(failure.lost), duplicated \(failure.duplicated)")
+            lines.append(
+                "LOST OR DUPLICATED: \(TextExcerpt.escaped(failure.scenario)) lost \(failure.lost), duplicated \(failure.duplicated)")
         }
         if passed {
-            lines.append("PASSED: no figure worse than the baseline by more than \(limit)" + (machines.matches ? "" : " (on a different machine)"))
+            lines.append(
+                "PASSED: no figure worse than the baseline by more than \(limit)" + (machines.matches ? "" : " (on a different machine)"))
         } else {
             var reasons: [String] = []
-            if !regressions.isEmpty { reasons.append("\(regressions.count) figure\(regressions.count == 1 ? "" : "s") worse than the baseline by more than \(limit)") }
+            if !regressions.isEmpty {
+                reasons.append(
+                    "\(regressions.count) figure\(regressions.count == 1 ? "" : "s") worse than the baseline by more than \(limit)")
+            }
             if !integrityFailures.isEmpty {
                 reasons.append("\(integrityFailures.count) scenario\(integrityFailures.count == 1 ? "" : "s") lost or duplicated events")
             }
@@ -248,8 +269,8 @@ public struct BenchComparison: Sendable {
 
     /// `12.3% worse`, `4.0% better`.
     static func change(_ worsePercent: Double) -> String {
-        worsePercent > 0 ? String(format: "%.1f%% worse", worsePercent)
+        worsePercent > 0
+            ? String(format: "%.1f%% worse", worsePercent)
             : worsePercent < 0 ? String(format: "%.1f%% better", -worsePercent) : "same"
     }
 }
-

@@ -66,8 +66,11 @@ public enum BenchHTML {
         let started = results.map(\.startedAt).min().map(BenchResult.timestamp) ?? ""
         // Settings shared by every result here; otherwise each result's, in the table below.
         let shared = results.allSatisfy { $0.settings == results[0].settings }
-        let settings = !shared ? "per scenario, below"
-            : results[0].settings.isEmpty ? "none" : results[0].settings.keys.sorted().map { "\($0) = \(results[0].settings[$0] ?? "")" }.joined(separator: ", ")
+        let settings =
+            !shared
+            ? "per scenario, below"
+            : results[0].settings.isEmpty
+                ? "none" : results[0].settings.keys.sorted().map { "\($0) = \(results[0].settings[$0] ?? "")" }.joined(separator: ", ")
         return """
             <dl class="header">
             <dt>Machine</dt><dd>\(distinct { "\($0.machine.cores) cores, \(BenchComparison.gigabytes($0.machine.memoryGB)), \($0.machine.os)" })</dd>
@@ -96,7 +99,9 @@ public enum BenchHTML {
             html += "<td>\(result.events)</td><td>\(String(format: "%.2f", result.durationSeconds))</td>"
             html += "<td>\(escape(BenchComparison.figure(result.eventsPerSecond)))</td>"
             if let latency = result.latencyMicroseconds {
-                for value in [latency.p50, latency.p90, latency.p99, latency.p999, latency.max] { html += "<td>\(milliseconds(value))</td>" }
+                for value in [latency.p50, latency.p90, latency.p99, latency.p999, latency.max] {
+                    html += "<td>\(milliseconds(value))</td>"
+                }
             } else {
                 html += String(repeating: "<td>–</td>", count: 5)
             }
@@ -116,13 +121,15 @@ public enum BenchHTML {
         for result in withDetails {
             let stages = result.stages.keys.sorted().compactMap { name in
                 result.stages[name].map { latency in
-                    escape(name) + ": " + [latency.p50, latency.p90, latency.p99, latency.p999, latency.max].map(milliseconds).joined(separator: " / ")
+                    escape(name) + ": "
+                        + [latency.p50, latency.p90, latency.p99, latency.p999, latency.max].map(milliseconds).joined(separator: " / ")
                 }
             }
             let extra = result.extra.keys.sorted().map { escape($0) + " = " + escape(BenchComparison.figure(result.extra[$0] ?? .nan)) }
             let settings = result.settings.keys.sorted().map { escape($0) + " = " + escape(result.settings[$0] ?? "") }
             html += "<tr><td class=\"text\">\(escape(result.scenario))</td><td class=\"text\">\(stages.joined(separator: "<br/>"))</td>"
-            html += "<td class=\"text\">\(extra.joined(separator: "<br/>"))</td><td class=\"text\">\(settings.joined(separator: "<br/>"))</td></tr>\n"
+            html +=
+                "<td class=\"text\">\(extra.joined(separator: "<br/>"))</td><td class=\"text\">\(settings.joined(separator: "<br/>"))</td></tr>\n"
         }
         return html + "</table>\n"
     }
@@ -140,11 +147,15 @@ public enum BenchHTML {
 
     /// One SVG chart of every series in `results` (each has a non-empty `distribution`).
     static func plot(_ results: [BenchResult]) -> String {
-        let width = 760.0, height = 420.0
-        let left = 70.0, right = 45.0, top = 20.0
+        let width = 760.0
+        let height = 420.0
+        let left = 70.0
+        let right = 45.0
+        let top = 20.0
         let legendHeight = results.count > 1 ? Double(results.count) * 18 + 10 : 0
         let bottom = 50.0 + legendHeight
-        let plotWidth = width - left - right, plotHeight = height - top - bottom
+        let plotWidth = width - left - right
+        let plotHeight = height - top - bottom
 
         // x: up to the highest percentile below 100 measured, at least 99% (2), at most 99.9999% (6), whole nines.
         let points = results.flatMap { $0.distribution ?? [] }
@@ -164,23 +175,32 @@ public enum BenchHTML {
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
         svg += "viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"latency by percentile\">\n"
         // Grid and ticks.
-        let xTicks: [(Double, String)] = [(0, "0%"), (log10(2), "50%"), (1, "90%"), (2, "99%"), (3, "99.9%"), (4, "99.99%"), (5, "99.999%"), (6, "99.9999%")]
-            .filter { $0.0 <= xMax + 1e-9 }
+        let xTicks: [(Double, String)] = [
+            (0, "0%"), (log10(2), "50%"), (1, "90%"), (2, "99%"), (3, "99.9%"), (4, "99.99%"), (5, "99.999%"), (6, "99.9999%"),
+        ]
+        .filter { $0.0 <= xMax + 1e-9 }
         for (value, label) in xTicks {
-            svg += "<line class=\"grid\" x1=\"\(number(x(value)))\" y1=\"\(number(top))\" x2=\"\(number(x(value)))\" y2=\"\(number(top + plotHeight))\"/>\n"
+            svg +=
+                "<line class=\"grid\" x1=\"\(number(x(value)))\" y1=\"\(number(top))\" x2=\"\(number(x(value)))\" y2=\"\(number(top + plotHeight))\"/>\n"
             svg += "<text x=\"\(number(x(value)))\" y=\"\(number(top + plotHeight + 16))\" text-anchor=\"middle\">\(label)</text>\n"
         }
         for value in yTicks {
             let position = number(y(value * scale))
-            svg += "<line class=\"grid\" x1=\"\(number(left))\" y1=\"\(position)\" x2=\"\(number(left + plotWidth))\" y2=\"\(position)\"/>\n"
-            svg += "<text x=\"\(number(left - 6))\" y=\"\(position)\" text-anchor=\"end\" dominant-baseline=\"middle\">\(escape(tickLabel(value)))</text>\n"
+            svg +=
+                "<line class=\"grid\" x1=\"\(number(left))\" y1=\"\(position)\" x2=\"\(number(left + plotWidth))\" y2=\"\(position)\"/>\n"
+            svg +=
+                "<text x=\"\(number(left - 6))\" y=\"\(position)\" text-anchor=\"end\" dominant-baseline=\"middle\">\(escape(tickLabel(value)))</text>\n"
         }
         // Axes and their labels.
-        svg += "<line class=\"axis\" x1=\"\(number(left))\" y1=\"\(number(top + plotHeight))\" x2=\"\(number(left + plotWidth))\" y2=\"\(number(top + plotHeight))\"/>\n"
-        svg += "<line class=\"axis\" x1=\"\(number(left))\" y1=\"\(number(top))\" x2=\"\(number(left))\" y2=\"\(number(top + plotHeight))\"/>\n"
-        svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(number(top + plotHeight + 36))\" text-anchor=\"middle\">percentile</text>\n"
+        svg +=
+            "<line class=\"axis\" x1=\"\(number(left))\" y1=\"\(number(top + plotHeight))\" x2=\"\(number(left + plotWidth))\" y2=\"\(number(top + plotHeight))\"/>\n"
+        svg +=
+            "<line class=\"axis\" x1=\"\(number(left))\" y1=\"\(number(top))\" x2=\"\(number(left))\" y2=\"\(number(top + plotHeight))\"/>\n"
+        svg +=
+            "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(number(top + plotHeight + 36))\" text-anchor=\"middle\">percentile</text>\n"
         let yLabel = inMilliseconds ? "latency (ms)" : "latency (µs)"
-        svg += "<text x=\"16\" y=\"\(number(top + plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(number(top + plotHeight / 2)))\">\(yLabel)</text>\n"
+        svg +=
+            "<text x=\"16\" y=\"\(number(top + plotHeight / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(number(top + plotHeight / 2)))\">\(yLabel)</text>\n"
         // One line per series.
         for (index, result) in results.enumerated() {
             let color = palette[index % palette.count]
@@ -188,7 +208,8 @@ public enum BenchHTML {
                 .filter { $0.percentile.isFinite && $0.value.isFinite }
                 .sorted { $0.percentile < $1.percentile }
                 .map { "\(number(x(logPercentile($0.percentile, cap: xMax)))),\(number(y($0.value)))" }
-            svg += "<polyline class=\"series\" fill=\"none\" stroke-width=\"2\" stroke=\"\(color)\" points=\"\(coordinates.joined(separator: " "))\">"
+            svg +=
+                "<polyline class=\"series\" fill=\"none\" stroke-width=\"2\" stroke=\"\(color)\" points=\"\(coordinates.joined(separator: " "))\">"
             svg += "<title>\(escape(result.scenario))</title></polyline>\n"
         }
         // Legend, when there is more than one line.
@@ -197,7 +218,8 @@ public enum BenchHTML {
                 let rowY = top + plotHeight + 56 + Double(index) * 18
                 svg += "<line x1=\"\(number(left))\" y1=\"\(number(rowY))\" x2=\"\(number(left + 24))\" y2=\"\(number(rowY))\" "
                 svg += "stroke=\"\(palette[index % palette.count])\" stroke-width=\"3\"/>"
-                svg += "<text x=\"\(number(left + 30))\" y=\"\(number(rowY))\" dominant-baseline=\"middle\">\(escape(result.scenario))</text>\n"
+                svg +=
+                    "<text x=\"\(number(left + 30))\" y=\"\(number(rowY))\" dominant-baseline=\"middle\">\(escape(result.scenario))</text>\n"
             }
         }
         return svg + "</svg>"

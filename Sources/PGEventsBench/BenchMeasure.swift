@@ -1,6 +1,6 @@
-import PGEventsSystem
 import Foundation
 import Histogram
+import PGEventsSystem
 import Synchronization
 
 /// Wall-clock time in nanoseconds (`CLOCK_REALTIME`): the clock the stages of a scenario are compared on
@@ -10,7 +10,6 @@ func benchWallNanoseconds() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
-
 
 /// This process's CPU time (user + system), in seconds.
 func processCPUSeconds() -> Double {
@@ -22,8 +21,9 @@ func processCPUSeconds() -> Double {
 /// This process's resident set size in MB (`VmRSS` of /proc/self/status), nil where that is not available.
 func residentMegabytes() -> Double? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return nil }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+    else { return nil }
     return kilobytes / 1024
 }
 
@@ -34,7 +34,9 @@ func rowID<Bytes: Collection<UInt8>>(in bytes: Bytes) -> Int64? where Bytes.Inde
     var index = bytes.startIndex
     let end = bytes.endIndex
     while index + key.count <= end {
-        if bytes[index] == key[0], bytes[index + 1] == key[1], bytes[index + 2] == key[2], bytes[index + 3] == key[3], bytes[index + 4] == key[4] {
+        if bytes[index] == key[0], bytes[index + 1] == key[1], bytes[index + 2] == key[2], bytes[index + 3] == key[3],
+            bytes[index + 4] == key[4]
+        {
             var position = index + key.count
             while position < end, bytes[position] == UInt8(ascii: " ") { position += 1 }
             var value: Int64 = 0
@@ -69,7 +71,8 @@ func rowIDs(in bytes: [UInt8]) -> [Int64] {
 /// Negative intervals (the notification can reach the listener before the commit's acknowledgement reaches
 /// the writer: both leave the server at commit) are recorded as 0 and counted in `clamped`.
 struct StageHistogram {
-    private(set) var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    private(set) var histogram = Histogram<UInt64>(
+        lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
     private(set) var clamped = 0
 
     var count: Int { Int(histogram.totalCount) }
@@ -98,7 +101,10 @@ struct StageHistogram {
         for step in 0...69 {
             // 1/(1 − p) from 1 to 10^5 in 70 steps of 10^(5/69).
             let percentile = (1 - pow(10, -Double(step) * 5 / 69)) * 100
-            points.append(.init(percentile: (percentile * 10_000).rounded() / 10_000, value: Double(step == 0 ? histogram.min : histogram.valueAtPercentile(percentile))))
+            points.append(
+                .init(
+                    percentile: (percentile * 10_000).rounded() / 10_000,
+                    value: Double(step == 0 ? histogram.min : histogram.valueAtPercentile(percentile))))
         }
         points.append(.init(percentile: 100, value: Double(histogram.max)))
         return points
@@ -166,7 +172,8 @@ struct StageReport {
         for id in ids where id > 0 {
             let index = Int(id - 1)
             for (name, from, to) in pairs {
-                let start = value(from, index), end = value(to, index)
+                let start = value(from, index)
+                let end = value(to, index)
                 if start > 0, end > 0 { stages[name, default: StageHistogram()].record(from: start, to: end) }
             }
             let start = value(.scheduled, index) > 0 ? value(.scheduled, index) : value(.committed, index)

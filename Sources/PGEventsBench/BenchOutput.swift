@@ -35,8 +35,9 @@ public struct BenchOutput: Sendable {
     /// and returns the comparison with the baseline, or nil without one.
     public func emit(_ results: [BenchResult]) throws(Failure) -> BenchComparison? {
         let baseline = try baselinePath.map { path throws(Failure) in
-            try Self.readResults(path, role: "baseline",
-                                 missingHint: "; record one with: pgevents bench baseline update --from RESULTS.json --to \(path)")
+            try Self.readResults(
+                path, role: "baseline",
+                missingHint: "; record one with: pgevents bench baseline update --from RESULTS.json --to \(path)")
         }
         if let jsonPath {
             let json: String
@@ -56,7 +57,9 @@ public struct BenchOutput: Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            guard FileManager.default.fileExists(atPath: path) else { throw Failure("the \(role) file \(path) does not exist\(missingHint)") }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw Failure("the \(role) file \(path) does not exist\(missingHint)")
+            }
             throw Failure("the \(role) file \(path) cannot be read: \(error.localizedDescription)")
         }
         let results: [BenchResult]

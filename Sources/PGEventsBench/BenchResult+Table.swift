@@ -9,15 +9,18 @@ extension BenchResult {
         guard let first = results.first else { return "no results" }
         var lines = [header(results, first: first)]
         let width = max(12, results.map { TextExcerpt.escaped($0.scenario).count }.max() ?? 0)
-        lines.append("scenario".padding(toLength: width, withPad: " ", startingAt: 0)
-                     + "    events       s    events/s   p50 µs   p90 µs   p99 µs p99.9 µs   max µs  lost   dup  errors  note")
+        lines.append(
+            "scenario".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "    events       s    events/s   p50 µs   p90 µs   p99 µs p99.9 µs   max µs  lost   dup  errors  note")
         for result in results {
             let name = TextExcerpt.escaped(result.scenario).padding(toLength: width, withPad: " ", startingAt: 0)
-            var line = name + String(result.events).leftPadded(to: 10, with: " ")
+            var line =
+                name + String(result.events).leftPadded(to: 10, with: " ")
                 + String(format: "%8.2f", result.durationSeconds)
                 + BenchComparison.figure(result.eventsPerSecond).leftPadded(to: 12, with: " ")
             line += latencyColumns(result.latencyMicroseconds)
-            line += String(result.lost).leftPadded(to: 6, with: " ") + String(result.duplicated).leftPadded(to: 6, with: " ")
+            line +=
+                String(result.lost).leftPadded(to: 6, with: " ") + String(result.duplicated).leftPadded(to: 6, with: " ")
                 + String(result.errors).leftPadded(to: 8, with: " ")
             if let note = result.note, !note.isEmpty { line += "  " + TextExcerpt.excerpt(note, limit: 120) }
             lines.append(line)
@@ -26,11 +29,15 @@ extension BenchResult {
                 let label = ("  " + TextExcerpt.escaped(stage)).padding(toLength: width + 30, withPad: " ", startingAt: 0)
                 lines.append(label + latencyColumns(latency))
             }
-            let extras = result.extra.sorted { $0.key < $1.key }.map { "\(TextExcerpt.escaped($0.key)) \(BenchComparison.figure($0.value))" }
+            let extras = result.extra.sorted { $0.key < $1.key }.map {
+                "\(TextExcerpt.escaped($0.key)) \(BenchComparison.figure($0.value))"
+            }
             if !extras.isEmpty { lines.append("  " + extras.joined(separator: ", ")) }
         }
         if results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }) {
-            lines.append("LOST OR DUPLICATED: " + results.filter { $0.lost > 0 || $0.duplicated > 0 }.map { TextExcerpt.escaped($0.scenario) }.joined(separator: ", "))
+            lines.append(
+                "LOST OR DUPLICATED: "
+                    + results.filter { $0.lost > 0 || $0.duplicated > 0 }.map { TextExcerpt.escaped($0.scenario) }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }

@@ -60,7 +60,8 @@ public struct BenchResult: Sendable, Codable {
                 if key.stringValue == Self.elapsedKey { elapsed = value } else { values[key.stringValue] = value }
             }
             guard let elapsed else {
-                throw DecodingError.keyNotFound(Key(stringValue: Self.elapsedKey), .init(codingPath: decoder.codingPath, debugDescription: "a series point needs t_s"))
+                throw DecodingError.keyNotFound(
+                    Key(stringValue: Self.elapsedKey), .init(codingPath: decoder.codingPath, debugDescription: "a series point needs t_s"))
             }
             self.elapsedSeconds = elapsed
             self.values = values
@@ -132,10 +133,13 @@ public struct BenchResult: Sendable, Codable {
         case startedAt = "started_at"
     }
 
-    public init(scenario: String, events: Int, durationSeconds: Double, eventsPerSecond: Double, latencyMicroseconds: Latency? = nil,
-                stages: [String: Latency] = [:], lost: Int, duplicated: Int, errors: Int, postgresVersion: String, redisVersion: String,
-                machine: Machine = .current, gitCommit: String? = BenchResult.gitCommit(), startedAt: Date, extra: [String: Double] = [:], note: String? = nil,
-                settings: [String: String] = [:], distribution: [LatencyPoint]? = nil, series: [SeriesPoint]? = nil) {
+    public init(
+        scenario: String, events: Int, durationSeconds: Double, eventsPerSecond: Double, latencyMicroseconds: Latency? = nil,
+        stages: [String: Latency] = [:], lost: Int, duplicated: Int, errors: Int, postgresVersion: String, redisVersion: String,
+        machine: Machine = .current, gitCommit: String? = BenchResult.gitCommit(), startedAt: Date, extra: [String: Double] = [:],
+        note: String? = nil,
+        settings: [String: String] = [:], distribution: [LatencyPoint]? = nil, series: [SeriesPoint]? = nil
+    ) {
         self.scenario = scenario
         self.events = events
         self.durationSeconds = durationSeconds
@@ -192,7 +196,8 @@ public struct BenchResult: Sendable, Codable {
     /// The commit of the working directory's repository, if it is one (`git rev-parse HEAD`).
     public static func gitCommit() -> String? {
         guard let git = ["/usr/bin/git", "/usr/local/bin/git"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
-              let (termination, output) = try? ChildProcess.run(git, ["rev-parse", "HEAD"]), termination == .exited(0) else { return nil }
+            let (termination, output) = try? ChildProcess.run(git, ["rev-parse", "HEAD"]), termination == .exited(0)
+        else { return nil }
         let commit = output.trimmed()
         return commit.count == 40 ? commit : nil
     }

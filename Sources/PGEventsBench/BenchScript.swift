@@ -83,7 +83,8 @@ public struct BenchScript: Sendable, Equatable {
         self.variables = variables
         let sql = pieces.compactMap { if case .text(let text) = $0 { text } else { nil } }.joined()
         if !pieces.contains(where: { if case .variable = $0 { true } else { false } }),
-           Self.withoutComments(sql).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";"))).isEmpty {
+            Self.withoutComments(sql).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";"))).isEmpty
+        {
             throw Problem(source: source, line: 1, message: "no SQL statement to run")
         }
     }
@@ -92,10 +93,11 @@ public struct BenchScript: Sendable, Equatable {
     public func render(client: Int, using generator: inout some RandomNumberGenerator) -> String {
         var values = ["client_id": Int64(client)]
         for (name, value) in variables {
-            values[name] = switch value {
-            case .constant(let number): number
-            case .random(let low, let high): Int64.random(in: low...high, using: &generator)
-            }
+            values[name] =
+                switch value {
+                case .constant(let number): number
+                case .random(let low, let high): Int64.random(in: low...high, using: &generator)
+                }
         }
         var sql = ""
         for piece in pieces {
@@ -112,23 +114,35 @@ public struct BenchScript: Sendable, Equatable {
     private static func meta(_ line: String, source: String, line number: Int) throws(Problem) -> (name: String, value: Value) {
         let words = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).map(String.init)
         guard words.first == "\\set" else {
-            throw Problem(source: source, line: number, message: "\(words.first ?? line) is not supported by pgevents bench (it reads \\set NAME INTEGER and \\set NAME random(LO, HI))")
+            throw Problem(
+                source: source, line: number,
+                message:
+                    "\(words.first ?? line) is not supported by pgevents bench (it reads \\set NAME INTEGER and \\set NAME random(LO, HI))")
         }
         guard words.count == 3, let first = words[1].unicodeScalars.first, CharacterSet.letters.contains(first) || first == "_",
-              words[1].unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "_" }) else {
+            words[1].unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "_" })
+        else {
             throw Problem(source: source, line: number, message: "expected \\set NAME INTEGER or \\set NAME random(LO, HI)")
         }
-        let name = words[1], expression = words[2].replacingOccurrences(of: " ", with: "")
-        if name == "client_id" { throw Problem(source: source, line: number, message: "client_id is the writer's number; it cannot be set") }
+        let name = words[1]
+        let expression = words[2].replacingOccurrences(of: " ", with: "")
+        if name == "client_id" {
+            throw Problem(source: source, line: number, message: "client_id is the writer's number; it cannot be set")
+        }
         if let number = Int64(expression) { return (name, .constant(number)) }
         if expression.hasPrefix("random("), expression.hasSuffix(")") {
-            let bounds = expression.dropFirst("random(".count).dropLast().split(separator: ",", omittingEmptySubsequences: false).map { Int64($0) }
+            let bounds = expression.dropFirst("random(".count).dropLast().split(separator: ",", omittingEmptySubsequences: false).map {
+                Int64($0)
+            }
             if bounds.count == 2, let low = bounds[0], let high = bounds[1] {
-                guard low <= high else { throw Problem(source: source, line: number, message: "random(\(low), \(high)): the lower bound is above the upper one") }
+                guard low <= high else {
+                    throw Problem(source: source, line: number, message: "random(\(low), \(high)): the lower bound is above the upper one")
+                }
                 return (name, .random(low, high))
             }
         }
-        throw Problem(source: source, line: number, message: "\\set \(name) \(words[2]): expected an integer or random(LO, HI) with integer bounds")
+        throw Problem(
+            source: source, line: number, message: "\\set \(name) \(words[2]): expected an integer or random(LO, HI) with integer bounds")
     }
 
     /// Cuts `sql` at every `:name` outside quotes and comments.
@@ -136,7 +150,8 @@ public struct BenchScript: Sendable, Equatable {
         let characters = Array(sql.unicodeScalars)
         var pieces: [Piece] = []
         var text = String.UnicodeScalarView()
-        var index = 0, line = 1
+        var index = 0
+        var line = 1
         func isNameStart(_ c: Unicode.Scalar) -> Bool { CharacterSet.letters.contains(c) || c == "_" }
         func isName(_ c: Unicode.Scalar) -> Bool { CharacterSet.alphanumerics.contains(c) || c == "_" }
         func copy(until end: Int) {
@@ -154,7 +169,10 @@ public struct BenchScript: Sendable, Equatable {
                 var end = index + 1
                 while end < characters.count {
                     if characters[end] == c {
-                        if end + 1 < characters.count, characters[end + 1] == c { end += 2; continue }  // '' inside a string
+                        if end + 1 < characters.count, characters[end + 1] == c {
+                            end += 2
+                            continue
+                        }  // '' inside a string
                         break
                     }
                     end += 1
@@ -171,9 +189,14 @@ public struct BenchScript: Sendable, Equatable {
                 while end < characters.count, isName(characters[end]) { end += 1 }
                 let name = String(String.UnicodeScalarView(characters[(index + 1)..<end]))
                 guard defined.contains(name) else {
-                    throw Problem(source: source, line: line, message: ":\(name) is not defined (define it with \\set \(name) …; :client_id is the writer's number)")
+                    throw Problem(
+                        source: source, line: line,
+                        message: ":\(name) is not defined (define it with \\set \(name) …; :client_id is the writer's number)")
                 }
-                if !text.isEmpty { pieces.append(.text(String(text))); text = .init() }
+                if !text.isEmpty {
+                    pieces.append(.text(String(text)))
+                    text = .init()
+                }
                 pieces.append(.variable(name))
                 index = end
             default:
@@ -185,6 +208,7 @@ public struct BenchScript: Sendable, Equatable {
     }
 
     private static func withoutComments(_ sql: String) -> String {
-        sql.split(separator: "\n").map { line in line.range(of: "--").map { String(line[..<$0.lowerBound]) } ?? String(line) }.joined(separator: "\n")
+        sql.split(separator: "\n").map { line in line.range(of: "--").map { String(line[..<$0.lowerBound]) } ?? String(line) }.joined(
+            separator: "\n")
     }
 }

@@ -33,9 +33,11 @@ final class BenchServers: Sendable {
     private let migrations: MigrationSet
     private let userMigrations: MigrationSet?
 
-    private init(postgresVersion: String, redisVersion: String, redis: RedisConfiguration, temporaryPostgres: TemporaryPostgres?,
-                 temporaryRedis: TemporaryRedis?, externalPostgres: PostgresConfiguration?, setupSQL: String, migrations: MigrationSet,
-                 userMigrations: MigrationSet?) {
+    private init(
+        postgresVersion: String, redisVersion: String, redis: RedisConfiguration, temporaryPostgres: TemporaryPostgres?,
+        temporaryRedis: TemporaryRedis?, externalPostgres: PostgresConfiguration?, setupSQL: String, migrations: MigrationSet,
+        userMigrations: MigrationSet?
+    ) {
         self.postgresVersion = postgresVersion
         self.redisVersion = redisVersion
         self.redis = redis
@@ -51,17 +53,20 @@ final class BenchServers: Sendable {
 
     /// Starts throwaway servers for what is not given; applies `migrations`, `setupSQL` and then `userMigrations`
     /// (the user's own, `--migrations`) to every scenario database.
-    static func start(databaseURL: String?, redisURL: String?, migrations: MigrationSet, setupSQL: String, userMigrations: MigrationSet? = nil,
-                      logger: Logger) async throws -> BenchServers {
+    static func start(
+        databaseURL: String?, redisURL: String?, migrations: MigrationSet, setupSQL: String, userMigrations: MigrationSet? = nil,
+        logger: Logger
+    ) async throws -> BenchServers {
         var temporaryPostgres: TemporaryPostgres?
         var temporaryRedis: TemporaryRedis?
         do {
             let externalPostgres = try databaseURL.map { url in try PostgresConfiguration(url) }
             let postgresVersion: String
             if let externalPostgres {
-                postgresVersion = try await PostgresConnection.withConnection(externalPostgres) { connection in
-                    try await connection.query("SHOW server_version").scalar(String.self)
-                }.split(separator: " ").first.map(String.init) ?? "?"
+                postgresVersion =
+                    try await PostgresConnection.withConnection(externalPostgres) { connection in
+                        try await connection.query("SHOW server_version").scalar(String.self)
+                    }.split(separator: " ").first.map(String.init) ?? "?"
             } else {
                 let server = try await TemporaryPostgres.start(logger: logger)
                 temporaryPostgres = server
@@ -77,7 +82,8 @@ final class BenchServers: Sendable {
                 let connection = try await RedisConnection.connect(redis)
                 let info = try await connection.command("INFO", "server").string ?? ""
                 await connection.close()
-                redisVersion = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
+                redisVersion =
+                    info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
                     .map { String($0.dropFirst("redis_version:".count)) } ?? "?"
             } else {
                 let server = try await TemporaryRedis.start(logger: logger)
@@ -85,9 +91,10 @@ final class BenchServers: Sendable {
                 redis = server.configuration
                 redisVersion = server.version
             }
-            return BenchServers(postgresVersion: postgresVersion, redisVersion: redisVersion, redis: redis, temporaryPostgres: temporaryPostgres,
-                                temporaryRedis: temporaryRedis, externalPostgres: externalPostgres, setupSQL: setupSQL, migrations: migrations,
-                                userMigrations: userMigrations)
+            return BenchServers(
+                postgresVersion: postgresVersion, redisVersion: redisVersion, redis: redis, temporaryPostgres: temporaryPostgres,
+                temporaryRedis: temporaryRedis, externalPostgres: externalPostgres, setupSQL: setupSQL, migrations: migrations,
+                userMigrations: userMigrations)
         } catch {
             await temporaryRedis?.shutdown()
             await temporaryPostgres?.shutdown()
@@ -108,8 +115,10 @@ final class BenchServers: Sendable {
             try await admin.execute("CREATE DATABASE \(PostgresIdentifier.quote(name))")
         } catch {
             await admin.close()
-            throw HarnessError(code: .invalidInput, message: "pgevents bench: could not create the scratch database \(name) on \(externalPostgres): \(error)",
-                               hint: "the bench runs in a scratch database of its own; the role of --database-url needs CREATEDB")
+            throw HarnessError(
+                code: .invalidInput,
+                message: "pgevents bench: could not create the scratch database \(name) on \(externalPostgres): \(error)",
+                hint: "the bench runs in a scratch database of its own; the role of --database-url needs CREATEDB")
         }
         await admin.close()
         var parameters = Dictionary(externalPostgres.parameters.map { ($0.keyword, $0.value) }, uniquingKeysWith: { $1 })
@@ -132,15 +141,18 @@ final class BenchServers: Sendable {
     }
 
     /// The journal, the bench's tables, the user's migrations. A user migration that fails is bad input, named by file and line.
-    private static func prepare(_ connection: PostgresConnection, migrations: MigrationSet, setupSQL: String, userMigrations: MigrationSet?) async throws {
+    private static func prepare(_ connection: PostgresConnection, migrations: MigrationSet, setupSQL: String, userMigrations: MigrationSet?)
+        async throws
+    {
         _ = try await migrations.apply(to: connection)
         if !setupSQL.isEmpty { try await connection.execute(setupSQL) }
         guard let userMigrations else { return }
         do {
             _ = try await userMigrations.apply(to: connection)
         } catch let error as MigrationError {
-            throw HarnessError(code: .migrationFailed, message: "pgevents bench: your migrations do not apply (after the journal): \(error)",
-                               hint: "pgevents check \(userMigrations.directory) says what is wrong with them")
+            throw HarnessError(
+                code: .migrationFailed, message: "pgevents bench: your migrations do not apply (after the journal): \(error)",
+                hint: "pgevents check \(userMigrations.directory) says what is wrong with them")
         }
     }
 
@@ -149,8 +161,11 @@ final class BenchServers: Sendable {
         guard let connection = try? await RedisConnection.connect(redis) else { return }
         var cursor = "0"
         repeat {
-            guard let reply = try? await connection.command("SCAN", RedisArgument(cursor), "MATCH", RedisArgument(keyPrefix + ":*"), "COUNT", "1000"),
-                  let parts = reply.array, parts.count == 2 else { break }
+            guard
+                let reply = try? await connection.command(
+                    "SCAN", RedisArgument(cursor), "MATCH", RedisArgument(keyPrefix + ":*"), "COUNT", "1000"),
+                let parts = reply.array, parts.count == 2
+            else { break }
             cursor = parts[0].string ?? "0"
             let keys = parts[1].array?.compactMap(\.string) ?? []
             if !keys.isEmpty { _ = try? await connection.command([RedisArgument("UNLINK")] + keys.map { RedisArgument($0) }) }

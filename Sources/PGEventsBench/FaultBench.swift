@@ -34,11 +34,13 @@ public struct FaultBench: Sendable {
             case .terminateListener: "pg_terminate_backend on the processor's backends"
             case .postgresRestartFast: "PostgreSQL fast shutdown, 0.5 s down, start"
             case .postgresRestartImmediate: "PostgreSQL immediate shutdown (crash recovery), 0.5 s down"
-            case .postgresFreeze: "PostgreSQL frozen (SIGSTOP) past the heartbeat timeout, until the processor notices (at most 10 s more): a half-open connection"
+            case .postgresFreeze:
+                "PostgreSQL frozen (SIGSTOP) past the heartbeat timeout, until the processor notices (at most 10 s more): a half-open connection"
             case .notifyQueueFull: "a listener stops reading inside an open transaction while 8 MB of NOTIFYs pile up"
             case .redisRestart: "Redis restarted (append-only file on), 0.5 s down"
             case .processorKill: "pgevents process killed with SIGKILL, restarted 0.2 s later"
-            case .restartDuringLargeTransaction: "PostgreSQL immediate shutdown 50 ms after a 50,000-row transaction commits (while it is delivered, or decoded), 0.5 s down"
+            case .restartDuringLargeTransaction:
+                "PostgreSQL immediate shutdown 50 ms after a 50,000-row transaction commits (while it is delivered, or decoded), 0.5 s down"
             }
         }
     }
@@ -109,12 +111,16 @@ public struct FaultBench: Sendable {
     }
 
     /// Every fault on `postgres` and `redis`, which the caller shuts down.
-    private func run(journal: MigrationSet, postgres: TemporaryPostgres, redis: TemporaryRedis, progress: @Sendable (String) -> Void) async throws -> Outcome {
+    private func run(journal: MigrationSet, postgres: TemporaryPostgres, redis: TemporaryRedis, progress: @Sendable (String) -> Void)
+        async throws -> Outcome
+    {
         try await postgres.makeTemplate(named: "pgevents_bench") { connection in
             try await journal.apply(to: connection)
             try await connection.execute("CREATE TABLE events (id bigserial PRIMARY KEY, sent_ns bigint NOT NULL)")
             if options.source == .journal {
-                try await connection.execute("CREATE TRIGGER events_journal AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('new_event')")
+                try await connection.execute(
+                    "CREATE TRIGGER events_journal AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION pgevents.journal_trigger('new_event')"
+                )
             }
         }
         var rows: [Row] = []
@@ -163,27 +169,33 @@ public struct FaultBench: Sendable {
         var childConfigPath: String?
         if fault == .processorKill {
             guard let executable = options.processorExecutable else {
-                writer.cancel(); consumer.cancel()
+                writer.cancel()
+                consumer.cancel()
                 throw HarnessError(code: .invalidInput, message: "the processor-sigkill fault needs the pgevents executable")
             }
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-bench-\(UUID().uuidString.prefix(8)).yml").path
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-bench-\(UUID().uuidString.prefix(8)).yml")
+                .path
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)
             childConfigPath = path
             child = try startProcessor(executable, config: path, database: database, redis: redis)
             processorTask = nil
         } else {
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: logs.logger())
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: logs.logger())
             processorTask = Task { try await processor.run() }
         }
 
         do {
             try await Task.sleep(for: .seconds(1))
             try await waitUntilDelivering(database: database, wal: wal, run: run)
-            try await inject(fault, postgres: postgres, redis: redis, database: database, wal: wal, logs: logs, run: run,
-                             child: &child, childConfigPath: childConfigPath, note: &note, detection: &detection)
+            try await inject(
+                fault, postgres: postgres, redis: redis, database: database, wal: wal, logs: logs, run: run,
+                child: &child, childConfigPath: childConfigPath, note: &note, detection: &detection)
             // Load goes on until delivery has resumed (or 15 s), then one more second.
             let deadline = ContinuousClock.now + .seconds(15)
-            while run.firstAfterFault.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            while run.firstAfterFault.withLock({ $0 }) == nil, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
             try await Task.sleep(for: .seconds(1))
             run.stop.store(true, ordering: .relaxed)
             await writer.value
@@ -202,12 +214,15 @@ public struct FaultBench: Sendable {
             var unseen = 0
             for item in taken {
                 guard let bytes = item.bytes, let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-                      let id = ((object["row"] as? [String: Any])?["id"] as? NSNumber)?.int64Value,
-                      run.received.withLock({ $0.insert(id).inserted }) else { continue }
+                    let id = ((object["row"] as? [String: Any])?["id"] as? NSNumber)?.int64Value,
+                    run.received.withLock({ $0.insert(id).inserted })
+                else { continue }
                 ledger.delivered(id, at: .now)
                 unseen += 1
             }
-            if unseen > 0 { note += (note.isEmpty ? "" : "; ") + "\(unseen) job(s) taken whose reply was lost in the restart (found in the taken list)" }
+            if unseen > 0 {
+                note += (note.isEmpty ? "" : "; ") + "\(unseen) job(s) taken whose reply was lost in the restart (found in the taken list)"
+            }
         } catch {
             run.stop.store(true, ordering: .relaxed)
             try? await postgres.resume()
@@ -217,7 +232,10 @@ public struct FaultBench: Sendable {
         await consumer.value
         processorTask?.cancel()
         _ = try? await processorTask?.value
-        if let child { kill(child.pid, SIGTERM); _ = child.wait() }
+        if let child {
+            kill(child.pid, SIGTERM)
+            _ = child.wait()
+        }
         if let childConfigPath { try? FileManager.default.removeItem(atPath: childConfigPath) }
         if wal {
             // A database with a slot cannot be dropped.
@@ -226,7 +244,10 @@ public struct FaultBench: Sendable {
         try? await database.drop()
 
         let summary = ledger.summary
-        let recovery: Double? = if let end = run.faultEnd.withLock({ $0 }), let first = run.firstAfterFault.withLock({ $0 }) { (first - end.instant).inSeconds } else { nil }
+        let recovery: Double? =
+            if let end = run.faultEnd.withLock({ $0 }), let first = run.firstAfterFault.withLock({ $0 }) {
+                (first - end.instant).inSeconds
+            } else { nil }
         return Row(
             fault: fault, sent: summary.sent, delivered: summary.delivered, lost: summary.lost.count, duplicated: summary.duplicated.count,
             lostKeys: Array(summary.lost.prefix(20)), duplicatedKeys: Array(summary.duplicated.prefix(20)),
@@ -248,7 +269,9 @@ public struct FaultBench: Sendable {
                 if next > .now { try? await Task.sleep(until: next, clock: .continuous) } else { next = .now }
                 do {
                     if connection == nil { connection = try await database.connect() }
-                    let id = try await connection!.query("INSERT INTO events (sent_ns) VALUES ($1) RETURNING id", [Int(benchWallNanoseconds())]).scalar(Int64.self)
+                    let id = try await connection!.query(
+                        "INSERT INTO events (sent_ns) VALUES ($1) RETURNING id", [Int(benchWallNanoseconds())]
+                    ).scalar(Int64.self)
                     ledger.committed(id)
                 } catch {
                     run.writeErrors.add(1, ordering: .relaxed)
@@ -271,11 +294,13 @@ public struct FaultBench: Sendable {
             while !Task.isCancelled {
                 do {
                     if connection == nil { connection = try await redis.connect() }
-                    let reply = try await connection!.command("BLMOVE", RedisArgument(queue), RedisArgument(queue + ":taken"), "RIGHT", "LEFT", "0.2")
+                    let reply = try await connection!.command(
+                        "BLMOVE", RedisArgument(queue), RedisArgument(queue + ":taken"), "RIGHT", "LEFT", "0.2")
                     guard let bytes = reply.bytes,
-                          let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-                          let row = object["row"] as? [String: Any],
-                          let id = (row["id"] as? NSNumber)?.int64Value else { continue }
+                        let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+                        let row = object["row"] as? [String: Any],
+                        let id = (row["id"] as? NSNumber)?.int64Value
+                    else { continue }
                     let now = ContinuousClock.now
                     run.received.withLock { _ = $0.insert(id) }
                     ledger.delivered(id, at: now)
@@ -310,7 +335,8 @@ public struct FaultBench: Sendable {
 
     /// Injects `fault` a second into the load and marks when it ended; `note` and `detection` say what was seen.
     private func inject(
-        _ fault: Fault, postgres: TemporaryPostgres, redis: TemporaryRedis, database: TemporaryDatabase, wal: Bool, logs: BenchLogs, run: RunState,
+        _ fault: Fault, postgres: TemporaryPostgres, redis: TemporaryRedis, database: TemporaryDatabase, wal: Bool, logs: BenchLogs,
+        run: RunState,
         child: inout ChildProcess?, childConfigPath: String?, note: inout String, detection: inout Double?
     ) async throws {
         func markFaultEnd() {
@@ -344,7 +370,10 @@ public struct FaultBench: Sendable {
             try await postgres.resume()
             if detection == nil, let at = logs.first("heartbeat timed out") { detection = (at - frozen).inSeconds }
             markFaultEnd()
-            note = detection.map { String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout) } ?? "the heartbeat did not time out"
+            note =
+                detection.map {
+                    String(format: "half-open connection detected after %.2f s (heartbeat timeout %.1f s)", $0, options.heartbeatTimeout)
+                } ?? "the heartbeat did not time out"
         case .notifyQueueFull:
             // A listener on the same channel that stops reading inside an open transaction.
             let stalled = try await StalledListener.start(on: database, channels: ["new_event"])
@@ -353,10 +382,13 @@ public struct FaultBench: Sendable {
             await stalled.release()
             markFaultEnd()
             let warned = logs.first("notification queue usage above threshold") != nil
-            note = String(format: "queue usage reached %.6f%% of the server's queue; processor warning %@", usage * 100, warned ? "logged" : "NOT logged")
+            note = String(
+                format: "queue usage reached %.6f%% of the server's queue; processor warning %@", usage * 100,
+                warned ? "logged" : "NOT logged")
         case .restartDuringLargeTransaction:
             try await database.withConnection { connection in
-                try await connection.query("INSERT INTO events (sent_ns) SELECT $1 FROM generate_series(1, 50000)", [Int(benchWallNanoseconds())])
+                try await connection.query(
+                    "INSERT INTO events (sent_ns) SELECT $1 FROM generate_series(1, 50000)", [Int(benchWallNanoseconds())])
             }
             try await Task.sleep(for: .milliseconds(50))
             try await postgres.restart(mode: .immediate, downtime: .milliseconds(500))
@@ -375,7 +407,9 @@ public struct FaultBench: Sendable {
         }
     }
 
-    private func startProcessor(_ executable: String, config: String, database: TemporaryDatabase, redis: TemporaryRedis) throws -> ChildProcess {
+    private func startProcessor(_ executable: String, config: String, database: TemporaryDatabase, redis: TemporaryRedis) throws
+        -> ChildProcess
+    {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-bench-processor.log").path
         // The URLs carry passwords: in the environment, which only this user can read, not on the command line.
         var environment = ProcessInfo.processInfo.environment

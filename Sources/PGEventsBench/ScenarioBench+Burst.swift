@@ -1,10 +1,10 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Synchronization
 
 /// `burst`: `burstSize` events committed in one transaction, then drained by the processor's delivery
@@ -29,22 +29,28 @@ extension ScenarioBench {
             let wal = options.source == .wal
             let table = wal ? "public.events_wal" : "public.events"
             if wal {
-                _ = try await WalSetup.create(on: writer, slot: Self.burstSlot, publication: Self.burstSlot, tables: [table], logger: logger)
+                _ = try await WalSetup.create(
+                    on: writer, slot: Self.burstSlot, publication: Self.burstSlot, tables: [table], logger: logger)
             }
             let insertStart = ContinuousClock.now
             try await writer.query("INSERT INTO \(table) (body) SELECT '' FROM generate_series(1, $1)", [size])
             let insertSeconds = (ContinuousClock.now - insertStart).inSeconds
-            progress(Progress(scenario: "burst", fraction: 0.2, message: String(format: "%d events committed in %.2f s; draining", size, insertSeconds)))
+            progress(
+                Progress(
+                    scenario: "burst", fraction: 0.2,
+                    message: String(format: "%d events committed in %.2f s; draining", size, insertSeconds)))
 
             // The processor's own delivery, built from a configuration as `pgevents process` builds it.
-            let configuration = try ProcessorConfiguration(yaml: """
-                consumer: bench
-                \(wal ? "source: wal\nwal: {slot: \(Self.burstSlot), publication: \(Self.burstSlot)}" : "")
-                channels: {"\(wal ? table : "new_event")": \(options.pipeline.channelYAML(queue: queue))}
-                batch_size: \(options.batchSize)
-                key_prefix: "\(servers.keyPrefix):seen"
-                """, file: "bench.yml")
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+            let configuration = try ProcessorConfiguration(
+                yaml: """
+                    consumer: bench
+                    \(wal ? "source: wal\nwal: {slot: \(Self.burstSlot), publication: \(Self.burstSlot)}" : "")
+                    channels: {"\(wal ? table : "new_event")": \(options.pipeline.channelYAML(queue: queue))}
+                    batch_size: \(options.batchSize)
+                    key_prefix: "\(servers.keyPrefix):seen"
+                    """, file: "bench.yml")
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
             let source = processor.makeSource()
             let delivery = processor.makeDelivery(source: source)
             let cpuBefore = processCPUSeconds()
@@ -73,13 +79,16 @@ extension ScenarioBench {
             await (source as? WalSource)?.close()
             await delivery.close()
             if wal { try await Self.dropSlot(Self.burstSlot, on: writer) }
-            progress(Progress(scenario: "burst", fraction: 0.6, message: String(format: "drained %d in %.2f s; checking", delivered, drainSeconds)))
+            progress(
+                Progress(
+                    scenario: "burst", fraction: 0.6, message: String(format: "drained %d in %.2f s; checking", delivered, drainSeconds)))
 
             // The ledger: the table's ids against the jobs in the list.
             let ledger = EventLedger()
             ledger.setCommitted(try await writer.query("SELECT id FROM \(table)").map { try $0.decode(Int64.self, at: 0) })
             let redis = try await RedisConnection.connect(servers.redis)
-            var unreadable = 0, messages = 0
+            var unreadable = 0
+            var messages = 0
             while true {
                 let reply = try await redis.command("RPOP", RedisArgument(queue), "10000")
                 guard let elements = reply.array, !elements.isEmpty else { break }
@@ -110,9 +119,12 @@ extension ScenarioBench {
             try? await database.drop()
             let summary = ledger.summary
             return result(
-                options.pipeline.name("burst"), servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size, duration: drainSeconds,
+                options.pipeline.name("burst"), servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size,
+                duration: drainSeconds,
                 eventsPerSecond: eventsPerSecond, lost: summary.lost.count, duplicated: summary.duplicated.count, errors: unreadable,
-                extra: extra, note: "events_per_s: drain rate (EventDelivery.drain, source \(options.source.rawValue), pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
+                extra: extra,
+                note:
+                    "events_per_s: drain rate (EventDelivery.drain, source \(options.source.rawValue), pipeline \(options.pipeline.rawValue)); cpu_us_per_event: this process during the drain",
                 settings: ["burst": String(size), "batch_size": String(options.batchSize), "source": options.source.rawValue])
         } catch {
             try? await database.drop()
@@ -125,8 +137,10 @@ extension ScenarioBench {
     /// Drops a bench slot once its WAL sender has gone (at most 30 s), and its publication.
     static func dropSlot(_ slot: String, on connection: PostgresConnection) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
-        while try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", [slot]).scalar(Int.self) > 0,
-              ContinuousClock.now < deadline {
+        while try await connection.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active", [slot]).scalar(
+            Int.self) > 0,
+            ContinuousClock.now < deadline
+        {
             try await Task.sleep(for: .milliseconds(20))
         }
         try await connection.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot])
@@ -147,7 +161,9 @@ extension ScenarioBench {
         await listener.close()
         let received = receiver.count.load(ordering: .relaxed)
         guard received >= size else {
-            throw HarnessError(code: .commandFailed, message: "pgevents bench burst: the raw LISTEN loop received \(received) of \(size) notifications within 120 s")
+            throw HarnessError(
+                code: .commandFailed,
+                message: "pgevents bench burst: the raw LISTEN loop received \(received) of \(size) notifications within 120 s")
         }
         return Double(received) / max(Double(receiver.last.load(ordering: .relaxed) - committed) / 1e9, 1e-9)
     }

@@ -1,10 +1,10 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Synchronization
 
 /// `load-1000`, `throughput` and `latency`: writers commit single-row INSERTs into `events` while the
@@ -38,15 +38,18 @@ extension ScenarioBench {
         let writerCount = options.writers?.first ?? (kind == .latency ? 8 : 4)
         let duration = options.duration ?? 10
         let rate = options.rate
-        let total: Int? = switch kind {
-        case .load: options.events
-        case .throughput: nil
-        case .latency: max(1, Int((rate * duration).rounded()))
-        }
+        let total: Int? =
+            switch kind {
+            case .load: options.events
+            case .throughput: nil
+            case .latency: max(1, Int((rate * duration).rounded()))
+            }
         let database = try await servers.makeDatabase()
         let queue = "\(servers.keyPrefix):jobs:\(kind.rawValue)"
         let records = StageRecords()
-        let notified = Receiver(), raw = Receiver(), taken = Taken()
+        let notified = Receiver()
+        let raw = Receiver()
+        let taken = Taken()
         let name = options.pipeline.name(kind.rawValue)
 
         // The processor, in this task group, with the hand-off probe.
@@ -54,7 +57,8 @@ extension ScenarioBench {
         let listener = try await database.connect()
         let rawListener = options.compareRaw ? try await database.connect() : nil
         var rss = (start: residentMegabytes() ?? 0, end: 0.0, max: 0.0)
-        var writeStart: Int64 = 0, writeEnd: Int64 = 0
+        var writeStart: Int64 = 0
+        var writeEnd: Int64 = 0
         var committedIDs: [Int64] = []
         var ordered: [(pid: Int32, ids: [Int64])] = []
         var backlogAtEnd = 0
@@ -111,9 +115,11 @@ extension ScenarioBench {
         try? await database.drop()
 
         let measured = LiveMeasurement(
-            rss: rss, writeStart: writeStart, writeEnd: writeEnd, committedIDs: committedIDs, ordered: ordered, backlogAtEnd: backlogAtEnd, drained: drained)
-        return liveResult(kind, name: name, started: started, servers: servers, writers: writerCount, duration: duration, measured: measured,
-                          records: records, notified: notified, raw: raw, taken: taken)
+            rss: rss, writeStart: writeStart, writeEnd: writeEnd, committedIDs: committedIDs, ordered: ordered, backlogAtEnd: backlogAtEnd,
+            drained: drained)
+        return liveResult(
+            kind, name: name, started: started, servers: servers, writers: writerCount, duration: duration, measured: measured,
+            records: records, notified: notified, raw: raw, taken: taken)
     }
 
     /// Counts (and, with `keepTimes`, timestamps by sender) every notification until cancelled.
@@ -136,17 +142,20 @@ extension ScenarioBench {
     /// The reference processor delivering `new_event` to `queue`, with a probe that stamps each event's row id
     /// when Redis has taken its chunk.
     func liveProcessor(queue: String, database: BenchDatabase, servers: BenchServers, records: StageRecords) throws -> EventProcessor {
-        let configuration = try ProcessorConfiguration(yaml: """
-            consumer: bench
-            channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
-            batch_size: \(options.batchSize)
-            catch_up_interval: 1
-            key_prefix: "\(servers.keyPrefix):seen"
-            """, file: "bench.yml")
+        let configuration = try ProcessorConfiguration(
+            yaml: """
+                consumer: bench
+                channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
+                batch_size: \(options.batchSize)
+                catch_up_interval: 1
+                key_prefix: "\(servers.keyPrefix):seen"
+                """, file: "bench.yml")
         var probed = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
         probed.onDelivered = { events in
             let now = benchWallNanoseconds()
-            let ids = events.compactMap { event in event.payload.utf8.withContiguousStorageIfAvailable { rowID(in: $0) } ?? rowID(in: Array(event.payload.utf8)) }
+            let ids = events.compactMap { event in
+                event.payload.utf8.withContiguousStorageIfAvailable { rowID(in: $0) } ?? rowID(in: Array(event.payload.utf8))
+            }
             records.set(.queued, ids, now)
         }
 
@@ -166,7 +175,8 @@ extension ScenarioBench {
 
     /// The result of a live run: notifications matched to rows, the ledger, the stages and the scenario's figures.
     func liveResult(
-        _ kind: LiveKind, name: String, started: Date, servers: BenchServers, writers writerCount: Int, duration: Double, measured: LiveMeasurement,
+        _ kind: LiveKind, name: String, started: Date, servers: BenchServers, writers writerCount: Int, duration: Double,
+        measured: LiveMeasurement,
         records: StageRecords, notified: Receiver, raw: Receiver, taken: Taken
     ) -> BenchResult {
         let (rss, writeStart, writeEnd, committedIDs) = (measured.rss, measured.writeStart, measured.writeEnd, measured.committedIDs)
@@ -194,7 +204,8 @@ extension ScenarioBench {
         let lastCommit = snapshot[.committed]?.max() ?? writeEnd
         var extra: [String: Double] = [
             "commits_per_s": Double(committed) / max(writeSeconds, 1e-9),
-            "notifications_per_s": Double(notified.count.load(ordering: .relaxed)) / max(Double(notified.last.load(ordering: .relaxed) - writeStart) / 1e9, 1e-9),
+            "notifications_per_s": Double(notified.count.load(ordering: .relaxed))
+                / max(Double(notified.last.load(ordering: .relaxed) - writeStart) / 1e9, 1e-9),
             "backlog_at_end": Double(backlogAtEnd),
             "write_s": writeSeconds,
             "writers": Double(writerCount),
@@ -211,7 +222,8 @@ extension ScenarioBench {
             extra["rss_max_mb"] = rss.max
             // The bench's own per-event memory, which the growth includes: stage records, notification times,
             // writers' id lists, delivery counts.
-            extra["records_mb"] = records.megabytes + Double(notified.count.load(ordering: .relaxed) * 8 + committed * 8 + deliveries.count) / 1_048_576
+            extra["records_mb"] =
+                records.megabytes + Double(notified.count.load(ordering: .relaxed) * 8 + committed * 8 + deliveries.count) / 1_048_576
         }
         if options.compareRaw {
             let rawCount = raw.count.load(ordering: .relaxed)
@@ -224,12 +236,15 @@ extension ScenarioBench {
         switch kind {
         case .load: settings["events"] = String(options.events)
         case .throughput: settings["duration_s"] = String(duration)
-        case .latency: settings["rate"] = String(rate); settings["duration_s"] = String(duration)
+        case .latency:
+            settings["rate"] = String(rate)
+            settings["duration_s"] = String(duration)
         }
-        let note: String = switch kind {
-        case .latency: "latency_us: scheduled send (open loop) → consumed; stages from the commit's acknowledgement"
-        default: "latency_us: commit acknowledged → consumed"
-        }
+        let note: String =
+            switch kind {
+            case .latency: "latency_us: scheduled send (open loop) → consumed; stages from the commit's acknowledgement"
+            default: "latency_us: commit acknowledged → consumed"
+            }
         return result(
             name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: committed, duration: totalSeconds,
             eventsPerSecond: eventsPerSecond, latency: report.endToEnd.latency, stages: report.latencies,
@@ -252,7 +267,10 @@ extension ScenarioBench {
                 let elapsed = (ContinuousClock.now - begin).inSeconds
                 if let megabytes = residentMegabytes() { maximum = max(maximum, megabytes) }
                 let fraction = total.map { Double(taken.count.load(ordering: .relaxed)) / Double($0) } ?? elapsed / duration
-                progress(Progress(scenario: name, fraction: min(1, fraction), message: String(format: "%.1f s, %d consumed", elapsed, taken.count.load(ordering: .relaxed))))
+                progress(
+                    Progress(
+                        scenario: name, fraction: min(1, fraction),
+                        message: String(format: "%.1f s, %d consumed", elapsed, taken.count.load(ordering: .relaxed))))
             }
             return maximum
         }
@@ -262,7 +280,8 @@ extension ScenarioBench {
     /// events were written (load; latency, open loop at `rate` from `start`) or `duration` passed (throughput).
     /// Returns each writer's backend pid and the ids it committed, in order.
     static func write(
-        _ kind: LiveKind, writers writerCount: Int, total: Int?, rate: Double, duration: Double, start: (wall: Int64, instant: ContinuousClock.Instant),
+        _ kind: LiveKind, writers writerCount: Int, total: Int?, rate: Double, duration: Double,
+        start: (wall: Int64, instant: ContinuousClock.Instant),
         into database: BenchDatabase, records: StageRecords, name: String
     ) async throws -> [(pid: Int32, ids: [Int64])] {
         let next = SharedCounter()
@@ -318,7 +337,10 @@ extension ScenarioBench {
         while true {
             let count = taken.count.load(ordering: .relaxed)
             if count >= committed { return true }
-            if count != lastCount { lastCount = count; lastProgress = .now }
+            if count != lastCount {
+                lastCount = count
+                lastProgress = .now
+            }
             if ContinuousClock.now - lastProgress > .seconds(30) { return false }
             try await Task.sleep(for: .milliseconds(2))
         }
@@ -368,14 +390,17 @@ extension ScenarioBench {
         try await database.connect().closeAfter { connection in
             let deadline = ContinuousClock.now + .seconds(15)
             while ContinuousClock.now < deadline {
-                let ready = try await connection.query("""
+                let ready = try await connection.query(
+                    """
                     SELECT EXISTS (SELECT FROM pgevents.consumers WHERE name = 'bench')
                        AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener')
-                    """).scalar(Bool.self)
+                    """
+                ).scalar(Bool.self)
                 if ready { return }
                 try await Task.sleep(for: .milliseconds(10))
             }
-            throw HarnessError(code: .startupFailed, message: "pgevents bench: the processor did not register its consumer and listen within 15 s")
+            throw HarnessError(
+                code: .startupFailed, message: "pgevents bench: the processor did not register its consumer and listen within 15 s")
         }
     }
 }

@@ -1,8 +1,8 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
+import PGEventsHarness
 import PGEventsPostgres
+import PGEventsSystem
 import Synchronization
 
 /// `replication`: a `ReplicationPair` of throwaway clusters (always: it needs two servers it can configure,
@@ -25,13 +25,14 @@ extension ScenarioBench {
             try await publisherSetup.execute(table)
             await publisherSetup.close()
             let subscriberSetup = try await pair.subscriberDatabase.connect()
-            try await subscriberSetup.execute(table + """
-                ;
-                CREATE FUNCTION public.notify_tick() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN PERFORM pg_notify('ticks', NEW.id::text); RETURN NULL; END $$;
-                CREATE TRIGGER ticks_notify AFTER INSERT ON public.ticks FOR EACH ROW EXECUTE FUNCTION public.notify_tick();
-                ALTER TABLE public.ticks ENABLE ALWAYS TRIGGER ticks_notify;
-                """)
+            try await subscriberSetup.execute(
+                table + """
+                    ;
+                    CREATE FUNCTION public.notify_tick() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN PERFORM pg_notify('ticks', NEW.id::text); RETURN NULL; END $$;
+                    CREATE TRIGGER ticks_notify AFTER INSERT ON public.ticks FOR EACH ROW EXECUTE FUNCTION public.notify_tick();
+                    ALTER TABLE public.ticks ENABLE ALWAYS TRIGGER ticks_notify;
+                    """)
             await subscriberSetup.close()
             try await pair.publish("ticks_pub", tables: [.init(QualifiedName(schema: "public", name: "ticks"))])
             try await pair.subscribe("ticks_sub", to: "ticks_pub")
@@ -65,11 +66,16 @@ extension ScenarioBench {
                             while true {
                                 let index = next.next()
                                 guard index < total else { break }
-                                try await Task.sleep(until: writeStart + .nanoseconds(Int64(Double(index) / rate * 1e9)), clock: .continuous)
+                                try await Task.sleep(
+                                    until: writeStart + .nanoseconds(Int64(Double(index) / rate * 1e9)), clock: .continuous)
                                 if index % 100 == 0 {
-                                    progress(Progress(scenario: "replication", fraction: Double(index) / Double(total), message: "\(index) of \(total) rows"))
+                                    progress(
+                                        Progress(
+                                            scenario: "replication", fraction: Double(index) / Double(total),
+                                            message: "\(index) of \(total) rows"))
                                 }
-                                let id = try await connection.query("INSERT INTO public.ticks DEFAULT VALUES RETURNING id").scalar(Int64.self)
+                                let id = try await connection.query("INSERT INTO public.ticks DEFAULT VALUES RETURNING id").scalar(
+                                    Int64.self)
                                 records.set(.committed, id, benchWallNanoseconds())
                                 ids.append(id)
                             }
@@ -101,8 +107,12 @@ extension ScenarioBench {
             return result(
                 "replication", servers: (pair.publisher.binaries.version, "-"), started: started, events: ids.count, duration: seconds,
                 eventsPerSecond: Double(summary.delivered) / max(seconds, 1e-9), latency: stage?.latency,
-                stages: report.latencies.filter { $0.key == "commit→notified" }, lost: summary.lost.count, duplicated: summary.duplicated.count,
-                extra: ["setup_s": setupSeconds, "rate": rate, "clamped_intervals": Double(stage?.clamped ?? 0), "unexpected": Double(summary.unexpected.count)],
+                stages: report.latencies.filter { $0.key == "commit→notified" }, lost: summary.lost.count,
+                duplicated: summary.duplicated.count,
+                extra: [
+                    "setup_s": setupSeconds, "rate": rate, "clamped_intervals": Double(stage?.clamped ?? 0),
+                    "unexpected": Double(summary.unexpected.count),
+                ],
                 note: "publisher commit acknowledged → notification from the subscriber's ENABLE ALWAYS trigger (no processor, no Redis)",
                 settings: ["rate": String(rate), "duration_s": String(duration), "writers": "4", "servers": "throwaway pair"],
                 distribution: stage?.distribution)

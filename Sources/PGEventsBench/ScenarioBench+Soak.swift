@@ -1,10 +1,10 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Synchronization
 
 /// `soak`: a constant rate of journaled INSERTs for a long time through a processor that decodes, fetches and
@@ -82,7 +82,8 @@ extension ScenarioBench {
     public func runSoak(progress: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> SoakOutcome {
         try validate(.soak)
         let migrations = try MigrationSet(directory: options.sqlDirectory)
-        let servers = try await BenchServers.start(databaseURL: nil, redisURL: nil, migrations: migrations, setupSQL: Self.setupSQL, logger: logger)
+        let servers = try await BenchServers.start(
+            databaseURL: nil, redisURL: nil, migrations: migrations, setupSQL: Self.setupSQL, logger: logger)
         do {
             let outcome = try await runSoak(on: servers, progress: progress)
             await servers.shutdown()
@@ -104,8 +105,11 @@ extension ScenarioBench {
 
     /// The processor's configuration: its defaults (pruning, attempts, batch size) with the run's names.
     static func soakProcessorYAML(keyPrefix: String, poisonEvery: Int) -> (yaml: String, jobs: String, dead: String, wrongType: String) {
-        let jobs = "\(keyPrefix):soak:jobs", dead = "\(keyPrefix):soak:dead", wrongType = "\(keyPrefix):soak:wrongtype"
-        let misrouted = poisonEvery > 0
+        let jobs = "\(keyPrefix):soak:jobs"
+        let dead = "\(keyPrefix):soak:dead"
+        let wrongType = "\(keyPrefix):soak:wrongtype"
+        let misrouted =
+            poisonEvery > 0
             ? """
                   - {name: misrouted, when: {field: event.row.kind, eq: wrongtype}, enqueue: {queue: "\(wrongType)", job: {id: "{{event.row.id}}", kind: "{{event.row.kind}}"}}}
 
@@ -152,7 +156,8 @@ extension ScenarioBench {
             if soak.poisonEvery > 0 {
                 let redis = try await RedisConnection.connect(servers.redis)
                 do {
-                    _ = try await redis.command("SET", RedisArgument(wrongType), "this key holds a string, not a list: pushes to it fail with WRONGTYPE")
+                    _ = try await redis.command(
+                        "SET", RedisArgument(wrongType), "this key holds a string, not a list: pushes to it fail with WRONGTYPE")
                     await redis.close()
                 } catch {
                     await redis.close()
@@ -161,13 +166,17 @@ extension ScenarioBench {
             }
             let configuration = try ProcessorConfiguration(yaml: yaml, file: "soak.yml")
             let processorLogger = logs.logger(label: "pgevents.bench.soak", level: .warning)
-            let processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: processorLogger)
+            let processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: processorLogger)
 
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     do {
                         try await processor.run()
-                        if !run.stopping.load(ordering: .acquiring) { run.fail("the processor returned while the load ran\(logs.lastWarning.map { "; its last warning: \($0)" } ?? "")") }
+                        if !run.stopping.load(ordering: .acquiring) {
+                            run.fail(
+                                "the processor returned while the load ran\(logs.lastWarning.map { "; its last warning: \($0)" } ?? "")")
+                        }
                     } catch {
                         if !run.stopping.load(ordering: .acquiring) && !(error is CancellationError) {
                             run.fail("the processor stopped with an error: \(error)")
@@ -185,8 +194,13 @@ extension ScenarioBench {
 
                 let loadStart = ContinuousClock.now
                 run.noteProgress()
-                group.addTask { await Self.soakWrite(database: database, rate: soak.rate, poisonEvery: soak.poisonEvery, start: loadStart, run: run) }
-                group.addTask { await Self.soakSample(database: database, redis: servers.redis, interval: soak.sampleInterval, start: loadStart, run: run) }
+                group.addTask {
+                    await Self.soakWrite(database: database, rate: soak.rate, poisonEvery: soak.poisonEvery, start: loadStart, run: run)
+                }
+                group.addTask {
+                    await Self.soakSample(
+                        database: database, redis: servers.redis, interval: soak.sampleInterval, start: loadStart, run: run)
+                }
 
                 // The load: until its duration is over, or the processor (or a part of the bench) fails or stalls.
                 var lastReport = ContinuousClock.now
@@ -199,9 +213,13 @@ extension ScenarioBench {
                     }
                     if ContinuousClock.now - lastReport > .milliseconds(250) {
                         lastReport = .now
-                        progress(Progress(scenario: "soak", fraction: min(1, elapsed / duration),
-                                          message: String(format: "%.0f s, %d committed, %d delivered, %d dead-lettered", elapsed, run.committed.load(ordering: .relaxed),
-                                                          run.ledger.deliveredCount, run.deadCount.load(ordering: .relaxed))))
+                        progress(
+                            Progress(
+                                scenario: "soak", fraction: min(1, elapsed / duration),
+                                message: String(
+                                    format: "%.0f s, %d committed, %d delivered, %d dead-lettered", elapsed,
+                                    run.committed.load(ordering: .relaxed),
+                                    run.ledger.deliveredCount, run.deadCount.load(ordering: .relaxed))))
                     }
                     try await Task.sleep(for: .milliseconds(50))
                 }
@@ -248,14 +266,20 @@ extension ScenarioBench {
         note += "; rss_mb is the bench process's (the processor runs in it)"
         var result = result(
             "soak", servers: (servers.postgresVersion, servers.redisVersion), started: started, events: committed, duration: loadSeconds,
-            eventsPerSecond: Double(report.events.delivered) / max(loadSeconds, 1e-9), lost: report.events.lost, duplicated: report.events.duplicated,
-            errors: run.writeErrors.load(ordering: .relaxed) + run.unreadableJobs.load(ordering: .relaxed) + report.events.unidentifiedDeadLetters,
+            eventsPerSecond: Double(report.events.delivered) / max(loadSeconds, 1e-9), lost: report.events.lost,
+            duplicated: report.events.duplicated,
+            errors: run.writeErrors.load(ordering: .relaxed) + run.unreadableJobs.load(ordering: .relaxed)
+                + report.events.unidentifiedDeadLetters,
             extra: extra, note: note,
-            settings: ["rate": String(soak.rate), "duration_s": String(duration), "sample_interval_s": String(soak.sampleInterval),
-                       "poison_every": String(soak.poisonEvery), "stall_timeout_s": String(soak.stallTimeout),
-                       "rss": "bench process (processor in-process)"])
+            settings: [
+                "rate": String(soak.rate), "duration_s": String(duration), "sample_interval_s": String(soak.sampleInterval),
+                "poison_every": String(soak.poisonEvery), "stall_timeout_s": String(soak.stallTimeout),
+                "rss": "bench process (processor in-process)",
+            ])
         result.settings["pipeline"] = "soak (json, fetch by date, rules)"
         result.series = report.samples.map(\.seriesPoint)
-        return SoakOutcome(result: result, report: report, rate: soak.rate, duration: duration, sampleInterval: soak.sampleInterval, poisonEvery: soak.poisonEvery)
+        return SoakOutcome(
+            result: result, report: report, rate: soak.rate, duration: duration, sampleInterval: soak.sampleInterval,
+            poisonEvery: soak.poisonEvery)
     }
 }

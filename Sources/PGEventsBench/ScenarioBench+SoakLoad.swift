@@ -1,10 +1,10 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
 import PGEvents
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Synchronization
 
 /// The parts of a `soak` run (see `ScenarioBench+Soak.swift`): the writer at a constant rate, the consumer of
@@ -12,7 +12,9 @@ import Synchronization
 extension ScenarioBench {
     /// `the processor stalled: nothing reached the consumer for 30 s (the last job 0.4 s into the load) while 9,000
     /// events waited; its last warning: …`
-    static func stallMessage(_ stall: (waiting: Int, since: ContinuousClock.Instant), timeout: Double, loadStart: ContinuousClock.Instant, logs: BenchLogs) -> String {
+    static func stallMessage(
+        _ stall: (waiting: Int, since: ContinuousClock.Instant), timeout: Double, loadStart: ContinuousClock.Instant, logs: BenchLogs
+    ) -> String {
         let since = (stall.since - loadStart).inSeconds
         return "the processor stalled: nothing reached the consumer for \(Int(timeout)) s or more"
             + (since > 0 ? String(format: " (the last job or dead letter %.1f s into the load)", since) : " (none since the load started)")
@@ -44,7 +46,8 @@ extension ScenarioBench {
                 try? await Task.sleep(for: .milliseconds(10))
                 continue
             }
-            var days: [String] = [], kinds: [String] = []
+            var days: [String] = []
+            var kinds: [String] = []
             days.reserveCapacity(due)
             kinds.reserveCapacity(due)
             for index in (sent + 1)...(sent + due) {
@@ -79,7 +82,9 @@ extension ScenarioBench {
 
     /// `{"a","b"}`: a text[] literal, every element quoted.
     static func textArray(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
+        "{"
+            + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "}"
     }
 
     /// Takes jobs and dead letters (`BRPOP` on both lists, then `RPOP … 1000` on each while they hold more) until the run stops.
@@ -144,8 +149,11 @@ extension ScenarioBench {
     }
 
     /// Samples every `interval` seconds from `start` until the load is over.
-    static func soakSample(database: BenchDatabase, redis: RedisConfiguration, interval: Double, start: ContinuousClock.Instant, run: SoakRun) async {
-        let postgres: PostgresConnection, cache: RedisConnection
+    static func soakSample(
+        database: BenchDatabase, redis: RedisConfiguration, interval: Double, start: ContinuousClock.Instant, run: SoakRun
+    ) async {
+        let postgres: PostgresConnection
+        let cache: RedisConnection
         do {
             postgres = try await database.connect()
         } catch {
@@ -171,18 +179,23 @@ extension ScenarioBench {
                 let resident = residentMegabytes() ?? 0
                 let journal = try await postgres.query("SELECT count(*), pg_total_relation_size('pgevents.journal') FROM pgevents.journal")
                 let row = try journal.first.unwrapOrThrow("no row from count(*)")
-                let journalRows = Int(try row.decode(Int64.self, at: 0)), journalBytes = Int(try row.decode(Int64.self, at: 1))
+                let journalRows = Int(try row.decode(Int64.self, at: 0))
+                let journalBytes = Int(try row.decode(Int64.self, at: 1))
                 let info = try await cache.command("INFO", "memory").string ?? ""
-                let usedMemory = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }
+                let usedMemory =
+                    info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }
                     .flatMap { Int($0.dropFirst("used_memory:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                 let keys = Int(try await cache.command("DBSIZE").integer ?? 0)
-                let good = run.ledger.committedCount, delivered = run.ledger.deliveredCount
+                let good = run.ledger.committedCount
+                let delivered = run.ledger.deliveredCount
                 run.samples.withLock {
-                    $0.append(SoakReport.Sample(
-                        elapsedSeconds: (ContinuousClock.now - start).inSeconds, journalRows: journalRows,
-                        journalBytes: journalBytes, redisUsedMemory: usedMemory, redisKeys: keys, residentMegabytes: resident,
-                        committed: run.committed.load(ordering: .relaxed), delivered: delivered, deadLettered: run.deadCount.load(ordering: .relaxed),
-                        backlog: max(0, good - delivered), duplicated: run.ledger.duplicatedCount))
+                    $0.append(
+                        SoakReport.Sample(
+                            elapsedSeconds: (ContinuousClock.now - start).inSeconds, journalRows: journalRows,
+                            journalBytes: journalBytes, redisUsedMemory: usedMemory, redisKeys: keys, residentMegabytes: resident,
+                            committed: run.committed.load(ordering: .relaxed), delivered: delivered,
+                            deadLettered: run.deadCount.load(ordering: .relaxed),
+                            backlog: max(0, good - delivered), duplicated: run.ledger.duplicatedCount))
                 }
             } catch {
                 run.fail("the bench's sampler failed: \(error)")

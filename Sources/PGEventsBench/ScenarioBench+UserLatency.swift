@@ -1,9 +1,9 @@
-import PGEventsSystem
 import Foundation
 import PGEvents
 import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Synchronization
 
 /// `latency/user`: the user's processor under the user's transaction at a fixed rate (see `ScenarioBench.UserPipeline`).
@@ -51,7 +51,9 @@ extension ScenarioBench {
         }
     }
 
-    func runUserLatency(_ pipeline: UserPipeline, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws -> BenchResult {
+    func runUserLatency(_ pipeline: UserPipeline, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws
+        -> BenchResult
+    {
         let started = Date()
         let writerCount = options.writers?.first ?? 8
         let duration = options.duration ?? 10
@@ -60,72 +62,92 @@ extension ScenarioBench {
         let channelsJSON = String(decoding: try JSONEncoder().encode(pipeline.processor.channels.map(\.name)), as: UTF8.self)
         let database = try await servers.makeDatabase()
         let deliveries = UserDeliveries()
-        var processor = EventProcessor(configuration: Self.benchConfiguration(pipeline.processor, keyPrefix: servers.keyPrefix),
-                                       postgres: database.configuration, redis: servers.redis, logger: logger)
+        var processor = EventProcessor(
+            configuration: Self.benchConfiguration(pipeline.processor, keyPrefix: servers.keyPrefix),
+            postgres: database.configuration, redis: servers.redis, logger: logger)
         processor.onDelivered = { events in deliveries.record(events, at: benchWallNanoseconds()) }
         let running = processor
-        var appended = 0, appendedBefore = 0, drained = false, seconds = 0.0
+        var appended = 0
+        var appendedBefore = 0
+        var drained = false
+        var seconds = 0.0
         do {
-          try await PostgresConnection.withConnection(database.configuration) { counter in
-            func journalRows() async throws -> Int {
-                Int(try await counter.query("SELECT count(*)::bigint FROM pgevents.journal WHERE channel IN (SELECT jsonb_array_elements_text($1::jsonb))", [channelsJSON]).scalar(Int64.self))
-            }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await running.run() }
-                try await Self.waitForProcessor(database)
-                appendedBefore = try await journalRows()
-                let next = SharedCounter()
-                let begin = ContinuousClock.now
-                let beginWall = benchWallNanoseconds()
-                deliveries.time(from: beginWall)
-                let ticker = Task {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(250))
-                        let elapsed = (ContinuousClock.now - begin).inSeconds
-                        progress(Progress(scenario: "latency/user", fraction: min(1, elapsed / duration), message: String(format: "%.1f s, %d delivered", elapsed, deliveries.distinct)))
-                    }
+            try await PostgresConnection.withConnection(database.configuration) { counter in
+                func journalRows() async throws -> Int {
+                    Int(
+                        try await counter.query(
+                            "SELECT count(*)::bigint FROM pgevents.journal WHERE channel IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                            [channelsJSON]
+                        ).scalar(Int64.self))
                 }
-                defer { ticker.cancel() }
-                try await withThrowingTaskGroup(of: Void.self) { writers in
-                    for client in 0..<writerCount {
-                        writers.addTask {
-                            let connection = try await database.connect()
-                            var generator = SystemRandomNumberGenerator()
-                            do {
-                                while true {
-                                    let index = next.next()
-                                    guard index < total else { break }
-                                    // Open loop: the i-th transaction is due at start + i/rate, whether or not earlier ones finished.
-                                    let offset = Double(index) / rate
-                                    try await Task.sleep(until: begin + .nanoseconds(Int64(offset * 1e9)), clock: .continuous)
-                                    try await connection.execute(pipeline.script.render(client: client, using: &generator))
-                                    let now = benchWallNanoseconds()
-                                    deliveries.transaction(scheduled: beginWall + Int64(offset * 1e9), committed: now)
-                                }
-                            } catch {
-                                await connection.close()
-                                throw HarnessError(code: .commandFailed, message: "pgevents bench latency/user: a writer's transaction failed: \(error)")
-                            }
-                            await connection.close()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await running.run() }
+                    try await Self.waitForProcessor(database)
+                    appendedBefore = try await journalRows()
+                    let next = SharedCounter()
+                    let begin = ContinuousClock.now
+                    let beginWall = benchWallNanoseconds()
+                    deliveries.time(from: beginWall)
+                    let ticker = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(250))
+                            let elapsed = (ContinuousClock.now - begin).inSeconds
+                            progress(
+                                Progress(
+                                    scenario: "latency/user", fraction: min(1, elapsed / duration),
+                                    message: String(format: "%.1f s, %d delivered", elapsed, deliveries.distinct)))
                         }
                     }
-                    try await writers.waitForAll()
+                    defer { ticker.cancel() }
+                    try await withThrowingTaskGroup(of: Void.self) { writers in
+                        for client in 0..<writerCount {
+                            writers.addTask {
+                                let connection = try await database.connect()
+                                var generator = SystemRandomNumberGenerator()
+                                do {
+                                    while true {
+                                        let index = next.next()
+                                        guard index < total else { break }
+                                        // Open loop: the i-th transaction is due at start + i/rate, whether or not earlier ones finished.
+                                        let offset = Double(index) / rate
+                                        try await Task.sleep(until: begin + .nanoseconds(Int64(offset * 1e9)), clock: .continuous)
+                                        try await connection.execute(pipeline.script.render(client: client, using: &generator))
+                                        let now = benchWallNanoseconds()
+                                        deliveries.transaction(scheduled: beginWall + Int64(offset * 1e9), committed: now)
+                                    }
+                                } catch {
+                                    await connection.close()
+                                    throw HarnessError(
+                                        code: .commandFailed,
+                                        message: "pgevents bench latency/user: a writer's transaction failed: \(error)")
+                                }
+                                await connection.close()
+                            }
+                        }
+                        try await writers.waitForAll()
+                    }
+                    // Drain: until every journal row of the channels was delivered (or 30 s without progress).
+                    var lastCount = -1
+                    var lastProgress = ContinuousClock.now
+                    while true {
+                        appended = try await journalRows()
+                        let count = deliveries.distinct
+                        if count >= appended {
+                            drained = true
+                            break
+                        }
+                        if count != lastCount {
+                            lastCount = count
+                            lastProgress = .now
+                        }
+                        if ContinuousClock.now - lastProgress > .seconds(30) { break }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    try await Task.sleep(for: .milliseconds(200))  // late duplicates, if any, show up here
+                    seconds = (ContinuousClock.now - begin).inSeconds
+                    group.cancelAll()
                 }
-                // Drain: until every journal row of the channels was delivered (or 30 s without progress).
-                var lastCount = -1, lastProgress = ContinuousClock.now
-                while true {
-                    appended = try await journalRows()
-                    let count = deliveries.distinct
-                    if count >= appended { drained = true; break }
-                    if count != lastCount { lastCount = count; lastProgress = .now }
-                    if ContinuousClock.now - lastProgress > .seconds(30) { break }
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                try await Task.sleep(for: .milliseconds(200))  // late duplicates, if any, show up here
-                seconds = (ContinuousClock.now - begin).inSeconds
-                group.cancelAll()
             }
-          }
         } catch {
             try? await database.drop()
             throw error
@@ -140,16 +162,21 @@ extension ScenarioBench {
         var extra: [String: Double] = [
             "rate": rate, "writers": Double(writerCount), "transactions": Double(transactions.count), "journal_rows": Double(appended),
             "journal_rows_before": Double(appendedBefore),
-            "jobs": Double(jobs), "dead_letters": Double(deadLetters), "clamped_intervals": Double(histogram.clamped + transactions.clamped),
+            "jobs": Double(jobs), "dead_letters": Double(deadLetters),
+            "clamped_intervals": Double(histogram.clamped + transactions.clamped),
         ]
         extra["events_per_transaction"] = Double(appended - appendedBefore) / Double(max(transactions.count, 1))
         return result(
-            "latency/user", servers: (servers.postgresVersion, servers.redisVersion), started: started, events: delivered, duration: seconds,
+            "latency/user", servers: (servers.postgresVersion, servers.redisVersion), started: started, events: delivered,
+            duration: seconds,
             eventsPerSecond: Double(delivered) / max(seconds, 1e-9), latency: histogram.latency, stages: stages,
             lost: max(0, appended - delivered), duplicated: duplicated, errors: deadLetters, extra: extra,
-            note: "latency_us: journal row appended (server clock) → Redis took its chunk (rows of the writers); scheduled→committed: each transaction"
+            note:
+                "latency_us: journal row appended (server clock) → Redis took its chunk (rows of the writers); scheduled→committed: each transaction"
                 + (drained ? "" : "; NOT drained within 30 s of no progress"),
-            settings: pipeline.settings.merging(["writers": String(writerCount), "rate": String(rate), "duration_s": String(duration), "pipeline": "user"]) { $1 },
+            settings: pipeline.settings.merging([
+                "writers": String(writerCount), "rate": String(rate), "duration_s": String(duration), "pipeline": "user",
+            ]) { $1 },
             distribution: histogram.distribution)
     }
 
@@ -167,7 +194,9 @@ extension ScenarioBench {
     }
 
     private static func countJobs(on connection: RedisConnection, keyPrefix: String) async throws -> (jobs: Int, deadLetters: Int) {
-        var jobs = 0, deadLetters = 0, cursor = "0"
+        var jobs = 0
+        var deadLetters = 0
+        var cursor = "0"
         repeat {
             let reply = try await connection.command("SCAN", RedisArgument(cursor), "COUNT", "1000")
             guard let parts = reply.array, parts.count == 2 else { break }

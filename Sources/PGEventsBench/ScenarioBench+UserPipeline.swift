@@ -1,9 +1,9 @@
-import PGEventsSystem
 import Foundation
 public import PGEvents
 public import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
+import PGEventsSystem
 import Synchronization
 
 /// `writers` and `latency` on the user's own pipeline: their migrations (applied after the journal, as `check`
@@ -40,22 +40,35 @@ extension ScenarioBench {
         public static let scenarios: [Scenario] = [.writers, .latency]
 
         var settings: [String: String] {
-            ["migrations": migrations.directory, "layout": migrations.layout.rawValue, "script": script.source, "processor_config": processorPath]
+            [
+                "migrations": migrations.directory, "layout": migrations.layout.rawValue, "script": script.source,
+                "processor_config": processorPath,
+            ]
         }
     }
 
     func validateUserPipeline(_ pipeline: UserPipeline, for scenario: Scenario) throws {
-        func invalid(_ message: String) -> HarnessError { HarnessError(code: .invalidInput, message: "pgevents bench \(scenario.rawValue): \(message)") }
-        guard UserPipeline.scenarios.contains(scenario) else {
-            throw invalid("runs on the bench's own table only; the user's pipeline (--migrations) runs in \(UserPipeline.scenarios.map(\.rawValue).joined(separator: " and "))")
+        func invalid(_ message: String) -> HarnessError {
+            HarnessError(code: .invalidInput, message: "pgevents bench \(scenario.rawValue): \(message)")
         }
-        if options.pipeline != .passThrough { throw invalid("--pipeline does not apply to the user's pipeline: its processor.yml says what the processor does") }
+        guard UserPipeline.scenarios.contains(scenario) else {
+            throw invalid(
+                "runs on the bench's own table only; the user's pipeline (--migrations) runs in \(UserPipeline.scenarios.map(\.rawValue).joined(separator: " and "))"
+            )
+        }
+        if options.pipeline != .passThrough {
+            throw invalid("--pipeline does not apply to the user's pipeline: its processor.yml says what the processor does")
+        }
         if scenario == .latency {
             if pipeline.processor.source != .journal {
-                throw invalid("\(pipeline.processorPath): source: \(pipeline.processor.source.rawValue): latency times each event from its journal row, so it needs source: journal (writers runs any source)")
+                throw invalid(
+                    "\(pipeline.processorPath): source: \(pipeline.processor.source.rawValue): latency times each event from its journal row, so it needs source: journal (writers runs any source)"
+                )
             }
             if options.redisURL != nil {
-                throw invalid("the user's processor writes to the lists and streams \(pipeline.processorPath) names, which are not under the bench's key prefix: run it on a throwaway Redis (without --redis-url)")
+                throw invalid(
+                    "the user's processor writes to the lists and streams \(pipeline.processorPath) names, which are not under the bench's key prefix: run it on a throwaway Redis (without --redis-url)"
+                )
             }
         }
     }
@@ -73,7 +86,9 @@ extension ScenarioBench {
 
     // MARK: writers
 
-    func runUserWriters(_ pipeline: UserPipeline, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws -> [BenchResult] {
+    func runUserWriters(_ pipeline: UserPipeline, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws
+        -> [BenchResult]
+    {
         let counts = options.writers ?? [1, 2, 4, 8, 16]
         let duration = options.duration ?? 2
         let database = try await servers.makeDatabase()
@@ -88,27 +103,43 @@ extension ScenarioBench {
                 defer { listening.cancel() }
                 for (index, writers) in counts.enumerated() {
                     let name = "writers/user/\(writers)"
-                    progress(Progress(scenario: name, fraction: Double(index) / Double(counts.count), message: "\(writers) writer(s), \(pipeline.script.source)"))
+                    progress(
+                        Progress(
+                            scenario: name, fraction: Double(index) / Double(counts.count),
+                            message: "\(writers) writer(s), \(pipeline.script.source)"))
                     let started = Date()
                     let before = receiver.count.load(ordering: .relaxed)
-                    let (commits, seconds) = try await Self.write(writers: writers, for: duration, database: database, name: name) { client, generator in
+                    let (commits, seconds) = try await Self.write(writers: writers, for: duration, database: database, name: name) {
+                        client, generator in
                         pipeline.script.render(client: client, using: &generator)
                     }
                     // The notifications of this cell arrive shortly after the last commit: wait until none came for 200 ms.
-                    var last = receiver.count.load(ordering: .relaxed), quiet = ContinuousClock.now
+                    var last = receiver.count.load(ordering: .relaxed)
+                    var quiet = ContinuousClock.now
                     while ContinuousClock.now - quiet < .milliseconds(200) {
                         try await Task.sleep(for: .milliseconds(10))
                         let now = receiver.count.load(ordering: .relaxed)
-                        if now != last { last = now; quiet = .now }
+                        if now != last {
+                            last = now
+                            quiet = .now
+                        }
                     }
                     let notifications = last - before
-                    results.append(result(
-                        name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: commits, duration: seconds,
-                        eventsPerSecond: Double(commits) / seconds,
-                        extra: ["commits_per_s": Double(commits) / seconds, "writers": Double(writers), "notifications": Double(notifications),
-                                "notifications_per_commit": Double(notifications) / Double(max(commits, 1))],
-                        note: "commits only (no processor): the script's transactions, and the notifications on the channels of \(pipeline.processorPath)",
-                        settings: pipeline.settings.merging(["writers": String(writers), "duration_s": String(duration), "pipeline": "user"]) { $1 }))
+                    results.append(
+                        result(
+                            name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: commits,
+                            duration: seconds,
+                            eventsPerSecond: Double(commits) / seconds,
+                            extra: [
+                                "commits_per_s": Double(commits) / seconds, "writers": Double(writers),
+                                "notifications": Double(notifications),
+                                "notifications_per_commit": Double(notifications) / Double(max(commits, 1)),
+                            ],
+                            note:
+                                "commits only (no processor): the script's transactions, and the notifications on the channels of \(pipeline.processorPath)",
+                            settings: pipeline.settings.merging([
+                                "writers": String(writers), "duration_s": String(duration), "pipeline": "user",
+                            ]) { $1 }))
                 }
                 listening.cancel()
                 return results
@@ -123,8 +154,10 @@ extension ScenarioBench {
 
     /// `writers` connections run `transaction(client, generator)` back to back for `duration` seconds: the commits
     /// and the seconds they took. A failing transaction ends the run with the database's error.
-    static func write(writers: Int, for duration: Double, database: BenchDatabase, name: String,
-                      _ transaction: @escaping @Sendable (Int, inout SystemRandomNumberGenerator) -> String) async throws -> (commits: Int, seconds: Double) {
+    static func write(
+        writers: Int, for duration: Double, database: BenchDatabase, name: String,
+        _ transaction: @escaping @Sendable (Int, inout SystemRandomNumberGenerator) -> String
+    ) async throws -> (commits: Int, seconds: Double) {
         let begin = ContinuousClock.now
         let commits = try await withThrowingTaskGroup(of: Int.self) { group in
             for client in 0..<writers {

@@ -1,7 +1,7 @@
 import Foundation
-import PGEventsHarness
 import Logging
 import PGEvents
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import Synchronization
@@ -31,22 +31,27 @@ extension ScenarioBench {
             var secondsToRest: Double
         }
 
-        static func start(_ pattern: WritePattern, cell: Int, database: BenchDatabase, servers: BenchServers, batchSize: Int, logger: Logger) async throws -> WalStreamRun {
+        static func start(
+            _ pattern: WritePattern, cell: Int, database: BenchDatabase, servers: BenchServers, batchSize: Int, logger: Logger
+        ) async throws -> WalStreamRun {
             let slot = "pgevents_bench_\(pattern.rawValue)_\(cell)"
             try await PostgresConnection.withConnection(database.configuration) { connection in
-                _ = try await WalSetup.create(on: connection, slot: slot, publication: slot, tables: pattern == .wal ? [pattern.table] : [], logger: logger)
+                _ = try await WalSetup.create(
+                    on: connection, slot: slot, publication: slot, tables: pattern == .wal ? [pattern.table] : [], logger: logger)
             }
             let queue = "\(servers.keyPrefix):jobs:writers-\(pattern.rawValue)"
-            let configuration = try ProcessorConfiguration(yaml: """
-                source: wal
-                consumer: \(slot)
-                wal: {slot: \(slot), publication: \(slot)}
-                channels: {"\(pattern.walChannel)": {queue: "\(queue)"}}
-                batch_size: \(batchSize)
-                catch_up_interval: 1
-                key_prefix: "\(servers.keyPrefix):seen"
-                """, file: "bench.yml")
-            var processor = EventProcessor(configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+            let configuration = try ProcessorConfiguration(
+                yaml: """
+                    source: wal
+                    consumer: \(slot)
+                    wal: {slot: \(slot), publication: \(slot)}
+                    channels: {"\(pattern.walChannel)": {queue: "\(queue)"}}
+                    batch_size: \(batchSize)
+                    catch_up_interval: 1
+                    key_prefix: "\(servers.keyPrefix):seen"
+                    """, file: "bench.yml")
+            var processor = EventProcessor(
+                configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
             let delivered = Delivered()
             processor.onDelivered = { events in delivered.count.add(events.count, ordering: .relaxed) }
             let running = processor
@@ -54,15 +59,22 @@ extension ScenarioBench {
             // Writers start once the slot is streamed.
             try await PostgresConnection.withConnection(database.configuration) { connection in
                 let deadline = ContinuousClock.now + .seconds(30)
-                while try await !connection.query("SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", [slot]).scalar(Bool.self) {
+                while try await !connection.query(
+                    "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = $1", [slot]
+                ).scalar(Bool.self) {
                     guard ContinuousClock.now < deadline else {
                         task.cancel()
-                        throw HarnessError(code: .commandFailed, message: "pgevents bench writers/\(pattern.rawValue): the processor did not start streaming slot \(slot) within 30 s")
+                        throw HarnessError(
+                            code: .commandFailed,
+                            message:
+                                "pgevents bench writers/\(pattern.rawValue): the processor did not start streaming slot \(slot) within 30 s"
+                        )
                     }
                     try await Task.sleep(for: .milliseconds(20))
                 }
             }
-            return WalStreamRun(pattern: pattern, slot: slot, queue: queue, database: database, redis: servers.redis, delivered: delivered, task: task)
+            return WalStreamRun(
+                pattern: pattern, slot: slot, queue: queue, database: database, redis: servers.redis, delivered: delivered, task: task)
         }
 
         /// Waits for the rest of `commits` (at most 30 s), stops the processor, and removes the slot, the publication

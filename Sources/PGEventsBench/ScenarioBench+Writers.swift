@@ -1,8 +1,8 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
+import PGEventsHarness
 import PGEventsPostgres
+import PGEventsSystem
 import Synchronization
 
 /// `writers`: single-row INSERT transactions from 1, 2, 4, 8, 16 connections, as fast as they commit, for
@@ -49,10 +49,15 @@ extension ScenarioBench {
                 for (countIndex, writers) in counts.enumerated() {
                     let name = "writers/\(pattern.rawValue)/\(writers)"
                     let cell = patternIndex * counts.count + countIndex
-                    progress(Progress(scenario: name, fraction: Double(cell) / Double(cells), message: "\(writers) writer(s), \(pattern.rawValue)"))
+                    progress(
+                        Progress(
+                            scenario: name, fraction: Double(cell) / Double(cells), message: "\(writers) writer(s), \(pattern.rawValue)"))
                     let started = Date()
                     let before = receiver.count.load(ordering: .relaxed)
-                    let stream = pattern.isWal ? try await WalStreamRun.start(pattern, cell: cell, database: database, servers: servers, batchSize: options.batchSize, logger: logger) : nil
+                    let stream =
+                        pattern.isWal
+                        ? try await WalStreamRun.start(
+                            pattern, cell: cell, database: database, servers: servers, batchSize: options.batchSize, logger: logger) : nil
                     let begin = ContinuousClock.now
                     let commits = try await withThrowingTaskGroup(of: Int.self) { group in
                         for _ in 0..<writers {
@@ -92,13 +97,16 @@ extension ScenarioBench {
                         extra["notifications"] = Double(notifications)
                         extra["notifications_missing"] = Double(max(0, expected - notifications))
                     }
-                    results.append(result(
-                        name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: commits, duration: seconds,
-                        eventsPerSecond: Double(commits) / seconds, errors: delivery.map { max(0, commits - $0.delivered) } ?? max(0, expected - notifications), extra: extra,
-                        note: pattern.isWal
-                            ? "single-row INSERT transactions while the processor streams the slot (source: wal, \(pattern == .wal ? "no trigger" : "emit_wal trigger")) into Redis"
-                            : "commits only (no processor): single-row INSERT transactions, \(pattern.rawValue == "none" ? "no trigger" : "\(pattern.rawValue) notify pattern")",
-                        settings: ["pattern": pattern.rawValue, "writers": String(writers), "duration_s": String(duration)]))
+                    results.append(
+                        result(
+                            name, servers: (servers.postgresVersion, servers.redisVersion), started: started, events: commits,
+                            duration: seconds,
+                            eventsPerSecond: Double(commits) / seconds,
+                            errors: delivery.map { max(0, commits - $0.delivered) } ?? max(0, expected - notifications), extra: extra,
+                            note: pattern.isWal
+                                ? "single-row INSERT transactions while the processor streams the slot (source: wal, \(pattern == .wal ? "no trigger" : "emit_wal trigger")) into Redis"
+                                : "commits only (no processor): single-row INSERT transactions, \(pattern.rawValue == "none" ? "no trigger" : "\(pattern.rawValue) notify pattern")",
+                            settings: ["pattern": pattern.rawValue, "writers": String(writers), "duration_s": String(duration)]))
                 }
             }
             listening.cancel()

@@ -42,13 +42,15 @@ public struct ScenarioBench: Sendable {
         /// One line on what it measures.
         public var summary: String {
             switch self {
-            case .load1000: "1,000 single-row INSERT transactions as fast as the writers commit → processor → BRPOP: total time, events/s, latency per stage"
+            case .load1000:
+                "1,000 single-row INSERT transactions as fast as the writers commit → processor → BRPOP: total time, events/s, latency per stage"
             case .throughput: "N writers for S seconds: commits/s, notifications/s, processor events/s, backlog at the end, drain time"
             case .burst: "100,000 events committed in one transaction, then drained: drain rate and processor CPU per event"
             case .latency: "a fixed arrival rate on an open-loop schedule: percentiles per stage"
             case .writers: "1…16 writers: commits/s with no trigger, a row-level notify trigger, a statement-level trigger, the journal"
             case .replication: "publisher INSERT → subscriber trigger → notification, on a throwaway publisher/subscriber pair"
-            case .soak: "a constant rate with poison events for 10 minutes: journal, Redis memory and RSS sampled; lost, duplicated, dead-lettered"
+            case .soak:
+                "a constant rate with poison events for 10 minutes: journal, Redis memory and RSS sampled; lost, duplicated, dead-lettered"
             }
         }
     }
@@ -154,9 +156,12 @@ public struct ScenarioBench: Sendable {
         let migrations = try MigrationSet(directory: options.sqlDirectory)
         let needsServers = scenarios.contains { $0 != .replication }
         var results: [BenchResult] = []
-        let servers: BenchServers? = needsServers
-            ? try await BenchServers.start(databaseURL: options.databaseURL, redisURL: options.redisURL, migrations: migrations,
-                                           setupSQL: options.userPipeline == nil ? Self.setupSQL : "", userMigrations: options.userPipeline?.migrations, logger: logger)
+        let servers: BenchServers? =
+            needsServers
+            ? try await BenchServers.start(
+                databaseURL: options.databaseURL, redisURL: options.redisURL, migrations: migrations,
+                setupSQL: options.userPipeline == nil ? Self.setupSQL : "", userMigrations: options.userPipeline?.migrations, logger: logger
+            )
             : nil
         do {
             for scenario in scenarios {
@@ -182,9 +187,13 @@ public struct ScenarioBench: Sendable {
         try await run([scenario], progress: progress)
     }
 
-    private func run(_ scenario: Scenario, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws -> [BenchResult] {
+    private func run(_ scenario: Scenario, on servers: BenchServers, progress: @escaping @Sendable (Progress) -> Void) async throws
+        -> [BenchResult]
+    {
         if let user = options.userPipeline {
-            return scenario == .latency ? [try await runUserLatency(user, on: servers, progress: progress)] : try await runUserWriters(user, on: servers, progress: progress)
+            return scenario == .latency
+                ? [try await runUserLatency(user, on: servers, progress: progress)]
+                : try await runUserWriters(user, on: servers, progress: progress)
         }
         return switch scenario {
         case .load1000: [try await runLive(.load, on: servers, progress: progress)]
@@ -198,26 +207,44 @@ public struct ScenarioBench: Sendable {
     }
 
     func validate(_ scenario: Scenario) throws {
-        func invalid(_ message: String) -> HarnessError { HarnessError(code: .invalidInput, message: "pgevents bench \(scenario.rawValue): \(message)") }
+        func invalid(_ message: String) -> HarnessError {
+            HarnessError(code: .invalidInput, message: "pgevents bench \(scenario.rawValue): \(message)")
+        }
         if options.events < 1 { throw invalid("--events must be at least 1 (got \(options.events))") }
-        if !(options.rate > 0 && options.rate <= 1_000_000) { throw invalid("--rate must be in 0…1,000,000 events/s (got \(options.rate))") }
-        if let duration = options.duration, !(duration > 0 && duration <= 86_400) { throw invalid("--duration must be in 0…86,400 s (got \(duration))") }
+        if !(options.rate > 0 && options.rate <= 1_000_000) {
+            throw invalid("--rate must be in 0…1,000,000 events/s (got \(options.rate))")
+        }
+        if let duration = options.duration, !(duration > 0 && duration <= 86_400) {
+            throw invalid("--duration must be in 0…86,400 s (got \(duration))")
+        }
         if let writers = options.writers, writers.isEmpty || writers.contains(where: { $0 < 1 || $0 > 256 }) {
             throw invalid("--writers must be counts in 1…256 (got \(writers.map(String.init).joined(separator: ",")))")
         }
-        if options.burstSize < 1 || options.burstSize > 10_000_000 { throw invalid("--burst must be in 1…10,000,000 (got \(options.burstSize))") }
+        if options.burstSize < 1 || options.burstSize > 10_000_000 {
+            throw invalid("--burst must be in 1…10,000,000 (got \(options.burstSize))")
+        }
         if let user = options.userPipeline { try validateUserPipeline(user, for: scenario) }
-        if options.pipeline == .batch, scenario != .burst { throw invalid("--pipeline batch applies to burst only (the other scenarios time each event, not messages)") }
+        if options.pipeline == .batch, scenario != .burst {
+            throw invalid("--pipeline batch applies to burst only (the other scenarios time each event, not messages)")
+        }
         if scenario == .soak {
             if options.databaseURL != nil || options.redisURL != nil {
-                throw invalid("soak runs on throwaway servers only: Redis' memory and keys and the journal's size are its figures, and other users of a server would change them")
+                throw invalid(
+                    "soak runs on throwaway servers only: Redis' memory and keys and the journal's size are its figures, and other users of a server would change them"
+                )
             }
-            if options.pipeline != .passThrough { throw invalid("soak has a pipeline of its own (JSON, a fetch by date, rules); --pipeline does not apply") }
+            if options.pipeline != .passThrough {
+                throw invalid("soak has a pipeline of its own (JSON, a fetch by date, rules); --pipeline does not apply")
+            }
             let soak = options.soak
             if !(soak.rate > 0 && soak.rate <= 1_000_000) { throw invalid("--rate must be in 0…1,000,000 events/s (got \(soak.rate))") }
-            if !(soak.sampleInterval >= 0.1 && soak.sampleInterval <= 3_600) { throw invalid("--sample-interval must be in 0.1…3,600 s (got \(soak.sampleInterval))") }
+            if !(soak.sampleInterval >= 0.1 && soak.sampleInterval <= 3_600) {
+                throw invalid("--sample-interval must be in 0.1…3,600 s (got \(soak.sampleInterval))")
+            }
             if soak.poisonEvery < 0 { throw invalid("--poison-every must be 0 (none) or a positive count (got \(soak.poisonEvery))") }
-            if !(soak.stallTimeout > 0 && soak.stallTimeout <= 3_600) { throw invalid("the stall timeout must be in 0…3,600 s (got \(soak.stallTimeout))") }
+            if !(soak.stallTimeout > 0 && soak.stallTimeout <= 3_600) {
+                throw invalid("the stall timeout must be in 0…3,600 s (got \(soak.stallTimeout))")
+            }
         }
     }
 
@@ -249,16 +276,24 @@ public struct ScenarioBench: Sendable {
         """
 
     /// A result with the run's servers and this machine filled in.
-    func result(_ scenario: String, servers: (postgres: String, redis: String), started: Date, events: Int, duration: Double, eventsPerSecond: Double,
-                latency: BenchResult.Latency? = nil, stages: [String: BenchResult.Latency] = [:], lost: Int = 0, duplicated: Int = 0, errors: Int = 0,
-                extra: [String: Double] = [:], note: String? = nil, settings: [String: String] = [:], distribution: [BenchResult.LatencyPoint]? = nil) -> BenchResult {
+    func result(
+        _ scenario: String, servers: (postgres: String, redis: String), started: Date, events: Int, duration: Double,
+        eventsPerSecond: Double,
+        latency: BenchResult.Latency? = nil, stages: [String: BenchResult.Latency] = [:], lost: Int = 0, duplicated: Int = 0,
+        errors: Int = 0,
+        extra: [String: Double] = [:], note: String? = nil, settings: [String: String] = [:],
+        distribution: [BenchResult.LatencyPoint]? = nil
+    ) -> BenchResult {
         var settings = settings
         settings["compare_raw"] = options.compareRaw ? "true" : "false"
         if settings["pipeline"] == nil { settings["pipeline"] = options.pipeline.rawValue }
-        if settings["servers"] == nil { settings["servers"] = options.databaseURL == nil && options.redisURL == nil ? "throwaway" : "given" }
+        if settings["servers"] == nil {
+            settings["servers"] = options.databaseURL == nil && options.redisURL == nil ? "throwaway" : "given"
+        }
         return BenchResult(
             scenario: scenario, events: events, durationSeconds: duration, eventsPerSecond: eventsPerSecond, latencyMicroseconds: latency,
-            stages: stages, lost: lost, duplicated: duplicated, errors: errors, postgresVersion: servers.postgres, redisVersion: servers.redis,
+            stages: stages, lost: lost, duplicated: duplicated, errors: errors, postgresVersion: servers.postgres,
+            redisVersion: servers.redis,
             startedAt: started, extra: extra.filter { $0.value.isFinite }, note: note, settings: settings, distribution: distribution)
     }
 

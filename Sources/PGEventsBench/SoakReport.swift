@@ -29,8 +29,10 @@ public struct SoakReport: Sendable, Equatable {
         /// Good events delivered more than once.
         public var duplicated: Int
 
-        public init(elapsedSeconds: Double, journalRows: Int, journalBytes: Int, redisUsedMemory: Int, redisKeys: Int, residentMegabytes: Double,
-                    committed: Int, delivered: Int, deadLettered: Int, backlog: Int, duplicated: Int) {
+        public init(
+            elapsedSeconds: Double, journalRows: Int, journalBytes: Int, redisUsedMemory: Int, redisKeys: Int, residentMegabytes: Double,
+            committed: Int, delivered: Int, deadLettered: Int, backlog: Int, duplicated: Int
+        ) {
             self.elapsedSeconds = elapsedSeconds
             self.journalRows = journalRows
             self.journalBytes = journalBytes
@@ -46,12 +48,14 @@ public struct SoakReport: Sendable, Equatable {
 
         /// The sample as a series point (the JSON and the HTML plots).
         public var seriesPoint: BenchResult.SeriesPoint {
-            BenchResult.SeriesPoint(elapsedSeconds: elapsedSeconds, values: [
-                "journal_rows": Double(journalRows), "journal_bytes": Double(journalBytes),
-                "redis_used_memory_bytes": Double(redisUsedMemory), "redis_keys": Double(redisKeys), "rss_mb": residentMegabytes,
-                "committed": Double(committed), "delivered": Double(delivered), "dead_lettered": Double(deadLettered),
-                "backlog": Double(backlog), "duplicated": Double(duplicated),
-            ])
+            BenchResult.SeriesPoint(
+                elapsedSeconds: elapsedSeconds,
+                values: [
+                    "journal_rows": Double(journalRows), "journal_bytes": Double(journalBytes),
+                    "redis_used_memory_bytes": Double(redisUsedMemory), "redis_keys": Double(redisKeys), "rss_mb": residentMegabytes,
+                    "committed": Double(committed), "delivered": Double(delivered), "dead_lettered": Double(deadLettered),
+                    "backlog": Double(backlog), "duplicated": Double(duplicated),
+                ])
         }
     }
 
@@ -123,11 +127,14 @@ public struct SoakReport: Sendable, Equatable {
     public var growth: [Growth] {
         guard samples.count >= Self.minimumSamplesForGrowth else { return [] }
         let third = samples.count / 3
-        let first = samples.prefix(third), last = samples.suffix(third)
+        let first = samples.prefix(third)
+        let last = samples.suffix(third)
         return Self.judgedMetrics.map { metric in
             let before = first.map(metric.value).reduce(0, +) / Double(first.count)
             let after = last.map(metric.value).reduce(0, +) / Double(last.count)
-            return Growth(metric: metric.name, firstThird: before, lastThird: after, fraction: (after - before) / max(before, 1), limit: Self.growthLimit)
+            return Growth(
+                metric: metric.name, firstThird: before, lastThird: after, fraction: (after - before) / max(before, 1),
+                limit: Self.growthLimit)
         }
     }
 
@@ -139,15 +146,22 @@ public struct SoakReport: Sendable, Equatable {
         if events.duplicated > 0 { failures.append("\(events.duplicated) good events delivered more than once") }
         if events.goodDeadLettered > 0 { failures.append("\(events.goodDeadLettered) good events dead-lettered") }
         if events.poisonDeadLettered < events.poison {
-            failures.append("\(events.poison - events.poisonDeadLettered) of \(events.poison) poison events (fetch key not a date) not dead-lettered")
+            failures.append(
+                "\(events.poison - events.poisonDeadLettered) of \(events.poison) poison events (fetch key not a date) not dead-lettered")
         }
         if events.wrongTypeDeadLettered < events.wrongType {
-            failures.append("\(events.wrongType - events.wrongTypeDeadLettered) of \(events.wrongType) WRONGTYPE events (queue key holding a string) not dead-lettered")
+            failures.append(
+                "\(events.wrongType - events.wrongTypeDeadLettered) of \(events.wrongType) WRONGTYPE events (queue key holding a string) not dead-lettered"
+            )
         }
-        if events.badDelivered > 0 { failures.append("\(events.badDelivered) jobs delivered for events that should have been dead-lettered") }
+        if events.badDelivered > 0 {
+            failures.append("\(events.badDelivered) jobs delivered for events that should have been dead-lettered")
+        }
         for growth in growth where growth.exceeded {
-            failures.append(String(format: "%@ grew %+.1f%% from the first third of the samples to the last (limit %.0f%%)",
-                                   growth.metric, growth.fraction * 100, growth.limit * 100))
+            failures.append(
+                String(
+                    format: "%@ grew %+.1f%% from the first third of the samples to the last (limit %.0f%%)",
+                    growth.metric, growth.fraction * 100, growth.limit * 100))
         }
         return failures
     }
@@ -160,18 +174,22 @@ public struct SoakReport: Sendable, Equatable {
     /// The samples as a table, then the growth of each judged figure, the events' fate and the verdict.
     public func table(rate: Double, duration: Double, sampleInterval: Double, poisonEvery: Int) -> String {
         var lines: [String] = []
-        let poison = poisonEvery > 0
+        let poison =
+            poisonEvery > 0
             ? "a poison event (fetch key not a date) and a WRONGTYPE event every \(poisonEvery)"
             : "no poison events (--poison-every 0)"
         lines.append(String(format: "soak: %.0f events/s for %.0f s, %@, sampled every %.0f s", rate, duration, poison, sampleInterval))
-        lines.append("RSS is the bench process's own: the processor runs in it, with the writer, the consumer and the ledger (reserved up front).")
+        lines.append(
+            "RSS is the bench process's own: the processor runs in it, with the writer, the consumer and the ledger (reserved up front).")
         lines.append("backlog: good events committed and not delivered yet (at the end of the run: lost).")
         lines.append("     t s  journal rows  journal MB  redis MB  redis keys   RSS MB   committed   delivered    dead   backlog   dup")
         for sample in samples {
-            lines.append(String(format: "%8.0f %13d %11.1f %9.1f %11d %8.1f %11d %11d %7d %9d %5d",
-                                sample.elapsedSeconds, sample.journalRows, Double(sample.journalBytes) / 1_048_576,
-                                Double(sample.redisUsedMemory) / 1_048_576, sample.redisKeys, sample.residentMegabytes,
-                                sample.committed, sample.delivered, sample.deadLettered, sample.backlog, sample.duplicated))
+            lines.append(
+                String(
+                    format: "%8.0f %13d %11.1f %9.1f %11d %8.1f %11d %11d %7d %9d %5d",
+                    sample.elapsedSeconds, sample.journalRows, Double(sample.journalBytes) / 1_048_576,
+                    Double(sample.redisUsedMemory) / 1_048_576, sample.redisKeys, sample.residentMegabytes,
+                    sample.committed, sample.delivered, sample.deadLettered, sample.backlog, sample.duplicated))
         }
         if samples.isEmpty { lines.append("   (no samples: the run ended before the first sample interval)") }
         let growth = growth
@@ -179,13 +197,16 @@ public struct SoakReport: Sendable, Equatable {
             lines.append("growth: not judged (\(samples.count) samples; at least \(Self.minimumSamplesForGrowth) are needed)")
         }
         for item in growth {
-            lines.append(String(format: "growth of %@: %@ (first third, mean) → %@ (last third): %+.1f%% (limit %.0f%%)%@",
-                                item.metric, BenchComparison.figure(item.firstThird), BenchComparison.figure(item.lastThird),
-                                item.fraction * 100, item.limit * 100, item.exceeded ? "  EXCEEDED" : ""))
+            lines.append(
+                String(
+                    format: "growth of %@: %@ (first third, mean) → %@ (last third): %+.1f%% (limit %.0f%%)%@",
+                    item.metric, BenchComparison.figure(item.firstThird), BenchComparison.figure(item.lastThird),
+                    item.fraction * 100, item.limit * 100, item.exceeded ? "  EXCEEDED" : ""))
         }
         var fate = "events: \(events.good) good, \(events.delivered) delivered, \(events.lost) lost, \(events.duplicated) duplicated"
         if poisonEnabled {
-            fate += "; poison \(events.poisonDeadLettered)/\(events.poison) dead-lettered; WRONGTYPE \(events.wrongTypeDeadLettered)/\(events.wrongType) dead-lettered"
+            fate +=
+                "; poison \(events.poisonDeadLettered)/\(events.poison) dead-lettered; WRONGTYPE \(events.wrongTypeDeadLettered)/\(events.wrongType) dead-lettered"
         }
         if events.badDelivered > 0 { fate += "; \(events.badDelivered) bad events delivered as jobs" }
         if events.unidentifiedDeadLetters > 0 { fate += "; \(events.unidentifiedDeadLetters) dead letters naming no event" }

@@ -74,7 +74,8 @@ final class SoakRun: Sendable {
         events.wrongTypeDeadLettered = bad.wrongType.filter { dead[$0] != nil }.count
         events.badDelivered = summary.unexpected.filter { bad.poison.contains($0) || bad.wrongType.contains($0) }.count
         events.goodDeadLettered = dead.keys.filter { good.contains($0) }.count
-        events.unidentifiedDeadLetters = unidentifiedDead.load(ordering: .relaxed)
+        events.unidentifiedDeadLetters =
+            unidentifiedDead.load(ordering: .relaxed)
             + dead.keys.filter { !good.contains($0) && !bad.poison.contains($0) && !bad.wrongType.contains($0) }.count
         return SoakReport(samples: samples.withLock { $0 }, events: events, runFailure: failure, poisonEnabled: poisonEnabled)
     }

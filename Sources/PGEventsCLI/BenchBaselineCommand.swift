@@ -27,7 +27,9 @@ struct BenchBaselineCommand: ParsableCommand {
                 """
         )
 
-        @Option(help: ArgumentHelp("The results to record (written by --json); repeat it to record several files as one baseline.", valueName: "results.json"))
+        @Option(
+            help: ArgumentHelp(
+                "The results to record (written by --json); repeat it to record several files as one baseline.", valueName: "results.json"))
         var from: [String]
 
         @Option(help: ArgumentHelp("The baseline file to write (default: Benchmarks/baselines/NAME.json).", valueName: "file"))
@@ -71,7 +73,8 @@ struct BenchBaselineCommand: ParsableCommand {
             print("pgevents bench: wrote \(results.count) scenario\(results.count == 1 ? "" : "s") to \(destination)")
             print(BenchResult.table(results))
             if results.contains(where: { $0.gitCommit == nil }) {
-                FileHandle.standardError.write(Data("pgevents bench: note: some results carry no git commit (not run in a git checkout)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("pgevents bench: note: some results carry no git commit (not run in a git checkout)\n".utf8))
             }
         }
     }
@@ -93,7 +96,8 @@ struct BenchBaselineCommand: ParsableCommand {
     struct Compare: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compare a results file with a baseline, as --baseline does after a run.",
-            discussion: "Exit status: 0 no regression, 1 a regression beyond the threshold or lost or duplicated events, 2 a file is missing or wrong."
+            discussion:
+                "Exit status: 0 no regression, 1 a regression beyond the threshold or lost or duplicated events, 2 a file is missing or wrong."
         )
 
         @Argument(help: ArgumentHelp("The results to compare (written by --json), one file or several.", valueName: "results.json"))

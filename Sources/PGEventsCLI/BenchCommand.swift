@@ -46,31 +46,50 @@ struct ScenariosCommand: AsyncParsableCommand {
     @Option(name: .customLong("sample-interval"), help: "soak: seconds between samples of the journal, Redis and the resident size.")
     var sampleInterval: Double = 10
 
-    @Option(name: .customLong("poison-every"), help: "soak: every N-th event is poison (its fetch key is not a date) and one per N is routed to a key holding a string (WRONGTYPE); 0: neither.")
+    @Option(
+        name: .customLong("poison-every"),
+        help:
+            "soak: every N-th event is poison (its fetch key is not a date) and one per N is routed to a key holding a string (WRONGTYPE); 0: neither."
+    )
     var poisonEvery: Int = 1_000
 
-    @Option(name: .customLong("stall-timeout"), help: "soak: end the run as failed when events wait and nothing reaches the consumer for this many seconds.")
+    @Option(
+        name: .customLong("stall-timeout"),
+        help: "soak: end the run as failed when events wait and nothing reaches the consumer for this many seconds.")
     var stallTimeout: Double = 30
 
-    @Option(help: "Writer connections, comma-separated: load-1000, throughput and latency use the first (default 4; latency 8); writers runs each (default 1,2,4,8,16).")
+    @Option(
+        help:
+            "Writer connections, comma-separated: load-1000, throughput and latency use the first (default 4; latency 8); writers runs each (default 1,2,4,8,16)."
+    )
     var writers: String?
 
     @Option(help: "Events committed in one transaction by burst.")
     var burst: Int = 100_000
 
-    @Option(name: .customLong("database-url"), help: "Run on this PostgreSQL server (in a scratch database of the bench's own, dropped afterwards; needs CREATEDB).")
+    @Option(
+        name: .customLong("database-url"),
+        help: "Run on this PostgreSQL server (in a scratch database of the bench's own, dropped afterwards; needs CREATEDB).")
     var databaseURL: String?
 
     @Option(name: .customLong("redis-url"), help: "Run on this Redis server (keys under pgevents-bench:<run id>:, deleted afterwards).")
     var redisURL: String?
 
-    @Flag(name: .customLong("compare-raw"), help: "Also run a minimal LISTEN loop that only counts, on the same load, and report the processor's rate as a fraction of it.")
+    @Flag(
+        name: .customLong("compare-raw"),
+        help: "Also run a minimal LISTEN loop that only counts, on the same load, and report the processor's rate as a fraction of it.")
     var compareRaw = false
 
-    @Option(help: "What the processor does with each event: none (payloads passed through), rules (JSON decoded, row fetched, rules, a job template), batch (rules, then 10 jobs a message; burst only).")
+    @Option(
+        help:
+            "What the processor does with each event: none (payloads passed through), rules (JSON decoded, row fetched, rules, a job template), batch (rules, then 10 jobs a message; burst only)."
+    )
     var pipeline: String = "none"
 
-    @Option(help: "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both.")
+    @Option(
+        help:
+            "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both."
+    )
     var source: String = "journal"
 
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
@@ -83,7 +102,9 @@ struct ScenariosCommand: AsyncParsableCommand {
     func run() async throws {
         try output.checkBaseline()
         guard let mode = ScenarioBench.PipelineMode(rawValue: pipeline) else {
-            throw ValidationError("unknown --pipeline '\(pipeline)'; expected one of: \(ScenarioBench.PipelineMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown --pipeline '\(pipeline)'; expected one of: \(ScenarioBench.PipelineMode.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         let userPipeline = try user.pipeline()
         let scenarios: [ScenarioBench.Scenario]
@@ -94,7 +115,9 @@ struct ScenariosCommand: AsyncParsableCommand {
         } else if let one = ScenarioBench.Scenario(rawValue: scenario) {
             scenarios = [one]
         } else {
-            throw ValidationError("unknown scenario '\(scenario)'; the scenarios are: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all")
+            throw ValidationError(
+                "unknown scenario '\(scenario)'; the scenarios are: \(ScenarioBench.Scenario.allCases.map(\.rawValue).joined(separator: ", ")), all"
+            )
         }
         guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: FaultsCommand.executablePath()) else {
             throw CommandExit(command: "bench").badInput("cannot find sql/pgevents; give it with --sql DIR")
@@ -119,7 +142,8 @@ struct ScenariosCommand: AsyncParsableCommand {
             throw ValidationError("unknown --source '\(source)'; expected journal or wal")
         }
         if sourceMode == .wal, mode != .passThrough || scenarios != [.burst] {
-            throw ValidationError("--source wal is measured by burst with --pipeline none (writers measures the wal and emit_wal patterns on its own)")
+            throw ValidationError(
+                "--source wal is measured by burst with --pipeline none (writers measures the wal and emit_wal patterns on its own)")
         }
         options.source = sourceMode
         if let writers {
@@ -173,8 +197,10 @@ final class ProgressBar: Sendable {
     private let delay: Duration
     private let write: @Sendable (String) -> Void
 
-    init(enabled: Bool = isatty(STDERR_FILENO) == 1, delay: Duration = .seconds(2),
-         write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+    init(
+        enabled: Bool = isatty(STDERR_FILENO) == 1, delay: Duration = .seconds(2),
+        write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
+    ) {
         self.enabled = enabled
         self.delay = delay
         self.write = write
@@ -190,7 +216,10 @@ final class ProgressBar: Sendable {
         guard enabled else { return }
         let line: String? = state.withLock { state in
             let now = ContinuousClock.now
-            if step != state.scenario { state.scenario = step; state.since = now }
+            if step != state.scenario {
+                state.scenario = step
+                state.since = now
+            }
             guard now - state.since >= delay, !state.shown || now - state.lastDraw > .milliseconds(100) else { return nil }
             state.shown = true
             state.lastDraw = now
@@ -205,7 +234,10 @@ final class ProgressBar: Sendable {
     /// Erases the bar, if one was drawn.
     func clear() {
         guard enabled else { return }
-        let shown = state.withLock { state in defer { state.shown = false }; return state.shown }
+        let shown = state.withLock { state in
+            defer { state.shown = false }
+            return state.shown
+        }
         if shown { write("\r\u{1B}[2K") }
     }
 }
@@ -227,10 +259,17 @@ struct FaultsCommand: AsyncParsableCommand {
     @Option(help: "Committed events per second during the run.")
     var rate: Double = 500
 
-    @Option(name: .customLong("heartbeat-timeout"), help: "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s, and on until the processor notices, at most 10 s more).")
+    @Option(
+        name: .customLong("heartbeat-timeout"),
+        help:
+            "The processor's heartbeat timeout in seconds (the freeze lasts this plus 1.5 s, and on until the processor notices, at most 10 s more)."
+    )
     var heartbeatTimeout: Double = 1
 
-    @Option(help: "The processor's source: journal, or wal (the events table in a publication, streamed from a replication slot of each fault's own).")
+    @Option(
+        help:
+            "The processor's source: journal, or wal (the events table in a publication, streamed from a replication slot of each fault's own)."
+    )
     var source: String = "journal"
 
     @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
@@ -253,7 +292,8 @@ struct FaultsCommand: AsyncParsableCommand {
         if let only {
             options.faults = try only.split(separator: ",").map { name in
                 guard let fault = FaultBench.Fault(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown fault '\(name)'; the faults are: \(FaultBench.Fault.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ValidationError(
+                        "unknown fault '\(name)'; the faults are: \(FaultBench.Fault.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
                 return fault
             }

@@ -12,18 +12,27 @@ struct BenchOutputOptions: ParsableArguments {
     /// The default threshold: a figure may be this much worse (percent) before it is a regression.
     static let defaultMaxRegression = 10.0
 
-    @Option(name: .customLong("json"), help: ArgumentHelp("Write the results as JSON (the format of Benchmarks/README.md) to this file.", valueName: "file"))
+    @Option(
+        name: .customLong("json"),
+        help: ArgumentHelp("Write the results as JSON (the format of Benchmarks/README.md) to this file.", valueName: "file"))
     var json: String?
 
-    @Option(name: .customLong("html"), help: ArgumentHelp("Write an HTML report (results table and latency distribution plot, no network resources) to this file.", valueName: "file"))
+    @Option(
+        name: .customLong("html"),
+        help: ArgumentHelp(
+            "Write an HTML report (results table and latency distribution plot, no network resources) to this file.", valueName: "file"))
     var html: String?
 
-    @Option(name: .customLong("baseline"), help: ArgumentHelp("Compare throughput and p99 with the results in this JSON file; exit 1 on a regression.", valueName: "file"))
+    @Option(
+        name: .customLong("baseline"),
+        help: ArgumentHelp("Compare throughput and p99 with the results in this JSON file; exit 1 on a regression.", valueName: "file"))
     var baseline: String?
 
     @Option(
         name: .customLong("max-regression"),
-        help: ArgumentHelp("With --baseline: how much worse, in percent, a figure may be before it is a regression (0…1000; default \(Int(defaultMaxRegression))).", valueName: "pct"))
+        help: ArgumentHelp(
+            "With --baseline: how much worse, in percent, a figure may be before it is a regression (0…1000; default \(Int(defaultMaxRegression))).",
+            valueName: "pct"))
     var maxRegression: Double?
 
     /// The threshold in force.
@@ -46,8 +55,9 @@ struct BenchOutputOptions: ParsableArguments {
     func checkBaseline() throws {
         guard let baseline else { return }
         do {
-            _ = try BenchOutput.readResults(baseline, role: "baseline",
-                                            missingHint: "; record one with: pgevents bench baseline update --from RESULTS.json --to \(baseline)")
+            _ = try BenchOutput.readResults(
+                baseline, role: "baseline",
+                missingHint: "; record one with: pgevents bench baseline update --from RESULTS.json --to \(baseline)")
         } catch {
             throw Self.failure(error.message)
         }

@@ -30,10 +30,16 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(help: "The migrations' layout: plain, flyway, dbmate, goose, golang-migrate or sqitch (default: detected).")
     var layout: String?
 
-    @Option(name: .customLong("define"), help: "A placeholder's value, NAME=VALUE (repeatable): Flyway's ${NAME}, psql's :NAME / :'NAME' / :\"NAME\".")
+    @Option(
+        name: .customLong("define"),
+        help: "A placeholder's value, NAME=VALUE (repeatable): Flyway's ${NAME}, psql's :NAME / :'NAME' / :\"NAME\".")
     var defines: [String] = []
 
-    @Option(name: .customLong("database-url"), help: "Check on this existing server instead of throwaway clusters: scratch databases with unique names, dropped afterwards (the role needs CREATEDB).")
+    @Option(
+        name: .customLong("database-url"),
+        help:
+            "Check on this existing server instead of throwaway clusters: scratch databases with unique names, dropped afterwards (the role needs CREATEDB)."
+    )
     var databaseURL: String?
 
     @Option(help: "Also write a JUnit XML report to this file.")

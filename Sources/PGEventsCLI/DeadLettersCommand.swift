@@ -47,7 +47,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the oldest dead letters: why each is there, and how it would be replayed.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the oldest dead letters: why each is there, and how it would be replayed.")
 
         @OptionGroup var location: Location
 
@@ -70,8 +71,10 @@ struct DeadLettersCommand: AsyncParsableCommand {
             print("\(queue.name): \(total) dead letter(s)\(total > letters.count ? ", the oldest \(letters.count) shown" : "")")
             for letter in letters {
                 let fields = letter.fields
-                let place = [fields["channel"].map { "channel \($0)" }, fields["seq"].map { "seq \($0)" }].compactMap { $0 }.joined(separator: ", ")
-                let cause = [fields["sqlstate"].map { "SQLSTATE \($0)" }, fields["redis_error"].map { "Redis: \($0)" }].compactMap { $0 }.joined(separator: "; ")
+                let place = [fields["channel"].map { "channel \($0)" }, fields["seq"].map { "seq \($0)" }].compactMap { $0 }.joined(
+                    separator: ", ")
+                let cause = [fields["sqlstate"].map { "SQLSTATE \($0)" }, fields["redis_error"].map { "Redis: \($0)" }].compactMap { $0 }
+                    .joined(separator: "; ")
                 print("- \(place.isEmpty ? "?" : place): \(fields["reason"] ?? letter.text)\(cause.isEmpty ? "" : " (\(cause))")")
                 if let hint = fields["hint"] { print("  what to do: \(hint)") }
                 print("  replay: \(letter.replay)")
@@ -81,7 +84,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
 
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Replay the oldest dead letters: refused jobs are written to their destination again, other events are re-emitted into the journal.",
+            abstract:
+                "Replay the oldest dead letters: refused jobs are written to their destination again, other events are re-emitted into the journal.",
             discussion: "Fix the cause first (pgevents dead-letters list says what it was). Each letter is removed once replayed.")
 
         @OptionGroup var location: Location
@@ -109,9 +113,13 @@ struct DeadLettersCommand: AsyncParsableCommand {
             }
             await redis.close()
             await postgres?.close()
-            print("\(queue.name): \(outcome.jobsWritten) job(s) written back, \(outcome.eventsEmitted) event(s) re-emitted into the journal, \(outcome.skipped) left in place")
+            print(
+                "\(queue.name): \(outcome.jobsWritten) job(s) written back, \(outcome.eventsEmitted) event(s) re-emitted into the journal, \(outcome.skipped) left in place"
+            )
             if outcome.skipped > 0 {
-                print("left in place: \(postgres == nil ? "letters without a job need the database (set DATABASE_URL); " : "")see pgevents dead-letters list")
+                print(
+                    "left in place: \(postgres == nil ? "letters without a job need the database (set DATABASE_URL); " : "")see pgevents dead-letters list"
+                )
             }
         }
     }

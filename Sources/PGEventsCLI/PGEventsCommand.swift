@@ -9,6 +9,9 @@ struct PGEventsCommand: AsyncParsableCommand {
         commandName: "pgevents",
         abstract: "Test, run and benchmark PostgreSQL LISTEN/NOTIFY event pipelines.",
         version: version,
-        subcommands: [CheckCommand.self, UpCommand.self, ProcessCommand.self, ServeCommand.self, DeadLettersCommand.self, WalCommand.self, BenchCommand.self]
+        subcommands: [
+            CheckCommand.self, UpCommand.self, ProcessCommand.self, ServeCommand.self, DeadLettersCommand.self, WalCommand.self,
+            BenchCommand.self,
+        ]
     )
 }

@@ -21,25 +21,47 @@ struct ProcessCommand: AsyncParsableCommand {
     @Option(name: .customLong("config"), help: "The processor's YAML file (default: $PGEVENTS_CONFIG).")
     var config: String?
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL or conninfo (default: $DATABASE_URL, which keeps a password out of `ps`; without either, libpq's PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE… apply, as for psql).")
+    @Option(
+        name: .customLong("database-url"),
+        help:
+            "PostgreSQL URL or conninfo (default: $DATABASE_URL, which keeps a password out of `ps`; without either, libpq's PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE… apply, as for psql)."
+    )
     var databaseURL: String?
 
     @Option(name: .customLong("redis-url"), help: "Redis URL (default: $REDIS_URL, which keeps a password out of `ps`).")
     var redisURL: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $PGEVENTS_LOG_LEVEL, else info).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical (default: $PGEVENTS_LOG_LEVEL, else info).")
     var logLevel: String?
 
-    @Option(name: .customLong("log-format"), help: "text, or json: one object per line with time, level, label, message and every metadata field (default: $PGEVENTS_LOG_FORMAT, else text).")
+    @Option(
+        name: .customLong("log-format"),
+        help:
+            "text, or json: one object per line with time, level, label, message and every metadata field (default: $PGEVENTS_LOG_FORMAT, else text)."
+    )
     var logFormat: String?
 
-    @Option(name: .customLong("metrics"), help: "Write the metrics in Prometheus text format to this file (- for standard output) at shutdown and on SIGUSR1 (default: $PGEVENTS_METRICS).")
+    @Option(
+        name: .customLong("metrics"),
+        help:
+            "Write the metrics in Prometheus text format to this file (- for standard output) at shutdown and on SIGUSR1 (default: $PGEVENTS_METRICS)."
+    )
     var metrics: String?
 
-    @Option(name: .customLong("shutdown-timeout"), help: "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do (default: $PGEVENTS_SHUTDOWN_TIMEOUT, else 30).")
+    @Option(
+        name: .customLong("shutdown-timeout"),
+        help:
+            "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do (default: $PGEVENTS_SHUTDOWN_TIMEOUT, else 30)."
+    )
     var shutdownTimeout: Double?
 
-    @Flag(name: .customLong("check-config"), help: "Check the file and the servers it names (the source's tables, slot or journal; row lookups; sessions; Redis and its eviction policy) without changing anything, print what was found, and exit (1 when anything failed).")
+    @Flag(
+        name: .customLong("check-config"),
+        help:
+            "Check the file and the servers it names (the source's tables, slot or journal; row lookups; sessions; Redis and its eviction policy) without changing anything, print what was found, and exit (1 when anything failed)."
+    )
     var checkConfig = false
 
     func run() async throws {
@@ -69,11 +91,15 @@ struct ProcessCommand: AsyncParsableCommand {
         var logger = Logger(label: "pgevents.process")
         logger.logLevel = settings.logLevel
         if databaseURL == nil, environment["DATABASE_URL"] == nil {
-            logger.info("no --database-url and no DATABASE_URL: libpq's environment (PGHOST, PGUSER, PGDATABASE, PGPASSFILE…) and defaults apply", metadata: ["postgres": "\(postgres)"])
+            logger.info(
+                "no --database-url and no DATABASE_URL: libpq's environment (PGHOST, PGUSER, PGDATABASE, PGPASSFILE…) and defaults apply",
+                metadata: ["postgres": "\(postgres)"])
         }
         // `self.`: the options as given (the locals above fall back to the environment, which is the safe way).
-        for warning in Self.passwordOnCommandLineWarnings(databaseURLOption: self.databaseURL == nil ? nil : postgres,
-                                                          redisURLOption: self.redisURL == nil ? nil : redis) {
+        for warning in Self.passwordOnCommandLineWarnings(
+            databaseURLOption: self.databaseURL == nil ? nil : postgres,
+            redisURLOption: self.redisURL == nil ? nil : redis)
+        {
             logger.warning("\(warning)")
         }
         if checkConfig {
@@ -82,10 +108,11 @@ struct ProcessCommand: AsyncParsableCommand {
             if findings.contains(where: { !$0.passed }) { throw ExitCode(1) }
             return
         }
-        let processor: any Service = switch configuration.source {
-        case .journal, .table, .wal: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
-        case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
-        }
+        let processor: any Service =
+            switch configuration.source {
+            case .journal, .table, .wal: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+            case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+            }
         let dumper = exporter.map { exporter in
             // SIGUSR1: a snapshot now; the process goes on.
             signal(SIGUSR1, SIG_IGN)
@@ -154,19 +181,24 @@ extension ProcessCommand {
             self.config = config
             let levelName = command.logLevel ?? environment["PGEVENTS_LOG_LEVEL"] ?? "info"
             guard let level = Logger.Level(rawValue: levelName) else {
-                throw ValidationError("\(command.logLevel == nil ? "PGEVENTS_LOG_LEVEL" : "--log-level") must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(levelName)'")
+                throw ValidationError(
+                    "\(command.logLevel == nil ? "PGEVENTS_LOG_LEVEL" : "--log-level") must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(levelName)'"
+                )
             }
             logLevel = level
             let formatName = command.logFormat ?? environment["PGEVENTS_LOG_FORMAT"] ?? "text"
             guard let format = LogFormat(rawValue: formatName) else {
-                throw ValidationError("\(command.logFormat == nil ? "PGEVENTS_LOG_FORMAT" : "--log-format") must be text or json, not '\(formatName)'")
+                throw ValidationError(
+                    "\(command.logFormat == nil ? "PGEVENTS_LOG_FORMAT" : "--log-format") must be text or json, not '\(formatName)'")
             }
             logFormat = format
             metrics = command.metrics ?? environment["PGEVENTS_METRICS"]
             if let seconds = command.shutdownTimeout {
                 shutdownTimeout = seconds
             } else if let text = environment["PGEVENTS_SHUTDOWN_TIMEOUT"] {
-                guard let seconds = Double(text) else { throw ValidationError("PGEVENTS_SHUTDOWN_TIMEOUT must be a number of seconds, not '\(text)'") }
+                guard let seconds = Double(text) else {
+                    throw ValidationError("PGEVENTS_SHUTDOWN_TIMEOUT must be a number of seconds, not '\(text)'")
+                }
                 shutdownTimeout = seconds
             } else {
                 shutdownTimeout = 30
@@ -180,13 +212,19 @@ extension ProcessCommand {
     /// A warning for each URL given as an option that carries a password: every user of the machine can read a
     /// process's arguments (`ps`, `/proc/<pid>/cmdline`), so in production the URLs belong in `DATABASE_URL` and
     /// `REDIS_URL`, which only the process's own user (and root) can read.
-    static func passwordOnCommandLineWarnings(databaseURLOption postgres: PostgresConfiguration?, redisURLOption redis: RedisConfiguration?) -> [String] {
+    static func passwordOnCommandLineWarnings(databaseURLOption postgres: PostgresConfiguration?, redisURLOption redis: RedisConfiguration?)
+        -> [String]
+    {
         var warnings: [String] = []
         if let postgres, let password = postgres["password"], !password.isEmpty {
-            warnings.append("--database-url carries a password, which every user of this machine can read in `ps`; set DATABASE_URL in the environment instead (or use a ~/.pgpass file)")
+            warnings.append(
+                "--database-url carries a password, which every user of this machine can read in `ps`; set DATABASE_URL in the environment instead (or use a ~/.pgpass file)"
+            )
         }
         if let redis, let password = redis.password, !password.isEmpty {
-            warnings.append("--redis-url carries a password, which every user of this machine can read in `ps`; set REDIS_URL in the environment instead")
+            warnings.append(
+                "--redis-url carries a password, which every user of this machine can read in `ps`; set REDIS_URL in the environment instead"
+            )
         }
         return warnings
     }
@@ -205,7 +243,8 @@ struct MetricsDump: Sendable {
             do {
                 try text.write(toFile: destination, atomically: true, encoding: .utf8)
             } catch {
-                FileHandle.standardError.write(Data("pgevents process: cannot write the metrics to \(destination): \(error.localizedDescription)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("pgevents process: cannot write the metrics to \(destination): \(error.localizedDescription)\n".utf8))
             }
         }
     }

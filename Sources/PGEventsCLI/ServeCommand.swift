@@ -11,7 +11,8 @@ import ServiceLifecycle
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Send the processor's stream entries to browsers over WebSocket (/broadcast) and SSE (/events), with JWT, until SIGINT or SIGTERM.",
+        abstract:
+            "Send the processor's stream entries to browsers over WebSocket (/broadcast) and SSE (/events), with JWT, until SIGINT or SIGTERM.",
         discussion: """
             The database URL may hold {database}, replaced by each token's database claim (relations are checked \
             there, and SQL runs there). With --process, the processor runs in the same process (one binary, as \
@@ -22,7 +23,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("config"), help: "The gateway's YAML file (serve.yml).")
     var config: String
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL, {database} standing for the token's database (default: $DATABASE_URL).")
+    @Option(
+        name: .customLong("database-url"), help: "PostgreSQL URL, {database} standing for the token's database (default: $DATABASE_URL).")
     var databaseURL: String?
 
     @Option(name: .customLong("redis-url"), help: "Redis URL (default: $REDIS_URL).")
@@ -59,7 +61,9 @@ struct ServeCommand: AsyncParsableCommand {
                     throw ValidationError("--process needs one database: the URL cannot hold {database}")
                 }
                 let processor = try ProcessorConfiguration(contentsOf: process)
-                services.append(EventProcessor(configuration: processor, postgres: try PostgresConfiguration(databaseURL), redis: redis, logger: logger))
+                services.append(
+                    EventProcessor(configuration: processor, postgres: try PostgresConfiguration(databaseURL), redis: redis, logger: logger)
+                )
             }
         } catch let error as ValidationError {
             throw error
@@ -77,7 +81,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         services.append(serve)
         let group = ServiceGroup(
-            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

@@ -44,7 +44,8 @@ struct UpCommand: AsyncParsableCommand {
             await postgres.shutdown()
             throw error
         }
-        print("""
+        print(
+            """
             postgres: \(postgres.url)
               version: \(postgres.binaries.version)
               PGPASSWORD=\(postgres.password) psql -h 127.0.0.1 -p \(postgres.port) -U \(postgres.superuser) postgres
@@ -52,7 +53,8 @@ struct UpCommand: AsyncParsableCommand {
             directory: \(postgres.directory)
             """)
         if let redis {
-            print("""
+            print(
+                """
                 redis: \(redis.url)
                   version: \(redis.version)
                   REDISCLI_AUTH=\(redis.password) redis-cli -p \(redis.port)

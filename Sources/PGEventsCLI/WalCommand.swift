@@ -39,10 +39,11 @@ struct WalCommand: AsyncParsableCommand {
     }
 
     struct Setup: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: """
-            Create the publication (with the tables the file's channels name, schema.table) and the replication slot, \
-            where missing. Needs a role with REPLICATION that owns the tables, and wal_level = logical.
-            """)
+        static let configuration = CommandConfiguration(
+            abstract: """
+                Create the publication (with the tables the file's channels name, schema.table) and the replication slot, \
+                where missing. Needs a role with REPLICATION that owns the tables, and wal_level = logical.
+                """)
 
         @OptionGroup var location: Location
 
@@ -52,10 +53,13 @@ struct WalCommand: AsyncParsableCommand {
             do {
                 try await PostgresConnection.withConnection(postgres, logger: logger) { connection in
                     let tables = try await WalSetup.tables(named: configuration.channels.map(\.name), on: connection)
-                    let report = try await WalSetup.create(on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: logger)
-                    print("publication \(wal.publication): \(report.createdPublication ? "created" : "exists")"
-                        + (report.addedTables.isEmpty ? "" : ", tables added: \(report.addedTables.joined(separator: ", "))"))
-                    print("replication slot \(wal.slot): \(report.createdSlot ? "created\(report.failover ? " (failover)" : "")" : "exists")")
+                    let report = try await WalSetup.create(
+                        on: connection, slot: wal.slot, publication: wal.publication, tables: tables, logger: logger)
+                    print(
+                        "publication \(wal.publication): \(report.createdPublication ? "created" : "exists")"
+                            + (report.addedTables.isEmpty ? "" : ", tables added: \(report.addedTables.joined(separator: ", "))"))
+                    print(
+                        "replication slot \(wal.slot): \(report.createdSlot ? "created\(report.failover ? " (failover)" : "")" : "exists")")
                 }
             } catch {
                 FileHandle.standardError.write(Data("pgevents wal setup: \(error)\n".utf8))
@@ -65,7 +69,8 @@ struct WalCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the slot's state: confirmed position, WAL kept for it (lag), and who streams it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the slot's state: confirmed position, WAL kept for it (lag), and who streams it.")
 
         @OptionGroup var location: Location
 

@@ -6,7 +6,8 @@ public enum Catalog {
     /// Every user trigger on every table (not the internal ones behind foreign keys), with its channels.
     public static func triggers(on connection: PostgresConnection) async throws -> [TriggerInfo] {
         let functions = try await notifyingFunctions(on: connection)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT n.nspname, c.relname, t.tgname, pn.nspname || '.' || p.proname, t.tgtype::int, t.tgenabled::text,
                    encode(t.tgargs, 'hex'), t.tgnargs::int, p.oid::int8, pg_get_triggerdef(t.oid), t.tgqual IS NOT NULL,
                    coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_attribute a
@@ -35,7 +36,8 @@ public enum Catalog {
                 enabled: try row.decode(String.self, at: 5).first ?? "O",
                 arguments: arguments,
                 channelSources: functions[try row.decode(Int64.self, at: 8)] ?? [],
-                condition: try row.decode(Bool.self, at: 10) ? TriggerCoverage.condition(inDefinition: try row.decode(String.self, at: 9)) : nil,
+                condition: try row.decode(Bool.self, at: 10)
+                    ? TriggerCoverage.condition(inDefinition: try row.decode(String.self, at: 9)) : nil,
                 updateColumns: parseTextArray(try row.decode(String.self, at: 11)))
         }
     }
@@ -44,18 +46,27 @@ public enum Catalog {
     /// such a function (one level: a trigger function that calls `emit(TG_ARGV[0], …)`, whose `pg_notify` takes
     /// that parameter) — with where they send.
     static func notifyingFunctions(on connection: PostgresConnection) async throws -> [Int64: [ChannelSource]] {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT p.oid::int8, pn.nspname, p.proname, p.prosrc, coalesce(p.proargnames, '{}')::text[]
               FROM pg_proc p
               JOIN pg_namespace pn ON pn.oid = p.pronamespace
               JOIN pg_language l ON l.oid = p.prolang
              WHERE pn.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname IN ('plpgsql', 'sql')
             """)
-        struct Function { var oid: Int64; var schema: String; var name: String; var source: String; var parameters: [String] }
+        struct Function {
+            var oid: Int64
+            var schema: String
+            var name: String
+            var source: String
+            var parameters: [String]
+        }
         let all = try rows.map { row in
-            Function(oid: try row.decode(Int64.self, at: 0), schema: try row.decode(String.self, at: 1), name: try row.decode(String.self, at: 2),
-                     source: NotifySourceScanner.stripComments(try row.decode(String.self, at: 3)),
-                     parameters: parseTextArray(try row.decode(String.self, at: 4)))
+            Function(
+                oid: try row.decode(Int64.self, at: 0), schema: try row.decode(String.self, at: 1),
+                name: try row.decode(String.self, at: 2),
+                source: NotifySourceScanner.stripComments(try row.decode(String.self, at: 3)),
+                parameters: parseTextArray(try row.decode(String.self, at: 4)))
         }
         var direct: [Int64: [ChannelSource]] = [:]
         for function in all {
@@ -71,7 +82,9 @@ public enum Catalog {
                     for source in helperSources {
                         var mapped = source
                         if case .dynamic(let expression) = source,
-                           let index = helper.parameters.firstIndex(where: { $0.lowercased() == expression.lowercased() }) ?? NotifySourceScanner.positionalParameter(expression) {
+                            let index = helper.parameters.firstIndex(where: { $0.lowercased() == expression.lowercased() })
+                                ?? NotifySourceScanner.positionalParameter(expression)
+                        {
                             mapped = call.indices.contains(index) ? NotifySourceScanner.classify(call[index]) : .dynamic(expression)
                         }
                         if !(result[function.oid] ?? []).contains(mapped) { result[function.oid, default: []].append(mapped) }

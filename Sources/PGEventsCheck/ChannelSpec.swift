@@ -13,7 +13,10 @@ public struct ChannelSpec: Sendable, Hashable {
     /// Words that must never appear as a JSON key or in a value (case-insensitive).
     public var forbid: [String]
 
-    public init(name: String, format: PayloadFormat, fields: [(name: String, type: JSONFieldType)] = [], columns: [String]? = nil, maxBytes: Int? = nil, forbid: [String] = []) {
+    public init(
+        name: String, format: PayloadFormat, fields: [(name: String, type: JSONFieldType)] = [], columns: [String]? = nil,
+        maxBytes: Int? = nil, forbid: [String] = []
+    ) {
         self.name = name
         self.format = format
         self.fields = fields

@@ -67,7 +67,8 @@ extension CheckReport {
         }
         lines.append(
             "\(counts.checks) \(counts.checks == 1 ? "check" : "checks"): \(counts.passed) passed, \(counts.failed) failed, "
-                + "\(counts.skipped) skipped" + (counts.warnings > 0 ? ", \(counts.warnings) \(counts.warnings == 1 ? "warning" : "warnings")" : "")
+                + "\(counts.skipped) skipped"
+                + (counts.warnings > 0 ? ", \(counts.warnings) \(counts.warnings == 1 ? "warning" : "warnings")" : "")
                 + " in \(Self.decimal(durationSeconds, places: 1)) s")
         lines.append(passed ? paint.green("PASSED") : failures.isEmpty ? paint.red("INCOMPLETE") : paint.red("FAILED"))
         return lines.joined(separator: "\n")
@@ -91,12 +92,14 @@ extension CheckReport {
     public func junit() -> String {
         let counts = CheckCounts(self)
         var xml = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
-        xml += #"<testsuites name="pgevents check" tests="\#(counts.checks)" failures="\#(counts.failed)" "#
+        xml +=
+            #"<testsuites name="pgevents check" tests="\#(counts.checks)" failures="\#(counts.failed)" "#
             + #"errors="0" skipped="\#(counts.skipped)" time="\#(Self.decimal(durationSeconds, places: 3))">"# + "\n"
         for (group, results) in groupedResults {
             let groupCounts = CheckCounts(results)
             let groupName = ReportEscaping.xml(group)
-            xml += #"  <testsuite name="\#(groupName)" tests="\#(groupCounts.checks)" failures="\#(groupCounts.failed)" "#
+            xml +=
+                #"  <testsuite name="\#(groupName)" tests="\#(groupCounts.checks)" failures="\#(groupCounts.failed)" "#
                 + #"errors="0" skipped="\#(groupCounts.skipped)">"# + "\n"
             for result in results {
                 let testcase = #"    <testcase classname="\#(groupName)" name="\#(ReportEscaping.xml(displayName(of: result)))""#
@@ -106,7 +109,8 @@ extension CheckReport {
                 case .failed:
                     let body = ([result.message] + detailLines(of: result)).joined(separator: "\n")
                     xml += testcase + ">\n"
-                    xml += #"      <failure message="\#(ReportEscaping.xml(result.message))">"#
+                    xml +=
+                        #"      <failure message="\#(ReportEscaping.xml(result.message))">"#
                         + ReportEscaping.xml(body, inAttribute: false) + "</failure>\n"
                     xml += "    </testcase>\n"
                 case .skipped:

@@ -25,7 +25,9 @@ extension CheckReport {
                 lines.append("not ok \(number) - \(name)")
                 lines.append("  ---")
                 lines.append("  message: \(Self.yamlString(result.message))")
-                if let payload = result.payload { lines.append("  payload: \(Self.yamlString(Self.shown(payload, limit: Self.detailLimit)))") }
+                if let payload = result.payload {
+                    lines.append("  payload: \(Self.yamlString(Self.shown(payload, limit: Self.detailLimit)))")
+                }
                 if let row = result.row { lines.append("  row: \(Self.yamlString(TextExcerpt.excerpt(row, limit: Self.detailLimit)))") }
                 if let fix = result.fix { lines.append("  fix: \(Self.yamlString(fix))") }
                 if let version = result.postgresVersion { lines.append("  postgres: \(Self.yamlString(version))") }
@@ -34,7 +36,9 @@ extension CheckReport {
         }
         for reason in unavailable ?? [] { lines.append("# not checked: " + TextExcerpt.escaped(reason)) }
         let counts = CheckCounts(self)
-        lines.append("# \(counts.passed) passed, \(counts.failed) failed, \(counts.skipped) skipped, \(counts.warnings) warnings" + (layout.map { "; layout \($0)" } ?? ""))
+        lines.append(
+            "# \(counts.passed) passed, \(counts.failed) failed, \(counts.skipped) skipped, \(counts.warnings) warnings"
+                + (layout.map { "; layout \($0)" } ?? ""))
         return lines.joined(separator: "\n")
     }
 

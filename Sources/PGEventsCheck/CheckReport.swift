@@ -18,7 +18,10 @@ public struct CheckReport: Sendable, Hashable, Codable {
     /// `plain`); nil for reports made before layouts were detected.
     public var layout: String?
 
-    public init(source: String, postgresVersions: [String] = [], results: [CheckResult] = [], observed: [ObservedChannel] = [], durationSeconds: Double = 0) {
+    public init(
+        source: String, postgresVersions: [String] = [], results: [CheckResult] = [], observed: [ObservedChannel] = [],
+        durationSeconds: Double = 0
+    ) {
         self.source = source
         self.postgresVersions = postgresVersions
         self.results = results

@@ -16,7 +16,10 @@ public struct CheckResult: Sendable, Hashable, Codable {
     /// The PostgreSQL version it ran on, e.g. `15.18`.
     public var postgresVersion: String?
 
-    public init(group: String, name: String, status: CheckStatus, message: String, payload: String? = nil, row: String? = nil, fix: String? = nil, postgresVersion: String? = nil) {
+    public init(
+        group: String, name: String, status: CheckStatus, message: String, payload: String? = nil, row: String? = nil, fix: String? = nil,
+        postgresVersion: String? = nil
+    ) {
         self.group = group
         self.name = name
         self.status = status

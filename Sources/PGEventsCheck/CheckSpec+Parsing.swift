@@ -46,7 +46,8 @@ extension CheckSpec {
             throw HarnessError(code: .invalidInput, message: "cannot read \(path): there is no such file")
         }
         if isDirectory.boolValue {
-            throw HarnessError(code: .invalidInput, message: "cannot read \(path): it is a directory (give the spec file, e.g. \(path)/pgevents.yml)")
+            throw HarnessError(
+                code: .invalidInput, message: "cannot read \(path): it is a directory (give the spec file, e.g. \(path)/pgevents.yml)")
         }
         let data: Data
         do {
@@ -160,7 +161,8 @@ extension CheckSpec {
         if let node = present(fields["max_bytes"]) {
             let value = try node.int()
             guard (1...PayloadJudge.serverLimit).contains(value) else {
-                throw node.error("max_bytes must be from 1 to \(PayloadJudge.serverLimit) (the most a NOTIFY payload can have), found \(value)")
+                throw node.error(
+                    "max_bytes must be from 1 to \(PayloadJudge.serverLimit) (the most a NOTIFY payload can have), found \(value)")
             }
             channel.maxBytes = value
         }
@@ -177,10 +179,13 @@ extension CheckSpec {
     private static func table(_ table: QualifiedName, _ node: ConfigurationNode) throws -> TableSpec {
         let fields = node.isNull ? [:] : try node.mapping(allowed: tableKeys)
         guard let notifyNode = fields["notify"] else {
-            throw node.error("'notify' is missing: map the operations that must notify to their channel, e.g. {insert: new_event}, or write {} if none may")
+            throw node.error(
+                "'notify' is missing: map the operations that must notify to their channel, e.g. {insert: new_event}, or write {} if none may"
+            )
         }
         if notifyNode.isNull {
-            throw notifyNode.error("no value: map the operations that must notify to their channel, e.g. {insert: new_event}, or write {} if none may")
+            throw notifyNode.error(
+                "no value: map the operations that must notify to their channel, e.g. {insert: new_event}, or write {} if none may")
         }
         var notify: [TableOperation: String] = [:]
         for (name, keyNode, value) in try notifyNode.orderedEntries() {
@@ -201,7 +206,9 @@ extension CheckSpec {
         if let node = present(fields["once_per"]) {
             let text = try node.string()
             guard let multiplicity = NotificationMultiplicity(rawValue: text) else {
-                throw node.error("unknown value '\(text)' (expected row: one notification per row, or transaction: a wake-up signal that may be collapsed)")
+                throw node.error(
+                    "unknown value '\(text)' (expected row: one notification per row, or transaction: a wake-up signal that may be collapsed)"
+                )
             }
             spec.oncePer = multiplicity
         }
@@ -276,7 +283,8 @@ extension CheckSpec {
             throw node.error("bad table name '\(text)' (expected schema.table, or table for public.table)")
         }
         for part in [name.schema, name.name] where part.utf8.count > identifierBytes {
-            throw node.error("bad table name '\(text)': '\(part)' has \(part.utf8.count) bytes, PostgreSQL names have at most \(identifierBytes)")
+            throw node.error(
+                "bad table name '\(text)': '\(part)' has \(part.utf8.count) bytes, PostgreSQL names have at most \(identifierBytes)")
         }
         try refuseNUL(text, "a table name", at: node)
         return name

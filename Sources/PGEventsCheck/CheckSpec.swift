@@ -14,7 +14,10 @@ public struct CheckSpec: Sendable, Hashable {
     public var tables: [QualifiedName: TableSpec]
     public var replication: ReplicationSpec?
 
-    public init(file: String? = nil, migrations: String, postgres: [Int] = [], channels: [String: ChannelSpec] = [:], tables: [QualifiedName: TableSpec] = [:], replication: ReplicationSpec? = nil) {
+    public init(
+        file: String? = nil, migrations: String, postgres: [Int] = [], channels: [String: ChannelSpec] = [:],
+        tables: [QualifiedName: TableSpec] = [:], replication: ReplicationSpec? = nil
+    ) {
         self.file = file
         self.migrations = migrations
         self.postgres = postgres

@@ -13,8 +13,10 @@ struct MissingExtension: Sendable, Hashable {
         let message = error.message
         if message.hasPrefix("extension \""), message.hasSuffix("\" is not available") {
             name = String(message.dropFirst("extension \"".count).dropLast("\" is not available".count))
-        } else if message.hasPrefix("could not open extension control file \""), let file = message.split(separator: "\"").dropFirst().first,
-                  let last = file.split(separator: "/").last, last.hasSuffix(".control") {
+        } else if message.hasPrefix("could not open extension control file \""),
+            let file = message.split(separator: "\"").dropFirst().first,
+            let last = file.split(separator: "/").last, last.hasSuffix(".control")
+        {
             name = String(last.dropLast(".control".count))
         } else {
             return nil

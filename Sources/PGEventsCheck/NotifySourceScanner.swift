@@ -12,7 +12,12 @@ enum NotifySourceScanner {
             if inString {
                 result.append(character)
                 if character == "'" {
-                    if next == "'" { result.append("'"); index += 1 } else { inString = false }
+                    if next == "'" {
+                        result.append("'")
+                        index += 1
+                    } else {
+                        inString = false
+                    }
                 }
             } else if character == "'" {
                 inString = true
@@ -57,14 +62,21 @@ enum NotifySourceScanner {
                 cursor += 1
                 while cursor < original.count {
                     if original[cursor] == "\"" {
-                        if cursor + 1 < original.count && original[cursor + 1] == "\"" { name.append("\""); cursor += 2; continue }
+                        if cursor + 1 < original.count && original[cursor + 1] == "\"" {
+                            name.append("\"")
+                            cursor += 2
+                            continue
+                        }
                         break
                     }
                     name.append(original[cursor])
                     cursor += 1
                 }
             } else {
-                while cursor < original.count && isIdentifierCharacter(original[cursor]) { name.append(original[cursor]); cursor += 1 }
+                while cursor < original.count && isIdentifierCharacter(original[cursor]) {
+                    name.append(original[cursor])
+                    cursor += 1
+                }
                 name = name.lowercased()
             }
             if !name.isEmpty {
@@ -89,8 +101,10 @@ enum NotifySourceScanner {
                 let before = lowered[range.lowerBound - 1]
                 if isIdentifierCharacter(before) { continue }
                 if before == "." {
-                    let qualifier = String(lowered[..<(range.lowerBound - 1)].reversed().prefix { isIdentifierCharacter($0) || $0 == "\"" }.reversed())
-                        .replacingOccurrences(of: "\"", with: "")
+                    let qualifier = String(
+                        lowered[..<(range.lowerBound - 1)].reversed().prefix { isIdentifierCharacter($0) || $0 == "\"" }.reversed()
+                    )
+                    .replacingOccurrences(of: "\"", with: "")
                     if qualifier != schema.lowercased() { continue }
                 }
             }
@@ -114,7 +128,12 @@ enum NotifySourceScanner {
             if inString {
                 current.append(character)
                 if character == "'" {
-                    if index + 1 < characters.count && characters[index + 1] == "'" { current.append("'"); index += 1 } else { inString = false }
+                    if index + 1 < characters.count && characters[index + 1] == "'" {
+                        current.append("'")
+                        index += 1
+                    } else {
+                        inString = false
+                    }
                 }
             } else {
                 switch character {
@@ -187,7 +206,12 @@ enum NotifySourceScanner {
             if inString {
                 current.append(character)
                 if character == "'" {
-                    if index + 1 < characters.count && characters[index + 1] == "'" { current.append("'"); index += 1 } else { inString = false }
+                    if index + 1 < characters.count && characters[index + 1] == "'" {
+                        current.append("'")
+                        index += 1
+                    } else {
+                        inString = false
+                    }
                 }
             } else if character == "'" {
                 inString = true

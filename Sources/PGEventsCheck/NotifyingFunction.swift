@@ -16,7 +16,8 @@ struct NotifyingFunction: Sendable, Hashable, CustomStringConvertible {
     static func untriggered(on connection: PostgresConnection) async throws -> [NotifyingFunction] {
         let notifying = try await Catalog.notifyingFunctions(on: connection)
         guard !notifying.isEmpty else { return [] }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT p.oid::int8, n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE p.oid = ANY($1::oid[]) AND NOT EXISTS (SELECT FROM pg_trigger t WHERE t.tgfoid = p.oid AND NOT t.tgisinternal)

@@ -56,9 +56,11 @@ public enum PayloadJudge {
         var problems: [PayloadProblem] = []
         let bytes = payload.utf8.count
         if let maxBytes = channel.maxBytes, bytes > maxBytes {
-            problems.append(PayloadProblem(kind: .tooLong, message: "the payload has \(bytes) bytes, the spec allows at most \(maxBytes) (max_bytes)"))
+            problems.append(
+                PayloadProblem(kind: .tooLong, message: "the payload has \(bytes) bytes, the spec allows at most \(maxBytes) (max_bytes)"))
         } else if bytes > serverLimit {
-            problems.append(PayloadProblem(kind: .tooLong, message: "the payload has \(bytes) bytes, the server allows at most \(serverLimit)"))
+            problems.append(
+                PayloadProblem(kind: .tooLong, message: "the payload has \(bytes) bytes, the server allows at most \(serverLimit)"))
         }
         let words = forbiddenWords(channel)
         switch channel.format {
@@ -71,10 +73,12 @@ public enum PayloadJudge {
             do {
                 document = try JSONScanner.parse(payload)
             } catch {
-                problems.append(PayloadProblem(
-                    kind: .notJSON,
-                    message: "the payload is not valid JSON at byte \(error.offset): \(error.reason); near: \(context(of: payload, at: error.offset))"
-                ))
+                problems.append(
+                    PayloadProblem(
+                        kind: .notJSON,
+                        message:
+                            "the payload is not valid JSON at byte \(error.offset): \(error.reason); near: \(context(of: payload, at: error.offset))"
+                    ))
                 problems += textForbidden(words, in: payload)
                 return problems
             }
@@ -89,15 +93,20 @@ public enum PayloadJudge {
             do {
                 fields = try CSVRecord.parse(payload)
             } catch {
-                problems.append(PayloadProblem(kind: .notCSV, message: "the payload is not one CSV record: \(error.message); near: \(context(of: payload, at: error.offset))"))
+                problems.append(
+                    PayloadProblem(
+                        kind: .notCSV,
+                        message: "the payload is not one CSV record: \(error.message); near: \(context(of: payload, at: error.offset))"))
                 problems += textForbidden(words, in: payload)
                 return problems
             }
             if let columns = channel.columns, fields.count != columns.count {
-                problems.append(PayloadProblem(
-                    kind: .wrongColumnCount,
-                    message: "the record has \(fields.count) field\(fields.count == 1 ? "" : "s"), the spec says \(columns.count) (\(columns.joined(separator: ", "))): \(excerpt(payload, limit: 80))"
-                ))
+                problems.append(
+                    PayloadProblem(
+                        kind: .wrongColumnCount,
+                        message:
+                            "the record has \(fields.count) field\(fields.count == 1 ? "" : "s"), the spec says \(columns.count) (\(columns.joined(separator: ", "))): \(excerpt(payload, limit: 80))"
+                    ))
             }
             problems += csvForbidden(words, in: fields, columns: channel.columns, payload: payload)
         case .text:
@@ -130,10 +139,13 @@ public enum PayloadJudge {
         guard !channel.fields.isEmpty else { return [] }
         let root = document.values[0]
         guard root.kind == .object else {
-            return [PayloadProblem(
-                kind: .wrongType,
-                message: "the payload is \(describe(0, in: document)), the spec declares fields (\(channel.fields.map(\.name).joined(separator: ", "))) so it must be a JSON object"
-            )]
+            return [
+                PayloadProblem(
+                    kind: .wrongType,
+                    message:
+                        "the payload is \(describe(0, in: document)), the spec declares fields (\(channel.fields.map(\.name).joined(separator: ", "))) so it must be a JSON object"
+                )
+            ]
         }
         // A key written twice counts as its last value, as most JSON readers (and PostgreSQL's ->>) take it.
         var members: [String: Int] = [:]
@@ -149,15 +161,17 @@ public enum PayloadJudge {
             let value = document.values[index]
             if value.kind == .null {
                 if !type.nullable {
-                    problems.append(PayloadProblem(
-                        kind: .nullNotAllowed,
-                        message: "field '\(name)' is null, the spec says \(type) (write \(type.kind.rawValue)? to allow null)"
-                    ))
+                    problems.append(
+                        PayloadProblem(
+                            kind: .nullNotAllowed,
+                            message: "field '\(name)' is null, the spec says \(type) (write \(type.kind.rawValue)? to allow null)"
+                        ))
                 }
                 continue
             }
             if !matches(value, type.kind) {
-                problems.append(PayloadProblem(kind: .wrongType, message: "field '\(name)' is \(describe(index, in: document)), the spec says \(type)"))
+                problems.append(
+                    PayloadProblem(kind: .wrongType, message: "field '\(name)' is \(describe(index, in: document)), the spec says \(type)"))
             }
         }
         return problems
@@ -166,7 +180,9 @@ public enum PayloadJudge {
     private static func matches(_ value: JSONDocument.Value, _ kind: JSONFieldType.Kind) -> Bool {
         switch kind {
         case .string: value.kind == .string
-        case .integer: value.kind == .number && !value.text.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+        case .integer:
+            value.kind == .number
+                && !value.text.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
         case .number: value.kind == .number
         case .boolean: value.kind == .boolean
         case .object: value.kind == .object
@@ -213,7 +229,8 @@ public enum PayloadJudge {
                 }
                 if let text = lowercasedStrings[index], text.contains(lowercased) {
                     if first == nil {
-                        let place = index == 0 ? "the payload (a JSON string)" : "the value of '\(excerpt(document.path(of: index), limit: 80))'"
+                        let place =
+                            index == 0 ? "the payload (a JSON string)" : "the value of '\(excerpt(document.path(of: index), limit: 80))'"
                         first = "\(place) contains the forbidden word '\(word)': \"\(excerpt(document.values[index].text, limit: 80))\""
                     } else {
                         more += 1
@@ -229,7 +246,9 @@ public enum PayloadJudge {
 
     // MARK: CSV and text
 
-    private static func csvForbidden(_ words: [(word: String, lowercased: String)], in fields: [String], columns: [String]?, payload: String) -> [PayloadProblem] {
+    private static func csvForbidden(
+        _ words: [(word: String, lowercased: String)], in fields: [String], columns: [String]?, payload: String
+    ) -> [PayloadProblem] {
         guard !words.isEmpty else { return [] }
         let lowercasedFields = fields.map { $0.lowercased() }
         var problems: [PayloadProblem] = []
@@ -242,10 +261,12 @@ public enum PayloadJudge {
             }
             var name = "field \(index + 1)"
             if let columns, index < columns.count { name += " (\(columns[index]))" }
-            problems.append(PayloadProblem(
-                kind: .forbiddenWord,
-                message: "\(name) contains the forbidden word '\(word)': \"\(excerpt(fields[index], limit: 80))\"" + andMore(matching.count - 1, "field")
-            ))
+            problems.append(
+                PayloadProblem(
+                    kind: .forbiddenWord,
+                    message: "\(name) contains the forbidden word '\(word)': \"\(excerpt(fields[index], limit: 80))\""
+                        + andMore(matching.count - 1, "field")
+                ))
         }
         return problems
     }
@@ -254,7 +275,8 @@ public enum PayloadJudge {
         guard !words.isEmpty else { return [] }
         let text = payload.lowercased()
         return words.filter { text.contains($0.lowercased) }.map { word, _ in
-            PayloadProblem(kind: .forbiddenWord, message: "the payload contains the forbidden word '\(word)': \(excerpt(payload, limit: 80))")
+            PayloadProblem(
+                kind: .forbiddenWord, message: "the payload contains the forbidden word '\(word)': \(excerpt(payload, limit: 80))")
         }
     }
 

@@ -35,11 +35,18 @@ enum RegexSample {
         var escaped = false
         var usedVariant = false
         for character in pattern {
-            if escaped { result.append(character); escaped = false; continue }
+            if escaped {
+                result.append(character)
+                escaped = false
+                continue
+            }
             switch character {
             case "\\": escaped = true
             case "%":
-                if !usedVariant { result += String(variant); usedVariant = true }
+                if !usedVariant {
+                    result += String(variant)
+                    usedVariant = true
+                }
             case "_": result.append("x")
             default: result.append(character)
             }
@@ -97,7 +104,7 @@ enum RegexSample {
             while let character = current, character != "|", character != ")" {
                 guard var atom = parseAtom() else { return nil }
                 while let quantifier = current, "*+?{".contains(quantifier) {
-                    guard case let (min, max)? = parseQuantifier() else { return nil }
+                    guard case (let min, let max)? = parseQuantifier() else { return nil }
                     atom = .repeated(atom, min: min, max: max)
                     if current == "?" { index += 1 }  // lazy: the same strings
                 }
@@ -137,7 +144,10 @@ enum RegexSample {
             case "?": return (0, 1)
             default:
                 var text = ""
-                while let next = current, next != "}" { text.append(next); index += 1 }
+                while let next = current, next != "}" {
+                    text.append(next)
+                    index += 1
+                }
                 guard current == "}" else { return nil }
                 index += 1
                 let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -173,14 +183,19 @@ enum RegexSample {
         /// A bracket expression after its `[`: the characters it allows (for `[^…]`, printable ASCII it does not exclude).
         mutating func parseBracket() -> Node? {
             var negated = false
-            if current == "^" { negated = true; index += 1 }
+            if current == "^" {
+                negated = true
+                index += 1
+            }
             var members: [Character] = []
             var first = true
             while let character = current, character != "]" || first {
                 first = false
                 index += 1
                 if character == "[", current == ":" {
-                    guard let close = characters[index...].firstIndex(of: "]"), close > index + 1, characters[close - 1] == ":" else { return nil }
+                    guard let close = characters[index...].firstIndex(of: "]"), close > index + 1, characters[close - 1] == ":" else {
+                        return nil
+                    }
                     let name = String(characters[(index + 1)..<(close - 1)])
                     guard let named = Self.named[name] else { return nil }
                     members += named
@@ -190,7 +205,10 @@ enum RegexSample {
                 var low = character
                 if character == "\\" {
                     guard let escaped = parseEscape(inBracket: true) else { return nil }
-                    if escaped.count > 1 { members += escaped; continue }
+                    if escaped.count > 1 {
+                        members += escaped
+                        continue
+                    }
                     low = escaped[0]
                 }
                 if current == "-", index + 1 < characters.count, characters[index + 1] != "]" {
@@ -201,8 +219,10 @@ enum RegexSample {
                         guard let escaped = parseEscape(inBracket: true), escaped.count == 1 else { return nil }
                         high = escaped[0]
                     }
-                    guard let lowValue = low.unicodeScalars.first?.value, let highValue = high.unicodeScalars.first?.value, lowValue <= highValue,
-                          highValue - lowValue < 0x3000 else { return nil }
+                    guard let lowValue = low.unicodeScalars.first?.value, let highValue = high.unicodeScalars.first?.value,
+                        lowValue <= highValue,
+                        highValue - lowValue < 0x3000
+                    else { return nil }
                     members += (lowValue...highValue).compactMap { Unicode.Scalar($0).map(Character.init) }
                 } else {
                     members.append(low)
@@ -212,7 +232,10 @@ enum RegexSample {
             index += 1
             if negated {
                 let excluded = Set(members)
-                members = (0x21...0x7E).compactMap { Unicode.Scalar($0).map(Character.init) }.filter { !excluded.contains($0) && !excluded.contains(Character($0.lowercased())) && !excluded.contains(Character($0.uppercased())) }
+                members = (0x21...0x7E).compactMap { Unicode.Scalar($0).map(Character.init) }.filter {
+                    !excluded.contains($0) && !excluded.contains(Character($0.lowercased()))
+                        && !excluded.contains(Character($0.uppercased()))
+                }
             }
             return members.isEmpty ? nil : .set(members)
         }

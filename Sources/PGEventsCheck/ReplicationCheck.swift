@@ -1,8 +1,8 @@
-import PGEventsHarness
-import PGEventsSystem
 import Foundation
 import Logging
+import PGEventsHarness
 import PGEventsPostgres
+import PGEventsSystem
 
 /// The `replication:` section of a spec, checked on a publisher/subscriber pair: rows inserted on the
 /// publisher must notify on the subscriber (its trigger must be `ENABLE ALWAYS` or `ENABLE REPLICA`, since the
@@ -23,9 +23,13 @@ struct ReplicationCheck {
         let version: String
         var all: [CheckResult] = []
 
-        mutating func add(_ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil) {
-            all.append(CheckResult(group: "replication", name: name, status: status, message: message,
-                                   payload: payload.map { TextExcerpt.excerpt($0, limit: 300) }, row: row, fix: fix, postgresVersion: version))
+        mutating func add(
+            _ name: String, _ status: CheckStatus, _ message: String, payload: String? = nil, row: String? = nil, fix: String? = nil
+        ) {
+            all.append(
+                CheckResult(
+                    group: "replication", name: name, status: status, message: message,
+                    payload: payload.map { TextExcerpt.excerpt($0, limit: 300) }, row: row, fix: fix, postgresVersion: version))
         }
     }
 
@@ -40,8 +44,9 @@ struct ReplicationCheck {
             try await pair.publisherDatabase.withConnection { publisher in
                 guard try await subscribe(pair, publisher: publisher, &results) else { return }
                 let setup = ContinuousClock.now - started
-                results.add("the pair replicates \(replication.publication)", .passed,
-                            "publisher and subscriber up, initial copy done in \(String(format: "%.2f", setup.inSeconds)) s")
+                results.add(
+                    "the pair replicates \(replication.publication)", .passed,
+                    "publisher and subscriber up, initial copy done in \(String(format: "%.2f", setup.inSeconds)) s")
                 try await pair.subscriberDatabase.withConnection { subscriber in
                     try await pair.subscriberDatabase.withConnection { listener in
                         let channels = Set(replication.tables.compactMap { spec.tables[$0]?.notify[.insert] })
@@ -59,12 +64,19 @@ struct ReplicationCheck {
 
     /// Both schemas; false (with the failure reported) when a side's migrations do not apply.
     private func applyMigrations(on pair: ReplicationPair, _ results: inout Results) async throws -> Bool {
-        for (side, migrations, database) in [("publisher", publisherMigrations, pair.publisherDatabase), ("subscriber", subscriberMigrations, pair.subscriberDatabase)] {
+        for (side, migrations, database) in [
+            ("publisher", publisherMigrations, pair.publisherDatabase), ("subscriber", subscriberMigrations, pair.subscriberDatabase),
+        ] {
             do {
                 try await database.withConnection { connection in try await migrations.apply(to: connection) }
             } catch let error as MigrationError {
-                let relative = error.file.hasPrefix(migrations.directory) ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
-                results.add("the \(side)'s migrations apply", .failed, "\(relative):\(error.line):\(error.column): \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")", fix: error.postgresError?.hint)
+                let relative =
+                    error.file.hasPrefix(migrations.directory)
+                    ? String(error.file.dropFirst(migrations.directory.count).drop { $0 == "/" }) : error.file
+                results.add(
+                    "the \(side)'s migrations apply", .failed,
+                    "\(relative):\(error.line):\(error.column): \(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")",
+                    fix: error.postgresError?.hint)
                 return false
             }
         }
@@ -74,7 +86,8 @@ struct ReplicationCheck {
     /// The publication (unless the publisher's migrations made it) and the subscription; false (with the failure
     /// reported) when the subscriber cannot subscribe.
     private func subscribe(_ pair: ReplicationPair, publisher: PostgresConnection, _ results: inout Results) async throws -> Bool {
-        let exists = try await publisher.query("SELECT count(*) > 0 FROM pg_publication WHERE pubname = $1", [replication.publication]).scalar(Bool.self)
+        let exists = try await publisher.query("SELECT count(*) > 0 FROM pg_publication WHERE pubname = $1", [replication.publication])
+            .scalar(Bool.self)
         if !exists {
             try await pair.publish(replication.publication, tables: replication.tables.map { .init($0) })
         }
@@ -82,8 +95,10 @@ struct ReplicationCheck {
             try await pair.subscribe(Self.subscriptionName, to: replication.publication, timeoutSeconds: 30)
             return true
         } catch let error as PostgresError {
-            results.add("the subscriber subscribes to \(replication.publication)", .failed, "\(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")",
-                        fix: "the subscriber needs every published table, with the same schema-qualified name and compatible columns")
+            results.add(
+                "the subscriber subscribes to \(replication.publication)", .failed,
+                "\(error.message)\(error.sqlState.map { " (SQLSTATE \($0))" } ?? "")",
+                fix: "the subscriber needs every published table, with the same schema-qualified name and compatible columns")
             return false
         }
     }
@@ -142,9 +157,13 @@ struct ReplicationCheck {
                 try await pair.waitForCatchUp(timeoutSeconds: 5)
             } catch let error as HarnessError {
                 let applyError = pair.lastApplyError() ?? error.message
-                results.add("replicated rows of \(table) do not stall replication", .failed,
-                            "replication stalls at the row with \(label): the subscriber's apply worker fails (\(applyError)) and retries it for ever; every later change waits behind it",
-                            row: describe(row, shape), fix: "the subscriber's trigger must not fail on any row the publisher can send: keep its payload small (send the key), and test it with pgevents check")
+                results.add(
+                    "replicated rows of \(table) do not stall replication", .failed,
+                    "replication stalls at the row with \(label): the subscriber's apply worker fails (\(applyError)) and retries it for ever; every later change waits behind it",
+                    row: describe(row, shape),
+                    fix:
+                        "the subscriber's trigger must not fail on any row the publisher can send: keep its payload small (send the key), and test it with pgevents check"
+                )
                 return
             }
             let arrived = try await fence.collect()
@@ -156,33 +175,46 @@ struct ReplicationCheck {
                 // Not even the first row: most likely a trigger the apply worker does not fire.
                 let local = triggers.filter { $0.table == table && $0.notifies && !$0.firesOnReplica }
                 if let trigger = local.first {
-                    results.add("replicated INSERTs into \(table) notify on \(expected)", .failed,
-                                "\(onChannel.count) notification(s) for a replicated row: trigger \(trigger.name) is \(trigger.enabledDescription), and the apply worker runs as a replica, so it never fires for replicated rows",
-                                row: describe(row, shape), fix: "ALTER TABLE \(table) ENABLE ALWAYS TRIGGER \(trigger.name);")
+                    results.add(
+                        "replicated INSERTs into \(table) notify on \(expected)", .failed,
+                        "\(onChannel.count) notification(s) for a replicated row: trigger \(trigger.name) is \(trigger.enabledDescription), and the apply worker runs as a replica, so it never fires for replicated rows",
+                        row: describe(row, shape), fix: "ALTER TABLE \(table) ENABLE ALWAYS TRIGGER \(trigger.name);")
                 } else {
-                    results.add("replicated INSERTs into \(table) notify on \(expected)", .failed,
-                                "\(onChannel.count) notification(s) on \(expected) for a replicated row (received on: \(arrived.map(\.channel).joined(separator: ", ").isEmpty ? "nothing" : arrived.map(\.channel).joined(separator: ", ")))",
-                                row: describe(row, shape), fix: "the subscriber needs an AFTER INSERT trigger, ENABLE ALWAYS (or REPLICA), that notifies on \(expected)")
+                    results.add(
+                        "replicated INSERTs into \(table) notify on \(expected)", .failed,
+                        "\(onChannel.count) notification(s) on \(expected) for a replicated row (received on: \(arrived.map(\.channel).joined(separator: ", ").isEmpty ? "nothing" : arrived.map(\.channel).joined(separator: ", ")))",
+                        row: describe(row, shape),
+                        fix: "the subscriber needs an AFTER INSERT trigger, ENABLE ALWAYS (or REPLICA), that notifies on \(expected)")
                 }
                 return
             } else {
-                results.add("replicated INSERTs into \(table) notify on \(expected)", .failed,
-                            "the row with \(label) gave \(onChannel.count) notification(s) on \(expected)", payload: onChannel.first?.payload, row: describe(row, shape))
+                results.add(
+                    "replicated INSERTs into \(table) notify on \(expected)", .failed,
+                    "the row with \(label) gave \(onChannel.count) notification(s) on \(expected)", payload: onChannel.first?.payload,
+                    row: describe(row, shape))
                 return
             }
         }
-        results.add("replicated rows of \(table) do not stall replication", .passed, "\(rows.count - refused) rows applied, ordinary and edge values")
+        results.add(
+            "replicated rows of \(table) do not stall replication", .passed,
+            "\(rows.count - refused) rows applied, ordinary and edge values")
         if let expected {
-            results.add("replicated INSERTs into \(table) notify on \(expected)", .passed, "\(delivered) rows, one notification each, on the subscriber")
+            results.add(
+                "replicated INSERTs into \(table) notify on \(expected)", .passed,
+                "\(delivered) rows, one notification each, on the subscriber")
         }
     }
 
     /// An ordinary row, then one per edge value of each column; nil (reported as skipped) when no ordinary row
     /// can be generated.
-    private func rows(of shape: TableShape, fixed: [String: String], _ results: inout Results) -> [(label: String, values: [String: GeneratedValue])]? {
+    private func rows(of shape: TableShape, fixed: [String: String], _ results: inout Results) -> [(
+        label: String, values: [String: GeneratedValue]
+    )]? {
         var serial = 1_000
         guard let base = shape.ordinaryRow(serial: serial, fixed: fixed) else {
-            results.add("rows can be generated for \(shape.table)", .skipped, "a column of \(shape.table) needs a value: give it one in tables.\(shape.table).values")
+            results.add(
+                "rows can be generated for \(shape.table)", .skipped,
+                "a column of \(shape.table) needs a value: give it one in tables.\(shape.table).values")
             return nil
         }
         var rows: [(label: String, values: [String: GeneratedValue])] = [("an ordinary row", base)]

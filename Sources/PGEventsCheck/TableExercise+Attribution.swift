@@ -26,9 +26,15 @@ extension TableExercise {
             do {
                 var fired: [TableOperation: [(channel: String, payload: String)]] = [:]
                 for row in try await rows() {
-                    guard let inserted = try? await shape.insert(row, on: writer) else { _ = try await collect(); continue }
+                    guard let inserted = try? await shape.insert(row, on: writer) else {
+                        _ = try await collect()
+                        continue
+                    }
                     fired[.insert, default: []] += try await collect()
-                    guard let updated = try? await update(inserted, trigger) else { _ = try await collect(); continue }
+                    guard let updated = try? await update(inserted, trigger) else {
+                        _ = try await collect()
+                        continue
+                    }
                     fired[.update, default: []] += try await collect()
                     if (try? await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [updated])) != nil {
                         fired[.delete, default: []] += try await collect()

@@ -38,7 +38,8 @@ extension TableExercise {
             keyedForeignKeys = shape.foreignKeys.filter { !Set($0.columns).isDisjoint(with: shape.primaryKey) }
             keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
             for key in shape.foreignKeys {
-                let values = try await exercise.insertParent(key.parent, columns: key.parentColumns, on: writer, serial: &serial, visiting: &visiting)
+                let values = try await exercise.insertParent(
+                    key.parent, columns: key.parentColumns, on: writer, serial: &serial, visiting: &visiting)
                 for (column, value) in zip(key.columns, values) { parentValues[column] = value }
             }
             _ = try await collect()  // the parents' own notifications are not this table's
@@ -68,7 +69,8 @@ extension TableExercise {
         private func baseRow() async throws -> [String: GeneratedValue] {
             if !keyedForeignKeys.isEmpty {
                 for key in keyedForeignKeys {
-                    let values = try await exercise.insertParent(key.parent, columns: key.parentColumns, on: writer, serial: &serial, visiting: &visiting)
+                    let values = try await exercise.insertParent(
+                        key.parent, columns: key.parentColumns, on: writer, serial: &serial, visiting: &visiting)
                     for (column, value) in zip(key.columns, values) { parentValues[column] = value }
                 }
                 _ = try await collect()  // the parents' notifications are not this table's
@@ -91,7 +93,10 @@ extension TableExercise {
                 } else if !column.notNull {
                     values[column.name] = .null
                 } else {
-                    throw SetupFailure(message: "cannot generate a value for \(shape.table).\(column.name) of type \(column.type): give it one in the spec (tables.\(shape.table).values.\(column.name))")
+                    throw SetupFailure(
+                        message:
+                            "cannot generate a value for \(shape.table).\(column.name) of type \(column.type): give it one in the spec (tables.\(shape.table).values.\(column.name))"
+                    )
                 }
             }
             return values
@@ -105,11 +110,13 @@ extension TableExercise {
         ) async throws -> T? {
             do {
                 let value = try await statement()
-                operations.append(.init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: nil, column: column))
+                operations.append(
+                    .init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: nil, column: column))
                 return value
             } catch let error as PostgresError {
                 await undo()
-                operations.append(.init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: error, column: column))
+                operations.append(
+                    .init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: error, column: column))
                 return nil
             }
         }
@@ -129,7 +136,11 @@ extension TableExercise {
                 // Refused before any trigger ran: try again with the optional columns NULL; if that row is written, it
                 // is the ordinary row from now on.
                 var retried = false
-                if !TableExercise.isTriggerFailure(error), !optionalColumnsNull, shape.columns.contains(where: { !$0.notNull && !keyColumns.contains($0.name) && base[$0.name] != .null && base[$0.name] != .default }) {
+                if !TableExercise.isTriggerFailure(error), !optionalColumnsNull,
+                    shape.columns.contains(where: {
+                        !$0.notNull && !keyColumns.contains($0.name) && base[$0.name] != .null && base[$0.name] != .default
+                    })
+                {
                     _ = try await collect()
                     optionalColumnsNull = true
                     let second = try await baseRow()
@@ -143,7 +154,9 @@ extension TableExercise {
                     }
                 }
                 if !retried, TableExercise.isTriggerFailure(error) {
-                    operations.append(.init(kind: .insert, variant: "base", row: exercise.describe(base), notifications: try await collect(), error: error))
+                    operations.append(
+                        .init(
+                            kind: .insert, variant: "base", row: exercise.describe(base), notifications: try await collect(), error: error))
                 } else if !retried {
                     _ = try await collect()
                     // Another row that works — the generated row with one column's edge value (NULL, another allowed
@@ -152,34 +165,52 @@ extension TableExercise {
                         overrides[column] = value
                         base[column] = value
                         ctid = written
-                        operations.append(.init(kind: .insert, variant: "base", row: "\(column) = \(value) (the generated row was refused: \(error.message))",
-                                                notifications: try await collect(), error: nil))
+                        operations.append(
+                            .init(
+                                kind: .insert, variant: "base",
+                                row: "\(column) = \(value) (the generated row was refused: \(error.message))",
+                                notifications: try await collect(), error: nil))
                     } else {
-                        var refused = ExercisedOperation(kind: .insert, variant: "base", row: exercise.describe(base), notifications: [], error: error)
+                        var refused = ExercisedOperation(
+                            kind: .insert, variant: "base", row: exercise.describe(base), notifications: [], error: error)
                         refused.refusedBy = try await exercise.refusingConstraint(error, on: writer)
                         operations.append(refused)
                     }
                 }
             }
             if let current = ctid {
-                let (column, value) = exercise.updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
+                let (column, value) = exercise.updateTarget(
+                    serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
                 do {
                     ctid = try await update(current, column: column, value: value, on: writer)
-                    operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: try await collect(), error: nil))
+                    operations.append(
+                        .init(
+                            kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)",
+                            notifications: try await collect(), error: nil))
                 } catch let error as PostgresError {
                     _ = try await collect()
                     // The new value was refused (a CHECK on the column): the UPDATE that sets it to itself, which the row
                     // already satisfies, still exercises the UPDATE triggers. A refused UPDATE leaves the row where it was.
-                    if !TableExercise.isTriggerFailure(error), value != nil, let updated = try? await update(current, column: column, value: nil, on: writer) {
+                    if !TableExercise.isTriggerFailure(error), value != nil,
+                        let updated = try? await update(current, column: column, value: nil, on: writer)
+                    {
                         ctid = updated
-                        operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(column) (\(value?.description ?? "") was refused: \(error.message))",
-                                                notifications: try await collect(), error: nil))
+                        operations.append(
+                            .init(
+                                kind: .update, variant: "base",
+                                row: "\(column) = \(column) (\(value?.description ?? "") was refused: \(error.message))",
+                                notifications: try await collect(), error: nil))
                     } else {
-                        operations.append(.init(kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: [], error: error))
+                        operations.append(
+                            .init(
+                                kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: [],
+                                error: error))
                     }
                 }
                 if let current = ctid {
-                    _ = try await attempt(.delete, "base") { try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [current]) }
+                    _ = try await attempt(.delete, "base") {
+                        try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [current])
+                    }
                 }
             }
         }
@@ -193,7 +224,8 @@ extension TableExercise {
                 try await writer.execute("ROLLBACK")
             }
             _ = try await attempt(.twoRowInsert, "base", undo: rollback) {
-                let first = try await baseRow(), second = try await baseRow()
+                let first = try await baseRow()
+                let second = try await baseRow()
                 try await writer.execute("BEGIN")
                 _ = try await insert(first, on: writer)
                 _ = try await insert(second, on: writer)
@@ -203,7 +235,8 @@ extension TableExercise {
 
         /// Edge values, one column at a time: INSERT, then UPDATE (the column set to itself) and DELETE.
         func exerciseEdgeValues() async throws {
-            for column in shape.columns where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
+            for column in shape.columns
+            where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
                 for (label, value) in shape.edgeValues(column) {
                     var row = try await baseRow()
                     row[column.name] = value
@@ -212,22 +245,31 @@ extension TableExercise {
                     var current: String?
                     do {
                         current = try await insert(row, on: writer)
-                        operations.append(.init(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: nil, column: column.name))
+                        operations.append(
+                            .init(
+                                kind: .insert, variant: variant, row: described, notifications: try await collect(), error: nil,
+                                column: column.name))
                     } catch let error as PostgresError {
-                        var operation = ExercisedOperation(kind: .insert, variant: variant, row: described, notifications: try await collect(), error: error, column: column.name)
+                        var operation = ExercisedOperation(
+                            kind: .insert, variant: variant, row: described, notifications: try await collect(), error: error,
+                            column: column.name)
                         // Any text that can be shortened (a long payload, a channel name built from the column): the
                         // smallest failing size, and the example's size when its summary does not say it.
                         if TableExercise.isTriggerFailure(error), case .text(let text) = value, text.unicodeScalars.count > 1 {
-                            operation.smallestFailure = try await exercise.smallestFailingSize(row: row, column: column.name, original: text, sqlState: error.sqlState, on: writer)
-                            if operation.smallestFailure != nil, !described.hasSuffix("bytes") { operation.row = described + " (\(text.utf8.count.formatted()) bytes)" }
+                            operation.smallestFailure = try await exercise.smallestFailingSize(
+                                row: row, column: column.name, original: text, sqlState: error.sqlState, on: writer)
+                            if operation.smallestFailure != nil, !described.hasSuffix("bytes") {
+                                operation.row = described + " (\(text.utf8.count.formatted()) bytes)"
+                            }
                         }
                         operations.append(operation)
                         continue
                     }
                     guard let inserted = current else { continue }
-                    current = try await attempt(.update, variant, row: described, column: column.name) {
-                        try await update(inserted, column: column.name, value: nil, on: writer)
-                    } ?? inserted
+                    current =
+                        try await attempt(.update, variant, row: described, column: column.name) {
+                            try await update(inserted, column: column.name, value: nil, on: writer)
+                        } ?? inserted
                     guard let updated = current else { continue }
                     _ = try await attempt(.delete, variant, row: described, column: column.name) {
                         try await writer.query("DELETE FROM \(shape.quotedName) WHERE ctid = $1::tid", [updated])
@@ -238,30 +280,38 @@ extension TableExercise {
 
         /// Each notifying trigger of `alone` on its own: the ordinary row and every edge row again.
         func exerciseTriggersAlone() async throws -> Firings {
-            try await exercise.fireAlone(exercise.alone, rows: {
-                var rows = [try await baseRow()]
-                for column in shape.columns where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
-                    for (_, value) in shape.edgeValues(column) {
-                        var row = try await baseRow()
-                        row[column.name] = value
-                        rows.append(row)
+            try await exercise.fireAlone(
+                exercise.alone,
+                rows: {
+                    var rows = [try await baseRow()]
+                    for column in shape.columns
+                    where !column.isGenerated && !column.isIdentity && fixedValues[column.name] == nil && parentValues[column.name] == nil {
+                        for (_, value) in shape.edgeValues(column) {
+                            var row = try await baseRow()
+                            row[column.name] = value
+                            rows.append(row)
+                        }
                     }
-                }
-                return rows
-            }, on: writer, update: { ctid, trigger in
-                serial += 1
-                let target = TableExercise(shape: shape, fixedValues: fixedValues, channels: exercise.channels, updateColumns: trigger.updateColumns)
+                    return rows
+                }, on: writer,
+                update: { ctid, trigger in
+                    serial += 1
+                    let target = TableExercise(
+                        shape: shape, fixedValues: fixedValues, channels: exercise.channels, updateColumns: trigger.updateColumns
+                    )
                     .updateTarget(serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
-                if let updated = try? await update(ctid, column: target.0, value: target.1, on: writer) { return updated }
-                return try await update(ctid, column: target.0, value: nil, on: writer)
-            }, collect: collect)
+                    if let updated = try? await update(ctid, column: target.0, value: target.1, on: writer) { return updated }
+                    return try await update(ctid, column: target.0, value: nil, on: writer)
+                }, collect: collect)
         }
 
         private func insert(_ values: [String: GeneratedValue], on connection: PostgresConnection) async throws -> String {
             try await exercise.insert(values, on: connection)
         }
 
-        private func update(_ ctid: String, column: String, value: GeneratedValue?, on connection: PostgresConnection) async throws -> String {
+        private func update(_ ctid: String, column: String, value: GeneratedValue?, on connection: PostgresConnection) async throws
+            -> String
+        {
             try await exercise.update(ctid, column: column, value: value, on: connection)
         }
     }

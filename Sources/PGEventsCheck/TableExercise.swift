@@ -5,7 +5,9 @@ public import PGEventsPostgres
 /// One operation the exercise ran, and what it caused.
 public struct ExercisedOperation: Sendable {
     public enum Kind: String, Sendable {
-        case insert = "INSERT", update = "UPDATE", delete = "DELETE"
+        case insert = "INSERT"
+        case update = "UPDATE"
+        case delete = "DELETE"
         /// An INSERT rolled back: must notify nothing.
         case rolledBackInsert = "rolled-back INSERT"
         /// Two INSERTs in one transaction: must notify twice.
@@ -105,11 +107,17 @@ struct TableExercise {
         let type = shape.columns.first { $0.name == column }?.type ?? "text"
         switch value {
         case .text(let text)?:
-            return try await connection.query("UPDATE \(shape.quotedName) SET \(quoted) = $2::\(type) WHERE ctid = $1::tid RETURNING ctid::text", [ctid, text]).scalar(String.self)
+            return try await connection.query(
+                "UPDATE \(shape.quotedName) SET \(quoted) = $2::\(type) WHERE ctid = $1::tid RETURNING ctid::text", [ctid, text]
+            ).scalar(String.self)
         case .null?:
-            return try await connection.query("UPDATE \(shape.quotedName) SET \(quoted) = NULL WHERE ctid = $1::tid RETURNING ctid::text", [ctid]).scalar(String.self)
+            return try await connection.query(
+                "UPDATE \(shape.quotedName) SET \(quoted) = NULL WHERE ctid = $1::tid RETURNING ctid::text", [ctid]
+            ).scalar(String.self)
         case .default?, nil:
-            return try await connection.query("UPDATE \(shape.quotedName) SET \(quoted) = \(quoted) WHERE ctid = $1::tid RETURNING ctid::text", [ctid]).scalar(String.self)
+            return try await connection.query(
+                "UPDATE \(shape.quotedName) SET \(quoted) = \(quoted) WHERE ctid = $1::tid RETURNING ctid::text", [ctid]
+            ).scalar(String.self)
         }
     }
 
@@ -119,21 +127,30 @@ struct TableExercise {
     func updateTarget(serial: Int, onlyRequired: Bool = false, avoiding: Set<String> = []) -> (String, GeneratedValue?) {
         let keyColumns = Set(shape.primaryKey + shape.foreignKeys.flatMap(\.columns))
         for name in updateColumns where !keyColumns.contains(name) && fixedValues[name] == nil && !avoiding.contains(name) {
-            if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }), let value = shape.normalValue(column, serial: serial) {
+            if let column = shape.columns.first(where: { $0.name == name && !$0.isIdentity && !$0.isGenerated }),
+                let value = shape.normalValue(column, serial: serial)
+            {
                 return (column.name, value)
             }
         }
-        for column in shape.columns where !keyColumns.contains(column.name) && !column.isIdentity && !column.isGenerated && fixedValues[column.name] == nil
-            && (!onlyRequired || column.notNull) && !avoiding.contains(column.name) {
+        for column in shape.columns
+        where !keyColumns.contains(column.name) && !column.isIdentity && !column.isGenerated && fixedValues[column.name] == nil
+            && (!onlyRequired || column.notNull) && !avoiding.contains(column.name)
+        {
             if let value = shape.normalValue(column, serial: serial) { return (column.name, value) }
         }
         return (shape.columns.first { !$0.isGenerated && !$0.isIdentity }?.name ?? shape.columns[0].name, nil)
     }
 
     /// Inserts a row into `table` (and its own parents first); returns the values of `columns` as written.
-    func insertParent(_ table: QualifiedName, columns: [String], on connection: PostgresConnection, serial: inout Int, visiting: inout Set<QualifiedName>) async throws -> [GeneratedValue] {
+    func insertParent(
+        _ table: QualifiedName, columns: [String], on connection: PostgresConnection, serial: inout Int, visiting: inout Set<QualifiedName>
+    ) async throws -> [GeneratedValue] {
         guard visiting.insert(table).inserted, visiting.count < 8 else {
-            throw SetupFailure(message: "\(shape.table) refers to \(table) in a cycle (or too deep a chain of foreign keys): give the key columns values in the spec")
+            throw SetupFailure(
+                message:
+                    "\(shape.table) refers to \(table) in a cycle (or too deep a chain of foreign keys): give the key columns values in the spec"
+            )
         }
         defer { visiting.remove(table) }
         guard let parent = try await TableShape.read(table, on: connection) else {
@@ -141,7 +158,8 @@ struct TableExercise {
         }
         var values: [String: GeneratedValue] = [:]
         for key in parent.foreignKeys where key.parent != table {
-            let keyValues = try await insertParent(key.parent, columns: key.parentColumns, on: connection, serial: &serial, visiting: &visiting)
+            let keyValues = try await insertParent(
+                key.parent, columns: key.parentColumns, on: connection, serial: &serial, visiting: &visiting)
             for (column, value) in zip(key.columns, keyValues) { values[column] = value }
         }
         serial += 1
@@ -149,8 +167,13 @@ struct TableExercise {
         var placeholders: [String] = []
         var parameters: [(any PostgresEncodable)?] = []
         for column in parent.columns where values[column.name] == nil && !column.isIdentity && !column.isGenerated && !column.hasDefault {
-            if let value = parent.normalValue(column, serial: serial) { values[column.name] = value } else if column.notNull {
-                throw SetupFailure(message: "cannot generate a value for \(table).\(column.name) (type \(column.type)), needed for a parent row of \(shape.table)")
+            if let value = parent.normalValue(column, serial: serial) {
+                values[column.name] = value
+            } else if column.notNull {
+                throw SetupFailure(
+                    message:
+                        "cannot generate a value for \(table).\(column.name) (type \(column.type)), needed for a parent row of \(shape.table)"
+                )
             }
         }
         for column in parent.columns {
@@ -160,7 +183,8 @@ struct TableExercise {
             placeholders.append("$\(parameters.count)::\(column.type)")
         }
         let returning = columns.map { "\(PostgresIdentifier.quote($0))::text" }.joined(separator: ", ")
-        let sql = names.isEmpty
+        let sql =
+            names.isEmpty
             ? "INSERT INTO \(parent.quotedName) DEFAULT VALUES RETURNING \(returning)"
             : "INSERT INTO \(parent.quotedName) (\(names.joined(separator: ", "))) VALUES (\(placeholders.joined(separator: ", "))) RETURNING \(returning)"
         do {
@@ -174,10 +198,14 @@ struct TableExercise {
 
     /// The smallest length of `column`'s value (repeating its first character) at which the INSERT fails with
     /// the same SQLSTATE — found by bisection, each probe rolled back.
-    func smallestFailingSize(row: [String: GeneratedValue], column: String, original: String, sqlState: String?, on connection: PostgresConnection) async throws -> String? {
+    func smallestFailingSize(
+        row: [String: GeneratedValue], column: String, original: String, sqlState: String?, on connection: PostgresConnection
+    ) async throws -> String? {
         let unit = String(original.first ?? "x")
         let isJSON = original.hasPrefix("{\"blob\": \"")
-        func value(_ length: Int) -> String { isJSON ? "{\"blob\": \"" + String(repeating: "y", count: length) + "\"}" : String(repeating: unit, count: length) }
+        func value(_ length: Int) -> String {
+            isJSON ? "{\"blob\": \"" + String(repeating: "y", count: length) + "\"}" : String(repeating: unit, count: length)
+        }
         func fails(_ length: Int) async throws -> Bool {
             var probe = row
             probe[column] = .text(value(length))
@@ -191,13 +219,15 @@ struct TableExercise {
                 return error.sqlState == sqlState
             }
         }
-        var low = 0, high = isJSON ? 20_000 : original.utf8.count  // as many units as the original has bytes: multi-byte text shortens too
+        var low = 0
+        var high = isJSON ? 20_000 : original.utf8.count  // as many units as the original has bytes: multi-byte text shortens too
         guard try await fails(high), try await !fails(low) else { return nil }
         while high - low > 1 {
             let middle = (low + high) / 2
             if try await fails(middle) { high = middle } else { low = middle }
         }
-        return "once `\(column)` reaches \(value(high).utf8.count.formatted()) bytes (at \(value(low).utf8.count.formatted()) it still works)"
+        return
+            "once `\(column)` reaches \(value(high).utf8.count.formatted()) bytes (at \(value(low).utf8.count.formatted()) it still works)"
     }
 
     func describe(_ values: [String: GeneratedValue]) -> String {

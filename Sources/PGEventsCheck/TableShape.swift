@@ -84,7 +84,8 @@ public struct TableShape: Sendable {
     public static func read(_ table: QualifiedName, on connection: PostgresConnection) async throws -> TableShape? {
         let quoted = "\(PostgresIdentifier.quote(table.schema)).\(PostgresIdentifier.quote(table.name))"
         guard let oid = try await connection.query("SELECT to_regclass($1)::oid::int8", [quoted]).scalar(Int64?.self) else { return nil }
-        let columnRows = try await connection.query("""
+        let columnRows = try await connection.query(
+            """
             SELECT a.attname, format_type(a.atttypid, a.atttypmod), bt.typname, bt.typcategory::text,
                    a.attnotnull OR coalesce(t.typnotnull, false), a.atthasdef OR t.typdefault IS NOT NULL,
                    a.attidentity <> '', a.attgenerated <> '',
@@ -121,7 +122,8 @@ public struct TableShape: Sendable {
             columns.append(column)
         }
         // CHECK constraints on one column (the table's, and its domain's): their literals are good candidates.
-        let checks = try await connection.query("""
+        let checks = try await connection.query(
+            """
             SELECT conkey::int[]::text, pg_get_constraintdef(oid), conname::text FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'c'
             """, [oid])
         for row in checks {
@@ -132,7 +134,8 @@ public struct TableShape: Sendable {
             columns[index].checkPatterns += patterns(in: definition, constraint: try row.decode(String.self, at: 2))
         }
         for (name, domain) in domains {
-            let rows = try await connection.query("SELECT pg_get_constraintdef(oid), conname::text FROM pg_constraint WHERE contypid = $1::oid AND contype = 'c'", [domain])
+            let rows = try await connection.query(
+                "SELECT pg_get_constraintdef(oid), conname::text FROM pg_constraint WHERE contypid = $1::oid AND contype = 'c'", [domain])
             guard let index = columns.firstIndex(where: { $0.name == name }) else { continue }
             for row in rows {
                 let definition = try row.decode(String.self, at: 0)
@@ -140,7 +143,8 @@ public struct TableShape: Sendable {
                 columns[index].checkPatterns += patterns(in: definition, constraint: try row.decode(String.self, at: 1))
             }
         }
-        let keys = try await connection.query("""
+        let keys = try await connection.query(
+            """
             SELECT contype::text, conkey::int[]::text, confrelid::regclass::text, coalesce(confkey::int[]::text, '{}'),
                    (SELECT nspname FROM pg_namespace WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = confrelid)),
                    (SELECT relname FROM pg_class WHERE oid = confrelid), confrelid::int8
@@ -158,10 +162,13 @@ public struct TableShape: Sendable {
                 let parentNumbers = Catalog.parseTextArray(try row.decode(String.self, at: 3)).compactMap(Int.init)
                 var parentColumns: [String] = []
                 for number in parentNumbers {
-                    let name = try await connection.query("SELECT attname::text FROM pg_attribute WHERE attrelid = $1::oid AND attnum = $2", [parentOID, number]).scalar(String.self)
+                    let name = try await connection.query(
+                        "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::oid AND attnum = $2", [parentOID, number]
+                    ).scalar(String.self)
                     parentColumns.append(name)
                 }
-                foreignKeys.append(ForeignKey(columns: columnNames, parent: QualifiedName(schema: schema, name: parentName), parentColumns: parentColumns))
+                foreignKeys.append(
+                    ForeignKey(columns: columnNames, parent: QualifiedName(schema: schema, name: parentName), parentColumns: parentColumns))
             }
         }
         return TableShape(table: table, columns: columns, foreignKeys: foreignKeys, primaryKey: primaryKey)
@@ -181,7 +188,11 @@ public struct TableShape: Sendable {
                 index += 1
                 while index < characters.count {
                     if characters[index] == "'" {
-                        if index + 1 < characters.count && characters[index + 1] == "'" { value.append("'"); index += 2; continue }
+                        if index + 1 < characters.count && characters[index + 1] == "'" {
+                            value.append("'")
+                            index += 2
+                            continue
+                        }
                         break
                     }
                     value.append(characters[index])
@@ -190,7 +201,10 @@ public struct TableShape: Sendable {
                 if !isPattern { found.append(value) }
             } else if character.isNumber, index == 0 || !(characters[index - 1].isLetter || characters[index - 1] == "_") {
                 var value = ""
-                while index < characters.count && (characters[index].isNumber || characters[index] == ".") { value.append(characters[index]); index += 1 }
+                while index < characters.count && (characters[index].isNumber || characters[index] == ".") {
+                    value.append(characters[index])
+                    index += 1
+                }
                 found.append(value)
                 continue
             }
@@ -206,7 +220,10 @@ public struct TableShape: Sendable {
         let characters = Array(definition)
         var index = 0
         while index < characters.count {
-            guard characters[index] == "'" else { index += 1; continue }
+            guard characters[index] == "'" else {
+                index += 1
+                continue
+            }
             var end = index
             while end > 0, characters[end - 1].isWhitespace { end -= 1 }
             let before = String(characters[max(0, end - 4)..<end])
@@ -215,14 +232,20 @@ public struct TableShape: Sendable {
             index += 1
             while index < characters.count {
                 if characters[index] == "'" {
-                    if index + 1 < characters.count && characters[index + 1] == "'" { value.append("'"); index += 2; continue }
+                    if index + 1 < characters.count && characters[index + 1] == "'" {
+                        value.append("'")
+                        index += 2
+                        continue
+                    }
                     break
                 }
                 value.append(characters[index])
                 index += 1
             }
             index += 1
-            guard isPatternOperand(characters, quoteAt: quote), !before.hasSuffix("!~"), !before.hasSuffix("!~*"), !before.hasSuffix("!~~"), !before.hasSuffix("!~~*") else { continue }
+            guard isPatternOperand(characters, quoteAt: quote), !before.hasSuffix("!~"), !before.hasSuffix("!~*"), !before.hasSuffix("!~~"),
+                !before.hasSuffix("!~~*")
+            else { continue }
             let kind: CheckPattern.Kind = before.hasSuffix("~~") || before.hasSuffix("~~*") ? .like : .regex
             found.append(CheckPattern(kind: kind, pattern: value, constraint: constraint, definition: definition))
         }
@@ -233,7 +256,9 @@ public struct TableShape: Sendable {
     /// row `serial`; nil when there are none, or none can be generated.
     func patternValue(_ column: Column, serial: Int) -> String? {
         for check in column.checkPatterns {
-            let value = check.kind == .like ? RegexSample.like(check.pattern, variant: serial) : RegexSample.generate(check.pattern, variant: serial)
+            let value =
+                check.kind == .like
+                ? RegexSample.like(check.pattern, variant: serial) : RegexSample.generate(check.pattern, variant: serial)
             if let value, column.maxLength.map({ value.count <= $0 }) ?? true { return value }
         }
         return nil
@@ -248,7 +273,9 @@ public struct TableShape: Sendable {
         if before.hasSuffix("~") || before.hasSuffix("~*") { return true }
         for word in ["LIKE", "ILIKE", "SIMILAR TO"] where before.hasSuffix(word) {
             let start = before.index(before.endIndex, offsetBy: -word.count)
-            if start == before.startIndex || !(before[before.index(before: start)].isLetter || before[before.index(before: start)] == "_") { return true }
+            if start == before.startIndex || !(before[before.index(before: start)].isLetter || before[before.index(before: start)] == "_") {
+                return true
+            }
         }
         return false
     }
@@ -287,7 +314,8 @@ public struct TableShape: Sendable {
         case "uuid": return .text(UUID().uuidString.lowercased())
         case "json", "jsonb": return .text("{\"n\": \(serial)}")
         // Different for each row, so that a UNIQUE column of these types takes two rows.
-        case "timestamp", "timestamptz": return .text(String(format: "2024-01-15 %02d:%02d:%02d+00", serial / 3600 % 24, serial / 60 % 60, serial % 60))
+        case "timestamp", "timestamptz":
+            return .text(String(format: "2024-01-15 %02d:%02d:%02d+00", serial / 3600 % 24, serial / 60 % 60, serial % 60))
         case "date": return .text(String(format: "%04d-01-15", 2000 + serial % 1000))
         case "time", "timetz": return .text(String(format: "%02d:%02d:%02d", serial / 3600 % 24, serial / 60 % 60, serial % 60))
         case "interval": return .text("\(serial % 100_000 + 1) minutes")
@@ -311,7 +339,9 @@ public struct TableShape: Sendable {
         var edges: [(String, GeneratedValue)] = []
         if !column.notNull { edges.append(("NULL", .null)) }
         for label in column.enumLabels.dropFirst() { edges.append(("enum value '\(label)'", .text(label))) }
-        for literal in column.checkLiterals.dropFirst() where column.category == "S" { edges.append(("allowed value '\(literal)'", .text(literal))) }
+        for literal in column.checkLiterals.dropFirst() where column.category == "S" {
+            edges.append(("allowed value '\(literal)'", .text(literal)))
+        }
         if !column.enumLabels.isEmpty || (column.category == "S" && !column.checkLiterals.isEmpty) { return edges }
         switch column.baseType {
         case "text", "varchar", "bpchar", "citext":
@@ -322,29 +352,51 @@ public struct TableShape: Sendable {
                 ("commas", "one, two,three"), ("newlines", "line one\nline two\r\nline three"),
                 ("multi-byte UTF-8 and emoji", "héllo wörld — ✓ 日本語 🎉👩‍💻"), ("JSON-looking text", #"{"key": [1, "two"]}"#),
             ]
-            for (label, text) in samples where fits(text) && !(column.baseType == "bpchar" && text.isEmpty) { edges.append((label, .text(text))) }
+            for (label, text) in samples where fits(text) && !(column.baseType == "bpchar" && text.isEmpty) {
+                edges.append((label, .text(text)))
+            }
             let long = min(limit ?? 20_000, 20_000)
             if long > 8 { edges.append(("long text", .text(String(repeating: "x", count: long)))) }
         case "int2": edges += [("largest smallint", .text("32767")), ("smallest smallint", .text("-32768")), ("zero", .text("0"))]
         case "int4": edges += [("largest integer", .text("2147483647")), ("smallest integer", .text("-2147483648")), ("zero", .text("0"))]
-        case "int8": edges += [("largest bigint", .text("9223372036854775807")), ("smallest bigint", .text("-9223372036854775808")), ("zero", .text("0"))]
+        case "int8":
+            edges += [
+                ("largest bigint", .text("9223372036854775807")), ("smallest bigint", .text("-9223372036854775808")), ("zero", .text("0")),
+            ]
         case "numeric":
             if let precision = column.precision, let scale = column.scale {
                 let whole = String(repeating: "9", count: max(0, precision - scale))
                 let fraction = String(repeating: "9", count: scale)
                 let largest = (whole.isEmpty ? "0" : whole) + (fraction.isEmpty ? "" : "." + fraction)
-                edges += [("largest numeric(\(precision),\(scale))", .text(largest)), ("smallest numeric(\(precision),\(scale))", .text("-" + largest))]
+                edges += [
+                    ("largest numeric(\(precision),\(scale))", .text(largest)),
+                    ("smallest numeric(\(precision),\(scale))", .text("-" + largest)),
+                ]
             } else {
-                edges += [("a 40-digit numeric", .text("1234567890123456789012345678901234567890.0123456789")), ("negative numeric", .text("-0.000000001"))]
+                edges += [
+                    ("a 40-digit numeric", .text("1234567890123456789012345678901234567890.0123456789")),
+                    ("negative numeric", .text("-0.000000001")),
+                ]
             }
-        case "float4", "float8": edges += [("huge float", .text(column.baseType == "float4" ? "3.4e38" : "1.7e308")), ("NaN", .text("NaN")), ("Infinity", .text("Infinity"))]
-        case "timestamp", "timestamptz": edges += [("far-future timestamp", .text("9999-12-31 23:59:59+00")), ("ancient timestamp", .text("0001-01-01 00:00:00+00")), ("infinity", .text("infinity"))]
-        case "date": edges += [("far-future date", .text("9999-12-31")), ("ancient date", .text("0001-01-01")), ("infinity", .text("infinity"))]
+        case "float4", "float8":
+            edges += [
+                ("huge float", .text(column.baseType == "float4" ? "3.4e38" : "1.7e308")), ("NaN", .text("NaN")),
+                ("Infinity", .text("Infinity")),
+            ]
+        case "timestamp", "timestamptz":
+            edges += [
+                ("far-future timestamp", .text("9999-12-31 23:59:59+00")), ("ancient timestamp", .text("0001-01-01 00:00:00+00")),
+                ("infinity", .text("infinity")),
+            ]
+        case "date":
+            edges += [("far-future date", .text("9999-12-31")), ("ancient date", .text("0001-01-01")), ("infinity", .text("infinity"))]
         case "bool": edges.append(("false", .text("false")))
         case "json", "jsonb":
-            edges += [("empty object", .text("{}")), ("array", .text("[1, \"two\", null]")),
-                      ("nested JSON with quotes", .text(#"{"a": {"b": ["it's", "\"q\"", "back\\slash"]}, "emoji": "🎉"}"#)),
-                      ("large JSON", .text("{\"blob\": \"" + String(repeating: "y", count: 20_000) + "\"}"))]
+            edges += [
+                ("empty object", .text("{}")), ("array", .text("[1, \"two\", null]")),
+                ("nested JSON with quotes", .text(#"{"a": {"b": ["it's", "\"q\"", "back\\slash"]}, "emoji": "🎉"}"#)),
+                ("large JSON", .text("{\"blob\": \"" + String(repeating: "y", count: 20_000) + "\"}")),
+            ]
         case "uuid": edges.append(("nil UUID", .text("00000000-0000-0000-0000-000000000000")))
         case "bytea": edges.append(("20,000 bytes", .text("\\x" + String(repeating: "ab", count: 20_000))))
         default: break
@@ -370,7 +422,8 @@ public struct TableShape: Sendable {
                 placeholders.append("$\(parameters.count)::\(column.type)")
             }
         }
-        let sql = names.isEmpty
+        let sql =
+            names.isEmpty
             ? "INSERT INTO \(quotedName) DEFAULT VALUES RETURNING ctid::text"
             : "INSERT INTO \(quotedName) (\(names.joined(separator: ", "))) VALUES (\(placeholders.joined(separator: ", "))) RETURNING ctid::text"
         return try await connection.query(sql, parameters).scalar(String.self)

@@ -15,7 +15,10 @@ public struct TableSpec: Sendable, Hashable {
     /// Column values fixed for every generated row (SQL literals as text, cast to the column's type).
     public var values: [String: String]
 
-    public init(table: QualifiedName, notify: [TableOperation: String], trigger: String? = nil, values: [String: String] = [:], oncePer: NotificationMultiplicity = .row) {
+    public init(
+        table: QualifiedName, notify: [TableOperation: String], trigger: String? = nil, values: [String: String] = [:],
+        oncePer: NotificationMultiplicity = .row
+    ) {
         self.table = table
         self.notify = notify
         self.trigger = trigger

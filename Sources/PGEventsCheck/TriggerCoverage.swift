@@ -27,11 +27,12 @@ struct TriggerCoverage {
             var missed: [(TableOperation, String)] = []
             for operation in declared {
                 let ran = operations.filter { $0.kind.operation == operation }
-                let sent = if let alone = firedAlone[trigger.name] {
-                    !(alone[operation] ?? []).isEmpty
-                } else {
-                    ran.contains(where: { $0.error == nil && $0.notifications.contains { channels.contains($0.channel) } })
-                }
+                let sent =
+                    if let alone = firedAlone[trigger.name] {
+                        !(alone[operation] ?? []).isEmpty
+                    } else {
+                        ran.contains(where: { $0.error == nil && $0.notifications.contains { channels.contains($0.channel) } })
+                    }
                 if sent {
                     fired.append(operation)
                 } else {
@@ -42,16 +43,20 @@ struct TriggerCoverage {
             if !fired.isEmpty {
                 let how = firedAlone[trigger.name] == nil ? "" : " with the table's other notifying triggers disabled"
                 let on = firedAlone[trigger.name].map { alone in Set(fired.flatMap { alone[$0] ?? [] }.map(\.channel)) } ?? channels
-                results.append(CheckResult(group: table.description, name: "trigger \(trigger.name) fired on \(firedText)", status: .passed,
-                                           message: "notifications on \(on.sorted().joined(separator: ", ")) arrived after \(firedText)\(how)", postgresVersion: version))
+                results.append(
+                    CheckResult(
+                        group: table.description, name: "trigger \(trigger.name) fired on \(firedText)", status: .passed,
+                        message: "notifications on \(on.sorted().joined(separator: ", ")) arrived after \(firedText)\(how)",
+                        postgresVersion: version))
             }
             for (operation, why) in missed {
-                results.append(CheckResult(
-                    group: table.description, name: "trigger \(trigger.name) fired on \(operation.keyword)", status: .skipped,
-                    message: "it never fired on \(operation.keyword), so nothing about it was verified: \(why)",
-                    fix: trigger.condition != nil || why.contains("condition inside")
-                        ? "give the columns values that meet its condition in the spec: tables.\(table).values" : nil,
-                    postgresVersion: version))
+                results.append(
+                    CheckResult(
+                        group: table.description, name: "trigger \(trigger.name) fired on \(operation.keyword)", status: .skipped,
+                        message: "it never fired on \(operation.keyword), so nothing about it was verified: \(why)",
+                        fix: trigger.condition != nil || why.contains("condition inside")
+                            ? "give the columns values that meet its condition in the spec: tables.\(table).values" : nil,
+                        postgresVersion: version))
             }
         }
         return results
@@ -69,7 +74,8 @@ struct TriggerCoverage {
             return "its WHEN (\(condition)) was false for every generated row"
         }
         if operation == .update, !trigger.updateColumns.isEmpty {
-            return "it fires on UPDATE OF \(trigger.updateColumns.joined(separator: ", ")) only, and no generated UPDATE changed those columns"
+            return
+                "it fires on UPDATE OF \(trigger.updateColumns.joined(separator: ", ")) only, and no generated UPDATE changed those columns"
         }
         return "its function did not notify for any generated row (a condition inside it, e.g. IF NEW.state = …?)"
     }

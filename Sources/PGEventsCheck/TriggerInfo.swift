@@ -2,7 +2,11 @@ public import PGEventsHarness
 
 /// A user trigger, as the catalog describes it, with the channels its function notifies on.
 public struct TriggerInfo: Sendable, Hashable {
-    public enum Timing: String, Sendable, Hashable { case before = "BEFORE", after = "AFTER", insteadOf = "INSTEAD OF" }
+    public enum Timing: String, Sendable, Hashable {
+        case before = "BEFORE"
+        case after = "AFTER"
+        case insteadOf = "INSTEAD OF"
+    }
 
     public var table: QualifiedName
     public var name: String

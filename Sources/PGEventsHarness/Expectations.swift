@@ -1,8 +1,8 @@
 import Foundation
-import PGEventsSystem
-import Synchronization
 public import PGEventsPostgres
 public import PGEventsRedis
+import PGEventsSystem
+import Synchronization
 
 /// A wait that ran out of time: what was awaited, for how long, and what arrived meanwhile.
 public struct TimeoutError: Error, Sendable, CustomStringConvertible {
@@ -61,7 +61,8 @@ extension PostgresNotificationSequence {
                     if notification.channel == channel, matching(notification) { return notification }
                     seen.add("\(notification.channel): \(notification.payload.prefix(60))")
                 }
-                throw PostgresError(code: .connectionClosed, message: "the connection's notifications ended before one arrived on \(channel)")
+                throw PostgresError(
+                    code: .connectionClosed, message: "the connection's notifications ended before one arrived on \(channel)")
             }
         } catch let error as TimeoutError {
             throw TimeoutError(seconds: error.seconds, awaited: "a notification on \(channel)", seen: seen.items)

@@ -48,12 +48,15 @@ public struct HarnessError: Error, Sendable, CustomStringConvertible {
         if let underlying { text += ": \(underlying)" }
         if let hint { text += "\nhint: \(hint)" }
         if let logTail, !logTail.isEmpty {
-            text += "\nserver log (last lines):\n" + logTail.split(separator: "\n", omittingEmptySubsequences: false).map { "  | " + $0 }.joined(separator: "\n")
+            text +=
+                "\nserver log (last lines):\n"
+                + logTail.split(separator: "\n", omittingEmptySubsequences: false).map { "  | " + $0 }.joined(separator: "\n")
         }
         return text
     }
 
-    static let setupHint = "install the servers — on Debian/Ubuntu: apt-get install postgresql redis-server (building needs libpq-dev libhiredis-dev pkg-config); on macOS: brew install postgresql redis hiredis — or point PGEVENTS_POSTGRES_BIN / PGEVENTS_REDIS_SERVER at them (in pgevents' own checkout, ci/setup does it)"
+    static let setupHint =
+        "install the servers — on Debian/Ubuntu: apt-get install postgresql redis-server (building needs libpq-dev libhiredis-dev pkg-config); on macOS: brew install postgresql redis hiredis — or point PGEVENTS_POSTGRES_BIN / PGEVENTS_REDIS_SERVER at them (in pgevents' own checkout, ci/setup does it)"
 }
 
 /// An error known only by its text.

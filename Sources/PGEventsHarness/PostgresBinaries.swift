@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A PostgreSQL server installation: the directory holding `initdb`, `postgres` and `pg_ctl`, and its version.
 public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
@@ -31,7 +32,8 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
         let (termination, output) = try ChildProcess.run(directory + "/postgres", ["--version"])
         // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         guard termination == .exited(0), let version = Self.parseVersion(output) else {
-            throw HarnessError(code: .binaryNotFound, message: "\(directory)/postgres --version did not report a version: \(output.trimmed())")
+            throw HarnessError(
+                code: .binaryNotFound, message: "\(directory)/postgres --version did not report a version: \(output.trimmed())")
         }
         self.directory = directory
         self.version = version
@@ -67,7 +69,8 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
         if let found = all(includingUnpacked: false).first ?? all().first { return found }
         throw HarnessError(
             code: .binaryNotFound,
-            message: "no PostgreSQL server found (looked at PGEVENTS_POSTGRES_BIN, pg_config --bindir, /usr/lib/postgresql/*/bin, /usr/local/pgsql/bin and PATH)",
+            message:
+                "no PostgreSQL server found (looked at PGEVENTS_POSTGRES_BIN, pg_config --bindir, /usr/lib/postgresql/*/bin, /usr/local/pgsql/bin and PATH)",
             hint: HarnessError.setupHint)
     }
 
@@ -77,7 +80,8 @@ public struct PostgresBinaries: Sendable, Hashable, CustomStringConvertible {
     public static func all(includingUnpacked: Bool = true) -> [PostgresBinaries] {
         var candidates: [String] = []
         if let pgConfig = findExecutable("pg_config"),
-           let (termination, output) = try? ChildProcess.run(pgConfig, ["--bindir"]), termination == .exited(0) {
+            let (termination, output) = try? ChildProcess.run(pgConfig, ["--bindir"]), termination == .exited(0)
+        {
             candidates.append(output.trimmed())
         }
         if let versions = try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql") {

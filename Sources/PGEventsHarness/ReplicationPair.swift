@@ -82,7 +82,10 @@ public final class ReplicationPair: Sendable {
         }
     }
 
-    private init(publisher: TemporaryPostgres, subscriber: TemporaryPostgres, publisherDatabase: TemporaryDatabase, subscriberDatabase: TemporaryDatabase, logger: Logger) {
+    private init(
+        publisher: TemporaryPostgres, subscriber: TemporaryPostgres, publisherDatabase: TemporaryDatabase,
+        subscriberDatabase: TemporaryDatabase, logger: Logger
+    ) {
         self.publisher = publisher
         self.subscriber = subscriber
         self.publisherDatabase = publisherDatabase
@@ -134,7 +137,9 @@ public final class ReplicationPair: Sendable {
         do {
             let publisherDatabase = try await servers.0.makeDatabase()
             let subscriberDatabase = try await servers.1.makeDatabase()
-            return ReplicationPair(publisher: servers.0, subscriber: servers.1, publisherDatabase: publisherDatabase, subscriberDatabase: subscriberDatabase, logger: logger)
+            return ReplicationPair(
+                publisher: servers.0, subscriber: servers.1, publisherDatabase: publisherDatabase, subscriberDatabase: subscriberDatabase,
+                logger: logger)
         } catch {
             await servers.0.shutdown()
             await servers.1.shutdown()
@@ -151,7 +156,9 @@ public final class ReplicationPair: Sendable {
             return "\(quoted) (\(columns.map(PostgresIdentifier.quote).joined(separator: ", ")))"
         }.joined(separator: ", ")
         if tables.contains(where: { $0.columns != nil }), publisher.binaries.majorVersion < 15 {
-            throw HarnessError(code: .invalidInput, message: "publication column lists need PostgreSQL 15 or newer; the publisher runs \(publisher.binaries.version)")
+            throw HarnessError(
+                code: .invalidInput,
+                message: "publication column lists need PostgreSQL 15 or newer; the publisher runs \(publisher.binaries.version)")
         }
         try await publisherDatabase.withConnection { connection in
             try await connection.execute("CREATE PUBLICATION \(PostgresIdentifier.quote(name)) FOR TABLE \(list)")
@@ -165,10 +172,13 @@ public final class ReplicationPair: Sendable {
 
     /// `CREATE SUBSCRIPTION` on the subscriber; returns when every table's initial copy is done (`ready`), so
     /// that rows inserted afterwards arrive through the apply worker, not through the copy.
-    public func subscribe(_ name: String, to publication: String, options: SubscriptionOptions = .init(), timeoutSeconds: Double = 30) async throws {
+    public func subscribe(_ name: String, to publication: String, options: SubscriptionOptions = .init(), timeoutSeconds: Double = 30)
+        async throws
+    {
         let clause = try options.clause(majorVersion: subscriber.binaries.majorVersion, version: subscriber.binaries.version)
         try await subscriberDatabase.withConnection { connection in
-            try await connection.execute("""
+            try await connection.execute(
+                """
                 CREATE SUBSCRIPTION \(PostgresIdentifier.quote(name)) CONNECTION \(PostgresIdentifier.literal(publisherConnectionString)) \
                 PUBLICATION \(PostgresIdentifier.quote(publication)) WITH (\(clause))
                 """)
@@ -181,7 +191,8 @@ public final class ReplicationPair: Sendable {
     private func waitUntilReady(_ name: String, on connection: PostgresConnection, timeoutSeconds: Double) async throws {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
         while true {
-            let row = try await connection.query("""
+            let row = try await connection.query(
+                """
                 SELECT count(*)::int, count(*) FILTER (WHERE sr.srsubstate <> 'r')::int,
                        string_agg(sr.srrelid::regclass::text || ' ' || sr.srsubstate::text, ', ')
                   FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid WHERE s.subname = $1
@@ -191,7 +202,8 @@ public final class ReplicationPair: Sendable {
                 let states = try row.first?.decode(String?.self, at: 2) ?? "no table"
                 throw HarnessError(
                     code: .startupFailed,
-                    message: "subscription \(name): the initial copy did not finish within \(timeoutSeconds) s (tables: \(states); states: i init, d copying, f/s syncing, r ready)",
+                    message:
+                        "subscription \(name): the initial copy did not finish within \(timeoutSeconds) s (tables: \(states); states: i init, d copying, f/s syncing, r ready)",
                     logTail: subscriber.logTail())
             }
             try await Task.sleep(for: .milliseconds(10))
@@ -208,14 +220,17 @@ public final class ReplicationPair: Sendable {
             let target = try await connection.query("SELECT pg_current_wal_lsn()::text").scalar(String.self)
             let deadline = ContinuousClock.now + .milliseconds(Int(timeoutSeconds * 1000))
             while true {
-                let caughtUp = try await connection.query("""
+                let caughtUp = try await connection.query(
+                    """
                     SELECT count(*) FILTER (WHERE replay_lsn >= $1::pg_lsn) = $2 FROM pg_stat_replication WHERE application_name = ANY($3::text[])
-                    """, [target, names.count, "{" + names.map { "\"\($0)\"" }.joined(separator: ",") + "}"]).scalar(Bool.self)
+                    """, [target, names.count, "{" + names.map { "\"\($0)\"" }.joined(separator: ",") + "}"]
+                ).scalar(Bool.self)
                 if caughtUp { return }
                 if ContinuousClock.now > deadline {
                     throw HarnessError(
                         code: .startupFailed,
-                        message: "the subscriber did not apply up to \(target) within \(timeoutSeconds) s\(try await applyErrorSummary().map { ": \($0)" } ?? "")",
+                        message:
+                            "the subscriber did not apply up to \(target) within \(timeoutSeconds) s\(try await applyErrorSummary().map { ": \($0)" } ?? "")",
                         logTail: subscriber.logTail())
                 }
                 try await Task.sleep(for: .milliseconds(5))
@@ -229,8 +244,11 @@ public final class ReplicationPair: Sendable {
         var parts: [String] = []
         return try await subscriberDatabase.withConnection { connection in
             if subscriber.binaries.majorVersion >= 15 {
-                let rows = try await connection.query("SELECT subname::text, apply_error_count::int8 FROM pg_stat_subscription_stats WHERE apply_error_count > 0")
-                for row in rows { parts.append("subscription \(try row.decode(String.self, at: 0)): \(try row.decode(Int.self, at: 1)) apply error(s)") }
+                let rows = try await connection.query(
+                    "SELECT subname::text, apply_error_count::int8 FROM pg_stat_subscription_stats WHERE apply_error_count > 0")
+                for row in rows {
+                    parts.append("subscription \(try row.decode(String.self, at: 0)): \(try row.decode(Int.self, at: 1)) apply error(s)")
+                }
             }
             if let error = lastApplyError() { parts.append(error) }
             return parts.isEmpty ? nil : parts.joined(separator: "; ")
@@ -283,7 +301,12 @@ public final class ReplicationPair: Sendable {
         private let names = Mutex<[String]>([])
         func add(_ name: String) { names.withLock { $0.append(name) } }
         var all: [String] { names.withLock { $0 } }
-        func takeAll() -> [String] { names.withLock { names in defer { names = [] }; return names } }
+        func takeAll() -> [String] {
+            names.withLock { names in
+                defer { names = [] }
+                return names
+            }
+        }
     }
 }
 

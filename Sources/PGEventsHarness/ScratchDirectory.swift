@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A private directory for one throwaway server, under `<tmp>/pgevents-<uid>/`, marked with the process that
 /// owns it so that a later run can reap what a crashed run left behind.
@@ -53,7 +54,9 @@ struct ScratchDirectory: Sendable {
         try prepareRoot(root, serverUser: serverUser)
         var template = Array("\(root)/\(kind)-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw HarnessError(code: .commandFailed, message: "cannot create a directory in \(root)", underlying: SystemError(call: "mkdtemp", errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot create a directory in \(root)",
+                underlying: SystemError(call: "mkdtemp", errno: errno))
         }
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let directory = ScratchDirectory(path: path)
@@ -75,13 +78,19 @@ struct ScratchDirectory: Sendable {
     /// directory of this user that no one else can write to — and then narrows its mode to the same.
     static func prepareRoot(_ root: String, serverUser: ServerUser?) throws {
         if mkdir(root, 0o700) != 0 && errno != EEXIST {
-            throw HarnessError(code: .commandFailed, message: "cannot create the scratch directory \(root)", underlying: SystemError(call: "mkdir", errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot create the scratch directory \(root)",
+                underlying: SystemError(call: "mkdir", errno: errno))
         }
         var info = stat()
         guard lstat(root, &info) == 0 else {
-            throw HarnessError(code: .commandFailed, message: "cannot inspect the scratch directory \(root)", underlying: SystemError(call: "lstat", errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot inspect the scratch directory \(root)",
+                underlying: SystemError(call: "lstat", errno: errno))
         }
-        if let problem = rootProblem(path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid()) {
+        if let problem = rootProblem(
+            path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid())
+        {
             throw problem
         }
         try makePrivate(root, serverUser: serverUser)
@@ -93,19 +102,25 @@ struct ScratchDirectory: Sendable {
         let fix = "remove it (`rm -rf \(path)`) so that pgevents creates it afresh, or set PGEVENTS_TMPDIR to a directory of your own"
         let modeText = "0" + String(mode, radix: 8)
         if fileType != S_IFDIR {
-            return HarnessError(code: .unsafeDirectory,
-                                message: "the scratch directory \(path) is not a directory (a symbolic link or a file), owned by \(accountName(owner)); refusing to use it",
-                                hint: fix)
+            return HarnessError(
+                code: .unsafeDirectory,
+                message:
+                    "the scratch directory \(path) is not a directory (a symbolic link or a file), owned by \(accountName(owner)); refusing to use it",
+                hint: fix)
         }
         if owner != user {
-            return HarnessError(code: .unsafeDirectory,
-                                message: "the scratch directory \(path) is owned by \(accountName(owner)), not by this process's user \(accountName(user)) (mode \(modeText)); refusing to use it: its owner could replace the servers' files",
-                                hint: fix)
+            return HarnessError(
+                code: .unsafeDirectory,
+                message:
+                    "the scratch directory \(path) is owned by \(accountName(owner)), not by this process's user \(accountName(user)) (mode \(modeText)); refusing to use it: its owner could replace the servers' files",
+                hint: fix)
         }
         if mode & 0o022 != 0 {
-            return HarnessError(code: .unsafeDirectory,
-                                message: "the scratch directory \(path) (owner \(accountName(owner))) has mode \(modeText): writable by \(mode & 0o002 != 0 ? "every user" : "its group"); refusing to use it",
-                                hint: "make it private with `chmod 700 \(path)`, or " + fix)
+            return HarnessError(
+                code: .unsafeDirectory,
+                message:
+                    "the scratch directory \(path) (owner \(accountName(owner))) has mode \(modeText): writable by \(mode & 0o002 != 0 ? "every user" : "its group"); refusing to use it",
+                hint: "make it private with `chmod 700 \(path)`, or " + fix)
         }
         return nil
     }
@@ -119,10 +134,13 @@ struct ScratchDirectory: Sendable {
     /// Sets `path`'s mode to `privateMode`, and its group to the server account's when there is one.
     private static func makePrivate(_ path: String, serverUser: ServerUser?) throws {
         if let serverUser, chown(path, geteuid(), serverUser.gid) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to the group of \(serverUser.name)", underlying: SystemError(call: "chown", errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot give \(path) to the group of \(serverUser.name)",
+                underlying: SystemError(call: "chown", errno: errno))
         }
         if chmod(path, privateMode(serverUser: serverUser)) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot make \(path) private", underlying: SystemError(call: "chmod", errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot make \(path) private", underlying: SystemError(call: "chmod", errno: errno))
         }
     }
 
@@ -132,7 +150,8 @@ struct ScratchDirectory: Sendable {
         do {
             try contents.write(toFile: file(name), atomically: true, encoding: .utf8)
         } catch {
-            throw HarnessError(code: .commandFailed, message: "cannot write \(file(name))", underlying: DescribedError(description: "\(error)"))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot write \(file(name))", underlying: DescribedError(description: "\(error)"))
         }
     }
 
@@ -152,14 +171,17 @@ struct ScratchDirectory: Sendable {
             let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw HarnessError(code: .commandFailed, message: "cannot write \(path)", underlying: SystemError(call: "write", errno: errno))
+                throw HarnessError(
+                    code: .commandFailed, message: "cannot write \(path)", underlying: SystemError(call: "write", errno: errno))
             }
             written += n
         }
         // The mode is set explicitly: the umask may have narrowed it, never widened it, but be exact.
         fchmod(fd, 0o600)
         if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(owner.name)", underlying: SystemError(call: "fchown", errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot give \(path) to \(owner.name)", underlying: SystemError(call: "fchown", errno: errno)
+            )
         }
     }
 
@@ -192,16 +214,20 @@ struct ScratchDirectory: Sendable {
         // processes to signal, which must not be anyone else's choice.
         var info = stat()
         guard lstat(root, &info) == 0,
-              rootProblem(path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid()) == nil else { return [] }
+            rootProblem(path: root, fileType: info.st_mode & S_IFMT, mode: info.st_mode & 0o7777, owner: info.st_uid, user: geteuid())
+                == nil
+        else { return [] }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
         var removed: [String] = []
         for entry in entries.sorted() {
             let directory = ScratchDirectory(path: root + "/" + entry)
             guard let ownerText = try? readFile(directory.file("owner")),
-                  let owner = ProcessIdentity(ownerText) else {
+                let owner = ProcessIdentity(ownerText)
+            else {
                 // A directory without a readable owner is one whose creation was interrupted; remove it if old.
                 if let attributes = try? FileManager.default.attributesOfItem(atPath: directory.path),
-                   let modified = attributes[.modificationDate] as? Date, modified.timeIntervalSinceNow < -60 {
+                    let modified = attributes[.modificationDate] as? Date, modified.timeIntervalSinceNow < -60
+                {
                     directory.remove()
                     removed.append(directory.path)
                 }
@@ -229,7 +255,6 @@ struct ScratchDirectory: Sendable {
         kill(pid, SIGKILL)
     }
 }
-
 
 /// A process identified by pid and start time, so that a reused pid is not mistaken for the original.
 struct ProcessIdentity: Sendable, Hashable, CustomStringConvertible {

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A server process started by the harness in its own scratch directory: started, registered for cleanup at
 /// exit, stopped with escalating signals, and its directory removed.
@@ -97,14 +98,16 @@ final class ServerProcess: Sendable {
     /// Waits until it has exited. With `graceful: false` it starts at `SIGQUIT` (immediate shutdown).
     @discardableResult
     func stopNow(graceful: Bool = true, timeoutSeconds: Double = 10) -> ChildProcess.Termination? {
-        guard let (child, paused, watchdog) = state.withLock({ state -> (ChildProcess, Bool, ServerWatchdog?)? in
-            defer {
-                state.child = nil
-                state.watchdog = nil
-                state.paused = false
-            }
-            return state.child.map { ($0, state.paused, state.watchdog) }
-        }) else { return nil }
+        guard
+            let (child, paused, watchdog) = state.withLock({ state -> (ChildProcess, Bool, ServerWatchdog?)? in
+                defer {
+                    state.child = nil
+                    state.watchdog = nil
+                    state.paused = false
+                }
+                return state.child.map { ($0, state.paused, state.watchdog) }
+            })
+        else { return nil }
         // Dismissed once the server is stopped, below: until then, this process dying still stops it.
         defer { watchdog?.dismiss() }
         // A paused server handles no signal but SIGKILL, and its backends would outlive it, still stopped.
@@ -143,7 +146,9 @@ func monotonicSeconds() -> Double {
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
 func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw HarnessError(code: .startupFailed, message: "cannot create a socket", underlying: SystemError(call: "socket", errno: errno)) }
+    guard fd >= 0 else {
+        throw HarnessError(code: .startupFailed, message: "cannot create a socket", underlying: SystemError(call: "socket", errno: errno))
+    }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -155,7 +160,10 @@ func freeLoopbackPort() throws -> Int {
             bind(fd, sockaddrPointer, length) == 0 && getsockname(fd, sockaddrPointer, &length) == 0
         }
     }
-    guard bound else { throw HarnessError(code: .startupFailed, message: "cannot find a free port on 127.0.0.1", underlying: SystemError(call: "bind", errno: errno)) }
+    guard bound else {
+        throw HarnessError(
+            code: .startupFailed, message: "cannot find a free port on 127.0.0.1", underlying: SystemError(call: "bind", errno: errno))
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The unprivileged account that runs servers when this process is root (PostgreSQL refuses to run as root).
 ///
@@ -21,7 +22,8 @@ struct ServerUser: Sendable, Hashable {
                 return ServerUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
             }
             if name == environment("PGEVENTS_SERVER_USER") {
-                throw HarnessError(code: .invalidInput, message: "PGEVENTS_SERVER_USER names '\(name)', which is not an account on this machine")
+                throw HarnessError(
+                    code: .invalidInput, message: "PGEVENTS_SERVER_USER names '\(name)', which is not an account on this machine")
             }
         }
         throw HarnessError(
@@ -47,7 +49,9 @@ struct ServerUser: Sendable, Hashable {
     /// Gives the account ownership of `path` (not recursive).
     func own(_ path: String) throws {
         if chown(path, uid, gid) != 0 {
-            throw HarnessError(code: .commandFailed, message: "cannot give \(path) to \(name)", underlying: SystemError(call: "chown", subject: path, errno: errno))
+            throw HarnessError(
+                code: .commandFailed, message: "cannot give \(path) to \(name)",
+                underlying: SystemError(call: "chown", subject: path, errno: errno))
         }
     }
 }

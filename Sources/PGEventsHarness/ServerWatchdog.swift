@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A small process that stops a server and removes its scratch directory when the process that started the
 /// server dies, however it dies (SIGKILL included).
@@ -59,12 +60,15 @@ final class ServerWatchdog: Sendable {
         // so a child another thread spawns meanwhile cannot inherit the write end.
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw HarnessError(code: .startupFailed, message: "cannot create the socket pair of a server's watchdog", underlying: SystemError(call: "socketpair", errno: errno))
+            throw HarnessError(
+                code: .startupFailed, message: "cannot create the socket pair of a server's watchdog",
+                underlying: SystemError(call: "socketpair", errno: errno))
         }
         defer { close(fds[0]) }  // the watchdog has its own copy (its standard input)
         do {
-            let child = try ChildProcess.spawn("/bin/sh", ["-c", script, "pgevents-watchdog", String(serverPID), startTime, directory],
-                                               standardInput: fds[0])
+            let child = try ChildProcess.spawn(
+                "/bin/sh", ["-c", script, "pgevents-watchdog", String(serverPID), startTime, directory],
+                standardInput: fds[0])
             return ServerWatchdog(child: child, writeEnd: fds[1])
         } catch {
             close(fds[1])
@@ -74,7 +78,12 @@ final class ServerWatchdog: Sendable {
 
     /// Ends the watchdog without it doing anything: the harness has stopped the server itself.
     func dismiss() {
-        guard let fd = writeEnd.withLock({ fd -> Int32? in defer { fd = nil }; return fd }) else { return }
+        guard
+            let fd = writeEnd.withLock({ fd -> Int32? in
+                defer { fd = nil }
+                return fd
+            })
+        else { return }
         child.kill(SIGKILL)
         _ = child.wait()
         close(fd)

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 public import Logging
 public import PGEventsPostgres
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A throwaway PgBouncer in front of a ``TemporaryPostgres``: for testing what a connection pooler does to a
 /// program (Debian's `pgbouncer` package). Every database of the server is reachable through it; it listens on
@@ -50,10 +51,17 @@ public final class TemporaryPgBouncer: Sendable {
     public func logTail(lines: Int = 25) -> String { process.logTail(lines: lines) }
 
     /// Starts a pooler in front of `server`, with `poolSize` server connections per database and user.
-    public static func start(in server: TemporaryPostgres, poolMode: PoolMode, poolSize: Int = 4, logger: Logger = TemporaryPostgres.defaultLogger) async throws -> TemporaryPgBouncer {
-        guard let executable = findExecutable(environment("PGEVENTS_PGBOUNCER") ?? "pgbouncer") ?? ["/usr/sbin/pgbouncer"].first(where: { access($0, X_OK) == 0 }) else {
-            throw HarnessError(code: .binaryNotFound, message: "no pgbouncer found (looked for PGEVENTS_PGBOUNCER, pgbouncer on PATH, /usr/sbin/pgbouncer)",
-                               hint: "apt-get install pgbouncer")
+    public static func start(
+        in server: TemporaryPostgres, poolMode: PoolMode, poolSize: Int = 4, logger: Logger = TemporaryPostgres.defaultLogger
+    ) async throws -> TemporaryPgBouncer {
+        guard
+            let executable = findExecutable(environment("PGEVENTS_PGBOUNCER") ?? "pgbouncer")
+                ?? ["/usr/sbin/pgbouncer"].first(where: { access($0, X_OK) == 0 })
+        else {
+            throw HarnessError(
+                code: .binaryNotFound,
+                message: "no pgbouncer found (looked for PGEVENTS_PGBOUNCER, pgbouncer on PATH, /usr/sbin/pgbouncer)",
+                hint: "apt-get install pgbouncer")
         }
         let (termination, output) = try ChildProcess.run(executable, ["--version"])
         guard termination == .exited(0), let line = output.split(separator: "\n").first, line.hasPrefix("PgBouncer ") else {
@@ -69,7 +77,9 @@ public final class TemporaryPgBouncer: Sendable {
             let process = ServerProcess(name: "pgbouncer", scratch: scratch)
             do {
                 try scratch.writePrivate("userlist.txt", "\"\(superuser)\" \"\"\n", owner: user)
-                try scratch.writePrivate("pgbouncer.ini", """
+                try scratch.writePrivate(
+                    "pgbouncer.ini",
+                    """
                     ; Written by pgevents for a throwaway pooler.
                     [databases]
                     * = host=\(server.socketDirectory) port=\(server.port)
@@ -94,7 +104,8 @@ public final class TemporaryPgBouncer: Sendable {
             do {
                 try process.start(command)
                 try await pooler.waitUntilReady()
-                logger.info("pgbouncer started", metadata: ["version": "\(version)", "port": "\(port)", "pool_mode": "\(poolMode.rawValue)"])
+                logger.info(
+                    "pgbouncer started", metadata: ["version": "\(version)", "port": "\(port)", "pool_mode": "\(poolMode.rawValue)"])
                 return pooler
             } catch let error as HarnessError where error.logTail?.contains("Address already in use") == true {
                 lastError = error
@@ -117,7 +128,8 @@ public final class TemporaryPgBouncer: Sendable {
             }
             if PostgresConnection.ping(probe) == .ok { return }
             if monotonicSeconds() > deadline {
-                throw HarnessError(code: .startupFailed, message: "pgbouncer did not accept connections within \(timeoutSeconds) s", logTail: logTail())
+                throw HarnessError(
+                    code: .startupFailed, message: "pgbouncer did not accept connections within \(timeoutSeconds) s", logTail: logTail())
             }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -140,5 +152,7 @@ public func withTemporaryPgBouncer<T>(
     in server: TemporaryPostgres, poolMode: TemporaryPgBouncer.PoolMode, poolSize: Int = 4,
     logger: Logger = TemporaryPostgres.defaultLogger, _ body: (TemporaryPgBouncer) async throws -> T
 ) async throws -> T {
-    try await withStartedServer(try await TemporaryPgBouncer.start(in: server, poolMode: poolMode, poolSize: poolSize, logger: logger), shutdown: { await $0.shutdown() }, body)
+    try await withStartedServer(
+        try await TemporaryPgBouncer.start(in: server, poolMode: poolMode, poolSize: poolSize, logger: logger),
+        shutdown: { await $0.shutdown() }, body)
 }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
 import PGEventsSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension TemporaryPostgres {
     /// `initdb` options. Settings that can be given at server start are not here (they are `-c` options),
@@ -23,7 +24,9 @@ extension TemporaryPostgres {
 
     /// Fills `<scratch>/data`: a copy of the cached initialised directory for this installation, or a fresh
     /// `initdb` (whose result is then cached).
-    static func prepareDataDirectory(scratch: ScratchDirectory, binaries: PostgresBinaries, user: ServerUser?, configuration: Configuration, logger: Logger) throws {
+    static func prepareDataDirectory(
+        scratch: ScratchDirectory, binaries: PostgresBinaries, user: ServerUser?, configuration: Configuration, logger: Logger
+    ) throws {
         let data = scratch.file("data")
         var arguments = initdbArguments
         arguments[0] = "--username=\(configuration.superuser)"

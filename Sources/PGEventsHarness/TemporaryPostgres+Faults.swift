@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsPostgres
 import PGEventsSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Fault injection: the failures a LISTEN/NOTIFY client must survive, on demand.
 ///
@@ -52,11 +53,13 @@ extension TemporaryPostgres {
         let port = self.port
         try await offload { try process.restart(graceful: mode == .fast, downtimeSeconds: downtimeSeconds, port: port) }
         try await waitUntilReady(timeoutSeconds: timeoutSeconds)
-        logger.info("postgres restarted", metadata: [
-            "port": "\(port)", "mode": "\(mode)", "old_pid": "\(oldPID.map(String.init) ?? "none")",
-            "pid": "\(pid.map(String.init) ?? "none")",
-            "seconds": "\(String(format: "%.3f", monotonicSeconds() - started))",
-        ])
+        logger.info(
+            "postgres restarted",
+            metadata: [
+                "port": "\(port)", "mode": "\(mode)", "old_pid": "\(oldPID.map(String.init) ?? "none")",
+                "pid": "\(pid.map(String.init) ?? "none")",
+                "seconds": "\(String(format: "%.3f", monotonicSeconds() - started))",
+            ])
     }
 
     // MARK: Pause
@@ -106,7 +109,8 @@ extension TemporaryPostgres {
             // Gone (nil) or a zombie (Z, X) cannot be stopped and needs not be; T and t are stopped.
             while let state = processState(pid), !"ZXTt".contains(state) {
                 if monotonicSeconds() > deadline {
-                    throw HarnessError(code: .commandFailed, message: "process \(pid) of the server on port \(port) is in state \(state), not stopped")
+                    throw HarnessError(
+                        code: .commandFailed, message: "process \(pid) of the server on port \(port) is in state \(state), not stopped")
                 }
                 usleep(1_000)
             }
@@ -134,7 +138,8 @@ extension TemporaryPostgres {
     /// - Parameter database: only backends connected to this database (any when nil).
     @discardableResult
     public func terminateBackends(listeningOn channel: String, database: String? = nil) async throws -> Int {
-        let rows = try await execute("""
+        let rows = try await execute(
+            """
             SELECT pid, query FROM pg_stat_activity
             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
             \(database.map { "AND datname = \(PostgresIdentifier.literal($0))" } ?? "")
@@ -151,7 +156,8 @@ extension TemporaryPostgres {
     /// Terminates every client backend whose `application_name` is `applicationName`; returns how many.
     @discardableResult
     public func terminateBackends(applicationName: String) async throws -> Int {
-        let rows = try await execute("""
+        let rows = try await execute(
+            """
             SELECT pid FROM pg_stat_activity
             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
             AND application_name = \(PostgresIdentifier.literal(applicationName))

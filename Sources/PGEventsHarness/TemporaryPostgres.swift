@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 public import Logging
 public import PGEventsPostgres
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A throwaway PostgreSQL server: its own data directory, a private unix socket and a free port on
 /// 127.0.0.1, `wal_level=logical`; stopped and deleted by `shutdown()`, at process exit, or — if the
@@ -52,7 +53,10 @@ public final class TemporaryPostgres: Sendable {
         var defaultTemplate: String?
     }
 
-    private init(binaries: PostgresBinaries, process: ServerProcess, port: Int, superuser: String, password: String, user: ServerUser?, logger: Logger) {
+    private init(
+        binaries: PostgresBinaries, process: ServerProcess, port: Int, superuser: String, password: String, user: ServerUser?,
+        logger: Logger
+    ) {
         self.binaries = binaries
         self.process = process
         self.port = port
@@ -90,13 +94,17 @@ public final class TemporaryPostgres: Sendable {
     // MARK: Start
 
     /// Starts a server and waits until it accepts connections.
-    public static func start(_ configuration: Configuration = Configuration(), logger: Logger = TemporaryPostgres.defaultLogger) async throws -> TemporaryPostgres {
+    public static func start(_ configuration: Configuration = Configuration(), logger: Logger = TemporaryPostgres.defaultLogger)
+        async throws -> TemporaryPostgres
+    {
         let started = monotonicSeconds()
         let binaries = try PostgresBinaries.find(explicit: configuration.binDirectory)
         let user = try ServerUser.forCurrentProcess()
         let scratch = try ScratchDirectory.create(kind: "pg")
         do {
-            try await offload { try prepareDataDirectory(scratch: scratch, binaries: binaries, user: user, configuration: configuration, logger: logger) }
+            try await offload {
+                try prepareDataDirectory(scratch: scratch, binaries: binaries, user: user, configuration: configuration, logger: logger)
+            }
             let socketDirectory = scratch.file("socket")
             mkdir(socketDirectory, 0o700)
             try user?.own(socketDirectory)
@@ -105,15 +113,21 @@ public final class TemporaryPostgres: Sendable {
                 let port = try freeLoopbackPort()
                 let process = ServerProcess(name: "postgres", scratch: scratch)
                 let password = randomHex(bytes: 16)
-                let server = TemporaryPostgres(binaries: binaries, process: process, port: port, superuser: configuration.superuser, password: password, user: user, logger: logger)
+                let server = TemporaryPostgres(
+                    binaries: binaries, process: process, port: port, superuser: configuration.superuser, password: password, user: user,
+                    logger: logger)
                 do {
                     try await server.launch(configuration)
-                    logger.info("postgres started", metadata: [
-                        "version": "\(binaries.version)", "port": "\(port)", "directory": "\(scratch.path)",
-                        "seconds": "\(String(format: "%.3f", monotonicSeconds() - started))",
-                    ])
+                    logger.info(
+                        "postgres started",
+                        metadata: [
+                            "version": "\(binaries.version)", "port": "\(port)", "directory": "\(scratch.path)",
+                            "seconds": "\(String(format: "%.3f", monotonicSeconds() - started))",
+                        ])
                     return server
-                } catch let error as HarnessError where error.logTail?.contains("could not bind") == true || error.logTail?.contains("Address already in use") == true {
+                } catch let error as HarnessError
+                    where error.logTail?.contains("could not bind") == true || error.logTail?.contains("Address already in use") == true
+                {
                     lastError = error
                     process.stopNow(graceful: false)
                     try? FileManager.default.removeItem(atPath: process.logPath)
@@ -159,7 +173,8 @@ public final class TemporaryPostgres: Sendable {
             case .rejecting, .noResponse: break
             }
             if monotonicSeconds() > deadline {
-                throw HarnessError(code: .startupFailed, message: "postgres did not accept connections within \(timeoutSeconds) s", logTail: logTail())
+                throw HarnessError(
+                    code: .startupFailed, message: "postgres did not accept connections within \(timeoutSeconds) s", logTail: logTail())
             }
             try await Task.sleep(for: .milliseconds(3))
         }
@@ -199,7 +214,8 @@ public final class TemporaryPostgres: Sendable {
     ) async throws {
         try await admin.execute("CREATE DATABASE \(PostgresIdentifier.quote(name))", server: self)
         try await PostgresConnection.withConnection(configuration(database: name), logger: logger, setup)
-        try await admin.execute("ALTER DATABASE \(PostgresIdentifier.quote(name)) WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", server: self)
+        try await admin.execute(
+            "ALTER DATABASE \(PostgresIdentifier.quote(name)) WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", server: self)
         if asDefault { state.withLock { $0.defaultTemplate = name } }
     }
 
@@ -213,7 +229,8 @@ public final class TemporaryPostgres: Sendable {
         // FILE_COPY (PostgreSQL 15+) copies the template's files; the default, WAL_LOG, writes the whole
         // template into the WAL, several times slower for a small test database.
         let strategy = binaries.majorVersion >= 15 ? " STRATEGY FILE_COPY" : ""
-        try await admin.execute("CREATE DATABASE \(PostgresIdentifier.quote(name)) TEMPLATE \(PostgresIdentifier.quote(source))\(strategy)", server: self)
+        try await admin.execute(
+            "CREATE DATABASE \(PostgresIdentifier.quote(name)) TEMPLATE \(PostgresIdentifier.quote(source))\(strategy)", server: self)
         return TemporaryDatabase(server: self, name: name)
     }
 

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 public import Logging
 public import PGEventsRedis
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A throwaway Redis server: `redis-server` on a free port of 127.0.0.1 and a private unix socket, with no
 /// persistence; stopped and deleted by `shutdown()`, at process exit, or — after a crash — by the next run.
@@ -77,7 +78,9 @@ public final class TemporaryRedis: Sendable {
     public func logTail(lines: Int = 25) -> String { process.logTail(lines: lines) }
 
     /// Starts a server and waits until it answers.
-    public static func start(_ configuration: Configuration = Configuration(), logger: Logger = TemporaryPostgres.defaultLogger) async throws -> TemporaryRedis {
+    public static func start(_ configuration: Configuration = Configuration(), logger: Logger = TemporaryPostgres.defaultLogger)
+        async throws -> TemporaryRedis
+    {
         let executable = try findServer(configuration.executable)
         let version = try serverVersion(executable)
         let user = try ServerUser.forCurrentProcess()
@@ -92,7 +95,8 @@ public final class TemporaryRedis: Sendable {
             let server = TemporaryRedis(port: port, version: version, password: randomHex(bytes: 24), process: process)
             do {
                 let text = try Self.configurationFile(
-                    port: port, unixSocketPath: server.unixSocketPath, directory: run, password: server.password, settings: configuration.settings)
+                    port: port, unixSocketPath: server.unixSocketPath, directory: run, password: server.password,
+                    settings: configuration.settings)
                 // Owned by the server's account when it is another (it must read it), readable by no one else.
                 try scratch.writePrivate(Self.configurationFileName, text, owner: user)
             } catch {
@@ -126,13 +130,15 @@ public final class TemporaryRedis: Sendable {
                 throw HarnessError(code: .startupFailed, message: "redis-server exited during startup (\(termination))", logTail: logTail())
             }
             if FileManager.default.fileExists(atPath: unixSocketPath),
-               let connection = try? await RedisConnection.connect(probe) {
+                let connection = try? await RedisConnection.connect(probe)
+            {
                 let reply = try? await connection.command("PING")
                 await connection.close()
                 if reply == .status("PONG") { return }
             }
             if monotonicSeconds() > deadline {
-                throw HarnessError(code: .startupFailed, message: "redis-server did not answer PING within \(timeoutSeconds) s", logTail: logTail())
+                throw HarnessError(
+                    code: .startupFailed, message: "redis-server did not answer PING within \(timeoutSeconds) s", logTail: logTail())
             }
             try await Task.sleep(for: .milliseconds(3))
         }
@@ -164,11 +170,16 @@ public final class TemporaryRedis: Sendable {
     }
 
     /// The directives the harness sets; `settings` may not override them.
-    static let reservedDirectives: Set<String> = ["port", "bind", "protected-mode", "unixsocket", "unixsocketperm", "dir", "daemonize", "logfile", "requirepass", "include", "proc-title-template"]
+    static let reservedDirectives: Set<String> = [
+        "port", "bind", "protected-mode", "unixsocket", "unixsocketperm", "dir", "daemonize", "logfile", "requirepass", "include",
+        "proc-title-template",
+    ]
 
     /// The server's configuration file: loopback and a private socket only, no persistence, the password
     /// required, then `settings` (sorted by name; each value quoted as one argument).
-    static func configurationFile(port: Int, unixSocketPath: String, directory: String, password: String, settings: [String: String]) throws -> String {
+    static func configurationFile(port: Int, unixSocketPath: String, directory: String, password: String, settings: [String: String]) throws
+        -> String
+    {
         var lines = [
             "# Written by pgevents for a throwaway server; holds its password (mode 0600).",
             "port \(port)",
@@ -188,11 +199,20 @@ public final class TemporaryRedis: Sendable {
         ]
         for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
             let lowered = name.lowercased()
-            guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "-" || $0 == "_") }) else {
-                throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(TextExcerpt.escaped(name))' is not a Redis configuration directive name")
+            guard !name.isEmpty,
+                name.unicodeScalars.allSatisfy({
+                    $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "-" || $0 == "_")
+                })
+            else {
+                throw HarnessError(
+                    code: .invalidInput,
+                    message:
+                        "TemporaryRedis.Configuration.settings: '\(TextExcerpt.escaped(name))' is not a Redis configuration directive name")
             }
             guard !reservedDirectives.contains(lowered) else {
-                throw HarnessError(code: .invalidInput, message: "TemporaryRedis.Configuration.settings: '\(name)' is set by the harness and cannot be changed")
+                throw HarnessError(
+                    code: .invalidInput,
+                    message: "TemporaryRedis.Configuration.settings: '\(name)' is set by the harness and cannot be changed")
             }
             // A later directive of the same name overrides the default above (save, appendonly).
             lines.append("\(lowered) \(quoteDirectiveValue(value))")

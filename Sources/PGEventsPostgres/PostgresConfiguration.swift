@@ -1,5 +1,5 @@
-import PGEventsSystem
 import CLibPQ
+import PGEventsSystem
 
 /// Where and how to connect: the parsed form of a `postgres://` URL or a libpq conninfo string.
 ///
@@ -47,7 +47,8 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
             guard let number = Int(port), (1...65535).contains(number) else {
                 throw PostgresError(
                     code: .invalidConfiguration,
-                    message: "invalid connection string: port '\(Self.redact(String(port), secretsOf: source))' is not a number from 1 to 65535")
+                    message:
+                        "invalid connection string: port '\(Self.redact(String(port), secretsOf: source))' is not a number from 1 to 65535")
             }
         }
     }
@@ -136,7 +137,8 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
             guard position < scalars.count, scalars[position] == "=" else { continue }
             position += 1
             while position < scalars.count, scalars[position] == " " { position += 1 }
-            let start: Int, end: Int
+            let start: Int
+            let end: Int
             if position < scalars.count, scalars[position] == "'" {
                 start = position + 1
                 end = scalars[start...].firstIndex(of: "'") ?? scalars.count
@@ -154,4 +156,3 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
         return redacted
     }
 }
-

@@ -1,9 +1,11 @@
 import CLibPQ
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsSystem
+
 import struct Foundation.Date
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // LISTEN/NOTIFY: the channel commands, the notification sequences, and the socket watch that reads
 // notifications (and notices a lost connection) while the connection is idle.
@@ -55,10 +57,13 @@ extension PostgresConnection {
     func watchSocket() {
         guard let handle else { return }
         let fd = PQsocket(handle)
-        executor.setWatch(ThreadExecutor.Watch(fd: fd, onReadable: { [weak self] in
-            guard let self else { return }
-            self.assumeIsolated { $0.socketReadable() }
-        }))
+        executor.setWatch(
+            ThreadExecutor.Watch(
+                fd: fd,
+                onReadable: { [weak self] in
+                    guard let self else { return }
+                    self.assumeIsolated { $0.socketReadable() }
+                }))
     }
 
     func socketReadable() {
@@ -72,10 +77,11 @@ extension PostgresConnection {
             if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
                 collectNotifications(into: &batch)
                 deliver(batch)
-                markLost(PostgresError(
-                    code: .connectionLost,
-                    message: "connection to \(configuration.target) lost: \(Self.errorMessage(handle))",
-                    function: "PQconsumeInput"))
+                markLost(
+                    PostgresError(
+                        code: .connectionLost,
+                        message: "connection to \(configuration.target) lost: \(Self.errorMessage(handle))",
+                        function: "PQconsumeInput"))
                 return
             }
             collectNotifications(into: &batch)
@@ -107,11 +113,12 @@ extension PostgresConnection {
         var channel = batch.last?.channel ?? String(cString: notify.pointee.relname)
         while true {
             if strcmp(channel, notify.pointee.relname) != 0 { channel = String(cString: notify.pointee.relname) }
-            batch.append(PostgresNotification(
-                channel: channel,
-                payload: String(cString: notify.pointee.extra),
-                senderPID: notify.pointee.be_pid,
-                receivedAt: receivedAt))
+            batch.append(
+                PostgresNotification(
+                    channel: channel,
+                    payload: String(cString: notify.pointee.extra),
+                    senderPID: notify.pointee.be_pid,
+                    receivedAt: receivedAt))
             PQfreemem(notify)
             guard let next = PQnotifies(handle) else { break }
             notify = next

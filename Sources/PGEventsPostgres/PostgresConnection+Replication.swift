@@ -1,9 +1,10 @@
 import CLibPQ
-#if canImport(Glibc)
-import Glibc
-#endif
 import PGEventsSystem
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // Streaming replication (a connection opened with `replication=database`): `START_REPLICATION` turns the
 // connection into COPY BOTH mode, after which the server sends CopyData messages (WAL data, keepalives) and the
@@ -87,13 +88,16 @@ extension PostgresConnection {
                 copyDataWaiter?.resume()
                 copyDataWaiter = waiter
                 // One-shot: the watch is removed as soon as it fires, so that nothing is read until the caller reads.
-                executor.setWatch(ThreadExecutor.Watch(fd: fd, onReadable: { [weak self] in
-                    self?.assumeIsolated { connection in
-                        connection.executor.setWatch(nil)
-                        connection.copyDataWaiter = nil
-                    }
-                    waiter.resume()
-                }))
+                executor.setWatch(
+                    ThreadExecutor.Watch(
+                        fd: fd,
+                        onReadable: { [weak self] in
+                            self?.assumeIsolated { connection in
+                                connection.executor.setWatch(nil)
+                                connection.copyDataWaiter = nil
+                            }
+                            waiter.resume()
+                        }))
             }
         } onCancel: {
             waiter.cancel()
@@ -109,7 +113,9 @@ extension PostgresConnection {
     }
 
     private func lose(_ handle: OpaquePointer, function: String) -> PostgresError {
-        let error = PostgresError(code: .connectionLost, message: "replication connection to \(configuration.target) lost: \(Self.errorMessage(handle))", function: function)
+        let error = PostgresError(
+            code: .connectionLost, message: "replication connection to \(configuration.target) lost: \(Self.errorMessage(handle))",
+            function: function)
         markLost(error)
         return error
     }
@@ -132,7 +138,11 @@ extension PostgresConnection {
 /// One wait of ``PostgresConnection/waitForCopyData()``: resumed once, by the socket watch or by cancellation,
 /// whichever comes first. A Mutex guards the continuation, so the two never both resume it.
 final class CopyDataWaiter: Sendable {
-    private enum State { case waiting, armed(CheckedContinuation<Void, any Error>), cancelled, done }
+    private enum State {
+        case waiting
+        case armed(CheckedContinuation<Void, any Error>)
+        case cancelled, done
+    }
     private let state = Mutex<State>(.waiting)
 
     /// Keeps `continuation`; false (and the continuation resumed with `CancellationError`) when already cancelled.

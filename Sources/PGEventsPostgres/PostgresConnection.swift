@@ -1,11 +1,13 @@
 import CLibPQ
-#if canImport(Glibc)
-import Glibc
-#endif
 public import Logging
 import PGEventsSystem
 import Synchronization
+
 import struct Foundation.Date
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A connection to PostgreSQL through libpq, owned by one dedicated thread.
 ///
@@ -73,12 +75,16 @@ public actor PostgresConnection {
     }
 
     /// Opens a connection described by a URL or conninfo string.
-    public static func connect(to urlOrConninfo: String, logger: Logger = PostgresConnection.defaultLogger) async throws(PostgresError) -> PostgresConnection {
+    public static func connect(to urlOrConninfo: String, logger: Logger = PostgresConnection.defaultLogger) async throws(PostgresError)
+        -> PostgresConnection
+    {
         try await connect(PostgresConfiguration(urlOrConninfo), logger: logger)
     }
 
     /// Opens a connection. `client_encoding` is set to UTF8 and `application_name` to `pgevents` unless given.
-    public static func connect(_ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger) async throws(PostgresError) -> PostgresConnection {
+    public static func connect(_ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger)
+        async throws(PostgresError) -> PostgresConnection
+    {
         var configuration = configuration
         if configuration["client_encoding"] == nil { configuration["client_encoding"] = "UTF8" }
         if configuration["application_name"] == nil { configuration["application_name"] = "pgevents" }
@@ -100,16 +106,19 @@ public actor PostgresConnection {
             PQfinish(connection)
             throw PostgresError(
                 code: .connectionFailed,
-                message: "cannot connect to \(configuration.target): \(PostgresConfiguration.redact(message, secretsOf: configuration.conninfoIncludingSecrets))",
+                message:
+                    "cannot connect to \(configuration.target): \(PostgresConfiguration.redact(message, secretsOf: configuration.conninfoIncludingSecrets))",
                 function: "PQconnectdbParams")
         }
         handle = connection
         // Server notices (RAISE NOTICE, warnings at shutdown) go to the logger and `takeNotices()`,
         // not to libpq's default of printing on standard error.
-        PQsetNoticeProcessor(connection, { context, message in
-            guard let context, let message else { return }
-            Unmanaged<NoticeLog>.fromOpaque(context).takeUnretainedValue().record(String(cString: message))
-        }, Unmanaged.passUnretained(notices).toOpaque())
+        PQsetNoticeProcessor(
+            connection,
+            { context, message in
+                guard let context, let message else { return }
+                Unmanaged<NoticeLog>.fromOpaque(context).takeUnretainedValue().record(String(cString: message))
+            }, Unmanaged.passUnretained(notices).toOpaque())
         backendPID = PQbackendPID(connection)
         serverVersion = Int(PQserverVersion(connection))
         abortableSocket.withLock { $0 = PQsocket(connection) }
@@ -187,7 +196,8 @@ public actor PostgresConnection {
         guard timedOut.exchange(false, ordering: .acquiringAndReleasing), let queryTimeout else { return error }
         var error = error
         error.code = .connectionLost
-        error.message = "no answer from \(configuration.target) within \(queryTimeout) (the query timeout): the connection was dropped (a frozen server, or a connection that is no longer there)"
+        error.message =
+            "no answer from \(configuration.target) within \(queryTimeout) (the query timeout): the connection was dropped (a frozen server, or a connection that is no longer there)"
         markLost(error)
         return error
     }
@@ -330,12 +340,17 @@ func withParameterTexts<T>(
 ) throws(PostgresError) -> T {
     var texts: [UnsafeMutablePointer<CChar>?] = []
     texts.reserveCapacity(parameters.count)
-    defer { texts.forEach { free($0) } }
+    defer { for text in texts { free(text) } }
     for (index, parameter) in parameters.enumerated() {
-        guard let parameter else { texts.append(nil); continue }
+        guard let parameter else {
+            texts.append(nil)
+            continue
+        }
         let text = parameter.postgresText
         if text.utf8.contains(0) {
-            throw PostgresError(code: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold", statement: sql)
+            throw PostgresError(
+                code: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold",
+                statement: sql)
         }
         texts.append(strdup(text))
     }
@@ -349,7 +364,10 @@ extension PostgresConfiguration {
     func withKeywordsAndValues<T>(_ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?) -> T) -> T {
         let keywords = parameters.map { strdup($0.keyword) } + [nil]
         let values = parameters.map { strdup($0.value) } + [nil]
-        defer { keywords.forEach { free($0) }; values.forEach { free($0) } }
+        defer {
+            for keyword in keywords { free(keyword) }
+            for value in values { free(value) }
+        }
         return keywords.withUnsafeBufferPointer { k in
             values.withUnsafeBufferPointer { v in
                 k.withMemoryRebound(to: UnsafePointer<CChar>?.self) { k in

@@ -1,4 +1,5 @@
 import PGEventsSystem
+
 public import struct Foundation.Date
 
 /// One notification received on a listening connection.
@@ -78,7 +79,10 @@ public struct PostgresNotificationSequence: AsyncSequence, Sendable {
         /// Lets a consumer handle notifications in batches (one Redis round trip per batch, say).
         public mutating func nextBatch() async throws -> [PostgresNotification]? {
             if index < buffer.count {
-                defer { buffer = []; index = 0 }
+                defer {
+                    buffer = []
+                    index = 0
+                }
                 return index == 0 ? buffer : Array(buffer[index...])
             }
             buffer = []

@@ -1,9 +1,10 @@
 import CLibPQ
-#if canImport(Glibc)
-import Glibc
-#endif
 public import Logging
 import PGEventsSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A small connection whose every operation has a client-side time limit: for heartbeats and health checks
 /// of servers that may have stopped answering.
@@ -75,7 +76,9 @@ public actor PostgresProbe {
     /// Fails with `.connectionLost` when the time runs out (the connection is then closed), with
     /// `.connectionClosed` when the task is cancelled, and with `.server` when the server rejects it.
     @discardableResult
-    public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = [], timeout: Duration) throws(PostgresError) -> PostgresResult {
+    public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = [], timeout: Duration) throws(PostgresError)
+        -> PostgresResult
+    {
         let deadline = ContinuousClock.now + timeout
         let handle = try openIfNeeded(deadline: deadline, timeout: timeout)
         let sent = try withParameterTexts(parameters, statement: sql) { params in
@@ -103,7 +106,10 @@ public actor PostgresProbe {
             case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
                 if case .failure = outcome {} else { outcome = .success(PostgresConnection.copy(result)) }
             default:
-                if case .failure = outcome {} else { outcome = .failure(PostgresConnection.serverError(result, statement: sql, function: "PQsendQueryParams")) }
+                if case .failure = outcome {
+                } else {
+                    outcome = .failure(PostgresConnection.serverError(result, statement: sql, function: "PQsendQueryParams"))
+                }
             }
         }
         // A probe does not listen, but a notification may still be queued (a NOTIFY to itself): drop it.
@@ -150,7 +156,8 @@ public actor PostgresProbe {
         close()
         return PostgresError(
             code: .connectionFailed,
-            message: "cannot connect to \(configuration.target): \(PostgresConfiguration.redact(message, secretsOf: configuration.conninfoIncludingSecrets))",
+            message:
+                "cannot connect to \(configuration.target): \(PostgresConfiguration.redact(message, secretsOf: configuration.conninfoIncludingSecrets))",
             function: "PQconnectPoll")
     }
 
@@ -158,7 +165,9 @@ public actor PostgresProbe {
 
     /// Waits until the socket is ready for `events`; throws (and closes) on deadline or cancellation.
     /// Returns the events that are ready.
-    private func wait(for events: Int16, deadline: ContinuousClock.Instant, timeout: Duration, statement: String?) throws(PostgresError) -> Int16 {
+    private func wait(for events: Int16, deadline: ContinuousClock.Instant, timeout: Duration, statement: String?) throws(PostgresError)
+        -> Int16
+    {
         guard let handle else {
             throw PostgresError(code: .connectionClosed, message: "the probe connection was closed", statement: statement)
         }
@@ -175,7 +184,8 @@ public actor PostgresProbe {
                 logger.debug("probe timed out", metadata: ["backend_pid": "\(pid)", "timeout_ms": "\(milliseconds)"])
                 throw PostgresError(
                     code: .connectionLost,
-                    message: "\(configuration.target) did not answer within \(milliseconds) ms\(pid == 0 ? "" : " (backend \(pid))"); the connection was closed",
+                    message:
+                        "\(configuration.target) did not answer within \(milliseconds) ms\(pid == 0 ? "" : " (backend \(pid))"); the connection was closed",
                     statement: statement)
             }
             // Slices of at most 50 ms, so cancellation is noticed promptly.
@@ -193,7 +203,9 @@ public actor PostgresProbe {
     private func fail(_ function: String, statement: String?) -> PostgresError {
         let message = handle.map(PostgresConnection.errorMessage) ?? "not connected"
         close()
-        return PostgresError(code: .connectionLost, message: "probe connection to \(configuration.target) failed: \(message)", statement: statement, function: function)
+        return PostgresError(
+            code: .connectionLost, message: "probe connection to \(configuration.target) failed: \(message)", statement: statement,
+            function: function)
     }
 
 }

@@ -35,7 +35,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
     /// Creates a configuration from its fields; `connect` validates them.
     public init(
         host: String = "127.0.0.1", port: Int = RedisConfiguration.defaultPort, unixSocketPath: String? = nil,
-        database: Int = 0, username: String? = nil, password: String? = nil, connectTimeout: Double = RedisConfiguration.defaultConnectTimeout,
+        database: Int = 0, username: String? = nil, password: String? = nil,
+        connectTimeout: Double = RedisConfiguration.defaultConnectTimeout,
         commandTimeout: Double? = nil
     ) {
         self.host = host
@@ -62,7 +63,9 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
             guard !unixSocketPath.utf8.contains(0) else { throw Self.invalid("the unix socket path contains a NUL byte") }
             // hiredis copies the path into sockaddr_un.sun_path (108 bytes) and silently truncates a longer one.
             guard unixSocketPath.utf8.count <= Self.maximumSocketPathLength else {
-                throw Self.invalid("the unix socket path is \(unixSocketPath.utf8.count) bytes long; at most \(Self.maximumSocketPathLength) are supported")
+                throw Self.invalid(
+                    "the unix socket path is \(unixSocketPath.utf8.count) bytes long; at most \(Self.maximumSocketPathLength) are supported"
+                )
             }
         } else {
             guard !host.isEmpty else { throw Self.invalid("the host is empty") }
@@ -101,11 +104,13 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
 
     /// The fields, with the password masked (so `dump` and debuggers do not show it).
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "host": host, "port": port, "unixSocketPath": unixSocketPath as Any, "database": database,
-            "username": username as Any, "password": password.map { _ in "********" } as Any,
-            "connectTimeout": connectTimeout, "commandTimeout": commandTimeout as Any,
-        ], displayStyle: .struct)
+        Mirror(
+            self,
+            children: [
+                "host": host, "port": port, "unixSocketPath": unixSocketPath as Any, "database": database,
+                "username": username as Any, "password": password.map { _ in "********" } as Any,
+                "connectTimeout": connectTimeout, "commandTimeout": commandTimeout as Any,
+            ], displayStyle: .struct)
     }
 
     /// The URL without any password or timeouts, for messages (`redis://user@host:6379/0`).
@@ -114,11 +119,12 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
     enum PasswordStyle { case masked, included, omitted }
 
     func url(password style: PasswordStyle, timeouts: Bool = true) -> String {
-        let secret: String? = switch style {
-        case .masked: password.map { _ in "********" }
-        case .included: password.map { Self.percentEncode($0, keeping: []) }
-        case .omitted: nil
-        }
+        let secret: String? =
+            switch style {
+            case .masked: password.map { _ in "********" }
+            case .included: password.map { Self.percentEncode($0, keeping: []) }
+            case .omitted: nil
+            }
         var query: [String] = []
         var text: String
         if let unixSocketPath {
@@ -163,10 +169,15 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         case "unix", "redis+unix":
             try parseUnix(rest)
         case "rediss":
-            throw Self.invalid("TLS (rediss://) is not supported: it needs hiredis with SSL (libhiredis_ssl, hiredis 1.0 or later), and pgevents is built against the system's hiredis (Debian 12 ships 0.14, without SSL). Reach Redis over a private network or a TLS tunnel (stunnel, spiped) with redis://")
+            throw Self.invalid(
+                "TLS (rediss://) is not supported: it needs hiredis with SSL (libhiredis_ssl, hiredis 1.0 or later), and pgevents is built against the system's hiredis (Debian 12 ships 0.14, without SSL). Reach Redis over a private network or a TLS tunnel (stunnel, spiped) with redis://"
+            )
         default:
             let shown = scheme.count <= 20 && scheme.allSatisfy { $0.isLetter || $0.isNumber || "+-.".contains($0) }
-            throw Self.invalid(shown ? "unsupported scheme '\(scheme)': expected redis, unix or redis+unix" : "unsupported scheme: expected redis, unix or redis+unix")
+            throw Self.invalid(
+                shown
+                    ? "unsupported scheme '\(scheme)': expected redis, unix or redis+unix"
+                    : "unsupported scheme: expected redis, unix or redis+unix")
         }
         try parseQuery(queryText, pathDatabase: pathDatabase)
     }
@@ -265,11 +276,15 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
                 database = value
             case "password":
                 guard password == nil else { throw Self.invalid("the password is given twice") }
-                guard let value = Self.percentDecode(rawValue) else { throw Self.invalid("the password is not valid percent-encoded UTF-8") }
+                guard let value = Self.percentDecode(rawValue) else {
+                    throw Self.invalid("the password is not valid percent-encoded UTF-8")
+                }
                 password = value.isEmpty ? nil : value
             case "username", "user":
                 guard username == nil else { throw Self.invalid("the username is given twice") }
-                guard let value = Self.percentDecode(rawValue) else { throw Self.invalid("the username is not valid percent-encoded UTF-8") }
+                guard let value = Self.percentDecode(rawValue) else {
+                    throw Self.invalid("the username is not valid percent-encoded UTF-8")
+                }
                 username = value.isEmpty ? nil : value
             case "connect_timeout":
                 guard let value = Double(rawValue), value.isFinite, value > 0 else {
@@ -314,7 +329,10 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
             guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
             bytes.append(high << 4 | low)
         }
@@ -335,7 +353,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for byte in text.utf8 {
-            let unreserved = (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+            let unreserved =
+                (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
                 || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
             if unreserved || keeping.contains(byte) {
                 out.unicodeScalars.append(Unicode.Scalar(byte))

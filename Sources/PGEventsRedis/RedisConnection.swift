@@ -1,9 +1,10 @@
 import CHiredis
-#if canImport(Glibc)
-import Glibc
-#endif
 public import Logging
 import PGEventsSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A connection to Redis through hiredis, owned by one dedicated thread.
 ///
@@ -52,7 +53,9 @@ public actor RedisConnection {
     /// Opens a connection, then sends `AUTH` if a password is configured and `SELECT` if the database is not 0.
     ///
     /// Any failure, including a rejected `AUTH`, throws `.connectionFailed` (or `.invalidConfiguration`).
-    public static func connect(_ configuration: RedisConfiguration, logger: Logger = RedisConnection.defaultLogger) async throws(RedisError) -> RedisConnection {
+    public static func connect(_ configuration: RedisConfiguration, logger: Logger = RedisConnection.defaultLogger) async throws(RedisError)
+        -> RedisConnection
+    {
         try configuration.validate()
         let connection = RedisConnection(configuration: configuration, logger: logger)
         try await connection.open()
@@ -65,11 +68,12 @@ public actor RedisConnection {
     private func open() throws(RedisError) {
         Self.blockSIGPIPEOnThisThread()
         let timeout = Self.makeTimeval(seconds: configuration.connectTimeout)
-        let opened: UnsafeMutablePointer<redisContext>? = if let path = configuration.unixSocketPath {
-            redisConnectUnixWithTimeout(path, timeout)
-        } else {
-            redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeout)
-        }
+        let opened: UnsafeMutablePointer<redisContext>? =
+            if let path = configuration.unixSocketPath {
+                redisConnectUnixWithTimeout(path, timeout)
+            } else {
+                redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeout)
+            }
         guard let opened else {
             throw RedisError(code: .connectionFailed, message: "cannot connect to \(configuration.target): out of memory")
         }
@@ -85,7 +89,8 @@ public actor RedisConnection {
         if let guarded = guardedReplyFunctions { opened.pointee.reader.pointee.fn = guarded }
         do throws(RedisError) {
             if let commandTimeout = configuration.commandTimeout,
-               redisSetTimeout(opened, Self.makeTimeval(seconds: commandTimeout)) != REDIS_OK {
+                redisSetTimeout(opened, Self.makeTimeval(seconds: commandTimeout)) != REDIS_OK
+            {
                 throw RedisError(code: .connectionFailed, message: "cannot set the command timeout: \(Self.errorString(opened))")
             }
             if let password = configuration.password {
@@ -104,7 +109,8 @@ public actor RedisConnection {
             if let password = configuration.password, !password.isEmpty {
                 message = message.redacting(password)
             }
-            throw RedisError(code: .connectionFailed, message: "cannot connect to \(configuration.target): \(message)", command: error.command)
+            throw RedisError(
+                code: .connectionFailed, message: "cannot connect to \(configuration.target): \(message)", command: error.command)
         }
         logger.debug("connected", metadata: ["target": "\(configuration.target)"])
     }
@@ -219,15 +225,19 @@ public actor RedisConnection {
         case REDIS_ERR_IO where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
             // SO_RCVTIMEO/SO_SNDTIMEO (redisSetTimeout) expired; a late reply would now be out of step.
             let seconds = configuration.commandTimeout.map { "\($0)" } ?? "?"
-            error = RedisError(code: .timeout, message: "no reply from \(configuration.target) within the command timeout of \(seconds) seconds", command: command)
+            error = RedisError(
+                code: .timeout, message: "no reply from \(configuration.target) within the command timeout of \(seconds) seconds",
+                command: command)
         case REDIS_ERR_IO, REDIS_ERR_EOF:
             error = RedisError(code: .connectionLost, message: "connection to \(configuration.target) lost: \(reason)", command: command)
         case REDIS_ERR_PROTOCOL:
-            error = RedisError(code: .protocolViolation, message: "protocol error from \(configuration.target): \(reason)", command: command)
+            error = RedisError(
+                code: .protocolViolation, message: "protocol error from \(configuration.target): \(reason)", command: command)
         case REDIS_ERR_OOM:
             error = RedisError(
                 code: .protocolViolation,
-                message: "cannot read the reply from \(configuration.target): an array of more than \(Self.maximumArrayElements) elements, or out of memory",
+                message:
+                    "cannot read the reply from \(configuration.target): an array of more than \(Self.maximumArrayElements) elements, or out of memory",
                 command: command)
         case 0:
             error = RedisError(code: .protocolViolation, message: "hiredis returned neither a reply nor an error", command: command)
@@ -244,10 +254,12 @@ public actor RedisConnection {
         if let context { redisFree(context) }
         context = nil
         Self.discardPendingSIGPIPE()
-        logger.warning("connection lost", metadata: [
-            "target": "\(configuration.target)", "code": "\(error.code)",
-            "command": "\(error.command ?? "")", "error": "\(error.message)",
-        ])
+        logger.warning(
+            "connection lost",
+            metadata: [
+                "target": "\(configuration.target)", "code": "\(error.code)",
+                "command": "\(error.command ?? "")", "error": "\(error.message)",
+            ])
     }
 
     private func usableContext(command: String?) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
@@ -270,10 +282,12 @@ public actor RedisConnection {
     /// command name, otherwise a placeholder (never the bytes themselves).
     static func commandName(_ argument: RedisArgument) -> String {
         let bytes = argument.bytes
-        let plausible = !bytes.isEmpty && bytes.count <= 32 && bytes.allSatisfy { byte in
-            (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
-                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "|")
-        }
+        let plausible =
+            !bytes.isEmpty && bytes.count <= 32
+            && bytes.allSatisfy { byte in
+                (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "|")
+            }
         return plausible ? String(decoding: bytes, as: UTF8.self).uppercased() : "<unnamed>"
     }
 

@@ -188,7 +188,9 @@ extension RedisReply {
         var refused: Int?
     }
 
-    private static func feed(_ reader: UnsafeMutablePointer<redisReader>, _ bytes: [UInt8], _ limit: UnsafeMutablePointer<ArrayLimit>) throws(RedisError) {
+    private static func feed(_ reader: UnsafeMutablePointer<redisReader>, _ bytes: [UInt8], _ limit: UnsafeMutablePointer<ArrayLimit>)
+        throws(RedisError)
+    {
         let status = bytes.withUnsafeBytes { buffer in
             // hiredis copies the bytes; a zero length is allowed (and ignored).
             redisReaderFeed(reader, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)

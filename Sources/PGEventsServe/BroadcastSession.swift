@@ -28,7 +28,9 @@ struct BroadcastSession {
         case inboundFailed(any Error)
     }
 
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: WebSocketRouterContext<ServeRequestContext>) async throws {
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: WebSocketRouterContext<ServeRequestContext>)
+        async throws
+    {
         let query = context.request.uri.queryParameters
         let admitted: Gateway.Admitted
         switch await gateway.admit(
@@ -126,7 +128,8 @@ struct BroadcastSession {
     private func readMessages(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: TokenIdentity) async throws {
         for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
             guard case .text(let text) = message else {
-                try await outbound.write(.text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
+                try await outbound.write(
+                    .text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
                 continue
             }
             let answer = await gateway.sql.answer(text, identity: identity)

@@ -29,12 +29,16 @@ struct ClientFeed: Sendable {
                     sent[event.stream.key] = event.id
                     var at = cursor
                     at.positions.merge(sent) { _, new in new }
-                    guard filter.wants(event), let text = event.message(database: filter.database, relations: filter.relations) else { return }
+                    guard filter.wants(event), let text = event.message(database: filter.database, relations: filter.relations) else {
+                        return
+                    }
                     try await send(.message(text, cursor: at))
                 case .gap(let stream, let after):
                     let notice = JSONValue.object([
                         "type": .string("gap"), "stream": .string(stream), "since": .string(after.description),
-                        "message": .string("\(stream) no longer holds \(after) (trimmed by its MAXLEN): entries after it may be lost; the oldest kept follow"),
+                        "message": .string(
+                            "\(stream) no longer holds \(after) (trimmed by its MAXLEN): entries after it may be lost; the oldest kept follow"
+                        ),
                     ])
                     try await send(.gap(notice.text, cursor: cursor))
                 }

@@ -17,71 +17,79 @@ struct EventStreamSession {
         }
         let since = request.headers[HTTPField.Name("Last-Event-ID")!] ?? query["since"].map(String.init)
         let admitted: Gateway.Admitted
-        switch await gateway.admit(token: token, rel: query["rel"].map(String.init), channels: query["channels"].map(String.init), since: since) {
+        switch await gateway.admit(
+            token: token, rel: query["rel"].map(String.init), channels: query["channels"].map(String.init), since: since)
+        {
         case .failure(let error):
-            return Response(status: error.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: error.json)))
+            return Response(
+                status: error.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: error.json)))
         case .success(let value):
             admitted = value
         }
         guard gateway.hub.count < gateway.configuration.clients.maxConnections else {
             gateway.metrics.connectionsRefused.add(1, ordering: .relaxed)
             let error = GatewayError.tooManyConnections
-            return Response(status: error.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: error.json)))
+            return Response(
+                status: error.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: error.json)))
         }
         let gateway = self.gateway
         let channel = context.channel
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: .init { writer in
-            let streams = gateway.configuration.streamKeys
-            let result: Void? = try await gateway.hub.withSubscription(admitted.filter) { subscription in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    // Keep-alive comments through the client's own queue, so they never overtake a message.
-                    group.addTask {
-                        while true {
-                            try await Task.sleep(for: .seconds(gateway.configuration.clients.pingInterval))
-                            subscription.keepalive.yield(.keepalive)
+        let headers: HTTPFields = [
+            .contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no",
+        ]
+        return Response(
+            status: .ok, headers: headers,
+            body: .init { writer in
+                let streams = gateway.configuration.streamKeys
+                let result: Void? = try await gateway.hub.withSubscription(admitted.filter) { subscription in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        // Keep-alive comments through the client's own queue, so they never overtake a message.
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: .seconds(gateway.configuration.clients.pingInterval))
+                                subscription.keepalive.yield(.keepalive)
+                            }
                         }
-                    }
-                    // A client dropped for slowness, or whose token expired, loses its socket: a write stuck on
-                    // it then fails and the response ends. EventSource reconnects with Last-Event-ID.
-                    group.addTask {
-                        for await _ in subscription.dropped {
-                            gateway.logger.info("SSE client too slow; disconnecting")
+                        // A client dropped for slowness, or whose token expired, loses its socket: a write stuck on
+                        // it then fails and the response ends. EventSource reconnects with Last-Event-ID.
+                        group.addTask {
+                            for await _ in subscription.dropped {
+                                gateway.logger.info("SSE client too slow; disconnecting")
+                                try? await channel.close()
+                            }
+                        }
+                        // A client that goes away ends its feed at once (not at the next keep-alive's failed write).
+                        group.addTask {
+                            let (closed, signal) = AsyncStream<Void>.makeStream()
+                            channel.closeFuture.whenComplete { _ in signal.finish() }
+                            for await _ in closed {}  // ends when the channel closes, or when the group is cancelled
+                            if !Task.isCancelled { subscription.keepalive.finish() }
+                        }
+                        group.addTask {
+                            try await Task.sleep(for: .seconds(max(0, admitted.identity.expiresAt.timeIntervalSinceNow)))
+                            gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
                             try? await channel.close()
                         }
-                    }
-                    // A client that goes away ends its feed at once (not at the next keep-alive's failed write).
-                    group.addTask {
-                        let (closed, signal) = AsyncStream<Void>.makeStream()
-                        channel.closeFuture.whenComplete { _ in signal.finish() }
-                        for await _ in closed {}  // ends when the channel closes, or when the group is cancelled
-                        if !Task.isCancelled { subscription.keepalive.finish() }
-                    }
-                    group.addTask {
-                        try await Task.sleep(for: .seconds(max(0, admitted.identity.expiresAt.timeIntervalSinceNow)))
-                        gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
-                        try? await channel.close()
-                    }
-                    try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-                    try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in
-                        switch delivery {
-                        case .message(let text, let cursor):
-                            try await writer.write(ByteBuffer(string: Self.event(text, id: cursor.text(streams: streams))))
-                            gateway.metrics.messagesSent.add(1, ordering: .relaxed)
-                        case .gap(let text, let cursor):
-                            try await writer.write(ByteBuffer(string: Self.event(text, id: cursor.text(streams: streams), name: "gap")))
-                        case .keepalive:
-                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+                        try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in
+                            switch delivery {
+                            case .message(let text, let cursor):
+                                try await writer.write(ByteBuffer(string: Self.event(text, id: cursor.text(streams: streams))))
+                                gateway.metrics.messagesSent.add(1, ordering: .relaxed)
+                            case .gap(let text, let cursor):
+                                try await writer.write(ByteBuffer(string: Self.event(text, id: cursor.text(streams: streams), name: "gap")))
+                            case .keepalive:
+                                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                            }
                         }
+                        group.cancelAll()
                     }
-                    group.cancelAll()
                 }
-            }
-            if result == nil {
-                try await writer.write(ByteBuffer(string: Self.event(GatewayError.tooManyConnections.json, id: nil, name: "error")))
-            }
-            try await writer.finish(nil)
-        })
+                if result == nil {
+                    try await writer.write(ByteBuffer(string: Self.event(GatewayError.tooManyConnections.json, id: nil, name: "error")))
+                }
+                try await writer.finish(nil)
+            })
     }
 
     /// One SSE event: `id:`, `event:` when not the default, and the JSON on one `data:` line (JSON text holds no

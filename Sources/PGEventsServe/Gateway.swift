@@ -15,7 +15,10 @@ public final class Gateway: Sendable {
     public let metrics: GatewayMetrics
     let logger: Logger
 
-    init(configuration: ServeConfiguration, verifier: TokenVerifier, authorizer: RelationAuthorizer, redis: RedisConfiguration, metrics: GatewayMetrics, logger: Logger) {
+    init(
+        configuration: ServeConfiguration, verifier: TokenVerifier, authorizer: RelationAuthorizer, redis: RedisConfiguration,
+        metrics: GatewayMetrics, logger: Logger
+    ) {
         self.configuration = configuration
         self.verifier = verifier
         self.authorizer = authorizer
@@ -66,7 +69,9 @@ public final class Gateway: Sendable {
         var allowed: Set<String>?
         if !relations.isEmpty {
             do {
-                switch try await authorizer.check(relations, role: identity.role, database: identity.database, checkPrivileges: !identity.superuser) {
+                switch try await authorizer.check(
+                    relations, role: identity.role, database: identity.database, checkPrivileges: !identity.superuser)
+                {
                 case .allowed(let names): allowed = names
                 case .notAllowed(let relation): return .failure(.notAllowed(relation))
                 }

@@ -70,10 +70,12 @@ public final class GatewayEvent: Sendable {
     /// relation is unknown), or nil when nothing of the entry is for it.
     public func message(database: String, relations: Set<String>?) -> String? {
         guard isVisible(toDatabase: database) else { return nil }
-        let key = RenderKey(database: database, relations: relations.flatMap { filter in
-            // Clients whose filter lets every item through share the unfiltered rendering.
-            items.allSatisfy { $0.relation.map(filter.contains) ?? false } ? nil : filter
-        })
+        let key = RenderKey(
+            database: database,
+            relations: relations.flatMap { filter in
+                // Clients whose filter lets every item through share the unfiltered rendering.
+                items.allSatisfy { $0.relation.map(filter.contains) ?? false } ? nil : filter
+            })
         if let cached = rendered.withLock({ $0[key] }) { return cached }
         let visible = key.relations.map { filter in items.filter { $0.relation.map(filter.contains) ?? false } } ?? items
         let text = visible.isEmpty ? nil : render(database: database, items: visible)

@@ -25,11 +25,23 @@ public final class GatewayMetrics: Sendable {
         let rows: [(String, String, String, Int)] = [
             ("pgevents_serve_connections", "gauge", "Clients connected now.", connections.load(ordering: .relaxed)),
             ("pgevents_serve_messages_sent_total", "counter", "Messages written to clients.", messagesSent.load(ordering: .relaxed)),
-            ("pgevents_serve_slow_clients_dropped_total", "counter", "Clients disconnected because their queue was full.", slowClientsDropped.load(ordering: .relaxed)),
-            ("pgevents_serve_auth_failures_total", "counter", "Connections refused for their token or relations.", authFailures.load(ordering: .relaxed)),
-            ("pgevents_serve_connections_refused_total", "counter", "Connections refused at max_connections.", connectionsRefused.load(ordering: .relaxed)),
+            (
+                "pgevents_serve_slow_clients_dropped_total", "counter", "Clients disconnected because their queue was full.",
+                slowClientsDropped.load(ordering: .relaxed)
+            ),
+            (
+                "pgevents_serve_auth_failures_total", "counter", "Connections refused for their token or relations.",
+                authFailures.load(ordering: .relaxed)
+            ),
+            (
+                "pgevents_serve_connections_refused_total", "counter", "Connections refused at max_connections.",
+                connectionsRefused.load(ordering: .relaxed)
+            ),
             ("pgevents_serve_entries_read_total", "counter", "Stream entries read from Redis.", entriesRead.load(ordering: .relaxed)),
-            ("pgevents_serve_tokens_expired_total", "counter", "Clients disconnected when their token expired.", tokensExpired.load(ordering: .relaxed)),
+            (
+                "pgevents_serve_tokens_expired_total", "counter", "Clients disconnected when their token expired.",
+                tokensExpired.load(ordering: .relaxed)
+            ),
         ]
         return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
     }

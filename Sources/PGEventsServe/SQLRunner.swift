@@ -43,7 +43,8 @@ struct SQLRunner: Sendable {
         if checks[0][0] == "t" { return Self.failure("SQL is not run as a superuser role") }
         if checks[0][1] == "t" {
             return Self.failure(
-                "the token's role may execute set_config, with which a query could change its role; revoke it first (REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC)")
+                "the token's role may execute set_config, with which a query could change its role; revoke it first (REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC)"
+            )
         }
         try await db.execute("BEGIN TRANSACTION READ ONLY")
         do {
@@ -68,9 +69,11 @@ struct SQLRunner: Sendable {
 
     static func success(_ result: PostgresResult, cap: Int) -> String {
         let rows = result.prefix(cap).map { row in
-            JSONValue.object(Dictionary(result.columns.enumerated().map { index, column in
-                (column.name, convert(row[index], type: column.typeOID))
-            }, uniquingKeysWith: { first, _ in first }))
+            JSONValue.object(
+                Dictionary(
+                    result.columns.enumerated().map { index, column in
+                        (column.name, convert(row[index], type: column.typeOID))
+                    }, uniquingKeysWith: { first, _ in first }))
         }
         var object: [String: JSONValue] = [
             "success": .bool(true), "data": .array(rows), "total_rows": .number(Double(rows.count)), "format": .string("json"),

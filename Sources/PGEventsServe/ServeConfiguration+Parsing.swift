@@ -87,7 +87,8 @@ extension ServeConfiguration {
         if let algorithm = fields["algorithm"] {
             let text = try algorithm.string()
             guard let value = Algorithm(rawValue: text.uppercased()) else {
-                throw algorithm.error("unknown algorithm '\(text)' (expected one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw algorithm.error(
+                    "unknown algorithm '\(text)' (expected one of: \(Algorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             auth.algorithm = value
         }
@@ -132,7 +133,9 @@ extension ServeConfiguration {
         if let privilege = fields["privilege"] {
             let text = try privilege.string().uppercased()
             let known = ["SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"]
-            guard known.contains(text) else { throw privilege.error("unknown privilege '\(text)' (expected one of: \(known.joined(separator: ", ")))") }
+            guard known.contains(text) else {
+                throw privilege.error("unknown privilege '\(text)' (expected one of: \(known.joined(separator: ", ")))")
+            }
             auth.privilege = text
         }
         return auth

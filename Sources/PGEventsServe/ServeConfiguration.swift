@@ -40,7 +40,10 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var sql = SQL()
 
     /// A configuration from fields (see the type's documentation for what each means).
-    public init(host: String = "127.0.0.1", port: Int = 8088, streams: [Stream] = [], auth: Auth = Auth(), clients: Clients = Clients(), sql: SQL = SQL()) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8088, streams: [Stream] = [], auth: Auth = Auth(), clients: Clients = Clients(),
+        sql: SQL = SQL()
+    ) {
         self.host = host
         self.port = port
         self.streams = streams
@@ -118,7 +121,10 @@ public struct ServeConfiguration: Sendable, Equatable {
         public var privilege = "SELECT"
 
         /// Token checking from fields.
-        public init(algorithm: Algorithm = .hs256, key: KeySource? = nil, jwksFile: String? = nil, claims: Claims = Claims(), leeway: Double = 0, privilege: String = "SELECT") {
+        public init(
+            algorithm: Algorithm = .hs256, key: KeySource? = nil, jwksFile: String? = nil, claims: Claims = Claims(), leeway: Double = 0,
+            privilege: String = "SELECT"
+        ) {
             self.algorithm = algorithm
             self.key = key
             self.jwksFile = jwksFile
@@ -164,7 +170,10 @@ public struct ServeConfiguration: Sendable, Equatable {
         public var closeTimeout: Double = 10
 
         /// Limits from fields.
-        public init(queue: Int = 1024, maxConnections: Int = 10_000, maxMessageBytes: Int = 65_536, pingInterval: Double = 30, block: Double = 1, closeTimeout: Double = 10) {
+        public init(
+            queue: Int = 1024, maxConnections: Int = 10_000, maxMessageBytes: Int = 65_536, pingInterval: Double = 30, block: Double = 1,
+            closeTimeout: Double = 10
+        ) {
             self.closeTimeout = closeTimeout
             self.queue = queue
             self.maxConnections = maxConnections

@@ -30,14 +30,17 @@ public final class ServeService: Service, Sendable {
     ) async throws {
         let verifier = try await TokenVerifier.make(configuration.auth, environment: environment)
         let authorizer = RelationAuthorizer(urlTemplate: databaseURL, privilege: configuration.auth.privilege, logger: logger)
-        self.gateway = Gateway(configuration: configuration, verifier: verifier, authorizer: authorizer, redis: redis, metrics: GatewayMetrics(), logger: logger)
+        self.gateway = Gateway(
+            configuration: configuration, verifier: verifier, authorizer: authorizer, redis: redis, metrics: GatewayMetrics(),
+            logger: logger)
         self.redis = redis
         self.onListening = onListening
     }
 
     public func run() async throws {
         let configuration = gateway.configuration
-        let reader = StreamReader(redis: redis, streams: configuration.streams, block: configuration.clients.block, hub: gateway.hub, logger: gateway.logger,
+        let reader = StreamReader(
+            redis: redis, streams: configuration.streams, block: configuration.clients.block, hub: gateway.hub, logger: gateway.logger,
             count: min(1000, configuration.clients.queue))
         let start = try await reader.start()
         let stopping = StopFlag()
@@ -66,11 +69,15 @@ public final class ServeService: Service, Sendable {
         router.get("/ping") { _, _ in "pong" }
         router.get("/healthz") { _, _ in "ok" }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: gateway.metrics.prometheusText)))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: gateway.metrics.prometheusText)))
         }
         router.get("/events") { request, context in try await EventStreamSession(gateway: gateway).respond(to: request, context: context) }
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: ServePage.html)))
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: ServePage.html)))
         }
         let webSocketRouter = Router(context: ServeRequestContext.self)
         webSocketRouter.ws("/broadcast") { _, _ in
@@ -87,9 +94,10 @@ public final class ServeService: Service, Sendable {
             router: router,
             server: .http1WebSocketUpgrade(
                 webSocketRouter: webSocketRouter,
-                configuration: .init(ws: .init(
-                    maxFrameSize: configuration.clients.maxMessageBytes,
-                    autoPing: .enabled(timePeriod: .milliseconds(Int64(configuration.clients.pingInterval * 1000)))))),
+                configuration: .init(
+                    ws: .init(
+                        maxFrameSize: configuration.clients.maxMessageBytes,
+                        autoPing: .enabled(timePeriod: .milliseconds(Int64(configuration.clients.pingInterval * 1000)))))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pgevents"),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? configuration.port)

@@ -23,7 +23,9 @@ public struct StreamCursor: Sendable, Equatable {
         var positions: [String: StreamID] = [:]
         if !text.contains("@") {
             guard streams.count == 1 else {
-                throw ParseError(description: "'\(text.prefix(80))' names no stream; this gateway reads \(streams.count) streams, so write key@ID,key@ID")
+                throw ParseError(
+                    description: "'\(text.prefix(80))' names no stream; this gateway reads \(streams.count) streams, so write key@ID,key@ID"
+                )
             }
             guard let id = StreamID(text) else {
                 throw ParseError(description: "'\(text.prefix(80))' is not a stream ID (milliseconds-sequence, e.g. 1714566896789-0)")

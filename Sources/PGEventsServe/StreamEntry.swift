@@ -26,7 +26,9 @@ public struct StreamEntry: Sendable, Equatable {
             }
             var fields: [String: String] = [:]
             if let list = parts[1].array {
-                guard list.count % 2 == 0 else { throw StreamReplyError(description: "entry \(id) of \(stream) has an odd number of field items") }
+                guard list.count % 2 == 0 else {
+                    throw StreamReplyError(description: "entry \(id) of \(stream) has an odd number of field items")
+                }
                 for index in stride(from: 0, to: list.count, by: 2) {
                     guard let name = list[index].string else { continue }
                     fields[name] = list[index + 1].string

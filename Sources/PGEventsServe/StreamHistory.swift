@@ -54,9 +54,11 @@ struct StreamHistory: Sendable {
     /// deleted, so "may": the entry right after `after` could be the oldest kept.) `0-0` asks for everything kept.
     static func mayHaveLost(_ connection: RedisConnection, _ key: String, after: StreamID) async throws -> Bool {
         guard after != .zero else { return false }
-        let oldest = try StreamEntry.entries(stream: key, from: try await connection.command("XRANGE", RedisArgument(key), "-", "+", "COUNT", "1"))
+        let oldest = try StreamEntry.entries(
+            stream: key, from: try await connection.command("XRANGE", RedisArgument(key), "-", "+", "COUNT", "1"))
         guard let first = oldest.first?.id, first > after else { return false }
-        let kept = try await connection.command("XRANGE", RedisArgument(key), RedisArgument(after.description), RedisArgument(after.description))
+        let kept = try await connection.command(
+            "XRANGE", RedisArgument(key), RedisArgument(after.description), RedisArgument(after.description))
         return try StreamEntry.entries(stream: key, from: kept).isEmpty
     }
 }

@@ -53,7 +53,9 @@ struct StreamReader: Sendable {
                 }
                 guard let redis = connection else { continue }
                 // At most a queue's worth per read, so that one read alone never overflows a client that keeps up.
-                var arguments: [RedisArgument] = ["XREAD", "COUNT", RedisArgument(count), "BLOCK", RedisArgument(Int((block * 1000).rounded())), "STREAMS"]
+                var arguments: [RedisArgument] = [
+                    "XREAD", "COUNT", RedisArgument(count), "BLOCK", RedisArgument(Int((block * 1000).rounded())), "STREAMS",
+                ]
                 arguments += streams.map { RedisArgument($0.key) }
                 arguments += streams.map { RedisArgument(positions[$0.key, default: .zero].description) }
                 let entries = try StreamEntry.entries(fromRead: try await redis.command(arguments))
@@ -79,4 +81,3 @@ struct StreamReader: Sendable {
         if let connection { await connection.close() }
     }
 }
-

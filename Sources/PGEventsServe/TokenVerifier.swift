@@ -15,22 +15,30 @@ public final class TokenVerifier: Sendable {
 
     /// Loads the key material `auth` names (from `environment` or files); throws a message naming what is missing
     /// or malformed.
-    public static func make(_ auth: ServeConfiguration.Auth, environment: [String: String] = ProcessInfo.processInfo.environment) async throws(TokenError) -> TokenVerifier {
+    public static func make(_ auth: ServeConfiguration.Auth, environment: [String: String] = ProcessInfo.processInfo.environment)
+        async throws(TokenError) -> TokenVerifier
+    {
         let keys = JWTKeyCollection()
         if let source = auth.key {
             let material: String
             switch source {
             case .environment(let name):
-                guard let value = environment[name], !value.isEmpty else { throw TokenError("auth.key: the environment variable \(name) is not set or empty") }
+                guard let value = environment[name], !value.isEmpty else {
+                    throw TokenError("auth.key: the environment variable \(name) is not set or empty")
+                }
                 material = value
             case .file(let path):
-                guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { throw TokenError("auth.key: cannot read \(path) (missing, unreadable or empty)") }
+                guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else {
+                    throw TokenError("auth.key: cannot read \(path) (missing, unreadable or empty)")
+                }
                 material = String(decoding: data, as: UTF8.self)
             }
             do {
                 switch auth.algorithm {
                 case .hs256:
-                    guard material.utf8.count >= 32 else { throw TokenError("auth.key: an HS256 secret must be at least 32 bytes (it has \(material.utf8.count))") }
+                    guard material.utf8.count >= 32 else {
+                        throw TokenError("auth.key: an HS256 secret must be at least 32 bytes (it has \(material.utf8.count))")
+                    }
                     await keys.add(hmac: HMACKey(from: material), digestAlgorithm: .sha256)
                 case .rs256:
                     await keys.add(rsa: try Insecure.RSA.PublicKey(pem: material), digestAlgorithm: .sha256)
@@ -39,7 +47,8 @@ public final class TokenVerifier: Sendable {
                 }
             } catch {
                 if let tokenError = error as? TokenError { throw tokenError }
-                throw TokenError("auth.key: not a \(auth.algorithm.rawValue) \(auth.algorithm == .hs256 ? "secret" : "public key in PEM") (\(error))")
+                throw TokenError(
+                    "auth.key: not a \(auth.algorithm.rawValue) \(auth.algorithm == .hs256 ? "secret" : "public key in PEM") (\(error))")
             }
         }
         if let path = auth.jwksFile {
@@ -58,7 +67,9 @@ public final class TokenVerifier: Sendable {
         guard token.utf8.count <= 16_384 else { throw TokenError("the token is longer than 16384 bytes") }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw TokenError("the token is not a JWT (three base64url parts separated by dots)") }
-        guard let headerData = Self.base64URLDecoded(parts[0]), case .object(let header)? = try? JSONDecoder().decode(JSONValue.self, from: headerData) else {
+        guard let headerData = Self.base64URLDecoded(parts[0]),
+            case .object(let header)? = try? JSONDecoder().decode(JSONValue.self, from: headerData)
+        else {
             throw TokenError("the token's header is not base64url-encoded JSON")
         }
         guard let algorithm = header["alg"]?.string else { throw TokenError("the token's header names no algorithm") }

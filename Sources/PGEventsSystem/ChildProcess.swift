@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child process started with `posix_spawn`, with its standard output and error sent to a file.
@@ -74,18 +74,21 @@ public struct ChildProcess: Sendable {
         posix_spawnattr_setflags(&attributes, Int16(flags))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for argument in argv { free(argument) } }
         let env: [UnsafeMutablePointer<CChar>?]
         if let environment {
             env = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         } else {
             var inherited: [UnsafeMutablePointer<CChar>?] = []
             if var cursor = Optional(environ) {
-                while let entry = cursor.pointee { inherited.append(strdup(entry)); cursor += 1 }
+                while let entry = cursor.pointee {
+                    inherited.append(strdup(entry))
+                    cursor += 1
+                }
             }
             env = inherited + [nil]
         }
-        defer { env.forEach { free($0) } }
+        defer { for entry in env { free(entry) } }
 
         var pid: pid_t = 0
         let rc = argv.withUnsafeBufferPointer { argvBuffer in
@@ -162,7 +165,10 @@ public func readFile(_ path: String) throws(SystemError) -> String {
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; throw SystemError(call: "read", subject: path, errno: errno) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemError(call: "read", subject: path, errno: errno)
+        }
         if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
     }

@@ -5,14 +5,16 @@ extension String {
     /// starts with a combining mark (which fuses with the character before it) would not be found, and would show
     /// in a log. An empty secret changes nothing.
     public func redacting(_ secret: String, with mask: String = "********") -> String {
-        let bytes = Array(utf8), pattern = Array(secret.utf8)
+        let bytes = Array(utf8)
+        let pattern = Array(secret.utf8)
         guard !pattern.isEmpty, bytes.count >= pattern.count else { return self }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = 0
         var changed = false
         while index < bytes.count {
-            if bytes[index] == pattern[0], index + pattern.count <= bytes.count, bytes[index..<index + pattern.count].elementsEqual(pattern) {
+            if bytes[index] == pattern[0], index + pattern.count <= bytes.count, bytes[index..<index + pattern.count].elementsEqual(pattern)
+            {
                 output.append(contentsOf: mask.utf8)
                 index += pattern.count
                 changed = true

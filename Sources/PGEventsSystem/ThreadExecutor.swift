@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A serial executor that runs its jobs on one dedicated thread, which it also uses to wait for a file
 /// descriptor to become readable while it has nothing else to do.
@@ -59,11 +60,13 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         self.wakeWrite = fds[1]
         let box = Unmanaged.passRetained(self)
         var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let executor = Unmanaged<ThreadExecutor>.fromOpaque(raw!).takeRetainedValue()
-            executor.run()
-            return nil
-        }, box.toOpaque())
+        let created = pthread_create(
+            &thread, nil,
+            { raw in
+                let executor = Unmanaged<ThreadExecutor>.fromOpaque(raw!).takeRetainedValue()
+                executor.run()
+                return nil
+            }, box.toOpaque())
         precondition(created == 0, "pthread_create failed: \(created)")
         pthread_detach(thread)
     }

@@ -9,8 +9,8 @@
 // parser feeds (a configuration whose durations cannot be built) — is a finding.
 import Foundation
 import PGEvents
-import PGEventsHarness
 import PGEventsCheck
+import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 
@@ -152,7 +152,9 @@ extension FuzzTarget {
             var body = Array(text.utf8)[...]
             if body.last == 0x0A { body = body.dropLast() }
             if body.last == 0x0D, text.utf8.last == 0x0A { body = body.dropLast() }
-            let split = body.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            let split = body.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map {
+                String(decoding: $0, as: UTF8.self)
+            }
             if split != fields { throw FuzzViolation("an unquoted record is not its text split at commas") }
         }
         return problems.first.map { .rejected($0.message) } ?? .accepted
@@ -165,7 +167,9 @@ extension FuzzTarget {
         // A forbidden word is reported exactly when the payload contains it, ignoring case.
         let lowercased = text.lowercased()
         for word in forbidden {
-            let reported = problems.contains { $0.kind == .forbiddenWord && $0.message.hasPrefix("the payload contains the forbidden word '\(word)'") }
+            let reported = problems.contains {
+                $0.kind == .forbiddenWord && $0.message.hasPrefix("the payload contains the forbidden word '\(word)'")
+            }
             if reported != lowercased.contains(word.lowercased()) {
                 throw FuzzViolation("the forbidden word '\(word)' is \(reported ? "reported but not there" : "there but not reported")")
             }
@@ -263,8 +267,11 @@ extension FuzzTarget {
         if configuration.source == .table, configuration.table == nil || names.count != 1 {
             throw FuzzViolation("source: table accepted without its table or with \(names.count) channels")
         }
-        if configuration.source != .table, configuration.table != nil { throw FuzzViolation("a table accepted with source \(configuration.source)") }
-        let texts = [configuration.consumer] + [configuration.table?.schema, configuration.table?.name, configuration.table?.key].compactMap { $0 }
+        if configuration.source != .table, configuration.table != nil {
+            throw FuzzViolation("a table accepted with source \(configuration.source)")
+        }
+        let texts =
+            [configuration.consumer] + [configuration.table?.schema, configuration.table?.name, configuration.table?.key].compactMap { $0 }
         if let text = texts.first(where: { $0.utf8.contains(0) }) {
             throw FuzzViolation("a PostgreSQL name with a NUL byte accepted: \(text.debugDescription)")
         }
@@ -272,7 +279,8 @@ extension FuzzTarget {
             configuration.catchUpInterval, configuration.heartbeatInterval, configuration.heartbeatTimeout,
             configuration.retryInitial, configuration.retryMaximum,
         ]
-        if seconds.contains(where: { !$0.isFinite || $0 <= 0 }) || !configuration.pruneInterval.isFinite || configuration.pruneInterval < 0 {
+        if seconds.contains(where: { !$0.isFinite || $0 <= 0 }) || !configuration.pruneInterval.isFinite || configuration.pruneInterval < 0
+        {
             throw FuzzViolation("a duration accepted: \(seconds), prune \(configuration.pruneInterval)")
         }
         let listener = configuration.listenerConfiguration(postgres: PostgresConfiguration(parameters: [:]))
@@ -317,7 +325,9 @@ extension FuzzTarget {
         do {
             replies = try RedisReply.parse(resp: bytes)
         } catch {
-            if error.code != .protocolViolation { throw FuzzViolation("error code \(error.code), expected protocolViolation: \(error.message)") }
+            if error.code != .protocolViolation {
+                throw FuzzViolation("error code \(error.code), expected protocolViolation: \(error.message)")
+            }
             try checkMessage(error.message, what: "RESP error")
             return .rejected(error.message)
         }
@@ -421,7 +431,9 @@ extension FuzzTarget {
             default: false
             }
         }) {
-            throw FuzzViolation("the \(what) message has the raw character U+\(String(scalar.value, radix: 16, uppercase: true)): \(message.debugDescription)")
+            throw FuzzViolation(
+                "the \(what) message has the raw character U+\(String(scalar.value, radix: 16, uppercase: true)): \(message.debugDescription)"
+            )
         }
     }
 }

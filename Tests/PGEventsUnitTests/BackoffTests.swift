@@ -1,5 +1,6 @@
-@testable import PGEvents
 import Testing
+
+@testable import PGEvents
 
 /// Seconds of a Duration, for comparisons with a tolerance.
 func backoffTestSeconds(_ duration: Duration) -> Double {

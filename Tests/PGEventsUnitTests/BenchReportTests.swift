@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
 import FoundationXML
+import Testing
+
+@testable import PGEventsBench
 @testable import PGEventsCLI
 @testable import PGEventsHarness
-@testable import PGEventsBench
-import Testing
 
 /// Benchmark output: the comparison with a baseline, the results table, the HTML report, and the CLI options.
 @Suite("Bench reports")
@@ -13,18 +14,23 @@ struct BenchReportTests {
     static let started = Date(timeIntervalSince1970: 1_790_000_000)
 
     /// A result with the given figures (latency in microseconds; no latency when `p99` is nil).
-    static func result(_ scenario: String, eventsPerSecond: Double = 1_000, p99: Double? = 2_000, lost: Int = 0, duplicated: Int = 0,
-                       machine: BenchResult.Machine = machine, postgres: String = "15.18", note: String? = nil,
-                       distribution: [BenchResult.LatencyPoint]? = nil) -> BenchResult {
+    static func result(
+        _ scenario: String, eventsPerSecond: Double = 1_000, p99: Double? = 2_000, lost: Int = 0, duplicated: Int = 0,
+        machine: BenchResult.Machine = machine, postgres: String = "15.18", note: String? = nil,
+        distribution: [BenchResult.LatencyPoint]? = nil
+    ) -> BenchResult {
         BenchResult(
             scenario: scenario, events: 10_000, durationSeconds: 10_000 / eventsPerSecond, eventsPerSecond: eventsPerSecond,
             latencyMicroseconds: p99.map { .init(p50: $0 / 4, p90: $0 / 2, p99: $0, p999: $0 * 2, max: $0 * 3) },
             stages: p99 == nil ? [:] : ["commit→notified": .init(p50: 100, p90: 200, p99: 300, p999: 400, max: 500)],
             lost: lost, duplicated: duplicated, errors: 0, postgresVersion: postgres, redisVersion: "7.0.15", machine: machine,
-            gitCommit: String(repeating: "ab", count: 20), startedAt: started, note: note, settings: ["rate": "1000"], distribution: distribution)
+            gitCommit: String(repeating: "ab", count: 20), startedAt: started, note: note, settings: ["rate": "1000"],
+            distribution: distribution)
     }
 
-    static let baseline = [Self.result("throughput", eventsPerSecond: 10_000, p99: nil), Self.result("latency", p99: 2_000), Self.result("replication")]
+    static let baseline = [
+        Self.result("throughput", eventsPerSecond: 10_000, p99: nil), Self.result("latency", p99: 2_000), Self.result("replication"),
+    ]
 
     // MARK: Comparison
 
@@ -47,7 +53,9 @@ struct BenchReportTests {
 
     @Test("p99 higher than the baseline by more than the threshold is a regression; within it is not")
     func p99Regression() throws {
-        let current = [Self.result("throughput", eventsPerSecond: 10_000, p99: nil), Self.result("latency", p99: 2_400), Self.result("replication")]
+        let current = [
+            Self.result("throughput", eventsPerSecond: 10_000, p99: nil), Self.result("latency", p99: 2_400), Self.result("replication"),
+        ]
         let strict = BenchComparison(current: current, baseline: Self.baseline, maxRegressionPercent: 10)
         let row = try #require(strict.regressions.first)
         #expect(strict.regressions.count == 1)
@@ -59,12 +67,15 @@ struct BenchReportTests {
 
     @Test("figures within the threshold, and better ones, pass")
     func withinThreshold() {
-        let current = [Self.result("throughput", eventsPerSecond: 9_100, p99: nil), Self.result("latency", eventsPerSecond: 2_000, p99: 2_150),
-                       Self.result("replication", p99: 1_000)]
+        let current = [
+            Self.result("throughput", eventsPerSecond: 9_100, p99: nil), Self.result("latency", eventsPerSecond: 2_000, p99: 2_150),
+            Self.result("replication", p99: 1_000),
+        ]
         let comparison = BenchComparison(current: current, baseline: Self.baseline, maxRegressionPercent: 10)
         #expect(comparison.passed)
         // throughput: one row each; p99 only where both sides have it (not for "throughput").
-        #expect(comparison.rows.map { "\($0.scenario) \($0.metric.rawValue)" }
+        #expect(
+            comparison.rows.map { "\($0.scenario) \($0.metric.rawValue)" }
                 == ["throughput events/s", "latency events/s", "latency p99 µs", "replication events/s", "replication p99 µs"])
         #expect(comparison.rows.allSatisfy { $0.verdict == .ok })
         let text = comparison.text()
@@ -92,7 +103,9 @@ struct BenchReportTests {
         #expect(comparison.passed)
         #expect(comparison.settingsDifferences == ["latency: pipeline rules (baseline -), rate 500 (baseline 1000)"])
         #expect(comparison.text().contains("Run with other settings than the baseline"))
-        #expect(BenchComparison(current: [Self.result("latency")], baseline: Self.baseline, maxRegressionPercent: 10).settingsDifferences.isEmpty)
+        #expect(
+            BenchComparison(current: [Self.result("latency")], baseline: Self.baseline, maxRegressionPercent: 10).settingsDifferences
+                .isEmpty)
     }
 
     @Test("different machines are said prominently, and the figures are still compared")
@@ -110,15 +123,19 @@ struct BenchReportTests {
         #expect(!comparison.passed && text.hasSuffix("(on a different machine)"))
 
         // The same machine, memory read a little differently: a match.
-        let same = BenchComparison(current: [Self.result("latency", machine: .init(cores: 2, memoryGB: 23.5, os: Self.machine.os))],
-                                   baseline: Self.baseline, maxRegressionPercent: 10)
+        let same = BenchComparison(
+            current: [Self.result("latency", machine: .init(cores: 2, memoryGB: 23.5, os: Self.machine.os))],
+            baseline: Self.baseline, maxRegressionPercent: 10)
         #expect(same.machines.matches)
         #expect(same.text().hasPrefix("Machines match: 2 cores, 23.5 GB, Debian GNU/Linux 12 (bookworm); PostgreSQL 15.18; Redis 7.0.15"))
     }
 
     @Test("a current result that lost or duplicated events fails, whatever its figures")
     func lostFails() {
-        let current = [Self.result("throughput", eventsPerSecond: 10_000, p99: nil), Self.result("latency", lost: 3), Self.result("faults/kill", duplicated: 1)]
+        let current = [
+            Self.result("throughput", eventsPerSecond: 10_000, p99: nil), Self.result("latency", lost: 3),
+            Self.result("faults/kill", duplicated: 1),
+        ]
         let comparison = BenchComparison(current: current, baseline: Self.baseline, maxRegressionPercent: 10)
         #expect(comparison.regressions.isEmpty)
         #expect(!comparison.passed)
@@ -130,7 +147,8 @@ struct BenchReportTests {
 
     @Test("a baseline figure of zero is not comparable, not a division by zero")
     func zeroBaseline() {
-        let comparison = BenchComparison(current: [Self.result("x", eventsPerSecond: 5)], baseline: [Self.result("x", eventsPerSecond: 0)], maxRegressionPercent: 10)
+        let comparison = BenchComparison(
+            current: [Self.result("x", eventsPerSecond: 5)], baseline: [Self.result("x", eventsPerSecond: 0)], maxRegressionPercent: 10)
         #expect(comparison.rows.first?.verdict == .notComparable)
         #expect(comparison.passed)
     }
@@ -141,7 +159,9 @@ struct BenchReportTests {
     func table() {
         let text = BenchResult.table([Self.result("latency", note: "line\none"), Self.result("throughput", p99: nil)])
         let lines = text.split(separator: "\n").map(String.init)
-        #expect(lines[0].hasPrefix("2 cores, 23.4 GB, Debian GNU/Linux 12 (bookworm); PostgreSQL 15.18; Redis 7.0.15; commit abababababab; started "))
+        #expect(
+            lines[0].hasPrefix(
+                "2 cores, 23.4 GB, Debian GNU/Linux 12 (bookworm); PostgreSQL 15.18; Redis 7.0.15; commit abababababab; started "))
         #expect(lines.contains { $0.hasPrefix("latency ") && $0.contains("2,000") && $0.hasSuffix(#"line\none"#) })
         #expect(lines.contains { $0.hasPrefix("  commit→notified") })
         #expect(lines.contains { $0.hasPrefix("throughput ") && $0.contains("       -") })
@@ -167,8 +187,10 @@ struct BenchReportTests {
 
     @Test("the HTML report is XML, with a header, the table, and one line per series on one chart")
     func html() throws {
-        let results = [Self.result("latency", distribution: Self.distribution), Self.result("throughput", p99: nil),
-                       Self.result("replication", distribution: Self.distribution.map { .init(percentile: $0.percentile, value: $0.value * 2) })]
+        let results = [
+            Self.result("latency", distribution: Self.distribution), Self.result("throughput", p99: nil),
+            Self.result("replication", distribution: Self.distribution.map { .init(percentile: $0.percentile, value: $0.value * 2) }),
+        ]
         let html = BenchHTML.render(results)
         let root = try Self.parse(html)
         #expect(root.localName == "html")
@@ -184,8 +206,12 @@ struct BenchReportTests {
         let rows = Self.elements(root, named: "tr")
         #expect(rows.contains { $0.stringValue?.contains("throughput") == true })
         let header = try #require(Self.elements(root, named: "dl").first?.stringValue)
-        #expect(header.contains("2 cores") && header.contains("15.18") && header.contains("7.0.15") && header.contains(String(repeating: "ab", count: 20)) && header.contains("rate = 1000"))
-        #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href=") && !html.contains("http://www.w3.org/1999/xlink"))
+        #expect(
+            header.contains("2 cores") && header.contains("15.18") && header.contains("7.0.15")
+                && header.contains(String(repeating: "ab", count: 20)) && header.contains("rate = 1000"))
+        #expect(
+            !html.contains("<script") && !html.contains("src=") && !html.contains("href=") && !html.contains("http://www.w3.org/1999/xlink")
+        )
     }
 
     @Test("one series: no legend; microsecond latencies on a µs axis")
@@ -253,7 +279,9 @@ struct BenchReportTests {
         let baseline = directory + "/baseline.json"
         try BenchResult.json(Self.baseline).write(toFile: baseline, atomically: true, encoding: .utf8)
 
-        let options = try BenchOutputOptions.parse(["--json", directory + "/r.json", "--html", directory + "/r.html", "--baseline", baseline])
+        let options = try BenchOutputOptions.parse([
+            "--json", directory + "/r.json", "--html", directory + "/r.html", "--baseline", baseline,
+        ])
         let worse = [Self.result("throughput", eventsPerSecond: 5_000, p99: nil), Self.result("latency", distribution: Self.distribution)]
         #expect(try options.emit(worse) == 1)
         let written = try BenchResult.decode(json: Data(contentsOf: URL(fileURLWithPath: directory + "/r.json")))

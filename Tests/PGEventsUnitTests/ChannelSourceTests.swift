@@ -1,6 +1,7 @@
-@testable import PGEventsHarness
-@testable import PGEventsCheck
 import Testing
+
+@testable import PGEventsCheck
+@testable import PGEventsHarness
 
 @Suite("Channels read from trigger functions")
 struct ChannelSourceTests {
@@ -11,13 +12,15 @@ struct ChannelSourceTests {
         let table = QualifiedName(schema: "mq", name: "q_tasks")
         #expect(source.resolve(arguments: [], table: table) == nil)
         #expect(source.resolve(arguments: [], table: table, operation: .delete) == "mq.q_tasks.DELETE")
-        let trigger = TriggerInfo(table: table, name: "t", function: "mq.f", timing: .after, operations: [.update, .insert], firesOnTruncate: false,
-                                  forEachRow: true, enabled: "O", arguments: [], channelSources: [source])
+        let trigger = TriggerInfo(
+            table: table, name: "t", function: "mq.f", timing: .after, operations: [.update, .insert], firesOnTruncate: false,
+            forEachRow: true, enabled: "O", arguments: [], channelSources: [source])
         #expect(trigger.channels == ["mq.q_tasks.INSERT", "mq.q_tasks.UPDATE"])
         #expect(!trigger.hasUnresolvedChannel)
         // A variable is still known only by watching.
-        let dynamic = TriggerInfo(table: table, name: "t", function: "mq.f", timing: .after, operations: [.insert], firesOnTruncate: false,
-                                  forEachRow: true, enabled: "O", arguments: [], channelSources: [NotifySourceScanner.classify("'q_' || NEW.queue")])
+        let dynamic = TriggerInfo(
+            table: table, name: "t", function: "mq.f", timing: .after, operations: [.insert], firesOnTruncate: false,
+            forEachRow: true, enabled: "O", arguments: [], channelSources: [NotifySourceScanner.classify("'q_' || NEW.queue")])
         #expect(dynamic.hasUnresolvedChannel)
         #expect(dynamic.channels.isEmpty)
     }

@@ -1,9 +1,10 @@
 import Foundation
 import FoundationXML
-@testable import PGEventsHarness
-@testable import PGEventsCheck
 import PGEventsSystem
 import Testing
+
+@testable import PGEventsCheck
+@testable import PGEventsHarness
 
 /// The text, JSON and JUnit renderings of `pgevents check` reports built by hand.
 @Suite("Check report rendering")
@@ -13,7 +14,9 @@ struct CheckReportTests {
         source: "db/pgevents.yml",
         postgresVersions: ["17.2"],
         results: [
-            CheckResult(group: "public.events", name: "INSERT notifies on new_event", status: .passed, message: "notified once", postgresVersion: "17.2"),
+            CheckResult(
+                group: "public.events", name: "INSERT notifies on new_event", status: .passed, message: "notified once",
+                postgresVersion: "17.2"),
             CheckResult(group: "migrations", name: "migrations apply", status: .passed, message: "3 files"),
             CheckResult(
                 group: "public.events", name: "payload fits in 8000 bytes", status: .failed, message: "payload is 8,012 bytes",
@@ -22,7 +25,8 @@ struct CheckReportTests {
             CheckResult(group: "public.events", name: "DELETE notifies", status: .skipped, message: "no trigger on DELETE"),
         ],
         observed: [
-            ObservedChannel(table: "public.events", trigger: "events_notify", operation: "insert", channel: "new_event", samplePayload: "{\"id\":1}"),
+            ObservedChannel(
+                table: "public.events", trigger: "events_notify", operation: "insert", channel: "new_event", samplePayload: "{\"id\":1}")
         ],
         durationSeconds: 2.345)
 
@@ -30,7 +34,8 @@ struct CheckReportTests {
     /// control characters XML cannot hold, emoji, a noncharacter.
     static let nastyMessage = "bad <tag attr=\"x\"> & 'quote' ]]>\nsecond line\tcol\u{1}\u{0}\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast\u{FFFE}\u{7F}é"
     /// What an XML parser gives back for `nastyMessage`: the same, with the characters XML 1.0 forbids written out.
-    static let nastyMessageInXML = "bad <tag attr=\"x\"> & 'quote' ]]>\nsecond line\tcol\\u{1}\\u{0}\\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast\\u{FFFE}\u{7F}é"
+    static let nastyMessageInXML =
+        "bad <tag attr=\"x\"> & 'quote' ]]>\nsecond line\tcol\\u{1}\\u{0}\\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast\\u{FFFE}\u{7F}é"
     /// 10,000 characters (2,500 × 4), markup included.
     static let longPayload = String(repeating: "é<&>", count: 2_500)
 
@@ -44,13 +49,18 @@ struct CheckReportTests {
             CheckResult(
                 group: "public.events", name: "payload is \"valid\" <JSON> & 'small'", status: .failed, message: nastyMessage,
                 payload: longPayload, row: "content = '\u{1}\n'", fix: "use jsonb_build_object(…)\nand cut it", postgresVersion: "15.18"),
-            CheckResult(group: "public.events", name: "UPDATE notifies", status: .failed, message: "no notification", postgresVersion: "17.2"),
-            CheckResult(group: "replication", name: "subscriber fires", status: .skipped, message: "no <subscriber> & \"none\"\nconfigured"),
+            CheckResult(
+                group: "public.events", name: "UPDATE notifies", status: .failed, message: "no notification", postgresVersion: "17.2"),
+            CheckResult(
+                group: "replication", name: "subscriber fires", status: .skipped, message: "no <subscriber> & \"none\"\nconfigured"),
             CheckResult(group: "catalog", name: "trigger is enabled", status: .passed, message: "", row: nil),
         ],
         observed: [
-            ObservedChannel(table: "public.events", trigger: "events_notify", operation: "update", channel: "events", samplePayload: longPayload),
-            ObservedChannel(table: "public.orders", trigger: "orders_notify", operation: "INSERT", channel: "orders", samplePayload: "a\nb\u{1}\u{2028}\u{2029}\u{202E}🧪"),
+            ObservedChannel(
+                table: "public.events", trigger: "events_notify", operation: "update", channel: "events", samplePayload: longPayload),
+            ObservedChannel(
+                table: "public.orders", trigger: "orders_notify", operation: "INSERT", channel: "orders",
+                samplePayload: "a\nb\u{1}\u{2028}\u{2029}\u{202E}🧪"),
         ],
         durationSeconds: 12.96)
 
@@ -127,7 +137,8 @@ struct CheckReportTests {
         for line in lines {
             #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "\(line)")
         }
-        let failure = "  ✗ payload is \"valid\" <JSON> & 'small' [PostgreSQL 15.18]: "
+        let failure =
+            "  ✗ payload is \"valid\" <JSON> & 'small' [PostgreSQL 15.18]: "
             + #"bad <tag attr="x"> & 'quote' ]]>\nsecond line\tcol\u{1}\u{0}\u{1B}[31mend 🧪👩‍👩‍👧 \r\nlast"# + "\u{FFFE}" + #"\u{7F}é"#
         #expect(lines.contains(failure))
         #expect(lines.contains("    payload: " + String(repeating: "é<&>", count: 50) + "…"))
@@ -160,8 +171,9 @@ struct CheckReportTests {
             #expect(!report.text(color: false).unicodeScalars.contains("\u{1B}"))
         }
         // Without color, the colored text minus its codes.
-        #expect(colored.replacingOccurrences(of: "\u{1B}[32m", with: "").replacingOccurrences(of: "\u{1B}[31m", with: "")
-            .replacingOccurrences(of: "\u{1B}[0m", with: "") == Self.small.text())
+        #expect(
+            colored.replacingOccurrences(of: "\u{1B}[32m", with: "").replacingOccurrences(of: "\u{1B}[31m", with: "")
+                .replacingOccurrences(of: "\u{1B}[0m", with: "") == Self.small.text())
     }
 
     // MARK: JSON
@@ -232,7 +244,8 @@ struct CheckReportTests {
         #expect(suites.map { Self.attribute($0, "skipped") } == ["1", "0"])
 
         let cases = suites[0].elements(forName: "testcase")
-        #expect(cases.map { Self.attribute($0, "name") } == ["INSERT notifies on new_event", "payload fits in 8000 bytes", "DELETE notifies"])
+        #expect(
+            cases.map { Self.attribute($0, "name") } == ["INSERT notifies on new_event", "payload fits in 8000 bytes", "DELETE notifies"])
         #expect(cases.allSatisfy { Self.attribute($0, "classname") == "public.events" })
         #expect(cases[0].children == nil || cases[0].children?.isEmpty == true)
 
@@ -262,9 +275,10 @@ struct CheckReportTests {
         #expect(suites.map { Self.attribute($0, "tests") } == ["2", "2", "1", "1"])
         #expect(suites.map { Self.attribute($0, "failures") } == ["0", "2", "0", "0"])
         #expect(suites.map { Self.attribute($0, "skipped") } == ["0", "0", "1", "0"])
-        #expect(suites[0].elements(forName: "testcase").map { Self.attribute($0, "name") } == [
-            "migrations apply [PostgreSQL 15.18]", "migrations apply [PostgreSQL 17.2]",
-        ])
+        #expect(
+            suites[0].elements(forName: "testcase").map { Self.attribute($0, "name") } == [
+                "migrations apply [PostgreSQL 15.18]", "migrations apply [PostgreSQL 17.2]",
+            ])
 
         let nastyCase = try #require(suites[1].elements(forName: "testcase").first)
         #expect(Self.attribute(nastyCase, "name") == "payload is \"valid\" <JSON> & 'small' [PostgreSQL 15.18]")
@@ -280,12 +294,16 @@ struct CheckReportTests {
 
     @Test("JUnit carries every character: those XML forbids are written out, the others come back as they were")
     func junitEveryCharacter() throws {
-        let scalars = (0...0x2FF).compactMap(Unicode.Scalar.init) + ["\u{D7FF}", "\u{E000}", "\u{FFFD}", "\u{FFFE}", "\u{FFFF}", "\u{10000}", "\u{10FFFF}"]
+        let scalars =
+            (0...0x2FF).compactMap(Unicode.Scalar.init) + [
+                "\u{D7FF}", "\u{E000}", "\u{FFFD}", "\u{FFFE}", "\u{FFFF}", "\u{10000}", "\u{10FFFF}",
+            ]
         var message = ""
         var expected = ""
         for scalar in scalars {
             message.unicodeScalars.append(scalar)
-            let forbidden = (scalar.value < 0x20 && ![0x9, 0xA, 0xD].contains(scalar.value)) || scalar.value == 0xFFFE || scalar.value == 0xFFFF
+            let forbidden =
+                (scalar.value < 0x20 && ![0x9, 0xA, 0xD].contains(scalar.value)) || scalar.value == 0xFFFE || scalar.value == 0xFFFF
             if forbidden {
                 expected += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
             } else {
@@ -295,7 +313,9 @@ struct CheckReportTests {
         let report = CheckReport(
             source: message, postgresVersions: [message, "17"],
             results: [
-                CheckResult(group: message, name: message, status: .failed, message: message, payload: message, row: message, fix: message, postgresVersion: message),
+                CheckResult(
+                    group: message, name: message, status: .failed, message: message, payload: message, row: message, fix: message,
+                    postgresVersion: message),
                 CheckResult(group: message, name: message, status: .skipped, message: message),
             ])
         let root = try Self.parse(report.junit())

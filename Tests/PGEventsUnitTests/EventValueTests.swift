@@ -1,6 +1,7 @@
 import Foundation
-@testable import PGEvents
 import Testing
+
+@testable import PGEvents
 
 extension SplitMix64 {
     /// A random Unicode scalar: mostly ASCII (with control characters), some BMP, some astral.
@@ -25,17 +26,24 @@ extension SplitMix64 {
         case 0: return .null
         case 1: return .bool(Bool.random(using: &self))
         case 2:
-            return .integer([Int64.min, Int64.max, 0, -1, Int64.random(in: -1_000...1_000, using: &self), Int64.random(in: .min ... .max, using: &self)]
+            return .integer(
+                [
+                    Int64.min, Int64.max, 0, -1, Int64.random(in: -1_000...1_000, using: &self),
+                    Int64.random(in: .min ... .max, using: &self),
+                ]
                 .randomElement(using: &self)!)
         case 3:
-            let special: [Double] = [0, -0.0, 0.1, 1e20, 1e-7, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.leastNormalMagnitude, 1, 123.456]
+            let special: [Double] = [
+                0, -0.0, 0.1, 1e20, 1e-7, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.leastNormalMagnitude, 1, 123.456,
+            ]
             if Bool.random(using: &self) { return .number(special.randomElement(using: &self)!) }
             let bits = Double(bitPattern: next())
             return .number(bits.isFinite ? bits : 2.5)
         case 4, 5: return .string(string())
         case 6: return .array((0..<Int.random(in: 0...4, using: &self)).map { _ in value(depth: depth - 1) })
         default:
-            return .object(EventObject((0..<Int.random(in: 0...4, using: &self)).map { _ in (string(maxLength: 5), value(depth: depth - 1)) }))
+            return .object(
+                EventObject((0..<Int.random(in: 0...4, using: &self)).map { _ in (string(maxLength: 5), value(depth: depth - 1)) }))
         }
     }
 }
@@ -50,22 +58,24 @@ struct EventValueTests {
         "empty": [:],
     ]
 
-    @Test("dotted paths reach members and array elements", arguments: [
-        ("a.b.0.c", EventValue?.some(1)),
-        ("a.b.1.c", "x"),
-        ("a.b.2.c", nil), // out of range
-        ("a.b.c", nil), // not an index into an array
-        ("arr.1", 20),
-        ("arr.01", nil), // no leading zeros
-        ("arr.-1", nil),
-        ("arr.+1", nil),
-        ("arr.0.x", nil), // into a scalar
-        ("0", "zero"), // a numeric key in an object
-        ("k.dot", nil), // dots separate; the list form reaches such keys
-        ("missing", nil),
-        ("a.", nil),
-        ("empty", EventValue?.some([:])),
-    ])
+    @Test(
+        "dotted paths reach members and array elements",
+        arguments: [
+            ("a.b.0.c", EventValue?.some(1)),
+            ("a.b.1.c", "x"),
+            ("a.b.2.c", nil),  // out of range
+            ("a.b.c", nil),  // not an index into an array
+            ("arr.1", 20),
+            ("arr.01", nil),  // no leading zeros
+            ("arr.-1", nil),
+            ("arr.+1", nil),
+            ("arr.0.x", nil),  // into a scalar
+            ("0", "zero"),  // a numeric key in an object
+            ("k.dot", nil),  // dots separate; the list form reaches such keys
+            ("missing", nil),
+            ("a.", nil),
+            ("empty", EventValue?.some([:])),
+        ])
     func paths(path: String, expected: EventValue?) {
         #expect(Self.sample[path] == expected)
         #expect(Self.sample.value(at: path) == expected)
@@ -116,20 +126,22 @@ struct EventValueTests {
         #expect(EventValue.object(["k": [1]]).interpolationText == #"{"k":[1]}"#)
     }
 
-    @Test("JSON numbers: integers when they fit Int64 and have no fraction or exponent", arguments: [
-        ("0", EventValue.integer(0)),
-        ("-0", .integer(0)),
-        ("42", .integer(42)),
-        ("9223372036854775807", .integer(.max)),
-        ("-9223372036854775808", .integer(.min)),
-        ("9223372036854775808", .number(9_223_372_036_854_775_808)),
-        ("123456789012345678901234567890", .number(1.2345678901234568e29)),
-        ("1.0", .number(1)),
-        ("1e3", .number(1000)),
-        ("1E-2", .number(0.01)),
-        ("-2.5", .number(-2.5)),
-        ("1e999", .number(.infinity)),
-    ])
+    @Test(
+        "JSON numbers: integers when they fit Int64 and have no fraction or exponent",
+        arguments: [
+            ("0", EventValue.integer(0)),
+            ("-0", .integer(0)),
+            ("42", .integer(42)),
+            ("9223372036854775807", .integer(.max)),
+            ("-9223372036854775808", .integer(.min)),
+            ("9223372036854775808", .number(9_223_372_036_854_775_808)),
+            ("123456789012345678901234567890", .number(1.2345678901234568e29)),
+            ("1.0", .number(1)),
+            ("1e3", .number(1000)),
+            ("1E-2", .number(0.01)),
+            ("-2.5", .number(-2.5)),
+            ("1e999", .number(.infinity)),
+        ])
     func numbers(text: String, expected: EventValue) throws {
         #expect(try EventValue(json: text) == expected)
     }
@@ -159,14 +171,16 @@ struct EventValueTests {
         #expect(error?.description.hasPrefix("at byte 5: ") == true)
     }
 
-    @Test("compact JSON text parses back to the same value", arguments: [
-        #"{"event_id":"0xabc","chain_id":11155111,"block_number":1000000,"event_type":"AgentRegistered","registry":"identity"}"#,
-        #"[1,-2,3.5,1e+20,"a\"b\\c\n",true,false,null,{},[],{"nested":[{"k":[[]]}]}]"#,
-        #"{"":"","\u0000":"\u001F"}"#,
-        #""é日😀""#,
-        "-9223372036854775808",
-        "5e-324",
-    ])
+    @Test(
+        "compact JSON text parses back to the same value",
+        arguments: [
+            #"{"event_id":"0xabc","chain_id":11155111,"block_number":1000000,"event_type":"AgentRegistered","registry":"identity"}"#,
+            #"[1,-2,3.5,1e+20,"a\"b\\c\n",true,false,null,{},[],{"nested":[{"k":[[]]}]}]"#,
+            #"{"":"","\u0000":"\u001F"}"#,
+            #""é日😀""#,
+            "-9223372036854775808",
+            "5e-324",
+        ])
     func roundTrips(text: String) throws {
         let value = try EventValue(json: text)
         #expect(try EventValue(json: value.jsonText) == value)
@@ -219,6 +233,8 @@ struct EventValueTests {
         #expect(Set<EventValue>([1, 1, "1", 1.0]).count == 3)
     }
 
+    // The field names are the payload's JSON keys, as a user's Decodable type spells them.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     struct Registered: Decodable, Equatable {
         var event_id: String
         var chain_id: Int
@@ -230,7 +246,9 @@ struct EventValueTests {
     @Test("a value decodes into a Decodable type")
     func decodable() throws {
         let value = try EventValue(json: #"{"event_id":"e1","chain_id":137,"block_number":9007199254740993,"tags":["a"],"extra":{}}"#)
-        #expect(try value.decode(Registered.self) == Registered(event_id: "e1", chain_id: 137, block_number: 9_007_199_254_740_993, note: nil, tags: ["a"]))
+        #expect(
+            try value.decode(Registered.self)
+                == Registered(event_id: "e1", chain_id: 137, block_number: 9_007_199_254_740_993, note: nil, tags: ["a"]))
         let typed: Registered = try value.decode()
         #expect(typed.chain_id == 137)
         #expect(try EventValue.integer(5).decode(Int.self) == 5)

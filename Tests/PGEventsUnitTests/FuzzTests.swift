@@ -15,20 +15,23 @@ struct FuzzTests {
     static let seed: UInt64 = ProcessInfo.processInfo.environment["PGEVENTS_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_260_401
     static let scale: Double = ProcessInfo.processInfo.environment["PGEVENTS_FUZZ_SCALE"].flatMap { Double($0) } ?? 1
     static let show: Int? = ProcessInfo.processInfo.environment["PGEVENTS_FUZZ_SHOW"].flatMap { Int($0) }
-    static let targets: Set<String>? = ProcessInfo.processInfo.environment["PGEVENTS_FUZZ_TARGETS"].map { Set($0.split(separator: ",").map(String.init)) }
+    static let targets: Set<String>? = ProcessInfo.processInfo.environment["PGEVENTS_FUZZ_TARGETS"].map {
+        Set($0.split(separator: ",").map(String.init))
+    }
 
     /// Inputs per target, seeds included: about 1.5 s each in a debug build, 6,100 inputs in all (some 12 s of
     /// CPU time, 7 s on two cores).
     static func inputs(for target: FuzzTarget) -> Int {
-        let base = switch target {
-        case .json: 1_200
-        case .csv: 1_200
-        case .text: 700
-        case .spec: 400
-        case .config: 400
-        case .resp: 1_200
-        case .sql: 600
-        }
+        let base =
+            switch target {
+            case .json: 1_200
+            case .csv: 1_200
+            case .text: 700
+            case .spec: 400
+            case .config: 400
+            case .resp: 1_200
+            case .sql: 600
+            }
         return max(1, Int(Double(base) * scale))
     }
 
@@ -68,7 +71,9 @@ struct FuzzTests {
             }
             if outcome == .accepted { accepted += 1 } else { rejected += 1 }
         }
-        print("fuzz \(target): \(accepted + rejected + failures) inputs (\(seeds.count) seeds), \(accepted) accepted, \(rejected) refused, \(failures) failed; slowest \(slowest.time) (input \(slowest.input)); seed \(Self.seed)")
+        print(
+            "fuzz \(target): \(accepted + rejected + failures) inputs (\(seeds.count) seeds), \(accepted) accepted, \(rejected) refused, \(failures) failed; slowest \(slowest.time) (input \(slowest.input)); seed \(Self.seed)"
+        )
         // Mutations that only ever produce garbage, or seeds that are all broken, would test little.
         #expect(accepted > 0, "no input of \(target) was accepted")
         #expect(rejected > 0, "no input of \(target) was refused")

@@ -1,11 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-@testable import PGEventsCLI
-@testable import PGEventsHarness
 import PGEventsPostgres
 import PGEventsRedis
 import Testing
+
+@testable import PGEventsCLI
+@testable import PGEventsHarness
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The pure logic of the harness's local security: the Redis configuration file, the scratch root's checks,
 /// and the warning about passwords on `pgevents process`'s command line.
@@ -43,7 +45,8 @@ struct HarnessSecurityUnitTests {
             }
         }
         // A value with a newline stays on its line.
-        let text = try? TemporaryRedis.configurationFile(port: 1, unixSocketPath: "/s", directory: "/d", password: "p", settings: ["maxmemory": "1mb\nrequirepass \"\""])
+        let text = try? TemporaryRedis.configurationFile(
+            port: 1, unixSocketPath: "/s", directory: "/d", password: "p", settings: ["maxmemory": "1mb\nrequirepass \"\""])
         #expect(text?.contains("maxmemory \"1mb\\nrequirepass \\\"\\\"\"") == true, "\(text ?? "")")
         #expect(text?.split(separator: "\n").filter { $0.hasPrefix("requirepass") }.count == 1)
     }
@@ -64,7 +67,8 @@ struct HarnessSecurityUnitTests {
         #expect(ScratchDirectory.rootProblem(path: "/r", fileType: directory, mode: 0o710, owner: 0, user: 0) == nil)
         #expect(ScratchDirectory.rootProblem(path: "/r", fileType: directory, mode: 0o755, owner: 0, user: 0) == nil)
 
-        let foreign = try #require(ScratchDirectory.rootProblem(path: "/dev/shm/pgevents-1000", fileType: directory, mode: 0o700, owner: 0, user: 1000))
+        let foreign = try #require(
+            ScratchDirectory.rootProblem(path: "/dev/shm/pgevents-1000", fileType: directory, mode: 0o700, owner: 0, user: 1000))
         #expect(foreign.code == .unsafeDirectory)
         #expect(foreign.message.contains("/dev/shm/pgevents-1000 is owned by root (uid 0)"), "\(foreign.message)")
         #expect(foreign.hint?.contains("rm -rf /dev/shm/pgevents-1000") == true && foreign.hint?.contains("PGEVENTS_TMPDIR") == true)
@@ -95,9 +99,11 @@ struct HarnessSecurityUnitTests {
             redisURLOption: try RedisConfiguration("unix:///run/redis.sock?password=pw"))
         #expect(conninfo.count == 2)
 
-        #expect(ProcessCommand.passwordOnCommandLineWarnings(
-            databaseURLOption: try PostgresConfiguration("postgresql://app@db.example/app"),
-            redisURLOption: try RedisConfiguration("redis://cache.example:6379/0")).isEmpty)
+        #expect(
+            ProcessCommand.passwordOnCommandLineWarnings(
+                databaseURLOption: try PostgresConfiguration("postgresql://app@db.example/app"),
+                redisURLOption: try RedisConfiguration("redis://cache.example:6379/0")
+            ).isEmpty)
         // From the environment (no option given): nothing to warn about.
         #expect(ProcessCommand.passwordOnCommandLineWarnings(databaseURLOption: nil, redisURLOption: nil).isEmpty)
     }

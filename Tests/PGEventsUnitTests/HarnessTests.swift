@@ -1,5 +1,6 @@
-@testable import PGEventsHarness
 import Testing
+
+@testable import PGEventsHarness
 
 @Suite("Harness pieces that need no server")
 struct HarnessTests {
@@ -19,7 +20,8 @@ struct HarnessTests {
         #expect(settings["wal_level"] == "logical")
         #expect(settings["port"] == "5555")
         #expect(settings["listen_addresses"] == "127.0.0.1")
-        let durable = Dictionary(uniqueKeysWithValues: TemporaryPostgres.Configuration(durable: true).serverSettings(port: 1, socketDirectory: "/s"))
+        let durable = Dictionary(
+            uniqueKeysWithValues: TemporaryPostgres.Configuration(durable: true).serverSettings(port: 1, socketDirectory: "/s"))
         #expect(durable["fsync"] == nil)
     }
 

@@ -1,7 +1,8 @@
 import Foundation
-@testable import PGEvents
 import PGEventsRedis
 import Testing
+
+@testable import PGEvents
 
 private func event(_ seq: Int64, batch: Int64 = 0, channel: String = "c", payload: String = "p") -> SourceEvent {
     SourceEvent(seq: seq, batch: batch, channel: channel, payload: payload, createdAt: Date(timeIntervalSince1970: 0))
@@ -47,12 +48,15 @@ struct JobWriterLogicTests {
         #expect(RedisJobWriter.slices([]).isEmpty)
     }
 
-    @Test("'not now' errors are outages; the rest refuse the call's jobs", arguments: [
-        ("LOADING Redis is loading the dataset in memory", true), ("BUSY Redis is busy running a script", true),
-        ("OOM command not allowed when used memory > 'maxmemory'.", true), ("READONLY You can't write against a read only replica.", true),
-        ("MASTERDOWN Link with MASTER is down", true), ("NOREPLICAS Not enough good replicas to write.", true),
-        ("WRONGTYPE Operation against a key holding the wrong kind of value", false), ("ERR Error running script", false),
-    ])
+    @Test(
+        "'not now' errors are outages; the rest refuse the call's jobs",
+        arguments: [
+            ("LOADING Redis is loading the dataset in memory", true), ("BUSY Redis is busy running a script", true),
+            ("OOM command not allowed when used memory > 'maxmemory'.", true),
+            ("READONLY You can't write against a read only replica.", true),
+            ("MASTERDOWN Link with MASTER is down", true), ("NOREPLICAS Not enough good replicas to write.", true),
+            ("WRONGTYPE Operation against a key holding the wrong kind of value", false), ("ERR Error running script", false),
+        ])
     func outages(message: String, outage: Bool) {
         #expect(RedisJobWriter.isOutage(message) == outage)
     }
@@ -60,8 +64,10 @@ struct JobWriterLogicTests {
     @Test("the script's reply: written, duplicates, refusals with Redis' message, the jobs not tried carrying it")
     func reply() throws {
         let jobs = (1...5).map { Job(event: event(Int64($0)), destination: .list($0 % 2 == 0 ? "bad" : "good"), body: "\($0)") }
-        let reply = RedisReply.array([.bulk(Array("10F1S".utf8)), .integer(0), .integer(0), .integer(-2), .integer(0),
-                                      .integer(3), .bulk(Array("WRONGTYPE Operation against a key".utf8))])
+        let reply = RedisReply.array([
+            .bulk(Array("10F1S".utf8)), .integer(0), .integer(0), .integer(-2), .integer(0),
+            .integer(3), .bulk(Array("WRONGTYPE Operation against a key".utf8)),
+        ])
         let outcome = try RedisJobWriter.outcome(of: reply, slice: jobs[...])
         #expect(outcome.written == 2)
         #expect(outcome.duplicates == 1)
@@ -80,14 +86,15 @@ struct JobWriterLogicTests {
 struct HardeningConfigurationTests {
     @Test("wait, chunk_bytes, query_timeout, allow_redis_eviction, max_attempts and attempt_backoff are read")
     func read() throws {
-        let configuration = try ProcessorConfiguration(yaml: """
-            channels:
-              c: {queue: q, max_attempts: 5, attempt_backoff: 0.25}
-            chunk_bytes: 4096
-            query_timeout: 2.5
-            allow_redis_eviction: true
-            wait: {replicas: 2, timeout: 0.5, append_only: true}
-            """)
+        let configuration = try ProcessorConfiguration(
+            yaml: """
+                channels:
+                  c: {queue: q, max_attempts: 5, attempt_backoff: 0.25}
+                chunk_bytes: 4096
+                query_timeout: 2.5
+                allow_redis_eviction: true
+                wait: {replicas: 2, timeout: 0.5, append_only: true}
+                """)
         #expect(configuration.chunkBytes == 4_096)
         #expect(configuration.queryTimeout == 2.5)
         #expect(configuration.allowRedisEviction)
@@ -99,12 +106,14 @@ struct HardeningConfigurationTests {
         #expect(defaults.channels[0].pipeline.maxAttempts == 3)
     }
 
-    @Test("bad values name the file, line and key", arguments: [
-        ("channels: {c: {queue: q}}\nwait: {timeout: 1}", "processor.yml:2:7: wait: 'replicas' is missing"),
-        ("channels: {c: {queue: q}}\nwait: {replicas: 0}", "processor.yml:2:18: wait.replicas: replicas: 0 waits for nothing"),
-        ("channels: {c: {queue: q, max_attempts: 0}}", "processor.yml:1:40: channels.c.max_attempts:"),
-        ("channels: {c: {queue: q}}\nchunk_bytes: 10", "processor.yml:2:14: chunk_bytes:"),
-    ])
+    @Test(
+        "bad values name the file, line and key",
+        arguments: [
+            ("channels: {c: {queue: q}}\nwait: {timeout: 1}", "processor.yml:2:7: wait: 'replicas' is missing"),
+            ("channels: {c: {queue: q}}\nwait: {replicas: 0}", "processor.yml:2:18: wait.replicas: replicas: 0 waits for nothing"),
+            ("channels: {c: {queue: q, max_attempts: 0}}", "processor.yml:1:40: channels.c.max_attempts:"),
+            ("channels: {c: {queue: q}}\nchunk_bytes: 10", "processor.yml:2:14: chunk_bytes:"),
+        ])
     func errors(yaml: String, expected: String) {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
         #expect(error?.message.hasPrefix(expected) == true, "\(error?.message ?? "")")

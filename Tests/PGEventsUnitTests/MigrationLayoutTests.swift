@@ -1,5 +1,6 @@
-@testable import PGEventsHarness
 import Testing
+
+@testable import PGEventsHarness
 
 @Suite("Migration layouts: detection and order")
 struct MigrationLayoutTests {
@@ -32,36 +33,53 @@ struct MigrationLayoutTests {
 
     @Test("Flyway: versions numerically (V2 before V10, V1.1 between V1 and V2), repeatables after, undo files never")
     func flywayOrder() throws {
-        let names = ["R__b_views.sql", "V10__ten.sql", "V2__two.sql", "V1__one.sql", "V1.1__one_one.sql", "V1_2__one_two.sql",
-                     "R__a_functions.sql", "U2__undo_two.sql", "V2__two.sql.conf", "README.md"]
-        #expect(try MigrationLayout.flyway.order(names) == [
-            "V1__one.sql", "V1.1__one_one.sql", "V1_2__one_two.sql", "V2__two.sql", "V10__ten.sql", "R__a_functions.sql", "R__b_views.sql",
-        ])
+        let names = [
+            "R__b_views.sql", "V10__ten.sql", "V2__two.sql", "V1__one.sql", "V1.1__one_one.sql", "V1_2__one_two.sql",
+            "R__a_functions.sql", "U2__undo_two.sql", "V2__two.sql.conf", "README.md",
+        ]
+        #expect(
+            try MigrationLayout.flyway.order(names) == [
+                "V1__one.sql", "V1.1__one_one.sql", "V1_2__one_two.sql", "V2__two.sql", "V10__ten.sql", "R__a_functions.sql",
+                "R__b_views.sql",
+            ])
     }
 
     @Test("Flyway callbacks: beforeMigrate first, afterMigrate and afterMigrateApplied last; per-script and error callbacks never")
     func flywayCallbacks() throws {
-        let names = ["afterMigrate__grants.sql", "V1__one.sql", "beforeMigrate.sql", "afterMigrate.sql", "R__views.sql", "afterMigrateApplied.sql",
-                     "beforeEachMigrate.sql", "afterMigrateError.sql", "afterEachMigrate__log.sql"]
-        #expect(try MigrationLayout.flyway.order(names) == [
-            "beforeMigrate.sql", "V1__one.sql", "R__views.sql", "afterMigrate.sql", "afterMigrate__grants.sql", "afterMigrateApplied.sql",
-        ])
+        let names = [
+            "afterMigrate__grants.sql", "V1__one.sql", "beforeMigrate.sql", "afterMigrate.sql", "R__views.sql", "afterMigrateApplied.sql",
+            "beforeEachMigrate.sql", "afterMigrateError.sql", "afterEachMigrate__log.sql",
+        ]
+        #expect(
+            try MigrationLayout.flyway.order(names) == [
+                "beforeMigrate.sql", "V1__one.sql", "R__views.sql", "afterMigrate.sql", "afterMigrate__grants.sql",
+                "afterMigrateApplied.sql",
+            ])
     }
 
     @Test("two files with the same version are refused, naming both")
     func duplicates() {
         let flyway = #expect(throws: HarnessError.self) { try MigrationLayout.flyway.order(["V1__a.sql", "V1.0__b.sql"]) }
-        #expect(flyway?.message.contains("V1.0__b.sql and V1__a.sql") == true || flyway?.message.contains("V1__a.sql and V1.0__b.sql") == true, "\(flyway?.message ?? "")")
+        #expect(
+            flyway?.message.contains("V1.0__b.sql and V1__a.sql") == true || flyway?.message.contains("V1__a.sql and V1.0__b.sql") == true,
+            "\(flyway?.message ?? "")")
         let golang = #expect(throws: HarnessError.self) { try MigrationLayout.golangMigrate.order(["1_a.up.sql", "01_b.up.sql"]) }
         #expect(golang?.message.contains("the same version 1") == true)
     }
 
     @Test("golang-migrate runs the .up.sql files by version and never a .down.sql; goose and dbmate need a version")
     func versionedOrder() throws {
-        #expect(try MigrationLayout.golangMigrate.order(["10_c.up.sql", "2_b.up.sql", "2_b.down.sql", "1_a.up.sql", "1_a.down.sql"])
+        #expect(
+            try MigrationLayout.golangMigrate.order(["10_c.up.sql", "2_b.up.sql", "2_b.down.sql", "1_a.up.sql", "1_a.down.sql"])
                 == ["1_a.up.sql", "2_b.up.sql", "10_c.up.sql"])
-        #expect(try MigrationLayout.goose.order(["20240110_b.sql", "20240101_a.sql", "seed.sql", "3_c.sql"]) == ["3_c.sql", "20240101_a.sql", "20240110_b.sql"])
-        #expect(try MigrationLayout.dbmate.order(["20240110120000_b.sql", "20240101120000_a.sql"]) == ["20240101120000_a.sql", "20240110120000_b.sql"])
+        #expect(
+            try MigrationLayout.goose.order(["20240110_b.sql", "20240101_a.sql", "seed.sql", "3_c.sql"]) == [
+                "3_c.sql", "20240101_a.sql", "20240110_b.sql",
+            ])
+        #expect(
+            try MigrationLayout.dbmate.order(["20240110120000_b.sql", "20240101120000_a.sql"]) == [
+                "20240101120000_a.sql", "20240110120000_b.sql",
+            ])
     }
 
     @Test("sqitch.plan: changes in order; pragmas, tags, comments, dependencies and reworks are read right")
@@ -127,8 +145,11 @@ struct MigrationSectionsTests {
         #expect(MigrationSections("-- no-transaction\nVACUUM;\n", layout: .plain).noTransactionMarker == "-- no-transaction")
         #expect(MigrationSections("-- no-transaction\nVACUUM;\n", layout: .golangMigrate).noTransactionMarker == "-- no-transaction")
         #expect(MigrationSections("SELECT 1;\n-- no-transaction\n", layout: .plain).noTransactionMarker == nil)
-        #expect(MigrationSections("VACUUM;", layout: .flyway, flywayConfiguration: "# comment\nexecuteInTransaction = false\n").noTransactionMarker != nil)
-        #expect(MigrationSections("VACUUM;", layout: .flyway, flywayConfiguration: "executeInTransaction=true\n").noTransactionMarker == nil)
+        #expect(
+            MigrationSections("VACUUM;", layout: .flyway, flywayConfiguration: "# comment\nexecuteInTransaction = false\n")
+                .noTransactionMarker != nil)
+        #expect(
+            MigrationSections("VACUUM;", layout: .flyway, flywayConfiguration: "executeInTransaction=true\n").noTransactionMarker == nil)
         #expect(MigrationSections("VACUUM;", layout: .flyway).noTransactionMarker == nil)
     }
 }

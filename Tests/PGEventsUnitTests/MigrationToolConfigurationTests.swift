@@ -1,12 +1,14 @@
 import Foundation
-@testable import PGEventsHarness
 import Testing
+
+@testable import PGEventsHarness
 
 @Suite("flyway.conf and sqitch.conf")
 struct MigrationToolConfigurationTests {
     @Test("Java properties: separators, comments, continuations")
     func properties() {
-        let parsed = FlywayConfiguration.properties("""
+        let parsed = FlywayConfiguration.properties(
+            """
             # a comment
             ! another
             flyway.locations=filesystem:a,\\
@@ -27,19 +29,23 @@ struct MigrationToolConfigurationTests {
         try FileManager.default.createDirectory(atPath: directory + "/sql", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: directory + "/src/main/resources/db/migration", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let parsed = try FlywayConfiguration.parse("flyway.locations=filesystem:./sql/, classpath:db/migration\nflyway.placeholders.channel=c\nflyway.placeholderReplacement=false",
-                                                   file: "f.conf", directory: directory)
+        let parsed = try FlywayConfiguration.parse(
+            "flyway.locations=filesystem:./sql/, classpath:db/migration\nflyway.placeholders.channel=c\nflyway.placeholderReplacement=false",
+            file: "f.conf", directory: directory)
         #expect(parsed.locations == [directory + "/sql", directory + "/src/main/resources/db/migration"])
         #expect(parsed.placeholders == ["channel": "c"] && !parsed.replacePlaceholders)
         let error = #expect(throws: HarnessError.self) {
             try FlywayConfiguration.parse("# x\nflyway.locations=filesystem:sql,filesystem:nowhere", file: "f.conf", directory: directory)
         }
-        #expect(error?.message.hasPrefix("f.conf:2: flyway.locations names filesystem:nowhere, which is not a directory here") == true, "\(String(describing: error))")
+        #expect(
+            error?.message.hasPrefix("f.conf:2: flyway.locations names filesystem:nowhere, which is not a directory here") == true,
+            "\(String(describing: error))")
     }
 
     @Test("sqitch.conf: engine over core, deploy variables over core variables, Sqitch's defaults without a file")
     func sqitch() {
-        let parsed = SqitchConfiguration.parse("""
+        let parsed = SqitchConfiguration.parse(
+            """
             [core]
                 engine = pg
                 top_dir = db

@@ -1,5 +1,6 @@
-@testable import PGEvents
 import Testing
+
+@testable import PGEvents
 
 @Suite("Payload decoding")
 struct PayloadDecoderTests {
@@ -13,7 +14,8 @@ struct PayloadDecoderTests {
 
     @Test("JSON: any value, objects in key order with their types")
     func json() throws {
-        let payload = #"{"event_id":"0xabc","chain_id":11155111,"block_number":1000000,"event_type":"AgentRegistered","registry":"identity"}"#
+        let payload =
+            #"{"event_id":"0xabc","chain_id":11155111,"block_number":1000000,"event_type":"AgentRegistered","registry":"identity"}"#
         let value = try Self.json.decode(payload).get()
         #expect(value["chain_id"] == .integer(11_155_111))
         #expect(value.jsonText == payload)
@@ -22,18 +24,23 @@ struct PayloadDecoderTests {
         #expect(try Self.json.decode("[1,2.5]").get() == [1, 2.5])
     }
 
-    @Test("malformed JSON fails with the byte, the reason and the place", arguments: [
-        ("", "not valid JSON: the payload is empty"),
-        (#"{"event_id": 1,}"#, "not valid JSON at byte 15: expected a key in double quotes, found '}'; near: {\"event_id\": 1,}"),
-        (#"{"a": [1, 2"#, "not valid JSON at byte 11: expected ',' or ']' in the array that starts at byte 6, found the end of the text"),
-        ("event 42", "not valid JSON at byte 0: expected a value, found 'e'"),
-        ("nul", "not valid JSON at byte 0: expected a value (true, false or null?), found 'nul'"),
-        ("{'a': 1}", "not valid JSON at byte 1: expected a key in double quotes or '}', found '''"),
-        ("[1] [2]", "not valid JSON at byte 4: unexpected '[' after the JSON value"),
-        ("\u{0}\u{1}binary", "not valid JSON at byte 0: expected a value, found U+0000"),
-        (#"{"a":"\ud800"}"#, #"not valid JSON at byte 6: lone surrogate \ud800"#),
-        ("[NaN]", "not valid JSON at byte 1: expected a value, found 'N'"),
-    ])
+    @Test(
+        "malformed JSON fails with the byte, the reason and the place",
+        arguments: [
+            ("", "not valid JSON: the payload is empty"),
+            (#"{"event_id": 1,}"#, "not valid JSON at byte 15: expected a key in double quotes, found '}'; near: {\"event_id\": 1,}"),
+            (
+                #"{"a": [1, 2"#,
+                "not valid JSON at byte 11: expected ',' or ']' in the array that starts at byte 6, found the end of the text"
+            ),
+            ("event 42", "not valid JSON at byte 0: expected a value, found 'e'"),
+            ("nul", "not valid JSON at byte 0: expected a value (true, false or null?), found 'nul'"),
+            ("{'a': 1}", "not valid JSON at byte 1: expected a key in double quotes or '}', found '''"),
+            ("[1] [2]", "not valid JSON at byte 4: unexpected '[' after the JSON value"),
+            ("\u{0}\u{1}binary", "not valid JSON at byte 0: expected a value, found U+0000"),
+            (#"{"a":"\ud800"}"#, #"not valid JSON at byte 6: lone surrogate \ud800"#),
+            ("[NaN]", "not valid JSON at byte 1: expected a value, found 'N'"),
+        ])
     func malformedJSON(payload: String, expected: String) {
         let reason = Self.failure(Self.json.decode(payload))
         #expect(reason?.hasPrefix(expected) == true, "\(reason ?? "decoded")")
@@ -52,15 +59,20 @@ struct PayloadDecoderTests {
         #expect(try PayloadDecoder(format: .csv(columns: ["only"])).decode("").get() == ["only": ""])
     }
 
-    @Test("malformed or short CSV fails with a reason", arguments: [
-        ("INSERT,public,parcels,gid", "CSV record has 4 fields, expected 5 (op, schema, table, key, value): INSERT,public,parcels,gid"),
-        ("INSERT,public,parcels,gid,42,extra", "CSV record has 6 fields, expected 5 (op, schema, table, key, value)"),
-        ("INSERT", "CSV record has 1 field, expected 5"),
-        ("INSERT,public,\"parcels", "not one CSV record: unterminated quoted field: the quote at byte 14 is never closed; near: INSERT,public,\"parcels"),
-        ("INSERT,pub\"lic,t,k,v", "not one CSV record: a quote inside an unquoted field at byte 10"),
-        ("INSERT,\"public\"x,t,k,v", "not one CSV record: unexpected 'x' after a closing quote at byte 15"),
-        ("INSERT,public,t,k,1\nINSERT,public,t,k,2", "not one CSV record: a line break outside quotes at byte 19"),
-    ])
+    @Test(
+        "malformed or short CSV fails with a reason",
+        arguments: [
+            ("INSERT,public,parcels,gid", "CSV record has 4 fields, expected 5 (op, schema, table, key, value): INSERT,public,parcels,gid"),
+            ("INSERT,public,parcels,gid,42,extra", "CSV record has 6 fields, expected 5 (op, schema, table, key, value)"),
+            ("INSERT", "CSV record has 1 field, expected 5"),
+            (
+                "INSERT,public,\"parcels",
+                "not one CSV record: unterminated quoted field: the quote at byte 14 is never closed; near: INSERT,public,\"parcels"
+            ),
+            ("INSERT,pub\"lic,t,k,v", "not one CSV record: a quote inside an unquoted field at byte 10"),
+            ("INSERT,\"public\"x,t,k,v", "not one CSV record: unexpected 'x' after a closing quote at byte 15"),
+            ("INSERT,public,t,k,1\nINSERT,public,t,k,2", "not one CSV record: a line break outside quotes at byte 19"),
+        ])
     func malformedCSV(payload: String, expected: String) {
         let reason = Self.failure(Self.gc2.decode(payload))
         #expect(reason?.hasPrefix(expected) == true, "\(reason ?? "decoded")")
@@ -109,13 +121,15 @@ struct PayloadDecoderTests {
         for round in 0..<4_000 {
             let payload: String
             switch round % 5 {
-            case 0: // a soup of JSON and CSV fragments
+            case 0:  // a soup of JSON and CSV fragments
                 payload = (0..<Int.random(in: 0...40, using: &random)).map { _ in tokens.randomElement(using: &random)! }.joined()
-            case 1: // random Unicode scalars
+            case 1:  // random Unicode scalars
                 payload = random.string(maxLength: 40)
-            case 2: // random bytes, read as UTF-8 (invalid sequences become U+FFFD)
-                payload = String(decoding: (0..<Int.random(in: 0...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }, as: UTF8.self)
-            case 3: // a valid payload, mangled
+            case 2:  // random bytes, read as UTF-8 (invalid sequences become U+FFFD)
+                payload = String(
+                    decoding: (0..<Int.random(in: 0...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) },
+                    as: UTF8.self)
+            case 3:  // a valid payload, mangled
                 var characters = Array(valid.randomElement(using: &random)!)
                 for _ in 0..<Int.random(in: 1...4, using: &random) where !characters.isEmpty {
                     let index = Int.random(in: 0..<characters.count, using: &random)
@@ -126,10 +140,12 @@ struct PayloadDecoderTests {
                     }
                 }
                 payload = String(characters)
-            default: // deep or unbalanced nesting
+            default:  // deep or unbalanced nesting
                 let depth = Int.random(in: 0...1_200, using: &random)
                 let open = String(repeating: ["[", "{\"a\":", "[{\"b\":"].randomElement(using: &random)!, count: depth)
-                payload = open + (Bool.random(using: &random) ? "1" : "") + String(repeating: "]", count: Int.random(in: 0...depth, using: &random))
+                payload =
+                    open + (Bool.random(using: &random) ? "1" : "")
+                    + String(repeating: "]", count: Int.random(in: 0...depth, using: &random))
             }
             for decoder in decoders {
                 switch decoder.decode(payload) {
@@ -159,7 +175,7 @@ struct PayloadDecoderTests {
             }
         }
         #expect(decoded + failed == 16_000)
-        #expect(decoded > 4_000) // text always decodes, and some of the rest does
+        #expect(decoded > 4_000)  // text always decodes, and some of the rest does
         #expect(failed > 4_000)
     }
 }

@@ -1,12 +1,15 @@
-@testable import PGEventsHarness
 import Testing
+
+@testable import PGEventsHarness
 
 @Suite("Placeholders: --define for Flyway's ${name} and psql's :name")
 struct PlaceholdersTests {
     @Test("Flyway: ${name} everywhere, built-ins, and an undefined one named with its line and column")
     func flyway() throws {
         let placeholders = Placeholders(["schema": "app", "channel": "jobs"])
-        #expect(try placeholders.flyway("CREATE TABLE ${schema}.jobs ();\nSELECT pg_notify('${channel}', '');") == "CREATE TABLE app.jobs ();\nSELECT pg_notify('jobs', '');")
+        #expect(
+            try placeholders.flyway("CREATE TABLE ${schema}.jobs ();\nSELECT pg_notify('${channel}', '');")
+                == "CREATE TABLE app.jobs ();\nSELECT pg_notify('jobs', '');")
         #expect(try placeholders.flyway("SET search_path = ${flyway:defaultSchema};") == "SET search_path = public;")
         #expect(try Placeholders(["flyway:defaultSchema": "x"]).flyway("${flyway:defaultSchema}") == "x")
         #expect(try placeholders.flyway("SELECT '$' || '{not closed';") == "SELECT '$' || '{not closed';")

@@ -1,11 +1,13 @@
-@testable import PGEventsPostgres
 import Testing
+
+@testable import PGEventsPostgres
 
 @Suite("Connection strings and secrets")
 struct PostgresConfigurationTests {
     @Test("URLs are parsed by libpq into keywords")
     func url() throws {
-        let configuration = try PostgresConfiguration("postgresql://app:s3cr%40t@db.example.com:6543/events?sslmode=disable&application_name=worker")
+        let configuration = try PostgresConfiguration(
+            "postgresql://app:s3cr%40t@db.example.com:6543/events?sslmode=disable&application_name=worker")
         #expect(configuration["host"] == "db.example.com")
         #expect(configuration["port"] == "6543")
         #expect(configuration["user"] == "app")
@@ -34,12 +36,14 @@ struct PostgresConfigurationTests {
         #expect(!"\(configuration)".contains("hunter2"))
     }
 
-    @Test("a malformed string is rejected with libpq's reason and no secret", arguments: [
-        "postgres://u:hunter2@host:notaport/db",
-        "host=localhost password=hunter2 nonsense",
-        "postgresql://u:hunter2@[::1/db",
-        "host=x bogus_keyword=hunter2 password=hunter2",
-    ])
+    @Test(
+        "a malformed string is rejected with libpq's reason and no secret",
+        arguments: [
+            "postgres://u:hunter2@host:notaport/db",
+            "host=localhost password=hunter2 nonsense",
+            "postgresql://u:hunter2@[::1/db",
+            "host=x bogus_keyword=hunter2 password=hunter2",
+        ])
     func malformed(input: String) throws {
         let error = #expect(throws: PostgresError.self) { try PostgresConfiguration(input) }
         #expect(error?.code == .invalidConfiguration)
@@ -65,7 +69,9 @@ struct PostgresConfigurationTests {
         #expect(PostgresConfiguration.redact("nothing secret", secretsOf: "host=x") == "nothing secret")
         // A password that starts with a combining mark fuses with the character before it into one Character, so
         // a Character-based replace missed it (found in review after fuzzing; the same held for Redis' AUTH).
-        #expect(PostgresConfiguration.redact("auth failed for u:\u{301}pw@x", secretsOf: "password=\u{301}pw") == "auth failed for u:********@x")
+        #expect(
+            PostgresConfiguration.redact("auth failed for u:\u{301}pw@x", secretsOf: "password=\u{301}pw") == "auth failed for u:********@x"
+        )
         #expect("a\u{301}pw and \u{301}pw".redacting("\u{301}pw") == "a******** and ********")
         #expect("keep".redacting("") == "keep")
         #expect("ééé".redacting("é", with: "x") == "xxx")

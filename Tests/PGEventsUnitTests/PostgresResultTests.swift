@@ -1,10 +1,14 @@
-@testable import PGEventsPostgres
 import Testing
+
+@testable import PGEventsPostgres
 
 @Suite("Typed rows and errors")
 struct PostgresResultTests {
     let result = PostgresResult(
-        columns: [PostgresColumn(name: "id", typeOID: 20), PostgresColumn(name: "name", typeOID: 25), PostgresColumn(name: "ok", typeOID: 16), PostgresColumn(name: "x", typeOID: 701)],
+        columns: [
+            PostgresColumn(name: "id", typeOID: 20), PostgresColumn(name: "name", typeOID: 25), PostgresColumn(name: "ok", typeOID: 16),
+            PostgresColumn(name: "x", typeOID: 701),
+        ],
         values: ["1", "alpha", "t", "1.5", "2", nil, "f", "-Infinity"],
         commandTag: "SELECT 2", affectedRows: 2)
 

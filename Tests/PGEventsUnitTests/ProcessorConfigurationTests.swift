@@ -1,29 +1,34 @@
-@testable import PGEvents
 import PGEventsPostgres
 import PGEventsRedis
 import Testing
+
+@testable import PGEvents
 
 @Suite("Processor configuration files")
 struct ProcessorConfigurationTests {
     @Test("a full file is read")
     func full() throws {
-        let configuration = try ProcessorConfiguration(yaml: """
-            consumer: tasks
-            channels:
-              task_created: {queue: "tasks:created"}
-              task_updated:
-                queue: "tasks:updated"
-            batch_size: 500
-            from_start: false
-            catch_up_interval: 2.5
-            prune_interval: 0
-            dedupe_ttl: 3600
-            key_prefix: "seen"
-            listener: {heartbeat_interval: 1, heartbeat_timeout: 2}
-            retry: {initial: 0.2, maximum: 5}
-            """)
+        let configuration = try ProcessorConfiguration(
+            yaml: """
+                consumer: tasks
+                channels:
+                  task_created: {queue: "tasks:created"}
+                  task_updated:
+                    queue: "tasks:updated"
+                batch_size: 500
+                from_start: false
+                catch_up_interval: 2.5
+                prune_interval: 0
+                dedupe_ttl: 3600
+                key_prefix: "seen"
+                listener: {heartbeat_interval: 1, heartbeat_timeout: 2}
+                retry: {initial: 0.2, maximum: 5}
+                """)
         #expect(configuration.consumer == "tasks")
-        #expect(configuration.channels == [.init(name: "task_created", queue: "tasks:created"), .init(name: "task_updated", queue: "tasks:updated")])
+        #expect(
+            configuration.channels == [
+                .init(name: "task_created", queue: "tasks:created"), .init(name: "task_updated", queue: "tasks:updated"),
+            ])
         #expect(configuration.batchSize == 500)
         #expect(!configuration.fromStart)
         #expect(configuration.catchUpInterval == 2.5)
@@ -46,19 +51,30 @@ struct ProcessorConfigurationTests {
         #expect(configuration.fromStart)
     }
 
-    @Test("every error names the file, line, column and key", arguments: [
-        ("channels: {a: {queue: q}}\nbatch_sise: 10", "processor.yml:2:1: unknown key 'batch_sise'"),
-        ("channels: {a: {queue: q}}\nbatch_size: ten", "processor.yml:2:13: batch_size: expected a whole number, found 'ten'"),
-        ("channels: {a: {queue: q}}\nbatch_size: 0", "processor.yml:2:13: batch_size: 0 is out of range (1…100000)"),
-        ("channels:\n  a:\n    queue: [x]", "processor.yml:3:12: channels.a.queue: expected a string, found a list"),
-        ("channels:\n  a: {}", "processor.yml:2:6: channels.a: 'queue' is missing"),
-        ("consumer: x", "processor.yml: 'channels' is missing"),
-        ("channels: {a: {queue: q}}\nretry: {initial: 5, maximum: 1}", "processor.yml:2:8: retry: 'maximum' (1.0) is below 'initial' (5.0)"),
-        ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: -1}", "processor.yml:2:31: listener.heartbeat_timeout: expected a positive number of seconds, found '-1'"),
-        ("channels: [a, b", "processor.yml:2:1: invalid YAML"),
-        ("", "processor.yml: the file is empty"),
-        ("source: kafka\nchannels: {a: {queue: q}}", "processor.yml:1:9: source: unknown source 'kafka' (expected journal, table, wal or notify)"),
-    ])
+    @Test(
+        "every error names the file, line, column and key",
+        arguments: [
+            ("channels: {a: {queue: q}}\nbatch_sise: 10", "processor.yml:2:1: unknown key 'batch_sise'"),
+            ("channels: {a: {queue: q}}\nbatch_size: ten", "processor.yml:2:13: batch_size: expected a whole number, found 'ten'"),
+            ("channels: {a: {queue: q}}\nbatch_size: 0", "processor.yml:2:13: batch_size: 0 is out of range (1…100000)"),
+            ("channels:\n  a:\n    queue: [x]", "processor.yml:3:12: channels.a.queue: expected a string, found a list"),
+            ("channels:\n  a: {}", "processor.yml:2:6: channels.a: 'queue' is missing"),
+            ("consumer: x", "processor.yml: 'channels' is missing"),
+            (
+                "channels: {a: {queue: q}}\nretry: {initial: 5, maximum: 1}",
+                "processor.yml:2:8: retry: 'maximum' (1.0) is below 'initial' (5.0)"
+            ),
+            (
+                "channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: -1}",
+                "processor.yml:2:31: listener.heartbeat_timeout: expected a positive number of seconds, found '-1'"
+            ),
+            ("channels: [a, b", "processor.yml:2:1: invalid YAML"),
+            ("", "processor.yml: the file is empty"),
+            (
+                "source: kafka\nchannels: {a: {queue: q}}",
+                "processor.yml:1:9: source: unknown source 'kafka' (expected journal, table, wal or notify)"
+            ),
+        ])
     func errors(yaml: String, expected: String) {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
         #expect(error?.code == .invalidConfiguration)
@@ -80,25 +96,39 @@ struct ProcessorConfigurationTests {
     }
 
     // Found by fuzzing (FuzzTests, Benchmarks/Fuzz).
-    @Test("fuzz findings: keys equal as text, NUL bytes, durations out of range, control characters", arguments: [
-        // Two channels named "1" passed, and the processors' Dictionary(uniqueKeysWithValues:) trapped on them.
-        ("channels:\n  1: {queue: a}\n  \"1\": {queue: b}", "processor.yml:3:3: channels: duplicate key '1'"),
-        ("channels: {a: {queue: q}}\nretry: {initial: 1, !x initial: 2}", "processor.yml:2:21: retry: duplicate key 'initial'"),
-        // A NUL in a channel name passed, and only the listener refused it (without a file or line).
-        ("channels:\n  \"a\\0b\": {queue: q}", "processor.yml:2:3: channels: a channel name cannot contain a NUL byte"),
-        ("consumer: \"x\\0\"\nchannels: {a: {queue: q}}", "processor.yml:1:11: consumer: the consumer name contains a NUL byte"),
-        ("source: table\ntable: {name: \"t\\0\", key: id}\nchannels: {a: {queue: q}}", "processor.yml:2:15: table.name: 'name' must have 1 to 63 bytes, none of them NUL"),
-        // 1e300 s passed, and listenerConfiguration(postgres:) trapped converting it to milliseconds; 0.0001 s
-        // became 0 ms, which the listener refused at run time.
-        ("channels: {a: {queue: q}}\nlistener: {heartbeat_interval: 1e300}", "processor.yml:2:32: listener.heartbeat_interval: 1e+300 seconds is out of range (0.001…31536000.0)"),
-        ("channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: 0.0001}", "processor.yml:2:31: listener.heartbeat_timeout: 0.0001 seconds is out of range"),
-        ("channels: {a: {queue: q}}\ncatch_up_interval: 1e20", "processor.yml:2:20: catch_up_interval: 1e+20 seconds is out of range"),
-        ("channels: {a: {queue: q}}\nretry: {initial: 0.1, maximum: 1e18}", "processor.yml:2:32: retry.maximum: 1e+18 seconds is out of range"),
-        // Keys quoted in a message were shown raw.
-        ("channels: {a: {queue: q}}\n\"batch\\tsize\\x85\": 1", "processor.yml:2:1: unknown key 'batch\\tsize\\u{85}'"),
-        // libyaml's reader errors had no line and column.
-        ("channels: {a: {queue: q}}\n\u{01}", "processor.yml:2:1: invalid YAML: control characters are not allowed (U+0001)"),
-    ])
+    @Test(
+        "fuzz findings: keys equal as text, NUL bytes, durations out of range, control characters",
+        arguments: [
+            // Two channels named "1" passed, and the processors' Dictionary(uniqueKeysWithValues:) trapped on them.
+            ("channels:\n  1: {queue: a}\n  \"1\": {queue: b}", "processor.yml:3:3: channels: duplicate key '1'"),
+            ("channels: {a: {queue: q}}\nretry: {initial: 1, !x initial: 2}", "processor.yml:2:21: retry: duplicate key 'initial'"),
+            // A NUL in a channel name passed, and only the listener refused it (without a file or line).
+            ("channels:\n  \"a\\0b\": {queue: q}", "processor.yml:2:3: channels: a channel name cannot contain a NUL byte"),
+            ("consumer: \"x\\0\"\nchannels: {a: {queue: q}}", "processor.yml:1:11: consumer: the consumer name contains a NUL byte"),
+            (
+                "source: table\ntable: {name: \"t\\0\", key: id}\nchannels: {a: {queue: q}}",
+                "processor.yml:2:15: table.name: 'name' must have 1 to 63 bytes, none of them NUL"
+            ),
+            // 1e300 s passed, and listenerConfiguration(postgres:) trapped converting it to milliseconds; 0.0001 s
+            // became 0 ms, which the listener refused at run time.
+            (
+                "channels: {a: {queue: q}}\nlistener: {heartbeat_interval: 1e300}",
+                "processor.yml:2:32: listener.heartbeat_interval: 1e+300 seconds is out of range (0.001…31536000.0)"
+            ),
+            (
+                "channels: {a: {queue: q}}\nlistener: {heartbeat_timeout: 0.0001}",
+                "processor.yml:2:31: listener.heartbeat_timeout: 0.0001 seconds is out of range"
+            ),
+            ("channels: {a: {queue: q}}\ncatch_up_interval: 1e20", "processor.yml:2:20: catch_up_interval: 1e+20 seconds is out of range"),
+            (
+                "channels: {a: {queue: q}}\nretry: {initial: 0.1, maximum: 1e18}",
+                "processor.yml:2:32: retry.maximum: 1e+18 seconds is out of range"
+            ),
+            // Keys quoted in a message were shown raw.
+            ("channels: {a: {queue: q}}\n\"batch\\tsize\\x85\": 1", "processor.yml:2:1: unknown key 'batch\\tsize\\u{85}'"),
+            // libyaml's reader errors had no line and column.
+            ("channels: {a: {queue: q}}\n\u{01}", "processor.yml:2:1: invalid YAML: control characters are not allowed (U+0001)"),
+        ])
     func fuzzFindings(yaml: String, expected: String) {
         let error = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: yaml) }
         #expect(error?.code == .invalidConfiguration)
@@ -117,8 +147,12 @@ struct ProcessorConfigurationTests {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        let bomb = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: levels.joined(separator: "\n") + "\n? *a8\n: 1\n") }
-        #expect(bomb?.message.hasPrefix("processor.yml:5:45: the aliases expand the document to more than 100000 values") == true, "\(bomb?.message ?? "no error")")
+        let bomb = #expect(throws: ProcessorError.self) {
+            try ProcessorConfiguration(yaml: levels.joined(separator: "\n") + "\n? *a8\n: 1\n")
+        }
+        #expect(
+            bomb?.message.hasPrefix("processor.yml:5:45: the aliases expand the document to more than 100000 values") == true,
+            "\(bomb?.message ?? "no error")")
         let nestedKeys = String(repeating: "? ", count: 1_000) + "x"
         let deepKey = #expect(throws: ProcessorError.self) { try ProcessorConfiguration(yaml: nestedKeys) }
         #expect(deepKey?.message == "processor.yml:1:3: keys must be strings, found a mapping")
@@ -140,12 +174,13 @@ struct ProcessorConfigurationTests {
 
     @Test("the longest and shortest durations a file may give build a valid listener")
     func durationBounds() throws {
-        let configuration = try ProcessorConfiguration(yaml: """
-            channels: {a: {queue: q}}
-            catch_up_interval: 31536000
-            listener: {heartbeat_interval: 0.001, heartbeat_timeout: 31536000}
-            retry: {initial: 0.001, maximum: 31536000}
-            """)
+        let configuration = try ProcessorConfiguration(
+            yaml: """
+                channels: {a: {queue: q}}
+                catch_up_interval: 31536000
+                listener: {heartbeat_interval: 0.001, heartbeat_timeout: 31536000}
+                retry: {initial: 0.001, maximum: 31536000}
+                """)
         let listener = configuration.listenerConfiguration(postgres: PostgresConfiguration(parameters: [:]))
         #expect(listener.heartbeatInterval == .milliseconds(1))
         #expect(listener.heartbeatTimeout == .seconds(31_536_000))
@@ -155,11 +190,12 @@ struct ProcessorConfigurationTests {
 
     @Test("source: table needs a table and exactly one channel; 'table' is refused elsewhere")
     func tableSource() throws {
-        let good = try ProcessorConfiguration(yaml: """
-            source: table
-            table: {schema: shop, name: orders, key: order_id}
-            channels: {orders: {queue: q}}
-            """)
+        let good = try ProcessorConfiguration(
+            yaml: """
+                source: table
+                table: {schema: shop, name: orders, key: order_id}
+                channels: {orders: {queue: q}}
+                """)
         #expect(good.table == .init(schema: "shop", name: "orders", key: "order_id"))
         let cases: [(String, String)] = [
             ("source: table\nchannels: {a: {queue: q}}", "'table' is missing"),
@@ -177,17 +213,19 @@ struct ProcessorConfigurationTests {
 
 @Suite("What the delivery retries")
 struct RetryClassificationTests {
-    @Test("lost connections and transient server errors are retried; the rest are not", arguments: [
-        (PostgresError(code: .connectionLost, message: "gone"), true),
-        (PostgresError(code: .connectionFailed, message: "refused"), true),
-        (PostgresError(code: .server, message: "crash", sqlState: "57P02"), true),
-        (PostgresError(code: .server, message: "shutdown", sqlState: "57P01"), true),
-        (PostgresError(code: .server, message: "starting up", sqlState: "57P03"), true),
-        (PostgresError(code: .server, message: "too many clients", sqlState: "53300"), true),
-        (PostgresError(code: .server, message: "deadlock", sqlState: "40P01"), true),
-        (PostgresError(code: .server, message: "no such function", sqlState: "42883"), false),
-        (PostgresError(code: .decoding, message: "bad value"), false),
-    ])
+    @Test(
+        "lost connections and transient server errors are retried; the rest are not",
+        arguments: [
+            (PostgresError(code: .connectionLost, message: "gone"), true),
+            (PostgresError(code: .connectionFailed, message: "refused"), true),
+            (PostgresError(code: .server, message: "crash", sqlState: "57P02"), true),
+            (PostgresError(code: .server, message: "shutdown", sqlState: "57P01"), true),
+            (PostgresError(code: .server, message: "starting up", sqlState: "57P03"), true),
+            (PostgresError(code: .server, message: "too many clients", sqlState: "53300"), true),
+            (PostgresError(code: .server, message: "deadlock", sqlState: "40P01"), true),
+            (PostgresError(code: .server, message: "no such function", sqlState: "42883"), false),
+            (PostgresError(code: .decoding, message: "bad value"), false),
+        ])
     func postgres(error: PostgresError, retryable: Bool) {
         #expect(EventDelivery.isRetryable(error) == retryable)
     }

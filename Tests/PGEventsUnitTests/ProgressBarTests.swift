@@ -1,6 +1,7 @@
-@testable import PGEventsCLI
 import Synchronization
 import Testing
+
+@testable import PGEventsCLI
 
 @Suite("Progress bar")
 struct ProgressBarTests {

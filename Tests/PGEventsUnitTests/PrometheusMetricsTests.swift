@@ -18,11 +18,12 @@ struct PrometheusMetricsTests {
         counter.increment()
         counter.increment(by: 2)
         counter.increment(by: -5)  // a counter never goes down
-        #expect(metrics.render() == """
-            # TYPE pgevents_jobs_total counter
-            pgevents_jobs_total 3
+        #expect(
+            metrics.render() == """
+                # TYPE pgevents_jobs_total counter
+                pgevents_jobs_total 3
 
-            """)
+                """)
     }
 
     @Test("counters with dimensions: one series per label set, dimensions sorted, handles of one series shared")
@@ -33,13 +34,14 @@ struct PrometheusMetricsTests {
         Counter(label: "delivered_total", dimensions: [("consumer", "a"), ("source", "notify")], factory: metrics).increment(by: 3)
         Counter(label: "delivered_total", dimensions: [("consumer", "b"), ("source", "notify")], factory: metrics).increment()
         Counter(label: "delivered_total", factory: metrics).increment(by: 7)
-        #expect(metrics.render() == """
-            # TYPE delivered_total counter
-            delivered_total 7
-            delivered_total{consumer="a",source="notify"} 5
-            delivered_total{consumer="b",source="notify"} 1
+        #expect(
+            metrics.render() == """
+                # TYPE delivered_total counter
+                delivered_total 7
+                delivered_total{consumer="a",source="notify"} 5
+                delivered_total{consumer="b",source="notify"} 1
 
-            """)
+                """)
     }
 
     @Test("counter reset, floating-point counters, and both kinds in one series")
@@ -56,13 +58,14 @@ struct PrometheusMetricsTests {
         resets.increment(by: 9)
         resets.reset()
         resets.increment()
-        #expect(metrics.render() == """
-            # TYPE busy_seconds_total counter
-            busy_seconds_total 2.75
-            # TYPE resets_total counter
-            resets_total 1
+        #expect(
+            metrics.render() == """
+                # TYPE busy_seconds_total counter
+                busy_seconds_total 2.75
+                # TYPE resets_total counter
+                resets_total 1
 
-            """)
+                """)
     }
 
     @Test("gauges and meters keep their last value")
@@ -78,47 +81,49 @@ struct PrometheusMetricsTests {
         meter.decrement()
         let state = Gauge(label: "listener_state", factory: metrics)
         state.record(-2)
-        #expect(metrics.render() == """
-            # TYPE connections gauge
-            connections{server="redis"} 7
-            # TYPE listener_state gauge
-            listener_state -2
-            # TYPE queue_usage gauge
-            queue_usage 0.125
+        #expect(
+            metrics.render() == """
+                # TYPE connections gauge
+                connections{server="redis"} 7
+                # TYPE listener_state gauge
+                listener_state -2
+                # TYPE queue_usage gauge
+                queue_usage 0.125
 
-            """)
+                """)
     }
 
     @Test("timers are histograms in seconds: cumulative buckets, sum and count")
     func timerHistogram() {
         let metrics = PrometheusMetrics()
         let timer = Timer(label: "commit_to_queued_seconds", dimensions: [("consumer", "app")], factory: metrics)
-        timer.recordMilliseconds(1)        // on a bound: counts in le="0.001"
+        timer.recordMilliseconds(1)  // on a bound: counts in le="0.001"
         timer.recordMicroseconds(3_000)
         timer.recordSeconds(2)
-        timer.recordNanoseconds(-5)        // clock skew: counts as 0
-        timer.recordSeconds(60)            // only +Inf
-        #expect(metrics.render() == """
-            # TYPE commit_to_queued_seconds histogram
-            commit_to_queued_seconds_bucket{consumer="app",le="0.0005"} 1
-            commit_to_queued_seconds_bucket{consumer="app",le="0.001"} 2
-            commit_to_queued_seconds_bucket{consumer="app",le="0.002"} 2
-            commit_to_queued_seconds_bucket{consumer="app",le="0.005"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="0.01"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="0.025"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="0.05"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="0.1"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="0.25"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="0.5"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="1"} 3
-            commit_to_queued_seconds_bucket{consumer="app",le="2.5"} 4
-            commit_to_queued_seconds_bucket{consumer="app",le="5"} 4
-            commit_to_queued_seconds_bucket{consumer="app",le="10"} 4
-            commit_to_queued_seconds_bucket{consumer="app",le="+Inf"} 5
-            commit_to_queued_seconds_sum{consumer="app"} 62.004
-            commit_to_queued_seconds_count{consumer="app"} 5
+        timer.recordNanoseconds(-5)  // clock skew: counts as 0
+        timer.recordSeconds(60)  // only +Inf
+        #expect(
+            metrics.render() == """
+                # TYPE commit_to_queued_seconds histogram
+                commit_to_queued_seconds_bucket{consumer="app",le="0.0005"} 1
+                commit_to_queued_seconds_bucket{consumer="app",le="0.001"} 2
+                commit_to_queued_seconds_bucket{consumer="app",le="0.002"} 2
+                commit_to_queued_seconds_bucket{consumer="app",le="0.005"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="0.01"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="0.025"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="0.05"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="0.1"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="0.25"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="0.5"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="1"} 3
+                commit_to_queued_seconds_bucket{consumer="app",le="2.5"} 4
+                commit_to_queued_seconds_bucket{consumer="app",le="5"} 4
+                commit_to_queued_seconds_bucket{consumer="app",le="10"} 4
+                commit_to_queued_seconds_bucket{consumer="app",le="+Inf"} 5
+                commit_to_queued_seconds_sum{consumer="app"} 62.004
+                commit_to_queued_seconds_count{consumer="app"} 5
 
-            """)
+                """)
     }
 
     @Test("a timer without dimensions has only le in braces")
@@ -126,15 +131,16 @@ struct PrometheusMetricsTests {
         let metrics = PrometheusMetrics(timerBuckets: [1, 0.5, 1, .infinity])
         Timer(label: "t", factory: metrics).recordMilliseconds(750)
         #expect(metrics.timerBuckets == [0.5, 1])
-        #expect(metrics.render() == """
-            # TYPE t histogram
-            t_bucket{le="0.5"} 0
-            t_bucket{le="1"} 1
-            t_bucket{le="+Inf"} 1
-            t_sum 0.75
-            t_count 1
+        #expect(
+            metrics.render() == """
+                # TYPE t histogram
+                t_bucket{le="0.5"} 0
+                t_bucket{le="1"} 1
+                t_bucket{le="+Inf"} 1
+                t_sum 0.75
+                t_count 1
 
-            """)
+                """)
     }
 
     @Test("aggregating recorders are histograms over the recorder buckets")
@@ -145,27 +151,29 @@ struct PrometheusMetricsTests {
         sizes.record(100)
         sizes.record(250.5)
         sizes.record(5_000)
-        #expect(metrics.render() == """
-            # TYPE chunk_events histogram
-            chunk_events_bucket{_le="x",le="10"} 1
-            chunk_events_bucket{_le="x",le="100"} 2
-            chunk_events_bucket{_le="x",le="1000"} 3
-            chunk_events_bucket{_le="x",le="+Inf"} 4
-            chunk_events_sum{_le="x"} 5351.5
-            chunk_events_count{_le="x"} 4
+        #expect(
+            metrics.render() == """
+                # TYPE chunk_events histogram
+                chunk_events_bucket{_le="x",le="10"} 1
+                chunk_events_bucket{_le="x",le="100"} 2
+                chunk_events_bucket{_le="x",le="1000"} 3
+                chunk_events_bucket{_le="x",le="+Inf"} 4
+                chunk_events_sum{_le="x"} 5351.5
+                chunk_events_count{_le="x"} 4
 
-            """)
+                """)
     }
 
     @Test("label values are escaped")
     func escaping() {
         let metrics = PrometheusMetrics()
         Counter(label: "errors_total", dimensions: [("message", "C:\\dir \"quoted\"\nnext line")], factory: metrics).increment()
-        #expect(metrics.render() == """
-            # TYPE errors_total counter
-            errors_total{message="C:\\\\dir \\"quoted\\"\\nnext line"} 1
+        #expect(
+            metrics.render() == """
+                # TYPE errors_total counter
+                errors_total{message="C:\\\\dir \\"quoted\\"\\nnext line"} 1
 
-            """)
+                """)
     }
 
     @Test("metric and label names are sanitised")
@@ -175,17 +183,18 @@ struct PrometheusMetricsTests {
         Counter(label: "2xx:responses", factory: metrics).increment()
         Counter(label: "", factory: metrics).increment()
         Gauge(label: "température", dimensions: [("a:b", "ok")], factory: metrics).record(1)
-        #expect(metrics.render() == """
-            # TYPE _ counter
-            _ 1
-            # TYPE _2xx:responses counter
-            _2xx:responses 1
-            # TYPE pgevents_redis_commands_total counter
-            pgevents_redis_commands_total{_9th="x",command_name="LPUSH"} 1
-            # TYPE temp_rature gauge
-            temp_rature{a_b="ok"} 1
+        #expect(
+            metrics.render() == """
+                # TYPE _ counter
+                _ 1
+                # TYPE _2xx:responses counter
+                _2xx:responses 1
+                # TYPE pgevents_redis_commands_total counter
+                pgevents_redis_commands_total{_9th="x",command_name="LPUSH"} 1
+                # TYPE temp_rature gauge
+                temp_rature{a_b="ok"} 1
 
-            """)
+                """)
     }
 
     @Test("families are sorted by name whatever the order they were created in")
@@ -196,16 +205,17 @@ struct PrometheusMetricsTests {
         Counter(label: "mid_total", dimensions: [("k", "b")], factory: metrics).increment()
         Counter(label: "mid_total", dimensions: [("k", "a")], factory: metrics).increment()
         let first = metrics.render()
-        #expect(first == """
-            # TYPE alpha gauge
-            alpha 1
-            # TYPE mid_total counter
-            mid_total{k="a"} 1
-            mid_total{k="b"} 1
-            # TYPE zeta_total counter
-            zeta_total 1
+        #expect(
+            first == """
+                # TYPE alpha gauge
+                alpha 1
+                # TYPE mid_total counter
+                mid_total{k="a"} 1
+                mid_total{k="b"} 1
+                # TYPE zeta_total counter
+                zeta_total 1
 
-            """)
+                """)
         #expect(metrics.render() == first)
     }
 
@@ -215,13 +225,14 @@ struct PrometheusMetricsTests {
         Counter(label: "x", factory: metrics).increment()
         Gauge(label: "x", factory: metrics).record(4)
         Gauge(label: "x", factory: metrics).record(5)
-        #expect(metrics.render() == """
-            # TYPE x counter
-            x 1
-            # TYPE x_gauge gauge
-            x_gauge 5
+        #expect(
+            metrics.render() == """
+                # TYPE x counter
+                x 1
+                # TYPE x_gauge gauge
+                x_gauge 5
 
-            """)
+                """)
     }
 
     @Test("a series leaves the output when every handler made for it is destroyed")
@@ -255,7 +266,8 @@ struct PrometheusMetricsTests {
     @Test("increments from many tasks at once add up exactly")
     func concurrentIncrements() async {
         let metrics = PrometheusMetrics()
-        let tasks = 64, increments = 2_000
+        let tasks = 64
+        let increments = 2_000
         await withTaskGroup(of: Void.self) { group in
             for task in 0..<tasks {
                 group.addTask {

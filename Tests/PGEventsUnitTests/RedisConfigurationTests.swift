@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PGEventsRedis
 
 @Suite("RedisConfiguration")
@@ -177,7 +178,9 @@ struct RedisConfigurationTests {
 
     @Test func urlIncludingSecretsRoundTrips() throws {
         let configurations = [
-            RedisConfiguration(host: "cache", port: 6380, database: 3, username: "j ö:@/", password: "p@ss:w/rd%&?#", connectTimeout: 0.25, commandTimeout: 12.5),
+            RedisConfiguration(
+                host: "cache", port: 6380, database: 3, username: "j ö:@/", password: "p@ss:w/rd%&?#", connectTimeout: 0.25,
+                commandTimeout: 12.5),
             RedisConfiguration(host: "::1", password: "x"),
             RedisConfiguration(unixSocketPath: "/tmp/a dir/r?.sock", database: 2, username: "u", password: "p&q=r"),
             RedisConfiguration(unixSocketPath: "/tmp/redis.sock"),
@@ -220,6 +223,7 @@ struct RedisConfigurationTests {
         let error = await #expect(throws: RedisError.self) { try await RedisConnection.connect(to: url) }
         #expect(error?.code == .connectionFailed)
         #expect(error?.isConnectionError == true)
-        #expect(error.map { !$0.description.contains("hunter2") && $0.description.contains("/nonexistent-pgevents-dir/redis.sock") } == true)
+        #expect(
+            error.map { !$0.description.contains("hunter2") && $0.description.contains("/nonexistent-pgevents-dir/redis.sock") } == true)
     }
 }

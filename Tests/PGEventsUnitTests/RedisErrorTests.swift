@@ -1,10 +1,11 @@
-import Testing
 import PGEventsRedis
+import Testing
 
 @Suite("RedisError")
 struct RedisErrorTests {
     @Test func descriptionShowsCodeCommandAndMessage() {
-        let error = RedisError(code: .server, message: "WRONGTYPE Operation against a key holding the wrong kind of value", command: "LPUSH")
+        let error = RedisError(
+            code: .server, message: "WRONGTYPE Operation against a key holding the wrong kind of value", command: "LPUSH")
         #expect(error.description == "server (LPUSH): WRONGTYPE Operation against a key holding the wrong kind of value")
         #expect(RedisError(code: .invalidConfiguration, message: "missing host").description == "invalidConfiguration: missing host")
     }
@@ -33,9 +34,10 @@ struct RedisErrorTests {
             .server, .timeout, .protocolViolation, .invalidArgument,
         ]
         #expect(Set(codes).count == codes.count)
-        #expect(codes.map(\.description) == [
-            "invalidConfiguration", "connectionFailed", "connectionLost", "connectionClosed",
-            "server", "timeout", "protocolViolation", "invalidArgument",
-        ])
+        #expect(
+            codes.map(\.description) == [
+                "invalidConfiguration", "connectionFailed", "connectionLost", "connectionClosed",
+                "server", "timeout", "protocolViolation", "invalidArgument",
+            ])
     }
 }

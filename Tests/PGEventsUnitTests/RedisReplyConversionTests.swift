@@ -1,5 +1,6 @@
 import CHiredis
 import Testing
+
 @testable import PGEventsRedis
 
 /// Tests `RedisReply.converting` on `redisReply` trees built in memory the way hiredis builds them.
@@ -106,8 +107,9 @@ struct RedisReplyConversionTests {
 
     @Test func scalars() throws {
         #expect(try convert(.status("OK")) == .status("OK"))
-        #expect(try convert(.error("WRONGTYPE Operation against a key holding the wrong kind of value"))
-            == .error("WRONGTYPE Operation against a key holding the wrong kind of value"))
+        #expect(
+            try convert(.error("WRONGTYPE Operation against a key holding the wrong kind of value"))
+                == .error("WRONGTYPE Operation against a key holding the wrong kind of value"))
         #expect(try convert(.integer(Int64.max)) == .integer(Int64.max))
         #expect(try convert(.integer(Int64.min)) == .integer(Int64.min))
         #expect(try convert(.integer(0)) == .integer(0))
@@ -186,24 +188,27 @@ struct RedisReplyParseTests {
     @Test("whole replies of every RESP2 type, in order")
     func replies() throws {
         let bytes = Array("+OK\r\n-ERR no\r\n:-42\r\n$3\r\na\u{0}b\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n*2\r\n*1\r\n:1\r\n+x\r\n".utf8)
-        #expect(try RedisReply.parse(resp: bytes) == [
-            .status("OK"), .error("ERR no"), .integer(-42), .bulk([0x61, 0, 0x62]), .bulk([]), .null, .null, .array([]),
-            .array([.array([.integer(1)]), .status("x")]),
-        ])
+        #expect(
+            try RedisReply.parse(resp: bytes) == [
+                .status("OK"), .error("ERR no"), .integer(-42), .bulk([0x61, 0, 0x62]), .bulk([]), .null, .null, .array([]),
+                .array([.array([.integer(1)]), .status("x")]),
+            ])
         #expect(try RedisReply.parse(resp: []) == [])
         // Bytes that are not UTF-8 stay bytes in a bulk string.
         #expect(try RedisReply.parse(resp: [0x24, 0x32, 0x0D, 0x0A, 0xFF, 0xFE, 0x0D, 0x0A]) == [.bulk([0xFF, 0xFE])])
     }
 
-    @Test("malformed and incomplete input is a protocol violation with hiredis' reason", arguments: [
-        ("?what\r\n", "Protocol error, got \"?\" as reply type byte"),
-        (":abc\r\n", "Bad integer value"),
-        ("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "No support for nested multi bulk replies with depth > 7"),
-        ("+OK\r\n*2\r\n$5\r\nhel", "the bytes end inside a reply (1 complete before it)"),
-        ("+OK", "the bytes end inside a reply (0 complete before it)"),
-        ("*2\r\n:1\r\n", "the bytes end inside a reply"),
-        ("$3\r\nab", "the bytes end inside a reply"),
-    ])
+    @Test(
+        "malformed and incomplete input is a protocol violation with hiredis' reason",
+        arguments: [
+            ("?what\r\n", "Protocol error, got \"?\" as reply type byte"),
+            (":abc\r\n", "Bad integer value"),
+            ("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "No support for nested multi bulk replies with depth > 7"),
+            ("+OK\r\n*2\r\n$5\r\nhel", "the bytes end inside a reply (1 complete before it)"),
+            ("+OK", "the bytes end inside a reply (0 complete before it)"),
+            ("*2\r\n:1\r\n", "the bytes end inside a reply"),
+            ("$3\r\nab", "the bytes end inside a reply"),
+        ])
     func malformed(resp: String, message: String) {
         let error = #expect(throws: RedisError.self) { try RedisReply.parse(resp: Array(resp.utf8)) }
         #expect(error?.code == .protocolViolation)
@@ -218,7 +223,9 @@ struct RedisReplyParseTests {
         let start = clock.now
         for header in ["*2147483647\r\n", "*2\r\n:1\r\n*2147483647\r\n$2\r\nok\r\n", String(repeating: "*2147483647\r\n", count: 20)] {
             let error = #expect(throws: RedisError.self) { try RedisReply.parse(resp: Array(header.utf8)) }
-            #expect(error?.message.hasPrefix("an array header promises 2147483647 elements, more than the") == true, "\(error?.message ?? "no error")")
+            #expect(
+                error?.message.hasPrefix("an array header promises 2147483647 elements, more than the") == true,
+                "\(error?.message ?? "no error")")
         }
         #expect(start.duration(to: clock.now) < .seconds(1))
         // The bound is the input's size: an array that could still be complete is read.

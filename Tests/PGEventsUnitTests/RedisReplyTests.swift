@@ -1,5 +1,5 @@
-import Testing
 import PGEventsRedis
+import Testing
 
 @Suite("RedisReply")
 struct RedisReplyTests {
@@ -52,13 +52,14 @@ struct RedisReplyTests {
             .array([.bulk(Array("a".utf8)), .array([.null, .status("OK")])]),
             .array([]),
         ])
-        #expect(nested.description == """
-            1) (integer) 1
-            2) 1) "a"
-               2) 1) (nil)
-                  2) OK
-            3) (empty array)
-            """)
+        #expect(
+            nested.description == """
+                1) (integer) 1
+                2) 1) "a"
+                   2) 1) (nil)
+                      2) OK
+                3) (empty array)
+                """)
 
         let ten = RedisReply.array((1...10).map { .integer(Int64($0)) })
         let lines = ten.description.split(separator: "\n")

@@ -1,12 +1,14 @@
 import Foundation
-@testable import PGEventsCheck
 import Testing
+
+@testable import PGEventsCheck
 
 @Suite("Values for regex CHECKs")
 struct RegexSampleTests {
     static let readable = [
         "^[A-Z]{2}[0-9]{9}[A-Z]{2}$", "^(sku|item)-[0-9a-f]{4,6}$", "^[a-z0-9]+(-[a-z0-9]+)*$", #"^\d{3}-\d{4}$"#,
-        "^[[:upper:]][[:lower:]]+$", #"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"#, "^v[0-9]+\\.[0-9]+\\.[0-9]+$", "^(?:GB|FR)[0-9]{2}$", "colour|color", "^a?b*c+$",
+        "^[[:upper:]][[:lower:]]+$", #"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"#, "^v[0-9]+\\.[0-9]+\\.[0-9]+$", "^(?:GB|FR)[0-9]{2}$", "colour|color",
+        "^a?b*c+$",
     ]
 
     @Test("the generated value matches the pattern, for several variants", arguments: readable)
@@ -14,7 +16,8 @@ struct RegexSampleTests {
         let regex = try NSRegularExpression(pattern: pattern)
         for variant in [0, 1, 7, 100, 12_345] {
             let value = try #require(RegexSample.generate(pattern, variant: variant), "no value for \(pattern)")
-            #expect(regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil, "\(value) does not match \(pattern)")
+            #expect(
+                regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil, "\(value) does not match \(pattern)")
         }
     }
 
@@ -26,7 +29,9 @@ struct RegexSampleTests {
         #expect(open.count == 50)
     }
 
-    @Test("what it does not read gives nil, not a wrong value", arguments: ["^(?=.*[0-9])[A-Z0-9]{8}$", #"^(a)\1$"#, #"\bword\b"#, "^[a-", "(unclosed", "x{3,1}"])
+    @Test(
+        "what it does not read gives nil, not a wrong value",
+        arguments: ["^(?=.*[0-9])[A-Z0-9]{8}$", #"^(a)\1$"#, #"\bword\b"#, "^[a-", "(unclosed", "x{3,1}"])
     func unreadable(_ pattern: String) {
         #expect(RegexSample.generate(pattern) == nil)
     }
@@ -39,7 +44,9 @@ struct RegexSampleTests {
 
     @Test("patterns are read from constraint definitions, negated ones left out")
     func definitions() {
-        let found = TableShape.patterns(in: "CHECK (((code ~ '^[A-Z]+$'::text) OR (code ~~ 'C%'::text)) AND (code !~ 'x'::text) AND (code !~~* 'y%'::text))", constraint: "c")
+        let found = TableShape.patterns(
+            in: "CHECK (((code ~ '^[A-Z]+$'::text) OR (code ~~ 'C%'::text)) AND (code !~ 'x'::text) AND (code !~~* 'y%'::text))",
+            constraint: "c")
         #expect(found.map(\.pattern) == ["^[A-Z]+$", "C%"])
         #expect(found.map(\.kind) == [.regex, .like])
     }

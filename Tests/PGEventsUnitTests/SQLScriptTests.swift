@@ -61,13 +61,15 @@ struct SQLScriptTests {
         #expect(try SQLScript("-- nothing\n/* here */\n;;\n").statements.isEmpty)
     }
 
-    @Test("broken files are reported with line and column", arguments: [
-        ("SELECT 'unterminated;\nSELECT 2;", "unterminated string literal", 1, 8),
-        ("SELECT 1;\n/* open comment", "unterminated /* comment", 2, 1),
-        ("SELECT 1;\nCREATE FUNCTION f() AS $x$ body", "unterminated dollar-quoted string $x$", 2, 24),
-        ("SELECT \"open", "unterminated quoted identifier", 1, 8),
-        ("SELECT 1;\n\\i other.sql\n", "psql meta-command '\\i' is not SQL; only psql understands it", 2, 1),
-    ])
+    @Test(
+        "broken files are reported with line and column",
+        arguments: [
+            ("SELECT 'unterminated;\nSELECT 2;", "unterminated string literal", 1, 8),
+            ("SELECT 1;\n/* open comment", "unterminated /* comment", 2, 1),
+            ("SELECT 1;\nCREATE FUNCTION f() AS $x$ body", "unterminated dollar-quoted string $x$", 2, 24),
+            ("SELECT \"open", "unterminated quoted identifier", 1, 8),
+            ("SELECT 1;\n\\i other.sql\n", "psql meta-command '\\i' is not SQL; only psql understands it", 2, 1),
+        ])
     func problems(sql: String, message: String, line: Int, column: Int) {
         let problem = #expect(throws: SQLScript.Problem.self) { try SQLScript(sql) }
         #expect(problem?.message == message)

@@ -1,19 +1,21 @@
 import Foundation
 import FoundationXML
 import PGEvents
-@testable import PGEventsCLI
-@testable import PGEventsHarness
-@testable import PGEventsBench
-@testable import PGEventsCheck
 import Testing
+
+@testable import PGEventsBench
+@testable import PGEventsCLI
+@testable import PGEventsCheck
+@testable import PGEventsHarness
 
 /// `pgevents bench soak`'s logic without servers: the verdict from samples and event counts, which events are
 /// poison, how dead letters are matched to rows, the processor's configuration, and the series in JSON and HTML.
 @Suite("Soak report")
 struct SoakReportTests {
     static func sample(_ t: Double, journal: Int = 1_000, memory: Int = 2_000_000, rss: Double = 50) -> SoakReport.Sample {
-        SoakReport.Sample(elapsedSeconds: t, journalRows: journal, journalBytes: journal * 200, redisUsedMemory: memory, redisKeys: 10,
-                          residentMegabytes: rss, committed: Int(t) * 100, delivered: Int(t) * 100, deadLettered: 0, backlog: 0, duplicated: 0)
+        SoakReport.Sample(
+            elapsedSeconds: t, journalRows: journal, journalBytes: journal * 200, redisUsedMemory: memory, redisKeys: 10,
+            residentMegabytes: rss, committed: Int(t) * 100, delivered: Int(t) * 100, deadLettered: 0, backlog: 0, duplicated: 0)
     }
 
     static func clean(good: Int = 6_000) -> SoakReport.Events {
@@ -58,7 +60,9 @@ struct SoakReportTests {
 
     @Test("with fewer than 3 samples growth is not judged, and the table says so")
     func tooFewSamples() {
-        let report = SoakReport(samples: [Self.sample(10, journal: 1), Self.sample(20, journal: 1_000_000)], events: Self.clean(), runFailure: nil, poisonEnabled: false)
+        let report = SoakReport(
+            samples: [Self.sample(10, journal: 1), Self.sample(20, journal: 1_000_000)], events: Self.clean(), runFailure: nil,
+            poisonEnabled: false)
         #expect(report.growth.isEmpty && report.passed)
         #expect(report.table(rate: 1, duration: 20, sampleInterval: 10, poisonEvery: 0).contains("growth: not judged (2 samples"))
     }
@@ -75,14 +79,15 @@ struct SoakReportTests {
         events.wrongTypeDeadLettered = 0
         events.badDelivered = 1
         let report = SoakReport(samples: [], events: events, runFailure: "the processor stopped with an error: 22007", poisonEnabled: true)
-        #expect(report.failures == [
-            "the processor stopped with an error: 22007",
-            "10 of 10000 good events lost (never delivered)",
-            "2 good events delivered more than once",
-            "1 of 10 poison events (fetch key not a date) not dead-lettered",
-            "10 of 10 WRONGTYPE events (queue key holding a string) not dead-lettered",
-            "1 jobs delivered for events that should have been dead-lettered",
-        ])
+        #expect(
+            report.failures == [
+                "the processor stopped with an error: 22007",
+                "10 of 10000 good events lost (never delivered)",
+                "2 good events delivered more than once",
+                "1 of 10 poison events (fetch key not a date) not dead-lettered",
+                "10 of 10 WRONGTYPE events (queue key holding a string) not dead-lettered",
+                "1 jobs delivered for events that should have been dead-lettered",
+            ])
         let table = report.table(rate: 2_000, duration: 5, sampleInterval: 10, poisonEvery: 1_000)
         #expect(table.contains("no samples") && table.contains("poison 9/10 dead-lettered; WRONGTYPE 0/10 dead-lettered"))
         #expect(table.contains("FAILED:\n  - the processor stopped with an error: 22007"))
@@ -99,13 +104,16 @@ struct SoakReportTests {
         #expect(kinds.filter { $0 == .poison }.count == 10 && kinds.filter { $0 == .wrongType }.count == 10)
         #expect((1...10).allSatisfy { Kind.of(index: $0, poisonEvery: 1) == .poison })
         #expect(Kind.of(index: 1, poisonEvery: 2) == .wrongType && Kind.of(index: 2, poisonEvery: 2) == .poison)
-        #expect(ScenarioBench.soakDays.count == 365 && ScenarioBench.soakDays.first == "2026-01-01" && ScenarioBench.soakDays.last == "2026-12-31")
+        #expect(
+            ScenarioBench.soakDays.count == 365 && ScenarioBench.soakDays.first == "2026-01-01"
+                && ScenarioBench.soakDays.last == "2026-12-31")
         #expect(ScenarioBench.soakDays.contains("2026-02-28") && !ScenarioBench.soakDays.contains("2026-02-29"))
     }
 
     @Test("a dead letter is matched to its row by the id in its payload, a job in it, or anywhere in it")
     func deadLetterRows() {
-        let journalPayload = #"{"op": "INSERT", "row": {"id": 4711, "day": "not-a-date", "kind": "poison"}, "table": "soak_events", "schema": "public"}"#
+        let journalPayload =
+            #"{"op": "INSERT", "row": {"id": 4711, "day": "not-a-date", "kind": "poison"}, "table": "soak_events", "schema": "public"}"#
         let today = "{\"reason\": \"fetch failed\", \"channel\": \"soak_event\", \"seq\": 99, \"payload\": \(jsonString(journalPayload))}"
         #expect(ScenarioBench.deadLetterRowID(Array(today.utf8)) == 4711)
         #expect(ScenarioBench.deadLetterRowID(Array(#"{"error": "WRONGTYPE", "job": "{\"id\":12,\"kind\":\"wrongtype\"}"}"#.utf8)) == 12)
@@ -136,8 +144,9 @@ struct SoakReportTests {
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(BenchResult.SeriesPoint.self, from: Data(#"{"rss_mb": 1}"#.utf8)) }
 
         let samples = (1...4).map { Self.sample(Double($0) * 10, journal: 1_000 * $0) }
-        let result = BenchResult(scenario: "soak", events: 100, durationSeconds: 40, eventsPerSecond: 2.5, lost: 0, duplicated: 0, errors: 0,
-                                 postgresVersion: "15", redisVersion: "7", startedAt: Date(timeIntervalSince1970: 0), series: samples.map(\.seriesPoint))
+        let result = BenchResult(
+            scenario: "soak", events: 100, durationSeconds: 40, eventsPerSecond: 2.5, lost: 0, duplicated: 0, errors: 0,
+            postgresVersion: "15", redisVersion: "7", startedAt: Date(timeIntervalSince1970: 0), series: samples.map(\.seriesPoint))
         let decoded = try BenchResult.decode(json: Data(BenchResult.json([result]).utf8))
         #expect(decoded.first?.series == result.series)
         let html = BenchHTML.render([result])
@@ -148,10 +157,16 @@ struct SoakReportTests {
 
     @Test("pgevents bench soak parses as the scenario run, with its options and their defaults")
     func commandLine() throws {
-        let parsed = try #require(try BenchCommand.parseAsRoot(["soak", "--rate", "500", "--poison-every", "0", "--sample-interval", "2", "--stall-timeout", "5"]) as? ScenariosCommand)
-        #expect(parsed.scenario == "soak" && parsed.rate == 500 && parsed.poisonEvery == 0 && parsed.sampleInterval == 2 && parsed.stallTimeout == 5)
+        let parsed = try #require(
+            try BenchCommand.parseAsRoot(["soak", "--rate", "500", "--poison-every", "0", "--sample-interval", "2", "--stall-timeout", "5"])
+                as? ScenariosCommand)
+        #expect(
+            parsed.scenario == "soak" && parsed.rate == 500 && parsed.poisonEvery == 0 && parsed.sampleInterval == 2
+                && parsed.stallTimeout == 5)
         let defaults = try #require(try BenchCommand.parseAsRoot(["soak"]) as? ScenariosCommand)
-        #expect(defaults.rate == nil && defaults.duration == nil && defaults.poisonEvery == 1_000 && defaults.sampleInterval == 10 && defaults.stallTimeout == 30)
+        #expect(
+            defaults.rate == nil && defaults.duration == nil && defaults.poisonEvery == 1_000 && defaults.sampleInterval == 10
+                && defaults.stallTimeout == 30)
         let options = ScenarioBench.Options(sqlDirectory: "/sql")
         #expect(options.soak.rate == 2_000 && options.rate == 1_000 && ScenarioBench.defaultSoakDuration == 600)
         #expect(!ScenarioBench.Scenario.all.contains(.soak) && ScenarioBench.Scenario.allCases.contains(.soak))

@@ -1,6 +1,7 @@
-@testable import PGEventsHarness
-@testable import PGEventsCheck
 import Testing
+
+@testable import PGEventsCheck
+@testable import PGEventsHarness
 
 @Suite("CHECK literals the row generator may use")
 struct TableShapeLiteralTests {

@@ -15,7 +15,9 @@ public enum ConfigurationCheck {
     }
 
     /// Every check, in order; a check that cannot run because an earlier one failed is left out.
-    public static func run(_ configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger) async -> [Finding] {
+    public static func run(
+        _ configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger
+    ) async -> [Finding] {
         var findings: [Finding] = []
         func record(_ subject: String, _ body: () async throws -> String) async {
             do {
@@ -25,7 +27,9 @@ public enum ConfigurationCheck {
             }
         }
         let worker = configuration.workerConnection(postgres: postgres)
-        await record("file") { "source \(configuration.source.rawValue), consumer \(configuration.consumer), \(configuration.channels.count) channel(s)" }
+        await record("file") {
+            "source \(configuration.source.rawValue), consumer \(configuration.consumer), \(configuration.channels.count) channel(s)"
+        }
         var connection: PostgresConnection?
         await record("postgres") {
             let opened = try await PostgresConnection.connect(worker, logger: logger)
@@ -61,14 +65,18 @@ public enum ConfigurationCheck {
         }
         if redisReachable {
             await record("redis eviction") {
-                try await RedisEvictionPolicy.check(redis, allowEviction: configuration.allowRedisEviction, backoff: Backoff(configuration.backoff), logger: logger)
-                return "maxmemory-policy keeps the processor's keys" + (configuration.allowRedisEviction ? " (or allow_redis_eviction is set)" : "")
+                try await RedisEvictionPolicy.check(
+                    redis, allowEviction: configuration.allowRedisEviction, backoff: Backoff(configuration.backoff), logger: logger)
+                return "maxmemory-policy keeps the processor's keys"
+                    + (configuration.allowRedisEviction ? " (or allow_redis_eviction is set)" : "")
             }
         }
         return findings
     }
 
-    private static func checkSource(_ configuration: ProcessorConfiguration, on connection: PostgresConnection, logger: Logger) async throws -> String {
+    private static func checkSource(_ configuration: ProcessorConfiguration, on connection: PostgresConnection, logger: Logger) async throws
+        -> String
+    {
         switch configuration.source {
         case .journal:
             try await JournalSource.checkInstalled(on: connection)
@@ -76,16 +84,27 @@ public enum ConfigurationCheck {
         case .table:
             guard let table = configuration.table else { return "no table" }
             guard try await connection.query("SELECT to_regproc('pgevents.register_table_consumer') IS NOT NULL").scalar(Bool.self) else {
-                throw ProcessorError(code: .journalMissing, message: "the pgevents table source is not installed: apply sql/pgevents/ (001_journal.sql, 002_table_source.sql)")
+                throw ProcessorError(
+                    code: .journalMissing,
+                    message: "the pgevents table source is not installed: apply sql/pgevents/ (001_journal.sql, 002_table_source.sql)")
             }
             let qualified = PostgresIdentifier.quote(schema: table.schema, name: table.name)
-            guard try await connection.query("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped", [qualified, table.key]).scalar(Int.self) == 1 else {
-                throw ProcessorError(code: .invalidConfiguration, message: "table \(table.schema).\(table.name) has no column \(table.key) (or does not exist)")
+            guard
+                try await connection.query(
+                    "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
+                    [qualified, table.key]
+                ).scalar(Int.self) == 1
+            else {
+                throw ProcessorError(
+                    code: .invalidConfiguration,
+                    message: "table \(table.schema).\(table.name) has no column \(table.key) (or does not exist)")
             }
             return "table \(table.schema).\(table.name) and its key \(table.key) exist"
         case .wal:
             guard let wal = configuration.wal else { return "no slot" }
-            let state = try await WalSetup.check(on: connection, slot: wal.slot, publication: wal.publication, channels: Set(configuration.channels.map(\.name)), logger: logger)
+            let state = try await WalSetup.check(
+                on: connection, slot: wal.slot, publication: wal.publication, channels: Set(configuration.channels.map(\.name)),
+                logger: logger)
             var replication = connection.configuration
             replication["replication"] = "database"
             _ = try await WalSetup.identifySystem(replication, logger: logger)

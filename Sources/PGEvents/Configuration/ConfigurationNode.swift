@@ -27,7 +27,9 @@ public struct ConfigurationNode {
             }
             return ConfigurationNode(node: node, path: "", file: file)
         } catch let error as YamlError {
-            throw ProcessorError(code: .invalidConfiguration, message: "\(file):\(Self.location(of: error)) invalid YAML: \(escaped(Self.problem(of: error)))")
+            throw ProcessorError(
+                code: .invalidConfiguration,
+                message: "\(file):\(Self.location(of: error)) invalid YAML: \(escaped(Self.problem(of: error)))")
         }
     }
 
@@ -76,10 +78,14 @@ public struct ConfigurationNode {
                 case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                     let isMapping = event.type == YAML_MAPPING_START_EVENT
                     if startNode() {
-                        throw ProcessorError(code: .invalidConfiguration, message: "\(location): keys must be strings, found \(isMapping ? "a mapping" : "a list")")
+                        throw ProcessorError(
+                            code: .invalidConfiguration,
+                            message: "\(location): keys must be strings, found \(isMapping ? "a mapping" : "a list")")
                     }
                     guard open.count < maximumDepth else {
-                        throw ProcessorError(code: .invalidConfiguration, message: "\(location): mappings and lists are nested more than \(maximumDepth) deep")
+                        throw ProcessorError(
+                            code: .invalidConfiguration,
+                            message: "\(location): mappings and lists are nested more than \(maximumDepth) deep")
                     }
                     open.append((name(isMapping ? event.data.mapping_start.anchor : event.data.sequence_start.anchor), 1, isMapping, 0))
                 case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
@@ -100,14 +106,16 @@ public struct ConfigurationNode {
                     let isKey = startNode()
                     let anchor = name(event.data.alias.anchor)
                     if isKey, let anchor, collectionAnchors.contains(anchor) {
-                        throw ProcessorError(code: .invalidConfiguration, message: "\(location): keys must be strings, found an alias of a mapping or list")
+                        throw ProcessorError(
+                            code: .invalidConfiguration, message: "\(location): keys must be strings, found an alias of a mapping or list")
                     }
                     added = anchor.flatMap { anchorSizes[$0] } ?? 1
                     documentValues += added  // an alias adds its anchor's values to the document once more
                     if documentValues > maximumExpandedValues {
                         throw ProcessorError(
                             code: .invalidConfiguration,
-                            message: "\(location): the aliases expand the document to more than \(maximumExpandedValues) values (aliases of aliases multiply); write the values out instead"
+                            message:
+                                "\(location): the aliases expand the document to more than \(maximumExpandedValues) values (aliases of aliases multiply); write the values out instead"
                         )
                     }
                 default:
@@ -128,7 +136,8 @@ public struct ConfigurationNode {
 
     /// An error located at this node. Keys and values it quotes from the file are shown escaped (see `escaped`).
     public func error(_ message: String) -> ProcessorError {
-        ProcessorError(code: .invalidConfiguration, message: "\(location): \(Self.escaped(path.isEmpty ? "" : path + ": "))\(Self.escaped(message))")
+        ProcessorError(
+            code: .invalidConfiguration, message: "\(location): \(Self.escaped(path.isEmpty ? "" : path + ": "))\(Self.escaped(message))")
     }
 
     /// `text` with control characters and line or paragraph separators written as escapes (`\n`, `\t`,

@@ -128,7 +128,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ProcessorError(code: .invalidConfiguration, message: "cannot read the configuration file \(path): \(error.localizedDescription)")
+            throw ProcessorError(
+                code: .invalidConfiguration, message: "cannot read the configuration file \(path): \(error.localizedDescription)")
         }
         try self.init(yaml: text, file: path)
     }
@@ -142,7 +143,9 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         ])
         if let node = root["source"] {
             let name = try node.string()
-            guard let source = Source(rawValue: name) else { throw node.error("unknown source '\(name)' (expected journal, table, wal or notify)") }
+            guard let source = Source(rawValue: name) else {
+                throw node.error("unknown source '\(name)' (expected journal, table, wal or notify)")
+            }
             self.source = source
         }
         if let node = root["consumer"] {
@@ -151,7 +154,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
             if consumer.utf8.contains(0) { throw node.error("the consumer name contains a NUL byte (PostgreSQL text cannot hold one)") }
         }
         guard let channelsNode = root["channels"] else {
-            throw ProcessorError(code: .invalidConfiguration, message: "\(file): 'channels' is missing: name at least one channel and its queue")
+            throw ProcessorError(
+                code: .invalidConfiguration, message: "\(file): 'channels' is missing: name at least one channel and its queue")
         }
         for (name, keyNode, node) in try channelsNode.orderedEntries() {
             if name.isEmpty || name.utf8.count > 63 {
@@ -165,11 +169,14 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         }
         if channels.isEmpty { throw channelsNode.error("name at least one channel") }
         if source == .notify, let channel = channels.first(where: { $0.pipeline != ChannelPipeline(queue: $0.queue) }) {
-            throw channelsNode.error("channel '\(channel.name)': source: notify pushes payloads as they are; decoding, fetching, rules, batching and streams need source: journal or table")
+            throw channelsNode.error(
+                "channel '\(channel.name)': source: notify pushes payloads as they are; decoding, fetching, rules, batching and streams need source: journal or table"
+            )
         }
         switch (source, root["table"]) {
         case (.table, nil):
-            throw ProcessorError(code: .invalidConfiguration, message: "\(file): 'table' is missing: source: table reads {schema, name, key}")
+            throw ProcessorError(
+                code: .invalidConfiguration, message: "\(file): 'table' is missing: source: table reads {schema, name, key}")
         case (.table, let node?):
             let fields = try node.mapping(allowed: ["schema", "name", "key"])
             guard let name = fields["name"] else { throw node.error("'name' is missing: the table to read") }
@@ -181,7 +188,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
                 throw (fields[field] ?? node).error("'\(field)' must have 1 to 63 bytes, none of them NUL")
             }
             if channels.count != 1 {
-                throw channelsNode.error("source: table takes exactly one channel (the table's wake-up, and the queue of its rows); \(channels.count) are named")
+                throw channelsNode.error(
+                    "source: table takes exactly one channel (the table's wake-up, and the queue of its rows); \(channels.count) are named")
             }
             self.table = table
         case (_, let node?):
@@ -196,11 +204,16 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         if let node = root["allow_redis_eviction"] { allowRedisEviction = try node.bool() }
         if let node = root["wait"] {
             let fields = try node.mapping(allowed: ["replicas", "timeout", "append_only"])
-            guard let replicas = fields["replicas"] else { throw node.error("'replicas' is missing: how many Redis replicas must have a chunk (0 with append_only: the primary's AOF only)") }
+            guard let replicas = fields["replicas"] else {
+                throw node.error(
+                    "'replicas' is missing: how many Redis replicas must have a chunk (0 with append_only: the primary's AOF only)")
+            }
             var wait = RedisWait(replicas: try replicas.int(in: 0...100))
             if let timeout = fields["timeout"] { wait.timeout = Self.duration(try timeout.seconds(in: 0.001...600)) }
             if let appendOnly = fields["append_only"] { wait.appendOnly = try appendOnly.bool() }
-            if wait.replicas == 0, !wait.appendOnly { throw replicas.error("replicas: 0 waits for nothing; give 1 or more, or append_only: true") }
+            if wait.replicas == 0, !wait.appendOnly {
+                throw replicas.error("replicas: 0 waits for nothing; give 1 or more, or append_only: true")
+            }
             redisWait = wait
         }
         if let node = root["from_start"] { fromStart = try node.bool() }
@@ -216,7 +229,9 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         }
         if let node = root["buffer_limit"] { bufferLimit = try node.int(in: 1...10_000_000) }
         if let node = root["listener"] {
-            let fields = try node.mapping(allowed: ["heartbeat_interval", "heartbeat_timeout", "queue_usage_warning", "queue_usage_check_interval"])
+            let fields = try node.mapping(allowed: [
+                "heartbeat_interval", "heartbeat_timeout", "queue_usage_warning", "queue_usage_check_interval",
+            ])
             if let value = fields["heartbeat_interval"] { heartbeatInterval = try value.seconds() }
             if let value = fields["heartbeat_timeout"] { heartbeatTimeout = try value.seconds() }
             if let value = fields["queue_usage_warning"] {

@@ -1,4 +1,5 @@
 import PGEventsSystem
+
 import struct Foundation.Date
 
 /// A dead letter: an event (or one of its jobs) that could not be delivered, set aside with what went wrong and

@@ -61,7 +61,8 @@ public struct DeadLetterQueue: Sendable {
         var skippedTexts: [String] = []
         for _ in 0..<limit {
             // The oldest letter not skipped in this run.
-            let reply = try await redis.command("LRANGE", RedisArgument(name), RedisArgument(-(skippedTexts.count + 1)), RedisArgument(-(skippedTexts.count + 1)))
+            let reply = try await redis.command(
+                "LRANGE", RedisArgument(name), RedisArgument(-(skippedTexts.count + 1)), RedisArgument(-(skippedTexts.count + 1)))
             guard let bytes = reply.array?.first?.bytes else { break }
             let letter = Self.letter(String(decoding: bytes, as: UTF8.self))
             if let destination = letter.fields["destination"], let job = letter.fields["job"] {
@@ -74,7 +75,9 @@ public struct DeadLetterQueue: Sendable {
                     try await redis.command("LPUSH", RedisArgument(destination), RedisArgument(job))
                 }
                 outcome.jobsWritten += 1
-            } else if letter.fields["payload_bytes"] == nil, let postgres, let channel = letter.fields["channel"], let payload = letter.fields["payload"] {
+            } else if letter.fields["payload_bytes"] == nil, let postgres, let channel = letter.fields["channel"],
+                let payload = letter.fields["payload"]
+            {
                 try await postgres.query("SELECT pgevents.emit($1, $2)", [channel, payload])
                 outcome.eventsEmitted += 1
             } else {

@@ -1,9 +1,10 @@
-import PGEventsSystem
 public import Logging
 import Metrics
-import struct Foundation.Date
 public import PGEventsPostgres
 public import PGEventsRedis
+import PGEventsSystem
+
+import struct Foundation.Date
 
 /// Moves events from a source (the journal, a table) to Redis, chunk by chunk, in one line:
 /// **source → pipeline → job writer → acknowledge**. The stages overlap: while Redis takes one chunk, PostgreSQL
@@ -123,10 +124,11 @@ public final class EventDelivery {
     @discardableResult
     public func drain(shouldStop: () -> Bool = { false }) async throws -> Progress {
         var progress = Progress()
-        var prefetched: EventChunk?       // read, not delivered
-        var unacknowledged: EventChunk?   // delivered, ack not sent yet
+        var prefetched: EventChunk?  // read, not delivered
+        var unacknowledged: EventChunk?  // delivered, ack not sent yet
         let source = configuration.source
-        let limit = configuration.batchSize, bytes = configuration.chunkBytes
+        let limit = configuration.batchSize
+        let bytes = configuration.chunkBytes
         while !shouldStop() {
             try Task.checkCancellation()
             do {
@@ -136,7 +138,11 @@ public final class EventDelivery {
                     return progress
                 }
                 let chunk: EventChunk
-                if let prefetched { chunk = prefetched } else { chunk = try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: nil) }
+                if let prefetched {
+                    chunk = prefetched
+                } else {
+                    chunk = try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: nil)
+                }
                 prefetched = nil
                 if !chunk.events.isEmpty {
                     let pending = unacknowledged
@@ -186,9 +192,11 @@ public final class EventDelivery {
             do {
                 try await source.ack(pending, on: postgres)
             } catch {
-                logger.warning("could not record the last delivered chunk; it will be replayed (without duplicate jobs)", metadata: [
-                    "consumer": "\(source.name)", "error": "\(error)",
-                ])
+                logger.warning(
+                    "could not record the last delivered chunk; it will be replayed (without duplicate jobs)",
+                    metadata: [
+                        "consumer": "\(source.name)", "error": "\(error)",
+                    ])
             }
         }
         return progress
@@ -228,14 +236,17 @@ public final class EventDelivery {
                 let maxAttempts = channel?.maxAttempts ?? 3
                 if failure.permanent || tries >= maxAttempts {
                     deadLetterCounter(reason: "redis").increment()
-                    logDeadLetter(failure.job.event, reason: failure.message, detail: "job for \(failure.job.destination.name), \(tries) attempt(s)")
-                    letters.append(DeadLetter(
-                        reason: "Redis did not take the job for \(failure.job.destination.name): \(failure.message)",
-                        redisError: failure.message, attempts: tries,
-                        hint: failure.permanent
-                            ? "shrink the job, or raise Redis' proto-max-bulk-len; then replay (pgevents dead-letters replay)"
-                            : "fix the key \(failure.job.destination.name) (redis-cli TYPE \(failure.job.destination.name)), then replay (pgevents dead-letters replay)",
-                        refusedJob: failure.job).job(for: failure.job.event, queue: writer.deadLetterQueue))
+                    logDeadLetter(
+                        failure.job.event, reason: failure.message, detail: "job for \(failure.job.destination.name), \(tries) attempt(s)")
+                    letters.append(
+                        DeadLetter(
+                            reason: "Redis did not take the job for \(failure.job.destination.name): \(failure.message)",
+                            redisError: failure.message, attempts: tries,
+                            hint: failure.permanent
+                                ? "shrink the job, or raise Redis' proto-max-bulk-len; then replay (pgevents dead-letters replay)"
+                                : "fix the key \(failure.job.destination.name) (redis-cli TYPE \(failure.job.destination.name)), then replay (pgevents dead-letters replay)",
+                            refusedJob: failure.job
+                        ).job(for: failure.job.event, queue: writer.deadLetterQueue))
                 } else {
                     again.append(failure.job)
                     let backoff = (channel?.attemptBackoff ?? .milliseconds(100)) * (1 << min(tries - 1, 10))
@@ -258,7 +269,9 @@ public final class EventDelivery {
         if let failure = stored.failures.first {
             throw ProcessorError(
                 code: .sinkRejected,
-                message: "the dead-letter list \(writer.deadLetterQueue) refuses writes (\(failure.message)); delivery waits until it takes them: fix the key (redis-cli TYPE \(writer.deadLetterQueue))")
+                message:
+                    "the dead-letter list \(writer.deadLetterQueue) refuses writes (\(failure.message)); delivery waits until it takes them: fix the key (redis-cli TYPE \(writer.deadLetterQueue))"
+            )
         }
         result.deadLettered += letters.count
         return result
@@ -276,7 +289,8 @@ public final class EventDelivery {
         ]
         if let detail { metadata["detail"] = "\(detail)" }
         logger.warning("event sent to the dead-letter list", metadata: metadata)
-        logger.debug("dead-lettered payload", metadata: ["seq": "\(event.seq)", "payload": "\(TextExcerpt.excerpt(event.payload, limit: 200))"])
+        logger.debug(
+            "dead-lettered payload", metadata: ["seq": "\(event.seq)", "payload": "\(TextExcerpt.excerpt(event.payload, limit: 200))"])
     }
 
     // MARK: Batches
@@ -304,7 +318,11 @@ public final class EventDelivery {
         let outcome = try await writer.flushBatches(all: all, consumer: keySpace ?? configuration.source.name, on: redis)
         record(batches: outcome, reason: all ? "drained" : "due")
         if outcome.batchesSent > 0 {
-            logger.debug("batches sent", metadata: ["batches": "\(outcome.batchesSent)", "jobs": "\(outcome.batchItemsSent)", "reason": "\(all ? "drained" : "due")"])
+            logger.debug(
+                "batches sent",
+                metadata: [
+                    "batches": "\(outcome.batchesSent)", "jobs": "\(outcome.batchItemsSent)", "reason": "\(all ? "drained" : "due")",
+                ])
         }
         return outcome.batchesSent
     }
@@ -317,9 +335,12 @@ public final class EventDelivery {
         }
         if outcome.batchesDeadLettered > 0 {
             deadLetterCounter(reason: "batch").increment(by: outcome.batchesDeadLettered)
-            logger.warning("Redis refused batches; they were sent whole to the dead-letter list", metadata: [
-                "consumer": "\(configuration.source.name)", "batches": "\(outcome.batchesDeadLettered)", "dead_letter_queue": "\(writer.deadLetterQueue)",
-            ])
+            logger.warning(
+                "Redis refused batches; they were sent whole to the dead-letter list",
+                metadata: [
+                    "consumer": "\(configuration.source.name)", "batches": "\(outcome.batchesDeadLettered)",
+                    "dead_letter_queue": "\(writer.deadLetterQueue)",
+                ])
         }
         if outcome.written > 0, configuration.pipeline.batches { batchedItems.increment(by: outcome.written) }
         if outcome.knowsBatchDeadline {
@@ -364,9 +385,11 @@ public final class EventDelivery {
         attempt += 1
         retryCounter.increment()
         let delay = configuration.retryDelay(attempt)
-        logger.warning("\(what) failed; retrying", metadata: [
-            "consumer": "\(configuration.source.name)", "attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(error)",
-        ])
+        logger.warning(
+            "\(what) failed; retrying",
+            metadata: [
+                "consumer": "\(configuration.source.name)", "attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(error)",
+            ])
         if let error = error as? RedisError, error.serverErrorPrefix == "READONLY" {
             await redis?.close()
             redis = nil
@@ -412,7 +435,8 @@ public final class EventDelivery {
     /// Redis' `proto-max-bulk-len`, when `CONFIG GET` is allowed (managed services often rename it).
     static func maxBulkLength(on redis: RedisConnection) async -> Int? {
         guard let reply = try? await redis.command("CONFIG", "GET", "proto-max-bulk-len"), let parts = reply.array, parts.count == 2,
-              let text = parts[1].string, let value = Int(text) else { return nil }
+            let text = parts[1].string, let value = Int(text)
+        else { return nil }
         return value - 1_024  // room for the command around the job
     }
 
@@ -434,24 +458,29 @@ public final class EventDelivery {
         if holdsLeaderLock { return true }
         let name = configuration.source.name
         let acquired = try await connection.query(
-            "SELECT pg_try_advisory_lock(hashtextextended('pgevents.consumer:' || $1, 0))", [name]).scalar(Bool.self)
+            "SELECT pg_try_advisory_lock(hashtextextended('pgevents.consumer:' || $1, 0))", [name]
+        ).scalar(Bool.self)
         if acquired {
             holdsLeaderLock = true
             announcedStandby = false
             logger.info("leader", metadata: ["consumer": "\(name)"])
         } else if !announcedStandby {
             announcedStandby = true
-            let holder = try? await connection.query("""
+            let holder = try? await connection.query(
+                """
                 SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local')
                   FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
                  WHERE l.locktype = 'advisory' AND l.granted
                    AND ((l.classid::int8 << 32) | (l.objid::int8 & 4294967295)) = hashtextextended('pgevents.consumer:' || $1, 0)
-                """, [name]).first.map { row in
+                """, [name]
+            ).first.map { row in
                 "pid \(try row.decode(Int.self, at: 0)) (\(try row.decode(String.self, at: 1)), \(try row.decode(String.self, at: 2)))"
             }
-            logger.info("standby: another processor holds the consumer's leader lock; waiting to take over", metadata: [
-                "consumer": "\(name)", "holder": "\(holder ?? "unknown")",
-            ])
+            logger.info(
+                "standby: another processor holds the consumer's leader lock; waiting to take over",
+                metadata: [
+                    "consumer": "\(name)", "holder": "\(holder ?? "unknown")",
+                ])
         }
         return acquired
     }

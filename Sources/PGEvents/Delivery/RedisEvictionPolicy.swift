@@ -18,18 +18,23 @@ public enum RedisEvictionPolicy {
                 let reply = try? await redis.command("CONFIG", "GET", "maxmemory-policy")
                 await redis.close()
                 guard let parts = reply?.array, parts.count == 2, let policy = parts[1].string else {
-                    logger.warning("cannot read Redis' maxmemory-policy (CONFIG GET is not allowed): make sure it is noeviction, or a volatile-* policy")
+                    logger.warning(
+                        "cannot read Redis' maxmemory-policy (CONFIG GET is not allowed): make sure it is noeviction, or a volatile-* policy"
+                    )
                     return
                 }
                 guard evictingPolicies.contains(policy) else { return }
-                let message = "Redis' maxmemory-policy is \(policy): under memory pressure it may evict the processor's delivered positions and open batches (jobs pushed twice, batches lost) and your queues. Set maxmemory-policy noeviction (redis-cli CONFIG SET maxmemory-policy noeviction, and in redis.conf), or allow_redis_eviction: true in the processor's file to accept that."
+                let message =
+                    "Redis' maxmemory-policy is \(policy): under memory pressure it may evict the processor's delivered positions and open batches (jobs pushed twice, batches lost) and your queues. Set maxmemory-policy noeviction (redis-cli CONFIG SET maxmemory-policy noeviction, and in redis.conf), or allow_redis_eviction: true in the processor's file to accept that."
                 guard allowEviction else { throw ProcessorError(code: .invalidConfiguration, message: message) }
                 logger.warning("allow_redis_eviction: \(message)")
                 return
             } catch let error as RedisError where error.isConnectionError {
                 attempt += 1
                 let delay = backoff.delay(forAttempt: attempt)
-                logger.warning("Redis unreachable at start; retrying", metadata: ["attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(error)"])
+                logger.warning(
+                    "Redis unreachable at start; retrying",
+                    metadata: ["attempt": "\(attempt)", "retry_in": "\(delay)", "error": "\(error)"])
                 try await Task.sleep(for: delay)
             }
         }

@@ -1,5 +1,5 @@
-import PGEventsSystem
 public import PGEventsRedis
+import PGEventsSystem
 
 /// Writes jobs to Redis — lists (`LPUSH`), streams (`XADD`), batches and the dead-letter list — exactly once,
 /// in order, and reports per job what Redis did.
@@ -74,8 +74,11 @@ public struct RedisJobWriter: Sendable {
         sendable.reserveCapacity(jobs.count)
         for job in jobs {
             if job.body.utf8.count > maxJobBytes {
-                outcome.failures.append(JobFailure(
-                    job: job, message: "the job is \(job.body.utf8.count) bytes; Redis takes at most \(maxJobBytes) (proto-max-bulk-len)", permanent: true))
+                outcome.failures.append(
+                    JobFailure(
+                        job: job,
+                        message: "the job is \(job.body.utf8.count) bytes; Redis takes at most \(maxJobBytes) (proto-max-bulk-len)",
+                        permanent: true))
             } else {
                 sendable.append(job)
             }
@@ -83,9 +86,10 @@ public struct RedisJobWriter: Sendable {
         // Destinations refused earlier in this write, with Redis' message: their later jobs are not tried.
         var refusals: [(field: String, message: String)] = []
         for slice in Self.slices(sendable) {
-            let reply = try await writeScript.evaluate({ sha in
-                [self.command(sha: sha, slice: slice, consumer: consumer, failedFields: refusals.map(\.field))]
-            }, on: redis)[0]
+            let reply = try await writeScript.evaluate(
+                { sha in
+                    [self.command(sha: sha, slice: slice, consumer: consumer, failedFields: refusals.map(\.field))]
+                }, on: redis)[0]
             let part = try Self.outcome(of: reply, slice: slice, earlier: refusals)
             for failure in part.failures {
                 let field = Self.field(for: failure.job.destination)
@@ -101,10 +105,16 @@ public struct RedisJobWriter: Sendable {
     public func flushBatches(all: Bool, consumer: String, on redis: RedisConnection) async throws -> WriteOutcome {
         var total = WriteOutcome()
         repeat {
-            let reply = try await flushScript.evaluate({ sha in
-                [["EVALSHA", RedisArgument(sha), "0", RedisArgument(self.batchIndexKey(consumer: consumer)), RedisArgument(all ? "all" : "due"),
-                  RedisArgument(Self.flushLimit), RedisArgument(self.deadLetterQueue)]]
-            }, on: redis)[0]
+            let reply = try await flushScript.evaluate(
+                { sha in
+                    [
+                        [
+                            "EVALSHA", RedisArgument(sha), "0", RedisArgument(self.batchIndexKey(consumer: consumer)),
+                            RedisArgument(all ? "all" : "due"),
+                            RedisArgument(Self.flushLimit), RedisArgument(self.deadLetterQueue),
+                        ]
+                    ]
+                }, on: redis)[0]
             let counts = try Self.integers(reply, count: 4, what: "sending batches")
             var part = WriteOutcome()
             part.batchesSent = counts[0]
@@ -170,7 +180,9 @@ public struct RedisJobWriter: Sendable {
     }
 
     /// Reads the write script's reply for `slice`; `earlier` are the destinations refused by earlier slices.
-    static func outcome(of reply: RedisReply, slice: ArraySlice<Job>, earlier: [(field: String, message: String)] = []) throws -> WriteOutcome {
+    static func outcome(of reply: RedisReply, slice: ArraySlice<Job>, earlier: [(field: String, message: String)] = []) throws
+        -> WriteOutcome
+    {
         var outcome = WriteOutcome()
         if case .error(let message) = reply {
             if isOutage(message) { throw RedisError(code: .server, message: message, command: "EVALSHA") }
@@ -179,9 +191,11 @@ public struct RedisJobWriter: Sendable {
             return outcome
         }
         guard let parts = reply.array, parts.count >= 5, let status = parts[0].string, status.utf8.count == slice.count,
-              let sent = parts[1].integer, let items = parts[2].integer, let due = parts[3].integer, let deadened = parts[4].integer
+            let sent = parts[1].integer, let items = parts[2].integer, let due = parts[3].integer, let deadened = parts[4].integer
         else {
-            throw RedisError(code: .protocolViolation, message: "unexpected reply to writing jobs \(slice.first?.key ?? "")…: \(reply)", command: "EVALSHA")
+            throw RedisError(
+                code: .protocolViolation, message: "unexpected reply to writing jobs \(slice.first?.key ?? "")…: \(reply)",
+                command: "EVALSHA")
         }
         var messages: [Int: String] = [:]
         var index = 5
@@ -200,7 +214,11 @@ public struct RedisJobWriter: Sendable {
                 refusals[field(for: job.destination)] = message
                 outcome.failures.append(JobFailure(job: job, message: message))
             default:
-                outcome.failures.append(JobFailure(job: job, message: refusals[field(for: job.destination)] ?? "not tried: an earlier job to \(job.destination.name) was refused"))
+                outcome.failures.append(
+                    JobFailure(
+                        job: job,
+                        message: refusals[field(for: job.destination)] ?? "not tried: an earlier job to \(job.destination.name) was refused"
+                    ))
             }
         }
         outcome.batchesSent = Int(sent)
@@ -216,8 +234,11 @@ public struct RedisJobWriter: Sendable {
     /// Redis errors that say "not now" (the whole call did not run): an outage to wait out, not a refusal.
     static func isOutage(_ message: String) -> Bool {
         let kind = message.prefix { $0 != " " }
-        return ["LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOSCRIPT", "MOVED", "ASK"]
-            .contains(String(kind))
+        return [
+            "LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOSCRIPT", "MOVED",
+            "ASK",
+        ]
+        .contains(String(kind))
     }
 
     private static func integers(_ reply: RedisReply, count: Int, what: String) throws -> [Int] {
@@ -239,7 +260,8 @@ public struct RedisJobWriter: Sendable {
     /// `jobs` cut into consecutive slices of at most ``scriptJobs`` jobs and about ``scriptBytes`` bytes.
     static func slices(_ jobs: [Job]) -> [ArraySlice<Job>] {
         var slices: [ArraySlice<Job>] = []
-        var start = jobs.startIndex, bytes = 0
+        var start = jobs.startIndex
+        var bytes = 0
         for index in jobs.indices {
             let size = jobs[index].body.utf8.count
             if index > start, index - start >= scriptJobs || bytes + size > scriptBytes {

@@ -1,5 +1,5 @@
-import PGEventsSystem
 public import PGEventsRedis
+import PGEventsSystem
 
 /// How durable a chunk must be in Redis before the journal is acknowledged (`wait:` in the processor's file).
 ///
@@ -43,7 +43,8 @@ public struct RedisWait: Sendable, Equatable {
             guard counts.count == 2, counts[0] >= 1, counts[1] >= Int64(replicas) else {
                 throw RedisError(
                     code: .timeout,
-                    message: "WAITAOF: the chunk reached the append-only file of \(counts.first ?? 0) primary and \(counts.last ?? 0) of \(replicas) replica(s) within \(timeout); not acknowledged, trying again",
+                    message:
+                        "WAITAOF: the chunk reached the append-only file of \(counts.first ?? 0) primary and \(counts.last ?? 0) of \(replicas) replica(s) within \(timeout); not acknowledged, trying again",
                     command: "WAITAOF")
             }
         } else {
@@ -51,7 +52,8 @@ public struct RedisWait: Sendable, Equatable {
             guard acknowledged >= Int64(replicas) else {
                 throw RedisError(
                     code: .timeout,
-                    message: "WAIT: \(acknowledged) of \(replicas) replica(s) had the chunk within \(timeout); not acknowledged, trying again",
+                    message:
+                        "WAIT: \(acknowledged) of \(replicas) replica(s) had the chunk within \(timeout); not acknowledged, trying again",
                     command: "WAIT")
             }
         }

@@ -14,7 +14,9 @@ enum StreamTimestamp {
         let days = millis.floorDivided(by: 86_400_000)
         let dayMillis = millis - days * 86_400_000
         let (year, month, day) = civil(fromDays: days)
-        let hour = dayMillis / 3_600_000, minute = dayMillis / 60_000 % 60, second = dayMillis / 1_000 % 60
+        let hour = dayMillis / 3_600_000
+        let minute = dayMillis / 60_000 % 60
+        let second = dayMillis / 1_000 % 60
         let milli = dayMillis % 1_000
         var text = year < 0 ? "-" : ""
         text += pad(abs(year), 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
@@ -26,10 +28,10 @@ enum StreamTimestamp {
     static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
         let era = z.floorDivided(by: 146_097)
-        let dayOfEra = z - era * 146_097                                                   // [0, 146096]
+        let dayOfEra = z - era * 146_097  // [0, 146096]
         let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365  // [0, 399]
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)     // [0, 365]
-        let shiftedMonth = (5 * dayOfYear + 2) / 153                                       // [0, 11], March first
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)  // [0, 365]
+        let shiftedMonth = (5 * dayOfYear + 2) / 153  // [0, 11], March first
         let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
         let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
@@ -41,7 +43,6 @@ enum StreamTimestamp {
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }
-
 
 extension Int64 {
     /// The quotient rounded towards minus infinity (`/` rounds towards zero).

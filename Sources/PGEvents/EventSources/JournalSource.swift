@@ -1,4 +1,5 @@
 public import PGEventsPostgres
+
 import struct Foundation.Date
 
 /// A named reader of the `pgevents.journal` (see `sql/pgevents/001_journal.sql`) with its cursor in
@@ -50,12 +51,13 @@ public struct JournalSource: EventSource {
         for row in rows {
             let payload = try row.decode(String.self, at: 2)
             bytes += payload.utf8.count
-            events.append(SourceEvent(
-                seq: try row.decode(Int64.self, at: 0),
-                batch: try row.decode(Int64.self, at: 4),
-                channel: try row.decode(String.self, at: 1),
-                payload: payload,
-                createdAt: Date(timeIntervalSince1970: try row.decode(Double.self, at: 3))))
+            events.append(
+                SourceEvent(
+                    seq: try row.decode(Int64.self, at: 0),
+                    batch: try row.decode(Int64.self, at: 4),
+                    channel: try row.decode(String.self, at: 1),
+                    payload: payload,
+                    createdAt: Date(timeIntervalSince1970: try row.decode(Double.self, at: 3))))
         }
         // Cut by bytes, the batch may go on: only a short chunk under both limits ends it.
         return EventChunk(events: events, completesBatch: events.count < limit && bytes < maxBytes, position: events.last?.seq ?? 0)

@@ -1,5 +1,6 @@
 public import Logging
 public import PGEventsPostgres
+
 import struct Foundation.Date
 
 /// A reader of the user's own table by a monotonic integer key, with its cursor in
@@ -28,7 +29,10 @@ public struct TableSource: EventSource {
     public var fenceWarningSeconds: Double = 5
     private let logger: Logger
 
-    public init(name: String, schema: String = "public", table: String, keyColumn: String, channel: String, logger: Logger = EventListener.defaultLogger) {
+    public init(
+        name: String, schema: String = "public", table: String, keyColumn: String, channel: String,
+        logger: Logger = EventListener.defaultLogger
+    ) {
         self.name = name
         self.schema = schema
         self.table = table
@@ -45,17 +49,21 @@ public struct TableSource: EventSource {
         guard installed else {
             throw ProcessorError(
                 code: .journalMissing,
-                message: "the pgevents table source is not installed in this database: apply sql/pgevents/ (001_journal.sql, 002_table_source.sql) first")
+                message:
+                    "the pgevents table source is not installed in this database: apply sql/pgevents/ (001_journal.sql, 002_table_source.sql) first"
+            )
         }
         return try await connection.query(
             "SELECT pgevents.register_table_consumer($1, $2::regclass, $3, $4)::text",
-            [name, quotedTable, keyColumn, fromStart]).scalar(String.self)
+            [name, quotedTable, keyColumn, fromStart]
+        ).scalar(String.self)
     }
 
     public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?) async throws -> EventChunk {
         // The page and the fence in one statement: clock_timestamp() runs after the statement's snapshot was
         // taken, so every transaction that could still commit a key below the page's last one started before it.
-        let page = try await connection.query("""
+        let page = try await connection.query(
+            """
             WITH cursor AS (SELECT coalesce($3, last_key) AS last_key FROM pgevents.table_consumers WHERE name = $1),
                  page AS (SELECT \(quotedKey)::int8 AS k FROM \(quotedTable)
                            WHERE \(quotedKey) > (SELECT last_key FROM cursor) ORDER BY \(quotedKey) LIMIT $2)
@@ -63,7 +71,9 @@ public struct TableSource: EventSource {
                    clock_timestamp()::text
             """, [name, limit, after?.position])
         guard let row = page.first, let last = try row.decode(Int64?.self, at: 0) else {
-            throw ProcessorError(code: .invalidConfiguration, message: "table consumer '\(name)' is not registered (its row in pgevents.table_consumers is gone)")
+            throw ProcessorError(
+                code: .invalidConfiguration,
+                message: "table consumer '\(name)' is not registered (its row in pgevents.table_consumers is gone)")
         }
         guard let upTo = try row.decode(Int64?.self, at: 1) else {
             return EventChunk(events: [], completesBatch: true, position: last)
@@ -73,7 +83,8 @@ public struct TableSource: EventSource {
 
         // Every key up to the fence is final, so a chunk may also end earlier, once it holds about `maxBytes` of
         // payloads (the rest is read by the next call, which fences again).
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT k, payload FROM (
                 SELECT k, payload, sum(octet_length(payload)) OVER (ORDER BY k) - octet_length(payload) AS bytes_before
                   FROM (SELECT \(quotedKey)::int8 AS k,
@@ -116,10 +127,12 @@ public struct TableSource: EventSource {
                 let sessions = try waiting.prefix(5).map { row in
                     "pid \(try row.decode(Int?.self, at: 0).map(String.init) ?? "-") (\(try row.decode(String?.self, at: 3).flatMap { $0.isEmpty ? nil : $0 } ?? "no application_name"), \(try row.decode(String?.self, at: 2) ?? "?") since \(try row.decode(String?.self, at: 1) ?? "?"))"
                 }
-                logger.warning("table source waits for older transactions to end before delivering", metadata: [
-                    "consumer": "\(name)", "table": "\(schema).\(table)", "seconds": "\(elapsed.components.seconds)",
-                    "transactions": "\(waiting.count)", "sessions": "\(sessions.joined(separator: "; "))",
-                ])
+                logger.warning(
+                    "table source waits for older transactions to end before delivering",
+                    metadata: [
+                        "consumer": "\(name)", "table": "\(schema).\(table)", "seconds": "\(elapsed.components.seconds)",
+                        "transactions": "\(waiting.count)", "sessions": "\(sessions.joined(separator: "; "))",
+                    ])
             }
             try await Task.sleep(for: delay)
             delay = min(delay * 2, .milliseconds(50))

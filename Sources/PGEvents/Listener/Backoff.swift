@@ -91,7 +91,6 @@ public struct Backoff: Sendable, Hashable {
     }
 }
 
-
 /// `base` to the power `exponent`, by repeated squaring (Foundation's `pow` is not needed for this).
 private func pow(_ base: Double, _ exponent: Double) -> Double {
     var result = 1.0

@@ -1,5 +1,5 @@
-import PGEventsSystem
 public import PGEventsPostgres
+import PGEventsSystem
 
 extension EventListener {
     /// What to listen to, and how hard to try to stay connected.
@@ -61,7 +61,9 @@ extension EventListener {
             public var userTimeout: Duration?
 
             /// The defaults: probes after 5 s idle, every 2 s, 3 of them; unacknowledged data for at most 10 s.
-            public init(idle: Duration = .seconds(5), interval: Duration = .seconds(2), count: Int = 3, userTimeout: Duration? = .seconds(10)) {
+            public init(
+                idle: Duration = .seconds(5), interval: Duration = .seconds(2), count: Int = 3, userTimeout: Duration? = .seconds(10)
+            ) {
                 self.idle = idle
                 self.interval = interval
                 self.count = count

@@ -1,7 +1,7 @@
-import PGEventsSystem
 import Logging
 import Metrics
 import PGEventsPostgres
+import PGEventsSystem
 
 // One connection's life: forwarding notifications, heartbeats, the queue usage check.
 extension EventListener {
@@ -42,7 +42,9 @@ extension EventListener {
                 for notification in batch {
                     if notification.channel == heartbeatChannel {
                         if let roundTrip = heartbeat.echoed(notification.payload) {
-                            logger.trace("heartbeat", metadata: ["payload": "\(notification.payload)", "round_trip_ms": "\(roundTrip.inSeconds * 1000)"])
+                            logger.trace(
+                                "heartbeat",
+                                metadata: ["payload": "\(notification.payload)", "round_trip_ms": "\(roundTrip.inSeconds * 1000)"])
                         }
                     } else {
                         continuation.yield(.notification(notification))
@@ -63,16 +65,20 @@ extension EventListener {
 
     /// Sends a heartbeat every `heartbeatInterval`; returns `.heartbeatTimedOut` as soon as one has not come
     /// back within `heartbeatTimeout`.
-    private func sendHeartbeats(through probe: PostgresProbe, tracking heartbeat: ListenerHeartbeat, generation: Int) async -> ConnectionEnd? {
+    private func sendHeartbeats(through probe: PostgresProbe, tracking heartbeat: ListenerHeartbeat, generation: Int) async
+        -> ConnectionEnd?
+    {
         let timeout = configuration.heartbeatTimeout
         var sequence = 0
         var nextSend = ContinuousClock.now
         while !Task.isCancelled {
             if let oldest = heartbeat.oldestPending, oldest + timeout <= .now {
-                logger.warning("heartbeat timed out", metadata: [
-                    "generation": "\(generation)", "waited_seconds": "\(oldest.duration(to: .now).inSeconds)",
-                    "timeout_seconds": "\(timeout.inSeconds)",
-                ])
+                logger.warning(
+                    "heartbeat timed out",
+                    metadata: [
+                        "generation": "\(generation)", "waited_seconds": "\(oldest.duration(to: .now).inSeconds)",
+                        "timeout_seconds": "\(timeout.inSeconds)",
+                    ])
                 return .heartbeatTimedOut
             }
             if nextSend <= .now {
@@ -108,10 +114,12 @@ extension EventListener {
         let threshold = configuration.queueUsageWarningThreshold
         while !Task.isCancelled {
             do {
-                let usage = try await probe.query("SELECT pg_notification_queue_usage()", timeout: configuration.heartbeatTimeout).scalar(Double.self)
+                let usage = try await probe.query("SELECT pg_notification_queue_usage()", timeout: configuration.heartbeatTimeout).scalar(
+                    Double.self)
                 queueUsage.record(usage)
                 if usage >= threshold {
-                    logger.warning("notification queue usage above threshold", metadata: ["usage": "\(usage)", "threshold": "\(threshold)"])
+                    logger.warning(
+                        "notification queue usage above threshold", metadata: ["usage": "\(usage)", "threshold": "\(threshold)"])
                 }
             } catch {
                 if Task.isCancelled { return }

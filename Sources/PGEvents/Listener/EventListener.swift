@@ -1,7 +1,7 @@
-import PGEventsSystem
 public import Logging
 import Metrics
 public import PGEventsPostgres
+import PGEventsSystem
 import Synchronization
 
 /// A `LISTEN` connection that stays up: it reconnects with backoff when the connection is lost, re-`LISTEN`s

@@ -1,5 +1,5 @@
-import PGEventsSystem
 import PGEventsPostgres
+import PGEventsSystem
 
 /// The decisions of an `EventListener`, without any I/O: the listener reports what happened (an event, one
 /// method each), the machine changes state and answers with the one thing to do next (an action).

@@ -14,7 +14,8 @@ public enum SessionCheck {
     /// backend. A server that cannot be reached, or a connection lost during the check, is not an answer: the
     /// processor's own retries deal with them.
     public static func requireSessions(_ configuration: PostgresConfiguration, logger: Logger, rounds: Int = 4) async throws {
-        let first: PostgresConnection, second: PostgresConnection
+        let first: PostgresConnection
+        let second: PostgresConnection
         do {
             first = try await PostgresConnection.connect(configuration, logger: logger)
         } catch {
@@ -30,7 +31,8 @@ public enum SessionCheck {
         }
         var shared: Int32?
         do {
-            var seenByFirst = Set<Int32>(), seenBySecond = Set<Int32>()
+            var seenByFirst = Set<Int32>()
+            var seenBySecond = Set<Int32>()
             for _ in 0..<rounds where shared == nil {
                 // Each statement is a transaction of its own: a transaction pooler may put the next one on the server
                 // connection the other client just released.
@@ -49,13 +51,15 @@ public enum SessionCheck {
         await first.close()
         await second.close()
         if let shared {
-            throw ProcessorError(code: .sharedSession, message: """
-                two of the processor's connections to \(configuration) were served by the same server backend (pid \(shared)): \
-                a pooler that hands out server connections per transaction or statement (PgBouncer pool_mode = transaction) \
-                is in between. LISTEN and the leader's session advisory lock need sessions of their own, or notifications \
-                are lost and two processors both lead. Give pgevents a direct URL to PostgreSQL, or one through a \
-                session-mode pool (pool_mode = session); your application's own connections may stay on the transaction pool
-                """)
+            throw ProcessorError(
+                code: .sharedSession,
+                message: """
+                    two of the processor's connections to \(configuration) were served by the same server backend (pid \(shared)): \
+                    a pooler that hands out server connections per transaction or statement (PgBouncer pool_mode = transaction) \
+                    is in between. LISTEN and the leader's session advisory lock need sessions of their own, or notifications \
+                    are lost and two processors both lead. Give pgevents a direct URL to PostgreSQL, or one through a \
+                    session-mode pool (pool_mode = session); your application's own connections may stay on the transaction pool
+                    """)
         }
     }
 }

@@ -1,10 +1,12 @@
 public import Logging
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
+
 import struct Foundation.Date
 import class Foundation.ISO8601DateFormatter
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A `LogHandler` that writes one JSON object per line to standard error, for log systems that read JSON
 /// (`pgevents process --log-format json`):
@@ -87,11 +89,12 @@ public struct JSONLogHandler: LogHandler {
         line += EventValue.string(text).jsonText
     }
 
-    private static let formatter = Mutex<ISO8601DateFormatter>({
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }())
+    private static let formatter = Mutex<ISO8601DateFormatter>(
+        {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return formatter
+        }())
 
     private static func timestamp() -> String {
         formatter.withLock { $0.string(from: Date()) }

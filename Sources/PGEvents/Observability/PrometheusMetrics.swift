@@ -58,7 +58,9 @@ public final class PrometheusMetrics: MetricsFactory, Sendable {
 
     /// Creates an empty registry. Bucket bounds are sorted, and repeated or non-finite ones dropped
     /// (`+Inf` is always the last bucket).
-    public init(timerBuckets: [Double] = PrometheusMetrics.defaultTimerBuckets, recorderBuckets: [Double] = PrometheusMetrics.defaultRecorderBuckets) {
+    public init(
+        timerBuckets: [Double] = PrometheusMetrics.defaultTimerBuckets, recorderBuckets: [Double] = PrometheusMetrics.defaultRecorderBuckets
+    ) {
         self.timerBuckets = Self.normalised(timerBuckets)
         self.recorderBuckets = Self.normalised(recorderBuckets)
     }
@@ -83,7 +85,9 @@ public final class PrometheusMetrics: MetricsFactory, Sendable {
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         if aggregate {
             let buckets = recorderBuckets
-            let (series, registration) = acquire(label, dimensions, kind: .histogram) { HistogramSeries(bounds: buckets, nanoseconds: false) }
+            let (series, registration) = acquire(label, dimensions, kind: .histogram) {
+                HistogramSeries(bounds: buckets, nanoseconds: false)
+            }
             return HistogramHandle(series: series, registration: registration)
         }
         let (series, registration) = acquire(label, dimensions, kind: .gauge) { GaugeSeries() }
@@ -124,7 +128,10 @@ public final class PrometheusMetrics: MetricsFactory, Sendable {
     public func render() -> String {
         let families = registry.withLock { registry in
             registry.families.sorted { $0.key < $1.key }.map { name, family in
-                (name: name, kind: family.kind, series: family.series.sorted { $0.key < $1.key }.map { (labels: $0.key, storage: $0.value.storage) })
+                (
+                    name: name, kind: family.kind,
+                    series: family.series.sorted { $0.key < $1.key }.map { (labels: $0.key, storage: $0.value.storage) }
+                )
             }
         }
         var out = ""
@@ -206,7 +213,8 @@ public final class PrometheusMetrics: MetricsFactory, Sendable {
         guard registration.markReleased() else { return }
         registry.withLock { registry in
             guard let entry = registry.families[registration.name]?.series[registration.labels],
-                  entry.storage === registration.storage else { return }
+                entry.storage === registration.storage
+            else { return }
             if entry.handles > 1 {
                 registry.families[registration.name]?.series[registration.labels]?.handles -= 1
                 return
@@ -289,7 +297,7 @@ public final class PrometheusMetrics: MetricsFactory, Sendable {
 // MARK: Series
 
 /// The values of one series (one metric name and one set of labels).
-fileprivate protocol SeriesStorage: AnyObject, Sendable {
+private protocol SeriesStorage: AnyObject, Sendable {
     /// Appends this series' sample lines.
     func render(name: String, labels: String, into out: inout String)
 }
@@ -302,7 +310,7 @@ extension SeriesStorage {
 }
 
 /// A counter's total: whole increments exactly, fractional ones (from `FloatingPointCounter`) beside them.
-fileprivate final class CounterSeries: SeriesStorage {
+private final class CounterSeries: SeriesStorage {
     private struct Value {
         var whole: Int64 = 0
         var fractional: Double = 0
@@ -334,7 +342,7 @@ fileprivate final class CounterSeries: SeriesStorage {
 }
 
 /// A gauge's last value.
-fileprivate final class GaugeSeries: SeriesStorage {
+private final class GaugeSeries: SeriesStorage {
     private let value = Mutex<Double>(0)
 
     func set(_ newValue: Double) {
@@ -353,7 +361,7 @@ fileprivate final class GaugeSeries: SeriesStorage {
 
 /// A histogram: counts per bucket, their number and their sum. Timers record whole nanoseconds (compared
 /// with the bounds in nanoseconds, summed exactly, rendered in seconds); recorders record plain values.
-fileprivate final class HistogramSeries: SeriesStorage {
+private final class HistogramSeries: SeriesStorage {
     /// Finite upper bounds, ascending; `+Inf` follows them.
     let bounds: [Double]
     /// `bounds` in nanoseconds, for timers.
@@ -416,7 +424,7 @@ fileprivate final class HistogramSeries: SeriesStorage {
 // MARK: Handles
 
 /// Where a handle's series is registered, and whether this handle has been destroyed.
-fileprivate final class Registration: Sendable {
+private final class Registration: Sendable {
     let name: String
     let labels: String
     let storage: any SeriesStorage
@@ -434,7 +442,7 @@ fileprivate final class Registration: Sendable {
     }
 }
 
-fileprivate final class CounterHandle: CounterHandler {
+private final class CounterHandle: CounterHandler {
     let series: CounterSeries
     let registration: Registration
 
@@ -447,7 +455,7 @@ fileprivate final class CounterHandle: CounterHandler {
     func reset() { series.reset() }
 }
 
-fileprivate final class FloatingPointCounterHandle: FloatingPointCounterHandler {
+private final class FloatingPointCounterHandle: FloatingPointCounterHandler {
     let series: CounterSeries
     let registration: Registration
 
@@ -460,7 +468,7 @@ fileprivate final class FloatingPointCounterHandle: FloatingPointCounterHandler 
     func reset() { series.reset() }
 }
 
-fileprivate final class GaugeHandle: RecorderHandler {
+private final class GaugeHandle: RecorderHandler {
     let series: GaugeSeries
     let registration: Registration
 
@@ -473,7 +481,7 @@ fileprivate final class GaugeHandle: RecorderHandler {
     func record(_ value: Double) { series.set(value) }
 }
 
-fileprivate final class MeterHandle: MeterHandler {
+private final class MeterHandle: MeterHandler {
     let series: GaugeSeries
     let registration: Registration
 
@@ -496,7 +504,7 @@ fileprivate final class MeterHandle: MeterHandler {
     }
 }
 
-fileprivate final class HistogramHandle: RecorderHandler {
+private final class HistogramHandle: RecorderHandler {
     let series: HistogramSeries
     let registration: Registration
 
@@ -509,7 +517,7 @@ fileprivate final class HistogramHandle: RecorderHandler {
     func record(_ value: Double) { series.observe(value) }
 }
 
-fileprivate final class TimerHandle: TimerHandler {
+private final class TimerHandle: TimerHandler {
     let series: HistogramSeries
     let registration: Registration
 

@@ -61,7 +61,8 @@ public enum CSVRecord {
                     case UInt8(ascii: "\""):
                         throw CSVError(
                             offset: position,
-                            message: "a quote inside an unquoted field at byte \(position) (quote the whole field and double its quotes: \"a\"\"b\")"
+                            message:
+                                "a quote inside an unquoted field at byte \(position) (quote the whole field and double its quotes: \"a\"\"b\")"
                         )
                     default:
                         position += 1
@@ -81,12 +82,14 @@ public enum CSVRecord {
             case UInt8(ascii: "\n"), UInt8(ascii: "\r"):
                 throw CSVError(
                     offset: position,
-                    message: "a line break outside quotes at byte \(position): a payload is one record (quote a field that contains line breaks)"
+                    message:
+                        "a line break outside quotes at byte \(position): a payload is one record (quote a field that contains line breaks)"
                 )
             default:
                 throw CSVError(
                     offset: position,
-                    message: "unexpected \(describeCharacter(in: bytes, at: position)) after a closing quote at byte \(position) (expected ',' or the end of the record)"
+                    message:
+                        "unexpected \(describeCharacter(in: bytes, at: position)) after a closing quote at byte \(position) (expected ',' or the end of the record)"
                 )
             }
         }

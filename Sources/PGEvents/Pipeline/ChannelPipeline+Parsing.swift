@@ -19,7 +19,8 @@ extension ChannelPipeline {
         case ("csv", let columnsNode?):
             decoder = PayloadDecoder(format: .csv(columns: try Self.columns(columnsNode)))
         case ("csv", nil):
-            throw fields["decode"]!.error("'csv_columns' is missing: decode: csv needs the record's column names, e.g. [op, schema, table, key, value]")
+            throw fields["decode"]!.error(
+                "'csv_columns' is missing: decode: csv needs the record's column names, e.g. [op, schema, table, key, value]")
         case (_, let columnsNode?):
             throw columnsNode.error("'csv_columns' is only read with decode: csv")
         case ("json", nil):
@@ -35,7 +36,9 @@ extension ChannelPipeline {
         if let attemptsNode = fields["max_attempts"] { maxAttempts = try attemptsNode.int(in: 1...100) }
         if let backoffNode = fields["attempt_backoff"] {
             let seconds = try backoffNode.seconds()
-            if seconds > 60 { throw backoffNode.error("\(seconds) seconds is more than a minute: every later event of the chunk waits for it") }
+            if seconds > 60 {
+                throw backoffNode.error("\(seconds) seconds is more than a minute: every later event of the chunk waits for it")
+            }
             attemptBackoff = .milliseconds(Int((seconds * 1000).rounded()))
         }
 
@@ -73,7 +76,8 @@ extension ChannelPipeline {
                 if let other = fields[key] { throw other.error("'\(key)' is only read with 'rules'") }
             }
             if queue == nil {
-                throw node.error("'queue' is missing: the Redis list for this channel's events (or give 'rules' whose actions name their queues)")
+                throw node.error(
+                    "'queue' is missing: the Redis list for this channel's events (or give 'rules' whose actions name their queues)")
             }
         }
 
@@ -112,13 +116,16 @@ extension ChannelPipeline {
 
     private static func fetch(_ node: ConfigurationNode, _ paths: PathRules) throws -> FetchSpec {
         let fields = try node.mapping(allowed: ["table", "key", "from"])
-        guard let tableNode = fields["table"] else { throw node.error("'table' is missing: the table to read the row from (name or schema.name)") }
+        guard let tableNode = fields["table"] else {
+            throw node.error("'table' is missing: the table to read the row from (name or schema.name)")
+        }
         guard let keyNode = fields["key"] else { throw node.error("'key' is missing: the column that identifies the row") }
         guard let fromNode = fields["from"] else { throw node.error("'from' is missing: the event's field that holds the key (event.…)") }
         let tableText = try tableNode.string()
         let parts = tableText.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
-            throw tableNode.error("'\(TextExcerpt.excerpt(tableText, limit: 80))' is not a table name (name or schema.name, each of 1 to 63 bytes)")
+            throw tableNode.error(
+                "'\(TextExcerpt.excerpt(tableText, limit: 80))' is not a table name (name or schema.name, each of 1 to 63 bytes)")
         }
         let keyColumn = try keyNode.string()
         guard !keyColumn.isEmpty, keyColumn.utf8.count <= 63 else { throw keyNode.error("a column name must have 1 to 63 bytes") }
@@ -315,7 +322,8 @@ extension ConfigurationNode {
                 throw unknown.keyNode.error("unknown condition '\(unknown.key)' (\(conditionForms))\(hint)")
             }
             if entries.count > 1 {
-                throw entries[1].keyNode.error("a condition has one of all, any or not (found \(entries.map(\.key).joined(separator: " and "))): nest them to combine")
+                throw entries[1].keyNode.error(
+                    "a condition has one of all, any or not (found \(entries.map(\.key).joined(separator: " and "))): nest them to combine")
             }
             switch first.key {
             case "not":
@@ -338,7 +346,8 @@ extension ConfigurationNode {
             throw unknown.keyNode.error("unknown operator '\(unknown.key)' (\(expected))")
         }
         if operators.count > 1 {
-            throw operators[1].keyNode.error("one operator per field test (found \(operators.map(\.key).joined(separator: " and "))): combine tests with all: […]")
+            throw operators[1].keyNode.error(
+                "one operator per field test (found \(operators.map(\.key).joined(separator: " and "))): combine tests with all: […]")
         }
         let operand = test.value
         switch test.key {

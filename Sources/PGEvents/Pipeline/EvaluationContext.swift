@@ -1,4 +1,5 @@
 import PGEventsSystem
+
 public import struct Foundation.Date
 
 /// A field of what rules, templates, batch keys and row lookups read: `event.user.id`, `row.chain_id`,
@@ -44,7 +45,10 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
             throw Invalid(message: "the field path '\(TextExcerpt.excerpt(text, limit: 80))' has an empty component")
         }
         if root == .meta, !components.isEmpty, components.count != 1 || !Self.metaFields.contains(components[0]) {
-            throw Invalid(message: "meta has the fields \(Self.metaFields.joined(separator: ", ")); '\(TextExcerpt.excerpt(text, limit: 80))' is not one of them")
+            throw Invalid(
+                message:
+                    "meta has the fields \(Self.metaFields.joined(separator: ", ")); '\(TextExcerpt.excerpt(text, limit: 80))' is not one of them"
+            )
         }
         self.init(root: root, components: components)
     }
@@ -76,11 +80,13 @@ public struct EvaluationContext: Sendable, Hashable {
     }
 
     public init(event: EventValue, row: EventValue? = nil, channel: String, seq: Int64, createdAt: Date) {
-        self.init(event: event, row: row, meta: [
-            "channel": .string(channel),
-            "seq": .integer(seq),
-            "created_at": .string(Self.timestamp(createdAt)),
-        ])
+        self.init(
+            event: event, row: row,
+            meta: [
+                "channel": .string(channel),
+                "seq": .integer(seq),
+                "created_at": .string(Self.timestamp(createdAt)),
+            ])
     }
 
     /// The context of a journal event, decoded as `decoded`, with its row.
@@ -120,7 +126,8 @@ public struct EvaluationContext: Sendable, Hashable {
             let digits = String(value)
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3_600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 6))Z"
+        return
+            "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3_600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 6))Z"
     }
 
     private static func floorDivision(_ value: Int64, _ divisor: Int64) -> (quotient: Int64, remainder: Int64) {

@@ -44,7 +44,8 @@ public struct EventPipeline: Sendable {
         guard let pipeline = channels[event.channel] else {
             return Job(event: event, destination: .list(defaultQueue), body: event.payload)
         }
-        guard pipeline.decoder == nil, pipeline.rules == nil, pipeline.fetch == nil, pipeline.batch == nil, let queue = pipeline.queue else {
+        guard pipeline.decoder == nil, pipeline.rules == nil, pipeline.fetch == nil, pipeline.batch == nil, let queue = pipeline.queue
+        else {
             return nil
         }
         let destination: Job.Destination = pipeline.sink == .stream ? .stream(queue, maxLength: pipeline.streamMaxLength) : .list(queue)

@@ -38,12 +38,24 @@ extension EventValue {
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .null: hasher.combine(0)
-        case .bool(let value): hasher.combine(1); hasher.combine(value)
-        case .integer(let value): hasher.combine(2); hasher.combine(value)
-        case .number(let value, _): hasher.combine(3); hasher.combine(value)
-        case .string(let value): hasher.combine(4); hasher.combine(value)
-        case .array(let value): hasher.combine(5); hasher.combine(value)
-        case .object(let value): hasher.combine(6); hasher.combine(value)
+        case .bool(let value):
+            hasher.combine(1)
+            hasher.combine(value)
+        case .integer(let value):
+            hasher.combine(2)
+            hasher.combine(value)
+        case .number(let value, _):
+            hasher.combine(3)
+            hasher.combine(value)
+        case .string(let value):
+            hasher.combine(4)
+            hasher.combine(value)
+        case .array(let value):
+            hasher.combine(5)
+            hasher.combine(value)
+        case .object(let value):
+            hasher.combine(6)
+            hasher.combine(value)
         }
     }
 }
@@ -358,13 +370,13 @@ extension EventValue: CustomStringConvertible {
             let hex = Array("0123456789ABCDEF".utf8)
             for byte in utf8 {
                 switch byte {
-                case 0x22: bytes += [0x5C, 0x22]           // \"
-                case 0x5C: bytes += [0x5C, 0x5C]           // \\
-                case 0x0A: bytes += [0x5C, 0x6E]           // \n
-                case 0x0D: bytes += [0x5C, 0x72]           // \r
-                case 0x09: bytes += [0x5C, 0x74]           // \t
-                case 0x08: bytes += [0x5C, 0x62]           // \b
-                case 0x0C: bytes += [0x5C, 0x66]           // \f
+                case 0x22: bytes += [0x5C, 0x22]  // \"
+                case 0x5C: bytes += [0x5C, 0x5C]  // \\
+                case 0x0A: bytes += [0x5C, 0x6E]  // \n
+                case 0x0D: bytes += [0x5C, 0x72]  // \r
+                case 0x09: bytes += [0x5C, 0x74]  // \t
+                case 0x08: bytes += [0x5C, 0x62]  // \b
+                case 0x0C: bytes += [0x5C, 0x66]  // \f
                 case ..<0x20: bytes += [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]  // \u00XX
                 default: bytes.append(byte)
                 }

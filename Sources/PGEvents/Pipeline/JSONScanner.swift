@@ -173,7 +173,9 @@ public struct JSONScanner {
                     continue
                 }
                 let found = position < bytes.count ? describeCharacter(in: bytes, at: position) : "the end of the text"
-                throw failure("expected ',' or '\(isObject ? "}" : "]")' in the \(isObject ? "object" : "array") that starts at byte \(values[top.index].start), found \(found)")
+                throw failure(
+                    "expected ',' or '\(isObject ? "}" : "]")' in the \(isObject ? "object" : "array") that starts at byte \(values[top.index].start), found \(found)"
+                )
             }
         }
     }
@@ -182,9 +184,11 @@ public struct JSONScanner {
         let parent = open.last?.index ?? -1
         let memberPosition = open.last?.members ?? 0
         if !open.isEmpty { open[open.count - 1].members += 1 }
-        values.append(JSONDocument.Value(
-            kind: kind, text: text, parent: parent, key: key, position: memberPosition, start: start, end: position, next: values.count + 1
-        ))
+        values.append(
+            JSONDocument.Value(
+                kind: kind, text: text, parent: parent, key: key, position: memberPosition, start: start, end: position,
+                next: values.count + 1
+            ))
     }
 
     private mutating func close() {
@@ -198,12 +202,15 @@ public struct JSONScanner {
         skipWhitespace()
         guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
             let found = describeCharacter(in: bytes, at: position)
-            throw failure(first ? "expected a key in double quotes or '}', found \(found)" : "expected a key in double quotes, found \(found)")
+            throw failure(
+                first ? "expected a key in double quotes or '}', found \(found)" : "expected a key in double quotes, found \(found)")
         }
         let key = try string()
         skipWhitespace()
         guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else {
-            throw failure("expected ':' after the key \"\(TextExcerpt.excerpt(key, limit: 40))\", found \(describeCharacter(in: bytes, at: position))")
+            throw failure(
+                "expected ':' after the key \"\(TextExcerpt.excerpt(key, limit: 40))\", found \(describeCharacter(in: bytes, at: position))"
+            )
         }
         position += 1
         return key
@@ -270,8 +277,10 @@ public struct JSONScanner {
             }
             if (0xD800...0xDBFF).contains(unit) {
                 guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u"),
-                      let low = hex4(at: position + 2), (0xDC00...0xDFFF).contains(low) else {
-                    throw failure("lone surrogate \(written): a high surrogate must be followed by a low one (\\uDC00…\\uDFFF)", at: backslash)
+                    let low = hex4(at: position + 2), (0xDC00...0xDFFF).contains(low)
+                else {
+                    throw failure(
+                        "lone surrogate \(written): a high surrogate must be followed by a low one (\\uDC00…\\uDFFF)", at: backslash)
                 }
                 position += 6
                 value = 0x10000 + ((value - 0xD800) << 10) + (UInt32(low) - 0xDC00)
@@ -308,7 +317,9 @@ public struct JSONScanner {
     private mutating func number() throws(JSONSyntaxError) -> String {
         let start = position
         if bytes[position] == UInt8(ascii: "-") { position += 1 }
-        guard isDigit(at: position) else { throw failure("expected a digit after '-', found \(describeCharacter(in: bytes, at: position))") }
+        guard isDigit(at: position) else {
+            throw failure("expected a digit after '-', found \(describeCharacter(in: bytes, at: position))")
+        }
         if bytes[position] == UInt8(ascii: "0") {
             position += 1
             if isDigit(at: position) { throw failure("a number cannot have a leading zero", at: position - 1) }

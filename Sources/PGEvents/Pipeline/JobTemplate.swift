@@ -68,7 +68,10 @@ public indirect enum JobTemplate: Sendable, Hashable {
             }
             let inner = rest[open.upperBound..<close.lowerBound].trimmingWhitespace
             guard !inner.isEmpty else {
-                throw Invalid(message: "an empty placeholder in \"\(TextExcerpt.excerpt(string, limit: 80))\" (write {{event.field}}, {{row.column}} or {{meta.channel}})")
+                throw Invalid(
+                    message:
+                        "an empty placeholder in \"\(TextExcerpt.excerpt(string, limit: 80))\" (write {{event.field}}, {{row.column}} or {{meta.channel}})"
+                )
             }
             do {
                 segments.append(.field(try FieldPath(validating: String(inner))))
@@ -129,10 +132,15 @@ public indirect enum JobTemplate: Sendable, Hashable {
         }
     }
 
-    private static func lookUp(_ path: FieldPath, in context: EvaluationContext, typed: Bool, report: (EvaluationDiagnostic) -> Void) -> EventValue? {
+    private static func lookUp(_ path: FieldPath, in context: EvaluationContext, typed: Bool, report: (EvaluationDiagnostic) -> Void)
+        -> EventValue?
+    {
         let value = context.value(at: path)
         if value == nil {
-            report(EvaluationDiagnostic(kind: .missingField, path: path, message: "\(path) is missing (the job's placeholder {{\(path)}} \(typed ? "becomes null" : "is left empty"))"))
+            report(
+                EvaluationDiagnostic(
+                    kind: .missingField, path: path,
+                    message: "\(path) is missing (the job's placeholder {{\(path)}} \(typed ? "becomes null" : "is left empty"))"))
         }
         return value
     }

@@ -36,23 +36,28 @@ public struct PayloadDecoder: Sendable, Hashable {
             do {
                 return .success(try EventValue(json: payload))
             } catch {
-                return .failure(DecodeFailure(
-                    reason: "not valid JSON at byte \(error.offset): \(error.reason); near: \(TextExcerpt.context(of: payload, at: error.offset))"
-                ))
+                return .failure(
+                    DecodeFailure(
+                        reason:
+                            "not valid JSON at byte \(error.offset): \(error.reason); near: \(TextExcerpt.context(of: payload, at: error.offset))"
+                    ))
             }
         case .csv(let columns):
             let fields: [String]
             do {
                 fields = try CSVRecord.parse(payload)
             } catch {
-                return .failure(DecodeFailure(
-                    reason: "not one CSV record: \(error.message); near: \(TextExcerpt.context(of: payload, at: error.offset))"
-                ))
+                return .failure(
+                    DecodeFailure(
+                        reason: "not one CSV record: \(error.message); near: \(TextExcerpt.context(of: payload, at: error.offset))"
+                    ))
             }
             guard fields.count == columns.count else {
-                return .failure(DecodeFailure(
-                    reason: "CSV record has \(fields.count) field\(fields.count == 1 ? "" : "s"), expected \(columns.count) (\(columns.joined(separator: ", "))): \(TextExcerpt.excerpt(payload, limit: 80))"
-                ))
+                return .failure(
+                    DecodeFailure(
+                        reason:
+                            "CSV record has \(fields.count) field\(fields.count == 1 ? "" : "s"), expected \(columns.count) (\(columns.joined(separator: ", "))): \(TextExcerpt.excerpt(payload, limit: 80))"
+                    ))
             }
             return .success(.object(EventObject(zip(columns, fields.map(EventValue.string)))))
         case .text:

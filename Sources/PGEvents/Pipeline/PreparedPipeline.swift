@@ -33,9 +33,13 @@ public struct PreparedPipeline: Sendable {
             case .failure(let failure):
                 Counter(label: "pgevents_parse_errors_total", dimensions: [("channel", event.channel)]).increment()
                 failed.insert(index)
-                failures.append((index, EventFailure(
-                    stage: "decode", event: event, reason: "the payload cannot be decoded: \(failure.reason)", sqlState: nil,
-                    hint: "fix what emits on channel \(event.channel); replay re-emits the payload (pgevents dead-letters replay)")))
+                failures.append(
+                    (
+                        index,
+                        EventFailure(
+                            stage: "decode", event: event, reason: "the payload cannot be decoded: \(failure.reason)", sqlState: nil,
+                            hint: "fix what emits on channel \(event.channel); replay re-emits the payload (pgevents dead-letters replay)")
+                    ))
             }
         }
         guard !contexts.isEmpty else {
@@ -55,7 +59,8 @@ public struct PreparedPipeline: Sendable {
             guard !keys.isEmpty else { continue }
             for (owner, outcome) in zip(owners, try await fetch.look(up: keys, on: connection)) {
                 let column = "\(fetch.spec.schema).\(fetch.spec.table).\(fetch.spec.keyColumn)"
-                let hint = "the key in \(fetch.spec.valuePath) must be a value of \(column) (\(fetch.keyType)): fix the payload or the trigger, then replay (pgevents dead-letters replay)"
+                let hint =
+                    "the key in \(fetch.spec.valuePath) must be a value of \(column) (\(fetch.keyType)): fix the payload or the trigger, then replay (pgevents dead-letters replay)"
                 switch outcome {
                 case .row(let row):
                     if let row { rows[owner] = row }
@@ -64,9 +69,14 @@ public struct PreparedPipeline: Sendable {
                     failures.append((owner, EventFailure(stage: "fetch", event: events[owner], reason: message, sqlState: nil, hint: hint)))
                 case .failed(let error):
                     failed.insert(owner)
-                    failures.append((owner, EventFailure(
-                        stage: "fetch", event: events[owner], reason: "the fetch key is not a value of \(fetch.keyType) (\(column)): \(error.message)",
-                        sqlState: error.sqlState, hint: hint)))
+                    failures.append(
+                        (
+                            owner,
+                            EventFailure(
+                                stage: "fetch", event: events[owner],
+                                reason: "the fetch key is not a value of \(fetch.keyType) (\(column)): \(error.message)",
+                                sqlState: error.sqlState, hint: hint)
+                        ))
                 }
             }
         }
@@ -78,7 +88,9 @@ public struct PreparedPipeline: Sendable {
             var context = context
             context.row = rows[index]
             let actions = channel.route(context, payload: event.payload) { diagnostic in
-                logger.debug("rule evaluation", metadata: ["seq": "\(event.seq)", "channel": "\(event.channel)", "diagnostic": "\(diagnostic.message)"])
+                logger.debug(
+                    "rule evaluation",
+                    metadata: ["seq": "\(event.seq)", "channel": "\(event.channel)", "diagnostic": "\(diagnostic.message)"])
             }
             if actions.isEmpty {
                 output.dropped += 1
@@ -103,7 +115,8 @@ public struct PreparedPipeline: Sendable {
                         group: group, spec: batch)
                     jobs.append(Job(event: event, index: number, destination: .batch(destination), body: item))
                 } else {
-                    let destination: Job.Destination = action.sink == .stream
+                    let destination: Job.Destination =
+                        action.sink == .stream
                         ? .stream(action.queue, maxLength: channel.streamMaxLength) : .list(action.queue)
                     jobs.append(Job(event: event, index: number, destination: destination, body: action.body))
                 }

@@ -36,11 +36,13 @@ public struct RowFetch: Sendable {
     /// a missing table or column, or a column type that cannot be compared with `=`.
     public static func prepare(channel: String, spec: FetchSpec, on connection: PostgresConnection) async throws -> RowFetch {
         let table = "\(PostgresIdentifier.quote(spec.schema)).\(PostgresIdentifier.quote(spec.table))"
-        let types = try await connection.query("""
+        let types = try await connection.query(
+            """
             SELECT format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL) FROM pg_attribute a
              WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
             """, [table, spec.keyColumn])
-        guard let row = types.first, let keyType = try row.decode(String?.self, at: 0), let baseType = try row.decode(String?.self, at: 1) else {
+        guard let row = types.first, let keyType = try row.decode(String?.self, at: 0), let baseType = try row.decode(String?.self, at: 1)
+        else {
             let exists = try await connection.query("SELECT to_regclass($1) IS NOT NULL", [table]).scalar(Bool.self)
             throw ProcessorError(
                 code: .invalidConfiguration,
@@ -70,7 +72,9 @@ public struct RowFetch: Sendable {
             if error.isConnectionError { throw error }
             throw ProcessorError(
                 code: .invalidConfiguration,
-                message: "channels.\(channel).fetch: \(spec.schema).\(spec.table).\(spec.keyColumn) (\(keyType)) cannot be looked up by key: \(error.message)")
+                message:
+                    "channels.\(channel).fetch: \(spec.schema).\(spec.table).\(spec.keyColumn) (\(keyType)) cannot be looked up by key: \(error.message)"
+            )
         }
         return fetch
     }
@@ -90,7 +94,8 @@ public struct RowFetch: Sendable {
         return outcomes
     }
 
-    private func look(up indices: [Int], in keys: [String], into outcomes: inout [Outcome], on connection: PostgresConnection) async throws {
+    private func look(up indices: [Int], in keys: [String], into outcomes: inout [Outcome], on connection: PostgresConnection) async throws
+    {
         guard !indices.isEmpty else { return }
         let result: PostgresResult
         do {
@@ -113,7 +118,8 @@ public struct RowFetch: Sendable {
             let index = indices[position]
             guard try row.decode(Bool.self, at: 2) else {
                 outcomes[index] = .notExact(
-                    "the key '\(TextExcerpt.excerpt(keys[index], limit: 80))' is not exactly a value of \(keyType) (the type of \(spec.schema).\(spec.table).\(spec.keyColumn)): a cast would change it")
+                    "the key '\(TextExcerpt.excerpt(keys[index], limit: 80))' is not exactly a value of \(keyType) (the type of \(spec.schema).\(spec.table).\(spec.keyColumn)): a cast would change it"
+                )
                 continue
             }
             outcomes[index] = .row(try row.decode(String?.self, at: 1).flatMap { try? EventValue(json: $0) })

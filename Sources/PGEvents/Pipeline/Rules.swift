@@ -82,7 +82,9 @@ public indirect enum Condition: Sendable, Hashable {
     private static func test(_ test: FieldTest, _ value: EventValue?, path: FieldPath, report: (EvaluationDiagnostic) -> Void) -> Bool {
         if case .exists(let expected) = test { return (value != nil) == expected }
         guard let value else {
-            report(EvaluationDiagnostic(kind: .missingField, path: path, message: "\(path) is missing (\(test.operatorName) is \(isNotEqual(test)))"))
+            report(
+                EvaluationDiagnostic(
+                    kind: .missingField, path: path, message: "\(path) is missing (\(test.operatorName) is \(isNotEqual(test)))"))
             return isNotEqual(test)
         }
         switch test {
@@ -93,7 +95,11 @@ public indirect enum Condition: Sendable, Hashable {
         case .in(let list):
             if list.contains(where: { value.semanticallyEquals($0) }) { return true }
             if value != .null, !list.isEmpty, !list.contains(where: { $0.category == value.category }) {
-                report(mismatch(value, path, test, "a list of \(Set(list.map(\.kindDescription)).sorted().joined(separator: " and ")) (\(TextExcerpt.excerpt(EventValue.array(list).jsonText, limit: 60)))"))
+                report(
+                    mismatch(
+                        value, path, test,
+                        "a list of \(Set(list.map(\.kindDescription)).sorted().joined(separator: " and ")) (\(TextExcerpt.excerpt(EventValue.array(list).jsonText, limit: 60)))"
+                    ))
             }
             return false
         case .gt(let operand), .gte(let operand), .lt(let operand), .lte(let operand):
@@ -118,7 +124,9 @@ public indirect enum Condition: Sendable, Hashable {
         return false
     }
 
-    private static func equals(_ value: EventValue, _ operand: EventValue, _ test: FieldTest, _ path: FieldPath, _ report: (EvaluationDiagnostic) -> Void) -> Bool {
+    private static func equals(
+        _ value: EventValue, _ operand: EventValue, _ test: FieldTest, _ path: FieldPath, _ report: (EvaluationDiagnostic) -> Void
+    ) -> Bool {
         if value.semanticallyEquals(operand) { return true }
         if value != .null, operand != .null, value.category != operand.category {
             report(mismatch(value, path, test, describe(operand)))
@@ -127,7 +135,8 @@ public indirect enum Condition: Sendable, Hashable {
     }
 
     private static func mismatch(_ value: EventValue, _ path: FieldPath, _ test: FieldTest, _ operand: String) -> EvaluationDiagnostic {
-        EvaluationDiagnostic(kind: .typeMismatch, path: path, message: "\(path) is \(describe(value)), compared (\(test.operatorName)) with \(operand)")
+        EvaluationDiagnostic(
+            kind: .typeMismatch, path: path, message: "\(path) is \(describe(value)), compared (\(test.operatorName)) with \(operand)")
     }
 
     /// `a string ("1")`, `an integer (100)`, `null`.

@@ -26,7 +26,8 @@ struct FlywayConfiguration: Sendable, Equatable {
             do {
                 text = try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                throw HarnessError(code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
+                throw HarnessError(
+                    code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
             }
             return try parse(text, file: path, directory: directory)
         }
@@ -61,9 +62,11 @@ struct FlywayConfiguration: Sendable, Equatable {
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw HarnessError(code: .invalidInput, message: "\(place): flyway.locations names \(location), which is not a directory here (\(path))",
-                               hint: location.hasPrefix("filesystem:") ? "correct the location, or give the migrations directory itself"
-                                   : "classpath locations are read from src/main/resources/ of the project; give filesystem:PATH for other places")
+            throw HarnessError(
+                code: .invalidInput, message: "\(place): flyway.locations names \(location), which is not a directory here (\(path))",
+                hint: location.hasPrefix("filesystem:")
+                    ? "correct the location, or give the migrations directory itself"
+                    : "classpath locations are read from src/main/resources/ of the project; give filesystem:PATH for other places")
         }
         return path
     }

@@ -113,8 +113,9 @@ public enum MigrationLayout: String, Sendable, Hashable, Codable, CaseIterable, 
         var seen: [String: String] = [:]
         for (name, version) in versions.sorted(by: { $0.name < $1.name }) {
             if let other = seen[version] {
-                throw HarnessError(code: .invalidInput, message: "\(other) and \(name) have the same version \(version); \(tool) refuses to run either",
-                                   hint: "renumber one of them")
+                throw HarnessError(
+                    code: .invalidInput, message: "\(other) and \(name) have the same version \(version); \(tool) refuses to run either",
+                    hint: "renumber one of them")
             }
             seen[version] = name
         }
@@ -152,8 +153,10 @@ struct FlywayName: Sendable, Hashable {
         guard name.hasSuffix(".sql") else { return nil }
         let base = name.dropLast(4)
         let event = base.range(of: "__").map { String(base[..<$0.lowerBound]) } ?? String(base)
-        let events: Set<String> = ["beforeMigrate", "beforeEachMigrate", "beforeEachMigrateStatement", "afterEachMigrate", "afterEachMigrateStatement",
-                                   "afterEachMigrateError", "afterMigrate", "afterMigrateApplied", "afterVersioned", "afterMigrateError"]
+        let events: Set<String> = [
+            "beforeMigrate", "beforeEachMigrate", "beforeEachMigrateStatement", "afterEachMigrate", "afterEachMigrateStatement",
+            "afterEachMigrateError", "afterMigrate", "afterMigrateApplied", "afterVersioned", "afterMigrateError",
+        ]
         return events.contains(event) ? event : nil
     }
 
@@ -198,7 +201,10 @@ public enum NaturalOrder {
         }
         for character in text {
             let isDigit = character.isASCII && character.isNumber
-            if isDigit != digits { flush(); digits = isDigit }
+            if isDigit != digits {
+                flush()
+                digits = isDigit
+            }
             current.append(character)
         }
         flush()

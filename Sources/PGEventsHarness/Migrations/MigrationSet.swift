@@ -1,6 +1,6 @@
-import PGEventsSystem
 import Foundation
 public import PGEventsPostgres
+import PGEventsSystem
 
 /// The migration files of a directory, as their tool would run them: which files, in which order, which part of
 /// each (see `MigrationLayout`: plain, Flyway, dbmate, goose, golang-migrate, sqitch), each in its own transaction
@@ -67,27 +67,36 @@ public struct MigrationSet: Sendable {
             do {
                 return try String(contentsOfFile: path, encoding: .utf8)
             } catch {
-                throw HarnessError(code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
+                throw HarnessError(
+                    code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
             }
         }
         // The name a file is shown by: its path relative to the directory.
         func shown(_ path: String) -> String { path.hasPrefix(base + "/") ? String(path.dropFirst(base.count + 1)) : path }
         let flywayConfiguration = layout == nil || layout == .flyway ? try FlywayConfiguration.read(directory: base) : nil
-        let layout = layout ?? (flywayConfiguration != nil ? .flyway : nil) ?? MigrationLayout.detect(names: entries) { name in
-            name.hasSuffix(".sql") ? try? String(contentsOfFile: base + "/" + name, encoding: .utf8) : nil
-        }
+        let layout =
+            layout ?? (flywayConfiguration != nil ? .flyway : nil)
+            ?? MigrationLayout.detect(names: entries) { name in
+                name.hasSuffix(".sql") ? try? String(contentsOfFile: base + "/" + name, encoding: .utf8) : nil
+            }
         var placeholders = placeholders
         var paths: [String]
         if layout == .sqitch {
             let sqitch = try SqitchConfiguration.read(directory: base)
             guard FileManager.default.fileExists(atPath: sqitch.planFile) else {
-                throw HarnessError(code: .invalidInput, message: "\(directory) has no sqitch plan \(shown(sqitch.planFile))\(entries.contains("sqitch.conf") ? " (where sqitch.conf puts it)" : "") (--layout sqitch)")
+                throw HarnessError(
+                    code: .invalidInput,
+                    message:
+                        "\(directory) has no sqitch plan \(shown(sqitch.planFile))\(entries.contains("sqitch.conf") ? " (where sqitch.conf puts it)" : "") (--layout sqitch)"
+                )
             }
             paths = []
             for change in MigrationLayout.sqitchChanges(plan: try read(path: sqitch.planFile)) {
                 let path = sqitch.deployDirectory + "/\(change.name).sql"
                 guard FileManager.default.fileExists(atPath: path) else {
-                    throw HarnessError(code: .invalidInput, message: "\(sqitch.planFile):\(change.line): change '\(change.name)' has no deploy script \(shown(path))")
+                    throw HarnessError(
+                        code: .invalidInput,
+                        message: "\(sqitch.planFile):\(change.line): change '\(change.name)' has no deploy script \(shown(path))")
                 }
                 paths.append(path)
             }
@@ -102,7 +111,9 @@ public struct MigrationSet: Sendable {
                     let name = (relative as NSString).lastPathComponent
                     let path = location + "/" + relative
                     if let other = byName[name], other != path {
-                        throw HarnessError(code: .invalidInput, message: "\(flyway.file): two migrations are named \(name): \(shown(other)) and \(shown(path))")
+                        throw HarnessError(
+                            code: .invalidInput,
+                            message: "\(flyway.file): two migrations are named \(name): \(shown(other)) and \(shown(path))")
                     }
                     byName[name] = path
                 }
@@ -121,8 +132,9 @@ public struct MigrationSet: Sendable {
         let names = paths.map(shown)
         guard !names.isEmpty else {
             let what = layout == .plain ? "*.sql file" : "migration of the \(layout) layout"
-            throw HarnessError(code: .invalidInput, message: "migrations directory \(directory) holds no \(what)",
-                               hint: layout == .plain ? nil : "give the layout with --layout (\(MigrationLayout.names))")
+            throw HarnessError(
+                code: .invalidInput, message: "migrations directory \(directory) holds no \(what)",
+                hint: layout == .plain ? nil : "give the layout with --layout (\(MigrationLayout.names))")
         }
         var files: [File] = []
         for (name, path) in zip(names, paths) {
@@ -210,7 +222,8 @@ public struct MigrationSet: Sendable {
         }
         if case .failure(let error) = await run("COMMIT", on: connection) {
             // Deferred constraints and the like fail at COMMIT: blame the file's last statement.
-            throw MigrationError(file: file.path, statement: file.script.statements.last ?? .init(text: "COMMIT", line: 1, column: 1), error: error)
+            throw MigrationError(
+                file: file.path, statement: file.script.statements.last ?? .init(text: "COMMIT", line: 1, column: 1), error: error)
         }
     }
 
@@ -259,7 +272,8 @@ public struct MigrationError: Error, Sendable, CustomStringConvertible {
         let location = error.position.map { statement.location(ofCharacter: $0) } ?? (statement.line, statement.column)
         var error = error
         if error.sqlState == "25001" && error.hint == nil {
-            error.hint = "this statement cannot run inside a transaction: mark the file with its tool's no-transaction marker (or `-- pgevents: no-transaction`)"
+            error.hint =
+                "this statement cannot run inside a transaction: mark the file with its tool's no-transaction marker (or `-- pgevents: no-transaction`)"
         }
         self.init(file: file, line: location.0, column: location.1, message: error.message, postgresError: error)
     }

@@ -70,11 +70,13 @@ public struct Placeholders: Sendable, Hashable {
         let scalars = Array(text.unicodeScalars)
         var out = String.UnicodeScalarView()
         var index = 0
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         while index < scalars.count {
             let scalar = scalars[index]
             if scalar == "$", index + 1 < scalars.count, scalars[index + 1] == "{",
-               let close = scalars[(index + 2)...].firstIndex(where: { $0 == "}" || $0 == "\n" }), scalars[close] == "}" {
+                let close = scalars[(index + 2)...].firstIndex(where: { $0 == "}" || $0 == "\n" }), scalars[close] == "}"
+            {
                 let name = String(String.UnicodeScalarView(scalars[(index + 2)..<close]))
                 guard let value = values[name] ?? builtIn[name] else {
                     throw Problem(message: "placeholder ${\(name)} is not defined: pass --define \(name)=VALUE", line: line, column: column)
@@ -85,7 +87,12 @@ public struct Placeholders: Sendable, Hashable {
                 continue
             }
             out.append(scalar)
-            if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+            if scalar == "\n" {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
             index += 1
         }
         return String(out)
@@ -99,12 +106,18 @@ public struct Placeholders: Sendable, Hashable {
         let scalars = Array(text.unicodeScalars)
         var out = String.UnicodeScalarView()
         var index = 0
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         func copy(_ count: Int) {
             for _ in 0..<count where index < scalars.count {
                 let scalar = scalars[index]
                 out.append(scalar)
-                if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+                if scalar == "\n" {
+                    line += 1
+                    column = 1
+                } else {
+                    column += 1
+                }
                 index += 1
             }
         }
@@ -124,19 +137,32 @@ public struct Placeholders: Sendable, Hashable {
             case "/" where peek(1) == "*":
                 var depth = 0
                 repeat {
-                    if peek(0) == "/" && peek(1) == "*" { depth += 1; copy(2) }
-                    else if peek(0) == "*" && peek(1) == "/" { depth -= 1; copy(2) }
-                    else { copy(1) }
+                    if peek(0) == "/" && peek(1) == "*" {
+                        depth += 1
+                        copy(2)
+                    } else if peek(0) == "*" && peek(1) == "/" {
+                        depth -= 1
+                        copy(2)
+                    } else {
+                        copy(1)
+                    }
                 } while depth > 0 && index < scalars.count
             case "'", "\"":
                 // E'…' literals: a backslash hides the next character; in the others it is an ordinary character.
-                let escapes = scalar == "'" && index > 0 && (scalars[index - 1] == "E" || scalars[index - 1] == "e")
+                let escapes =
+                    scalar == "'" && index > 0 && (scalars[index - 1] == "E" || scalars[index - 1] == "e")
                     && (index < 2 || !Self.isIdentifier(scalars[index - 2]))
                 copy(1)
                 while index < scalars.count {
-                    if escapes && scalars[index] == "\\" { copy(2); continue }
+                    if escapes && scalars[index] == "\\" {
+                        copy(2)
+                        continue
+                    }
                     if scalars[index] == scalar {
-                        if peek(1) == scalar { copy(2); continue }
+                        if peek(1) == scalar {
+                            copy(2)
+                            continue
+                        }
                         copy(1)
                         break
                     }
@@ -144,8 +170,13 @@ public struct Placeholders: Sendable, Hashable {
                 }
             case "$" where !(index > 0 && Self.isIdentifier(scalars[index - 1])):
                 var tagEnd = index + 1
-                while tagEnd < scalars.count, Self.isIdentifier(scalars[tagEnd]), !Self.isDigit(scalars[tagEnd]) || tagEnd > index + 1 { tagEnd += 1 }
-                guard tagEnd < scalars.count, scalars[tagEnd] == "$" else { copy(1); continue }
+                while tagEnd < scalars.count, Self.isIdentifier(scalars[tagEnd]), !Self.isDigit(scalars[tagEnd]) || tagEnd > index + 1 {
+                    tagEnd += 1
+                }
+                guard tagEnd < scalars.count, scalars[tagEnd] == "$" else {
+                    copy(1)
+                    continue
+                }
                 let tag = Array(scalars[index...tagEnd])
                 copy(tag.count)
                 while index < scalars.count {
@@ -167,7 +198,9 @@ public struct Placeholders: Sendable, Hashable {
                     if end > index + 2, end < scalars.count, scalars[end] == quote {
                         let name = String(String.UnicodeScalarView(scalars[(index + 2)..<end]))
                         guard let value = values[name] else {
-                            throw Problem(message: "psql variable :\(quote)\(name)\(quote) is not defined: pass --define \(name)=VALUE", line: line, column: column)
+                            throw Problem(
+                                message: "psql variable :\(quote)\(name)\(quote) is not defined: pass --define \(name)=VALUE", line: line,
+                                column: column)
                         }
                         out.append(contentsOf: (quote == "'" ? Self.literal(value) : Self.identifier(value)).unicodeScalars)
                         column += end + 1 - index

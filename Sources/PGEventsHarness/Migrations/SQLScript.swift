@@ -1,4 +1,5 @@
 import PGEventsSystem
+
 /// A SQL file split into statements, the way `psql` splits a script: at semicolons outside string literals
 /// (`'…'`, `E'…'`, dollar-quoted `$tag$…$tag$`), quoted identifiers and comments (`--`, nested `/* */`).
 ///
@@ -102,24 +103,40 @@ public struct SQLScript: Sendable, Equatable {
                 let (commentLine, commentColumn) = (line, column)
                 var depth = 0
                 repeat {
-                    if peek() == "/" && peek(1) == "*" { depth += 1; advance(2) }
-                    else if peek() == "*" && peek(1) == "/" { depth -= 1; advance(2) }
-                    else if peek() == nil { throw Problem(message: "unterminated /* comment", line: commentLine, column: commentColumn) }
-                    else { advance() }
+                    if peek() == "/" && peek(1) == "*" {
+                        depth += 1
+                        advance(2)
+                    } else if peek() == "*" && peek(1) == "/" {
+                        depth -= 1
+                        advance(2)
+                    } else if peek() == nil {
+                        throw Problem(message: "unterminated /* comment", line: commentLine, column: commentColumn)
+                    } else {
+                        advance()
+                    }
                 } while depth > 0
                 if start == nil { current = "" }
             case "'":
                 markStart()
                 onlyCommentsSoFar = false
-                let escapes = index > 0 && (characters[index - 1] == "E" || characters[index - 1] == "e")
+                let escapes =
+                    index > 0 && (characters[index - 1] == "E" || characters[index - 1] == "e")
                     && (index < 2 || !Self.isIdentifier(characters[index - 2]))
                 let (literalLine, literalColumn) = (line, column)
                 advance()
                 while true {
-                    guard let c = peek() else { throw Problem(message: "unterminated string literal", line: literalLine, column: literalColumn) }
-                    if escapes && c == "\\" { advance(2); continue }
+                    guard let c = peek() else {
+                        throw Problem(message: "unterminated string literal", line: literalLine, column: literalColumn)
+                    }
+                    if escapes && c == "\\" {
+                        advance(2)
+                        continue
+                    }
                     if c == "'" {
-                        if peek(1) == "'" { advance(2); continue }
+                        if peek(1) == "'" {
+                            advance(2)
+                            continue
+                        }
                         advance()
                         break
                     }
@@ -131,9 +148,14 @@ public struct SQLScript: Sendable, Equatable {
                 let (quoteLine, quoteColumn) = (line, column)
                 advance()
                 while true {
-                    guard let c = peek() else { throw Problem(message: "unterminated quoted identifier", line: quoteLine, column: quoteColumn) }
+                    guard let c = peek() else {
+                        throw Problem(message: "unterminated quoted identifier", line: quoteLine, column: quoteColumn)
+                    }
                     if c == "\"" {
-                        if peek(1) == "\"" { advance(2); continue }
+                        if peek(1) == "\"" {
+                            advance(2)
+                            continue
+                        }
                         advance()
                         break
                     }
@@ -144,18 +166,24 @@ public struct SQLScript: Sendable, Equatable {
                 onlyCommentsSoFar = false
                 // A dollar quote: $$ or $tag$ where tag is an identifier not starting with a digit.
                 var tagEnd = index + 1
-                while tagEnd < characters.count, Self.isIdentifier(characters[tagEnd]), !Self.isDigit(characters[tagEnd]) || tagEnd > index + 1 {
+                while tagEnd < characters.count, Self.isIdentifier(characters[tagEnd]),
+                    !Self.isDigit(characters[tagEnd]) || tagEnd > index + 1
+                {
                     tagEnd += 1
                 }
                 let isParameter = index > 0 && Self.isIdentifier(characters[index - 1])
-                guard !isParameter, tagEnd < characters.count, characters[tagEnd] == "$" else { advance(); continue }
+                guard !isParameter, tagEnd < characters.count, characters[tagEnd] == "$" else {
+                    advance()
+                    continue
+                }
                 let tag = characters[index...tagEnd]
                 let (quoteLine, quoteColumn) = (line, column)
                 advance(tag.count)
                 while true {
                     guard peek() != nil else {
                         throw Problem(
-                            message: "unterminated dollar-quoted string \(TextExcerpt.excerpt(String(String.UnicodeScalarView(tag)), limit: 40))",
+                            message:
+                                "unterminated dollar-quoted string \(TextExcerpt.excerpt(String(String.UnicodeScalarView(tag)), limit: 40))",
                             line: quoteLine, column: quoteColumn)
                     }
                     // Compared in place, stopping at the first difference: the body cannot hold the tag's `$`
@@ -181,7 +209,12 @@ public struct SQLScript: Sendable, Equatable {
                     markStart()
                     onlyCommentsSoFar = false
                 }
-                if start == nil { advance(); current = "" } else { advance() }
+                if start == nil {
+                    advance()
+                    current = ""
+                } else {
+                    advance()
+                }
             }
         }
         finishStatement()
@@ -214,7 +247,9 @@ extension SQLScript {
             return
         }
         let explicit = blocks.filter { !$0.text.trimmed().isEmpty }.map { Statement(text: $0.text, line: $0.line, column: 1) }
-        self.init(statements: (split.statements + explicit).sorted { ($0.line, $0.column) < ($1.line, $1.column) }, noTransaction: split.noTransaction)
+        self.init(
+            statements: (split.statements + explicit).sorted { ($0.line, $0.column) < ($1.line, $1.column) },
+            noTransaction: split.noTransaction)
     }
 
     init(statements: [Statement], noTransaction: Bool) {

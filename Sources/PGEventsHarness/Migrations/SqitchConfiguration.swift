@@ -18,7 +18,8 @@ struct SqitchConfiguration: Sendable, Equatable {
         do {
             return parse(try String(contentsOfFile: path, encoding: .utf8), file: path, directory: directory)
         } catch {
-            throw HarnessError(code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
+            throw HarnessError(
+                code: .invalidInput, message: "cannot read \(path) as UTF-8 text", underlying: DescribedError(description: "\(error)"))
         }
     }
 
@@ -33,7 +34,8 @@ struct SqitchConfiguration: Sendable, Equatable {
                 // [core], [engine "pg"], [deploy "variables"]
                 let inside = line[line.index(after: line.startIndex)..<close].trimmed()
                 let words = inside.split(separator: " ", maxSplits: 1).map { $0.trimmed() }
-                section = words[0].lowercased() + (words.count > 1 ? "." + words[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) : "")
+                section =
+                    words[0].lowercased() + (words.count > 1 ? "." + words[1].trimmingCharacters(in: CharacterSet(charactersIn: "\"")) : "")
                 continue
             }
             let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmed() }

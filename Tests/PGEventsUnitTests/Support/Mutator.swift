@@ -60,7 +60,8 @@ struct Mutator: Sendable {
             input[Int.random(in: 0..<input.count, using: &random)] ^= 1 << UInt8.random(in: 0...7, using: &random)
         case 1:  // Replace a byte, mostly with printable ASCII.
             guard !input.isEmpty else { fallthrough }
-            let byte = Bool.random(using: &random) ? UInt8.random(in: 0x20...0x7E, using: &random) : UInt8.random(in: 0...255, using: &random)
+            let byte =
+                Bool.random(using: &random) ? UInt8.random(in: 0x20...0x7E, using: &random) : UInt8.random(in: 0...255, using: &random)
             input[Int.random(in: 0..<input.count, using: &random)] = byte
         case 2:  // Cut the end off.
             input.removeLast(input.count - Int.random(in: 0...input.count, using: &random))
@@ -81,15 +82,19 @@ struct Mutator: Sendable {
             guard let token = dictionary.randomElement(using: &random) else { fallthrough }
             input.insert(contentsOf: Array(token.utf8), at: position)
         case 10:  // A long run of one character or token.
-            let unit = Bool.random(using: &random)
+            let unit =
+                Bool.random(using: &random)
                 ? [UInt8.random(in: 0x20...0x7E, using: &random)]
                 : Array((Self.specials + dictionary).randomElement(using: &random)!.utf8)
             let count = Int.random(in: 64...4096, using: &random) / unit.count + 1
             input.insert(contentsOf: Array([[UInt8]](repeating: unit, count: count).joined()), at: position)
         case 11:  // Deep nesting, closed or not.
             guard let pair = nesting.randomElement(using: &random) else { fallthrough }
-            let depth = [Int.random(in: 2...64, using: &random), Int.random(in: 100...1200, using: &random), Int.random(in: 2000...10_000, using: &random)]
-                .randomElement(using: &random)!
+            let depth = [
+                Int.random(in: 2...64, using: &random), Int.random(in: 100...1200, using: &random),
+                Int.random(in: 2000...10_000, using: &random),
+            ]
+            .randomElement(using: &random)!
             var nested = Array([[UInt8]](repeating: Array(pair.open.utf8), count: depth).joined())
             if Bool.random(using: &random) { nested += Array([[UInt8]](repeating: Array(pair.close.utf8), count: depth).joined()) }
             input.insert(contentsOf: nested, at: position)
@@ -106,7 +111,8 @@ struct Mutator: Sendable {
         case 13:  // Unicode: a tricky scalar or any scalar.
             var scalar: Unicode.Scalar?
             while scalar == nil {
-                scalar = Bool.random(using: &random)
+                scalar =
+                    Bool.random(using: &random)
                     ? Unicode.Scalar(Self.trickyScalars.randomElement(using: &random)!)
                     : Unicode.Scalar(UInt32.random(in: 0x80...0x10FFFF, using: &random))
             }
@@ -126,7 +132,8 @@ extension Mutator {
             Mutator(
                 dictionary: [
                     "{", "}", "[", "]", ":", ",", "\"\"", "\"id\":", "\"name\":", "\"n\":", "\"ok\":", "\"o\":", "\"a\":", "\"secret\"",
-                    "true", "false", "null", "tru", "nul", "\\ud800", "\\udc00", "\\ud83d\\ude00", "\\u0000", "\\uZZZZ", "\\", "1e5", "-0.0",
+                    "true", "false", "null", "tru", "nul", "\\ud800", "\\udc00", "\\ud83d\\ude00", "\\u0000", "\\uZZZZ", "\\", "1e5",
+                    "-0.0",
                 ],
                 nesting: [("[", "]"), ("{\"o\":", "}"), ("[{\"a\":", "}]")]
             )

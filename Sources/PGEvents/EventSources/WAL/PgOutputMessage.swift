@@ -66,11 +66,15 @@ enum PgOutputMessage {
         case UInt8(ascii: "D"):
             let relation = try reader.uint32()
             let marker = try reader.uint8()
-            guard marker == UInt8(ascii: "K") || marker == UInt8(ascii: "O") else { throw reader.error("a delete without its old tuple ('K' or 'O')") }
+            guard marker == UInt8(ascii: "K") || marker == UInt8(ascii: "O") else {
+                throw reader.error("a delete without its old tuple ('K' or 'O')")
+            }
             return .delete(relation: relation, old: try tuple(&reader), oldIsKey: marker == UInt8(ascii: "K"))
         case UInt8(ascii: "T"):
             let count = try reader.uint32()
-            guard count <= UInt32(reader.remaining / 4) else { throw reader.error("\(count) relations in a truncate, more than the message holds") }
+            guard count <= UInt32(reader.remaining / 4) else {
+                throw reader.error("\(count) relations in a truncate, more than the message holds")
+            }
             let options = try reader.uint8()
             var relations: [UInt32] = []
             relations.reserveCapacity(Int(count))
@@ -143,6 +147,7 @@ struct PgOutputRelation: Sendable {
             columns.append(Column(name: column, typeOID: type, isKey: flags & 1 != 0))
         }
         // pg_catalog's default schema is sent as an empty string.
-        return PgOutputRelation(id: id, schema: schema.isEmpty ? "pg_catalog" : schema, name: name, replicaIdentity: identity, columns: columns)
+        return PgOutputRelation(
+            id: id, schema: schema.isEmpty ? "pg_catalog" : schema, name: name, replicaIdentity: identity, columns: columns)
     }
 }

@@ -51,22 +51,30 @@ struct WalChangeEncoder {
 
         init(typeOID: UInt32) {
             switch typeOID {
-            case 20, 21, 23, 26: self = .integer          // int8, int2, int4, oid
-            case 700, 701, 1700: self = .floating         // float4, float8, numeric
+            case 20, 21, 23, 26: self = .integer  // int8, int2, int4, oid
+            case 700, 701, 1700: self = .floating  // float4, float8, numeric
             case 16: self = .boolean
-            case 114, 3802: self = .json                  // json, jsonb
+            case 114, 3802: self = .json  // json, jsonb
             default: self = .text
             }
         }
     }
 
-    enum Operation: String { case insert = "INSERT", update = "UPDATE", delete = "DELETE" }
+    enum Operation: String {
+        case insert = "INSERT"
+        case update = "UPDATE"
+        case delete = "DELETE"
+    }
 
     /// The payload of one row change. Throws when a tuple does not match its table's description.
-    static func payload(_ operation: Operation, table: Table, new: PgOutputMessage.TupleData?, old: PgOutputMessage.TupleData?, oldIsKey: Bool) throws(WalDecodingError) -> String {
+    static func payload(
+        _ operation: Operation, table: Table, new: PgOutputMessage.TupleData?, old: PgOutputMessage.TupleData?, oldIsKey: Bool
+    ) throws(WalDecodingError) -> String {
         let columns = table.relation.columns.count
         for tuple in [new, old].compactMap({ $0 }) where tuple.values.count != columns {
-            throw WalDecodingError(message: String(operation.rawValue.prefix(1)), offset: 0, reason: "a tuple of \(tuple.values.count) columns for \(table.channel), which has \(columns)")
+            throw WalDecodingError(
+                message: String(operation.rawValue.prefix(1)), offset: 0,
+                reason: "a tuple of \(tuple.values.count) columns for \(table.channel), which has \(columns)")
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(128)
@@ -81,7 +89,11 @@ struct WalChangeEncoder {
             bytes += "null".utf8
         }
         bytes += #","row":"#.utf8
-        if let row = new ?? old { appendObject(row, table: table, keysOnly: new == nil && oldIsKey, to: &bytes) } else { bytes += "null".utf8 }
+        if let row = new ?? old {
+            appendObject(row, table: table, keysOnly: new == nil && oldIsKey, to: &bytes)
+        } else {
+            bytes += "null".utf8
+        }
         bytes += #","old":"#.utf8
         if let old { appendObject(old, table: table, keysOnly: oldIsKey, to: &bytes) } else { bytes += "null".utf8 }
         if let new, new.values.contains(where: { if case .unchanged = $0 { true } else { false } }) {

@@ -141,16 +141,21 @@ public actor WalSource: EventSource {
         // slot now.
         try await stream.confirm(confirmed, force: true)
         self.stream = stream
-        logger.info("streaming the replication slot", metadata: ["slot": "\(slot)", "publication": "\(publication)", "from": "\(confirmed)"])
+        logger.info(
+            "streaming the replication slot", metadata: ["slot": "\(slot)", "publication": "\(publication)", "from": "\(confirmed)"])
         return stream
     }
 
     /// Records the slot's lag (WAL the server keeps for it, in bytes) and stops on a slot the server invalidated.
     private func checkLag(on connection: PostgresConnection) async throws {
-        guard let row = try await connection.query("""
-            SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8, coalesce(wal_status, '')
-              FROM pg_replication_slots WHERE slot_name = $1
-            """, [slot]).first else {
+        guard
+            let row = try await connection.query(
+                """
+                SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8, coalesce(wal_status, '')
+                  FROM pg_replication_slots WHERE slot_name = $1
+                """, [slot]
+            ).first
+        else {
             throw WalSetup.slotMissing(slot)
         }
         let bytes = try row.decode(Int.self, at: 0)
@@ -158,7 +163,9 @@ public actor WalSource: EventSource {
         lag.record(bytes)
         if status == "lost" { throw WalSetup.slotInvalidated(slot) }
         if bytes > 1 << 30 {
-            logger.warning("the replication slot keeps more than 1 GiB of WAL: delivery is behind", metadata: ["slot": "\(slot)", "lag_bytes": "\(bytes)", "wal_status": "\(status)"])
+            logger.warning(
+                "the replication slot keeps more than 1 GiB of WAL: delivery is behind",
+                metadata: ["slot": "\(slot)", "lag_bytes": "\(bytes)", "wal_status": "\(status)"])
         } else {
             logger.debug("replication slot lag", metadata: ["slot": "\(slot)", "lag_bytes": "\(bytes)", "wal_status": "\(status)"])
         }

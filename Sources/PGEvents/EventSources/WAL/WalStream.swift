@@ -1,5 +1,6 @@
 import Logging
 import PGEventsPostgres
+
 import struct Foundation.Date
 
 /// One streaming session of a logical replication slot: reads pgoutput messages from a replication connection and
@@ -88,7 +89,9 @@ actor WalStream {
         await connection.close()
     }
 
-    private func handle(_ message: UnsafeRawBufferPointer, into events: inout [SourceEvent], bytes: inout Int, replyRequested: inout Bool) throws {
+    private func handle(_ message: UnsafeRawBufferPointer, into events: inout [SourceEvent], bytes: inout Int, replyRequested: inout Bool)
+        throws
+    {
         switch try ReplicationMessage.read(message) {
         case .keepalive(let walEnd, let reply):
             serverEnd = max(serverEnd, walEnd)
@@ -110,14 +113,22 @@ actor WalStream {
             let table = WalChangeEncoder.Table(relation)
             tables[relation.id] = (table, channels.contains(table.channel))
         case .insert(let id, let new):
-            try append(table: id, into: &events, bytes: &bytes) { try WalChangeEncoder.payload(.insert, table: $0, new: new, old: nil, oldIsKey: false) }
+            try append(table: id, into: &events, bytes: &bytes) {
+                try WalChangeEncoder.payload(.insert, table: $0, new: new, old: nil, oldIsKey: false)
+            }
         case .update(let id, let old, let oldIsKey, let new):
-            try append(table: id, into: &events, bytes: &bytes) { try WalChangeEncoder.payload(.update, table: $0, new: new, old: old, oldIsKey: oldIsKey) }
+            try append(table: id, into: &events, bytes: &bytes) {
+                try WalChangeEncoder.payload(.update, table: $0, new: new, old: old, oldIsKey: oldIsKey)
+            }
         case .delete(let id, let old, let oldIsKey):
-            try append(table: id, into: &events, bytes: &bytes) { try WalChangeEncoder.payload(.delete, table: $0, new: nil, old: old, oldIsKey: oldIsKey) }
+            try append(table: id, into: &events, bytes: &bytes) {
+                try WalChangeEncoder.payload(.delete, table: $0, new: nil, old: old, oldIsKey: oldIsKey)
+            }
         case .truncate(let ids, let cascade, let restart):
             for id in ids {
-                try append(table: id, into: &events, bytes: &bytes) { WalChangeEncoder.truncatePayload(table: $0, cascade: cascade, restartIdentity: restart) }
+                try append(table: id, into: &events, bytes: &bytes) {
+                    WalChangeEncoder.truncatePayload(table: $0, cascade: cascade, restartIdentity: restart)
+                }
             }
         case .message(let transactional, let lsn, let prefix, let content):
             guard messages, prefix.hasPrefix(WalSource.messagePrefix) else { return }
@@ -125,21 +136,28 @@ actor WalStream {
             guard transactional else {
                 if !warnedNonTransactional {
                     warnedNonTransactional = true
-                    logger.warning("a non-transactional pgevents message was skipped: use pgevents.emit_wal, which is transactional", metadata: [
-                        "channel": "\(channel)", "lsn": "\(lsn)",
-                    ])
+                    logger.warning(
+                        "a non-transactional pgevents message was skipped: use pgevents.emit_wal, which is transactional",
+                        metadata: [
+                            "channel": "\(channel)", "lsn": "\(lsn)",
+                        ])
                 }
                 return
             }
-            try appendEvent(channel: channel, payload: channels.contains(channel) ? String(decoding: content, as: UTF8.self) : nil, into: &events, bytes: &bytes)
+            try appendEvent(
+                channel: channel, payload: channels.contains(channel) ? String(decoding: content, as: UTF8.self) : nil, into: &events,
+                bytes: &bytes)
         case .ignored:
             break
         }
     }
 
-    private func append(table id: UInt32, into events: inout [SourceEvent], bytes: inout Int, payload: (WalChangeEncoder.Table) throws -> String) throws {
+    private func append(
+        table id: UInt32, into events: inout [SourceEvent], bytes: inout Int, payload: (WalChangeEncoder.Table) throws -> String
+    ) throws {
         guard let (table, delivered) = tables[id] else {
-            throw WalDecodingError(message: "change", offset: 0, reason: "a change of relation \(id) before its description (the server sends one first)")
+            throw WalDecodingError(
+                message: "change", offset: 0, reason: "a change of relation \(id) before its description (the server sends one first)")
         }
         try appendEvent(channel: table.channel, payload: delivered ? try payload(table) : nil, into: &events, bytes: &bytes)
     }
@@ -158,7 +176,10 @@ actor WalStream {
             return
         }
         bytes += payload.utf8.count
-        events.append(SourceEvent(seq: transaction.next, batch: Int64(bitPattern: transaction.lsn.rawValue), channel: channel, payload: payload, createdAt: transaction.time))
+        events.append(
+            SourceEvent(
+                seq: transaction.next, batch: Int64(bitPattern: transaction.lsn.rawValue), channel: channel, payload: payload,
+                createdAt: transaction.time))
     }
 
     /// Microseconds since 2000-01-01 00:00 UTC, PostgreSQL's epoch.
