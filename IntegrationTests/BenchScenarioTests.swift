@@ -173,7 +173,25 @@ struct BenchScenarioTests {
         ).run(.burst)
         try checkCommon(results)
         let result = try #require(results.first)
-        #expect(result.events == 2_000 && result.settings["source"] == "wal")
+        #expect(result.scenario == "burst/wal" && result.events == 2_000 && result.settings["source"] == "wal")
+    }
+
+    @Test("latency --source wal --pipeline rules (100 events): rows fetched from the published table, each once, no notify stage")
+    func latencyFromSlot() async throws {
+        let results = try await ScenarioBench(
+            options: options {
+                $0.rate = 200
+                $0.duration = 0.5
+                $0.writers = [2]
+                $0.source = .wal
+                $0.pipeline = .rules
+            }
+        ).run(.latency)
+        try checkCommon(results)
+        let result = try #require(results.first)
+        #expect(result.scenario == "latency/wal/rules" && result.events == 100 && result.settings["source"] == "wal")
+        // No trigger, no notification: the events come from the slot.
+        #expect(result.stages["commit→notified"] == nil && result.stages["commit→queued"] != nil, "\(result.stages.keys)")
     }
 
     @Test("replication (100 rows): every publisher commit notified by the subscriber once")

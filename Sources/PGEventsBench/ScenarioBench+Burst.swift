@@ -27,7 +27,7 @@ extension ScenarioBench {
         do {
             let writer = try await database.connect()
             let wal = options.source == .wal
-            let table = wal ? "public.events_wal" : "public.events"
+            let table = options.source.table
             if wal {
                 _ = try await WalSetup.create(
                     on: writer, slot: Self.burstSlot, publication: Self.burstSlot, tables: [table], logger: logger)
@@ -44,8 +44,8 @@ extension ScenarioBench {
             let configuration = try ProcessorConfiguration(
                 yaml: """
                     consumer: bench
-                    \(wal ? "source: wal\nwal: {slot: \(Self.burstSlot), publication: \(Self.burstSlot)}" : "")
-                    channels: {"\(wal ? table : "new_event")": \(options.pipeline.channelYAML(queue: queue))}
+                    \(options.source.processorYAML(slot: Self.burstSlot))
+                    channels: {"\(options.source.channel)": \(options.pipeline.channelYAML(queue: queue, table: table))}
                     batch_size: \(options.batchSize)
                     key_prefix: "\(servers.keyPrefix):seen"
                     """, file: "bench.yml")
@@ -119,7 +119,8 @@ extension ScenarioBench {
             try? await database.drop()
             let summary = ledger.summary
             return result(
-                options.pipeline.name("burst"), servers: (servers.postgresVersion, servers.redisVersion), started: started, events: size,
+                options.source.name("burst", pipeline: options.pipeline), servers: (servers.postgresVersion, servers.redisVersion),
+                started: started, events: size,
                 duration: drainSeconds,
                 eventsPerSecond: eventsPerSecond, lost: summary.lost.count, duplicated: summary.duplicated.count, errors: unreadable,
                 extra: extra,

@@ -7,8 +7,10 @@ import PGEventsRedis
 import PGEventsSystem
 import Synchronization
 
-/// `load-1000`, `throughput` and `latency`: writers commit single-row INSERTs into `events` while the
-/// processor runs, a listener and a consumer timestamp each event (see `ScenarioBench`).
+/// `load-1000`, `throughput` and `latency`: writers commit single-row INSERTs into the source's table while the
+/// processor runs, a listener and a consumer timestamp each event (see `ScenarioBench`). With `source: .wal` the
+/// table is `events_wal` (no trigger, no notification: the `notified` stage stays empty) and the processor streams a
+/// slot of the scenario's own, which is dropped afterwards.
 extension ScenarioBench {
     enum LiveKind: String {
         case load = "load-1000"
@@ -50,9 +52,16 @@ extension ScenarioBench {
         let notified = Receiver()
         let raw = Receiver()
         let taken = Taken()
-        let name = options.pipeline.name(kind.rawValue)
+        let name = options.source.name(kind.rawValue, pipeline: options.pipeline)
+        let source = options.source
 
         // The processor, in this task group, with the hand-off probe.
+        if source == .wal {
+            try await PostgresConnection.withConnection(database.configuration) { connection in
+                _ = try await WalSetup.create(
+                    on: connection, slot: Self.liveSlot, publication: Self.liveSlot, tables: [source.table], logger: logger)
+            }
+        }
         let processor = try liveProcessor(queue: queue, database: database, servers: servers, records: records)
         let listener = try await database.connect()
         let rawListener = options.compareRaw ? try await database.connect() : nil
@@ -72,7 +81,7 @@ extension ScenarioBench {
                 group.addTask { try await Self.receive(on: listener, into: notified, keepTimes: true) }
                 if let rawListener { group.addTask { try await Self.receive(on: rawListener, into: raw, keepTimes: false) } }
                 group.addTask { try await Self.consume(queue, redis: servers.redis, into: taken, records: records) }
-                try await Self.waitForProcessor(database)
+                try await Self.waitForProcessor(database, source: source)
                 rss.start = residentMegabytes() ?? rss.start
                 rss.max = rss.start
 
@@ -85,7 +94,7 @@ extension ScenarioBench {
                 do {
                     written = try await Self.write(
                         kind, writers: writerCount, total: total, rate: rate, duration: duration, start: (writeStartNs, startInstant),
-                        into: database, records: records, name: name)
+                        into: (database, source.table), records: records, name: name)
                 } catch {
                     ticker.cancel()
                     throw error
@@ -107,11 +116,13 @@ extension ScenarioBench {
         } catch {
             await listener.close()
             await rawListener?.close()
+            await dropLiveSlot(database)
             try? await database.drop()
             throw error
         }
         await listener.close()
         await rawListener?.close()
+        await dropLiveSlot(database)
         try? await database.drop()
 
         let measured = LiveMeasurement(
@@ -139,13 +150,28 @@ extension ScenarioBench {
         }
     }
 
-    /// The reference processor delivering `new_event` to `queue`, with a probe that stamps each event's row id
-    /// when Redis has taken its chunk.
+    /// The slot (and publication) of a live scenario on `source: .wal`.
+    static let liveSlot = "pgevents_bench_live"
+
+    /// Drops the live scenario's slot and publication, if it made them (a slot left behind would keep WAL).
+    private func dropLiveSlot(_ database: BenchDatabase) async {
+        guard options.source == .wal else { return }
+        do {
+            try await PostgresConnection.withConnection(database.configuration) { try await Self.dropSlot(Self.liveSlot, on: $0) }
+        } catch {
+            logger.warning(
+                "pgevents bench: could not drop the replication slot", metadata: ["slot": "\(Self.liveSlot)", "error": "\(error)"])
+        }
+    }
+
+    /// The reference processor delivering the source's channel to `queue`, with a probe that stamps each event's row
+    /// id when Redis has taken its chunk.
     func liveProcessor(queue: String, database: BenchDatabase, servers: BenchServers, records: StageRecords) throws -> EventProcessor {
         let configuration = try ProcessorConfiguration(
             yaml: """
                 consumer: bench
-                channels: {new_event: \(options.pipeline.channelYAML(queue: queue))}
+                \(options.source.processorYAML(slot: Self.liveSlot))
+                channels: {"\(options.source.channel)": \(options.pipeline.channelYAML(queue: queue, table: options.source.table))}
                 batch_size: \(options.batchSize)
                 catch_up_interval: 1
                 key_prefix: "\(servers.keyPrefix):seen"
@@ -232,7 +258,7 @@ extension ScenarioBench {
             extra["raw_events_per_s"] = rawRate
             extra["fraction_of_raw"] = eventsPerSecond / max(rawRate, 1e-9)
         }
-        var settings = ["writers": String(writerCount), "batch_size": String(options.batchSize)]
+        var settings = ["writers": String(writerCount), "batch_size": String(options.batchSize), "source": options.source.rawValue]
         switch kind {
         case .load: settings["events"] = String(options.events)
         case .throughput: settings["duration_s"] = String(duration)
@@ -282,8 +308,10 @@ extension ScenarioBench {
     static func write(
         _ kind: LiveKind, writers writerCount: Int, total: Int?, rate: Double, duration: Double,
         start: (wall: Int64, instant: ContinuousClock.Instant),
-        into database: BenchDatabase, records: StageRecords, name: String
+        into target: (database: BenchDatabase, table: String), records: StageRecords, name: String
     ) async throws -> [(pid: Int32, ids: [Int64])] {
+        let database = target.database
+        let insert = "INSERT INTO \(target.table) DEFAULT VALUES RETURNING id"
         let next = SharedCounter()
         let (writeStartNs, startInstant) = start
         return try await withThrowingTaskGroup(of: (pid: Int32, ids: [Int64]).self) { writers in
@@ -310,7 +338,7 @@ extension ScenarioBench {
                         }
                         let id: Int64
                         do {
-                            id = try await connection.query("INSERT INTO public.events DEFAULT VALUES RETURNING id").scalar(Int64.self)
+                            id = try await connection.query(insert).scalar(Int64.self)
                         } catch {
                             await connection.close()
                             throw HarnessError(code: .commandFailed, message: "pgevents bench \(name): a writer's INSERT failed: \(error)")
@@ -385,16 +413,19 @@ extension ScenarioBench {
         }
     }
 
-    /// Waits until the processor has registered its consumer and its listener is connected (at most 15 s).
-    static func waitForProcessor(_ database: BenchDatabase) async throws {
+    /// Waits until the processor has registered its consumer and its listener is connected, or (WAL) streams its
+    /// slot (at most 15 s).
+    static func waitForProcessor(_ database: BenchDatabase, source: SourceMode = .journal) async throws {
         try await database.connect().closeAfter { connection in
             let deadline = ContinuousClock.now + .seconds(15)
             while ContinuousClock.now < deadline {
                 let ready = try await connection.query(
-                    """
-                    SELECT EXISTS (SELECT FROM pgevents.consumers WHERE name = 'bench')
-                       AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener')
-                    """
+                    source == .wal
+                        ? "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '\(liveSlot)'"
+                        : """
+                        SELECT EXISTS (SELECT FROM pgevents.consumers WHERE name = 'bench')
+                           AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener')
+                        """
                 ).scalar(Bool.self)
                 if ready { return }
                 try await Task.sleep(for: .milliseconds(10))

@@ -93,27 +93,46 @@ public struct ScenarioBench: Sendable {
         }
     }
 
-    /// The processor's source in `burst`.
+    /// The processor's source in `load-1000`, `throughput`, `latency` and `burst`.
     public enum SourceMode: String, Sendable, CaseIterable {
+        /// `public.events`, whose row trigger journals each INSERT on channel `new_event`.
         case journal
+        /// `public.events_wal`, a table with no trigger in a publication, streamed from a replication slot of the
+        /// scenario's own; its changes arrive on channel `public.events_wal`.
         case wal
+
+        /// The table the writers insert into.
+        var table: String { self == .wal ? "public.events_wal" : "public.events" }
+
+        /// The channel the processor delivers.
+        var channel: String { self == .wal ? "public.events_wal" : "new_event" }
+
+        /// The lines of a processor configuration that select this source, with `slot` (also the publication).
+        func processorYAML(slot: String) -> String {
+            self == .wal ? "source: wal\nwal: {slot: \(slot), publication: \(slot)}" : ""
+        }
+
+        /// The scenario's name with this source and `pipeline`: `burst`, `burst/wal`, `latency/wal/rules`.
+        func name(_ scenario: String, pipeline: PipelineMode) -> String {
+            pipeline.name(self == .wal ? "\(scenario)/wal" : scenario)
+        }
     }
 
     /// What the processor does with each event between the journal and Redis.
     public enum PipelineMode: String, Sendable, CaseIterable {
         /// The payload goes to the list as it is.
         case passThrough = "none"
-        /// Decoded as JSON, its row fetched (`public.events` by `event.row.id`), two rules evaluated (one matches),
+        /// Decoded as JSON, its row fetched (the source's table by `event.row.id`), two rules evaluated (one matches),
         /// a job rendered from a template with fields of the event and the row.
         case rules
         /// `rules`, and the jobs batched 10 to a message (`burst` only: its ledger reads every id of a message).
         case batch
 
-        /// The channel's configuration for the processor: `queue` is its list.
-        func channelYAML(queue: String) -> String {
+        /// The channel's configuration for the processor: `queue` is its list, `table` the one rows are fetched from.
+        func channelYAML(queue: String, table: String) -> String {
             let rules = """
                 {decode: json, queue: "\(queue)", unmatched: drop,
-                 fetch: {table: public.events, key: id, from: event.row.id}, rule_mode: all_matches,
+                 fetch: {table: \(table), key: id, from: event.row.id}, rule_mode: all_matches,
                  rules: [{name: job, when: {all: [{field: event.op, eq: INSERT}, {field: row.id, gte: 0}]},
                           enqueue: {queue: "\(queue)", job: {id: "{{event.row.id}}", op: "{{event.op}}", body: "{{row.body}}", table: "{{event.table}}"}}},
                          {name: never, when: {field: event.row.id, lt: 0}, enqueue: {queue: "\(queue):never", job: {id: "{{event.row.id}}"}}}]

@@ -88,7 +88,7 @@ struct ScenariosCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "Where burst reads its events: journal, or wal (a table in a publication, streamed from a replication slot; pipeline none only). writers always runs both."
+            "The processor's source in load-1000, throughput, latency and burst: journal, or wal (a table in a publication, streamed from a replication slot; results named e.g. latency/wal). writers always runs both."
     )
     var source: String = "journal"
 
@@ -141,9 +141,10 @@ struct ScenariosCommand: AsyncParsableCommand {
         guard let sourceMode = ScenarioBench.SourceMode(rawValue: source) else {
             throw ValidationError("unknown --source '\(source)'; expected journal or wal")
         }
-        if sourceMode == .wal, mode != .passThrough || scenarios != [.burst] {
+        if sourceMode == .wal, userPipeline != nil || scenarios.contains(where: { [.soak, .replication].contains($0) }) {
             throw ValidationError(
-                "--source wal is measured by burst with --pipeline none (writers measures the wal and emit_wal patterns on its own)")
+                "--source wal applies to load-1000, throughput, latency and burst on the bench's table (writers measures the wal and emit_wal patterns on its own; soak, replication and --migrations run the journal or the user's configuration)"
+            )
         }
         options.source = sourceMode
         if let writers {
