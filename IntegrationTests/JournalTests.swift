@@ -204,6 +204,66 @@ struct JournalTests {
         }
     }
 
+    @Test("ack_and_next acknowledges and reads in one statement, and closes a new batch it finds empty")
+    func acknowledgeAndRead() async throws {
+        let database = try await journalDatabase()
+        try await database.connect().closeAfter { connection in
+            try await connection.query("SELECT pgevents.register_consumer('one', true)")
+            try await connection.query("INSERT INTO events (body) SELECT 'row ' || g FROM generate_series(1, 3) g")
+            let first = try await connection.query("SELECT seq, batch_id FROM pgevents.next_events('one', 10)")
+            #expect(first.count == 3)
+            let last = try #require(first.last).decode(Int64.self, at: 0)
+            let batch = try #require(first.last).decode(Int64.self, at: 1)
+            // The whole batch acknowledged; nothing committed since: the next batch is opened, found empty and closed.
+            let empty = try await connection.query("SELECT seq FROM pgevents.ack_and_next('one', $1, true, 10)", [last])
+            #expect(empty.count == 0)
+            let open = try await connection.query("SELECT batch_snapshot IS NULL, batch_id FROM pgevents.consumers WHERE name = 'one'")
+            #expect(try open.first?.decode(Bool.self, at: 0) == true, "an empty batch is not left open")
+            #expect(try open.first?.decode(Int64.self, at: 1) == batch + 1)
+            // Committed after that: the next call opens a batch with them (acknowledging nothing new).
+            try await connection.query("INSERT INTO events (body) VALUES ('late')")
+            let late = try await connection.query("SELECT seq, payload FROM pgevents.ack_and_next('one', 0, true, 10)")
+            #expect(late.count == 1)
+            #expect(try late.first?.decode(String.self, at: 1).contains("late") == true)
+            // Mid-batch (p_after given, a chunk still in flight): an empty read leaves the batch open.
+            let seq = try #require(late.first).decode(Int64.self, at: 0)
+            let rest = try await connection.query("SELECT seq FROM pgevents.ack_and_next('one', $1, false, 10, $1)", [seq])
+            #expect(rest.count == 0)
+            #expect(
+                try await connection.query("SELECT batch_snapshot IS NOT NULL FROM pgevents.consumers WHERE name = 'one'").scalar(Bool.self)
+            )
+        }
+        // The delivery drains through it: every event once.
+        try await withTemporaryRedis { redis in
+            let events = delivery(database, redis, consumer: "one")  // "late" is acknowledged: only the new rows remain
+            let writer = try await database.connect()
+            try await writer.query("INSERT INTO events (body) SELECT 'again ' || g FROM generate_series(1, 250) g")
+            #expect(try await events.drain().delivered == 250)
+            #expect(try await events.drain().delivered == 0)
+            let connection = try await RedisConnection.connect(redis.configuration)
+            #expect(try await jobs(connection).count == 250)
+            await connection.close()
+            await writer.close()
+            await events.close()
+        }
+    }
+
+    @Test("a journal installed by an older version is reported with how to update it")
+    func journalOutdated() async throws {
+        let database = try await journalDatabase()
+        try await database.connect().closeAfter { connection in
+            try await connection.execute("DROP FUNCTION pgevents.ack_and_next")
+        }
+        try await withTemporaryRedis { redis in
+            let processor = delivery(database, redis)
+            let error = await #expect(throws: ProcessorError.self) { try await processor.drain() }
+            #expect(error?.code == .journalMissing)
+            #expect(error?.message.contains("older than this processor") == true)
+            #expect(error?.message.contains("sql/pgevents/001_journal.sql again") == true)
+            await processor.close()
+        }
+    }
+
     @Test("a database without the journal is reported with how to install it")
     func journalMissing() async throws {
         let database = try await Shared.database()

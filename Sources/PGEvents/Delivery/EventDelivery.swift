@@ -129,6 +129,9 @@ public final class EventDelivery {
         let source = configuration.source
         let limit = configuration.batchSize
         let bytes = configuration.chunkBytes
+        // A source that acknowledges and reads in one round trip goes on with batches that committed meanwhile for
+        // this long, then returns to the processor's loop (their wake-ups bring it back).
+        let continueUntil = ContinuousClock.now + .seconds(1)
         while !shouldStop() {
             try Task.checkCancellation()
             do {
@@ -150,8 +153,11 @@ public final class EventDelivery {
                     // Redis takes this chunk while PostgreSQL records the previous one and reads the next. Both sides
                     // use the same PostgreSQL connection in turn (its actor orders the statements).
                     async let postgresSide: EventChunk? = {
-                        if let pending { try await source.ack(pending, on: postgres) }
-                        return chunk.completesBatch ? nil : try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: chunk)
+                        guard !chunk.completesBatch else {
+                            if let pending { try await source.ack(pending, on: postgres) }
+                            return nil
+                        }
+                        return try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: chunk, acknowledging: pending)
                     }()
                     let outcome = try await deliver(chunk.events, postgres: postgres, redis: redis)
                     // Durable enough (replicas, append-only file) before the journal may move past it.
@@ -173,11 +179,19 @@ public final class EventDelivery {
                 unacknowledged = chunk
                 progress.chunks += 1
                 attempt = 0
-                // A finished batch ends the drain: whatever committed since sent a wake-up of its own (or is
-                // found by the next catch-up), so opening another batch now would mostly find it empty.
                 if chunk.completesBatch {
-                    try await source.ack(chunk, on: postgres)
-                    return progress
+                    guard source.acknowledgesWhileReading, ContinuousClock.now < continueUntil else {
+                        // A finished batch ends the drain: whatever committed since sent a wake-up of its own (or is
+                        // found by the next catch-up).
+                        try await source.ack(chunk, on: postgres)
+                        return progress
+                    }
+                    // The acknowledgement opens the next batch in the same round trip: what committed meanwhile goes
+                    // out now instead of after its wake-up. An empty one was closed by the source.
+                    let following = try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: nil, acknowledging: chunk)
+                    unacknowledged = nil
+                    if following.events.isEmpty { return progress }
+                    prefetched = following
                 }
             } catch let error where Self.isRetryable(error) {
                 // Read again from the stored cursor; what was delivered and not acknowledged is replayed, and the

@@ -19,6 +19,16 @@ public protocol EventSource: Sendable {
 
     /// Records that `chunk` was delivered: the cursor moves past it.
     func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws
+
+    /// `ack(acknowledging)` (when given), then `next(on:limit:maxBytes:after:)`; in one round trip where
+    /// ``acknowledgesWhileReading`` says so. With `after` nil and `acknowledging` completing its batch, the source
+    /// opens the next batch; if that is empty, it is closed too, and the returned empty chunk needs no `ack`.
+    func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)
+        async throws -> EventChunk
+
+    /// The source acknowledges and reads in one round trip (the journal): after a finished batch the delivery goes
+    /// on with what committed meanwhile instead of returning and waiting for its wake-up.
+    var acknowledgesWhileReading: Bool { get }
 }
 
 /// What `EventSource.next` returned.
@@ -37,6 +47,15 @@ public struct EventChunk: Sendable {
 }
 
 extension EventSource {
+    public var acknowledgesWhileReading: Bool { false }
+
+    public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)
+        async throws -> EventChunk
+    {
+        if let acknowledging { try await ack(acknowledging, on: connection) }
+        return try await next(on: connection, limit: limit, maxBytes: maxBytes, after: after)
+    }
+
     /// The next undelivered events after the cursor, at most `limit` of them (16 MB of payloads at most).
     public func next(on connection: PostgresConnection, limit: Int) async throws -> EventChunk {
         try await next(on: connection, limit: limit, maxBytes: 16 << 20, after: nil)

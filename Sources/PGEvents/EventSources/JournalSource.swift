@@ -17,11 +17,20 @@ public struct JournalSource: EventSource {
 
     /// Checks that the journal is installed; throws a message that says how to install it.
     public static func checkInstalled(on connection: PostgresConnection) async throws {
-        let installed = try await connection.query("SELECT to_regproc('pgevents.next_events') IS NOT NULL").scalar(Bool.self)
-        guard installed else {
+        let row = try await connection.query(
+            "SELECT to_regproc('pgevents.next_events') IS NOT NULL, to_regproc('pgevents.ack_and_next') IS NOT NULL"
+        ).first
+        guard try row?.decode(Bool.self, at: 0) == true else {
             throw ProcessorError(
                 code: .journalMissing,
                 message: "the pgevents journal is not installed in this database: apply sql/pgevents/001_journal.sql (psql -f) first")
+        }
+        guard try row?.decode(Bool.self, at: 1) == true else {
+            throw ProcessorError(
+                code: .journalMissing,
+                message:
+                    "the pgevents journal in this database is older than this processor (no pgevents.ack_and_next): apply sql/pgevents/001_journal.sql again (psql -f; safe to apply more than once)"
+            )
         }
     }
 
@@ -45,6 +54,24 @@ public struct JournalSource: EventSource {
         let rows = try await connection.query(
             "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created, batch_id FROM pgevents.next_events($1, $2, $3, $4)",
             [name, limit, after?.position, maxBytes])
+        return try chunk(rows, limit: limit, maxBytes: maxBytes)
+    }
+
+    /// Acknowledges and reads in one statement (`pgevents.ack_and_next`).
+    public var acknowledgesWhileReading: Bool { true }
+
+    /// `acknowledging` recorded and the next events read in one statement, one round trip (`pgevents.ack_and_next`).
+    public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)
+        async throws -> EventChunk
+    {
+        guard let acknowledging else { return try await next(on: connection, limit: limit, maxBytes: maxBytes, after: after) }
+        let rows = try await connection.query(
+            "SELECT seq, channel, payload, extract(epoch FROM created_at)::float8 AS created, batch_id FROM pgevents.ack_and_next($1, $2, $3, $4, $5, $6)",
+            [name, acknowledging.position, acknowledging.completesBatch, limit, after?.position, maxBytes])
+        return try chunk(rows, limit: limit, maxBytes: maxBytes)
+    }
+
+    private func chunk(_ rows: PostgresResult, limit: Int, maxBytes: Int) throws -> EventChunk {
         var events: [SourceEvent] = []
         events.reserveCapacity(rows.count)
         var bytes = 0

@@ -172,6 +172,24 @@ extension JournalSchema {
             END
             $$;
 
+            -- Records delivery and reads the next events in one statement, so the processor acknowledges a chunk and reads
+            -- the next in one round trip: pgevents.ack(p_consumer, p_ack_seq, p_ack_batch_done), then
+            -- pgevents.next_events(p_consumer, p_limit, p_after, p_max_bytes). With p_after NULL nothing else is in flight,
+            -- so a new batch that turns out empty is closed at once (acknowledged) instead of being left open.
+            CREATE OR REPLACE FUNCTION pgevents.ack_and_next(
+                p_consumer text, p_ack_seq bigint, p_ack_batch_done boolean,
+                p_limit integer, p_after bigint DEFAULT NULL, p_max_bytes bigint DEFAULT NULL)
+            RETURNS TABLE (seq bigint, channel text, payload text, created_at timestamptz, batch_id bigint)
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pgevents.ack(p_consumer, p_ack_seq, p_ack_batch_done);
+                RETURN QUERY SELECT * FROM pgevents.next_events(p_consumer, p_limit, p_after, p_max_bytes);
+                IF NOT FOUND AND p_after IS NULL THEN
+                    PERFORM pgevents.ack(p_consumer, 0, true);
+                END IF;
+            END
+            $$;
+
             -- Deletes, at most p_limit at a time, the events every registered consumer has delivered: those whose
             -- transaction is older than every consumer's done snapshot. Returns how many it deleted. With no consumer
             -- registered it deletes nothing. Run it now and then, never from a trigger: the processor calls it again and
