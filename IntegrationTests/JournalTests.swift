@@ -238,7 +238,10 @@ struct JournalTests {
             let events = delivery(database, redis, consumer: "one")  // "late" is acknowledged: only the new rows remain
             let writer = try await database.connect()
             try await writer.query("INSERT INTO events (body) SELECT 'again ' || g FROM generate_series(1, 250) g")
-            #expect(try await events.drain().delivered == 250)
+            // One drain, or (on a slow machine, past its 1 s of going on) a few: every row once.
+            var delivered = 0
+            for _ in 0..<5 where delivered < 250 { delivered += try await events.drain().delivered }
+            #expect(delivered == 250)
             #expect(try await events.drain().delivered == 0)
             let connection = try await RedisConnection.connect(redis.configuration)
             #expect(try await jobs(connection).count == 250)

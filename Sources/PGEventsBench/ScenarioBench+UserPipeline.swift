@@ -152,19 +152,21 @@ extension ScenarioBench {
         return results
     }
 
-    /// `writers` connections run `transaction(client, generator)` back to back for `duration` seconds: the commits
-    /// and the seconds they took. A failing transaction ends the run with the database's error.
+    /// `writers` connections run `transaction(client, generator)` back to back for `duration` seconds, each from when
+    /// it is connected (on a loaded machine connecting can take longer than a short cell): the commits, and the seconds
+    /// from the first writer's start to the last one's end. A failing transaction ends the run with the database's error.
     static func write(
         writers: Int, for duration: Double, database: BenchDatabase, name: String,
         _ transaction: @escaping @Sendable (Int, inout SystemRandomNumberGenerator) -> String
     ) async throws -> (commits: Int, seconds: Double) {
-        let begin = ContinuousClock.now
-        let commits = try await withThrowingTaskGroup(of: Int.self) { group in
+        typealias Writer = (commits: Int, start: ContinuousClock.Instant, end: ContinuousClock.Instant)
+        let written = try await withThrowingTaskGroup(of: Writer.self) { group in
             for client in 0..<writers {
                 group.addTask {
                     let connection = try await database.connect()
                     var generator = SystemRandomNumberGenerator()
                     var count = 0
+                    let begin = ContinuousClock.now
                     do {
                         while (ContinuousClock.now - begin).inSeconds < duration {
                             try await connection.execute(transaction(client, &generator))
@@ -174,12 +176,16 @@ extension ScenarioBench {
                         await connection.close()
                         throw HarnessError(code: .commandFailed, message: "pgevents bench \(name): a writer's transaction failed: \(error)")
                     }
+                    let end = ContinuousClock.now
                     await connection.close()
-                    return count
+                    return (count, begin, end)
                 }
             }
-            return try await group.reduce(0, +)
+            var all: [Writer] = []
+            for try await writer in group { all.append(writer) }
+            return all
         }
-        return (commits, (ContinuousClock.now - begin).inSeconds)
+        guard let start = written.map(\.start).min(), let end = written.map(\.end).max() else { return (0, duration) }
+        return (written.reduce(0) { $0 + $1.commits }, (end - start).inSeconds)
     }
 }
