@@ -56,12 +56,14 @@ extension ScenarioBench {
             let cpuBefore = processCPUSeconds()
             let drainStart = ContinuousClock.now
             var delivered = 0
+            var chunks = 0
             if let stream = source as? WalSource {
                 // The WAL sender sends the transaction as it decodes it: drain what has come, wait for more.
                 let deadline = ContinuousClock.now + .seconds(300)
                 while delivered < size, ContinuousClock.now < deadline {
                     let outcome = try await delivery.drain()
                     delivered += outcome.delivered
+                    chunks += outcome.chunks
                     if outcome.delivered == 0 { await stream.waitForEvents() }
                 }
             } else {
@@ -70,6 +72,7 @@ extension ScenarioBench {
                     let outcome = try await delivery.drain()
                     if outcome.delivered == 0 { break }
                     delivered += outcome.delivered
+                    chunks += outcome.chunks
                 }
             }
             // Batches still open (fewer than 10 jobs of a group) are sent now, inside the timed drain.
@@ -107,6 +110,7 @@ extension ScenarioBench {
                 "cpu_us_per_event": cpuSeconds / Double(max(delivered, 1)) * 1e6,
                 "unreadable": Double(unreadable),
                 "messages": Double(messages), "events_per_message": Double(delivered) / Double(max(messages, 1)),
+                "chunks": Double(chunks), "events_per_chunk": Double(delivered) / Double(max(chunks, 1)),
             ]
             let eventsPerSecond = Double(delivered) / max(drainSeconds, 1e-9)
             if options.compareRaw {
