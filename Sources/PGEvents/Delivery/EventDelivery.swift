@@ -144,7 +144,9 @@ public final class EventDelivery {
                 if let prefetched {
                     chunk = prefetched
                 } else {
-                    chunk = try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: nil)
+                    // A source that does not read ahead reads here what follows the chunk delivered last.
+                    chunk = try await source.next(
+                        on: postgres, limit: limit, maxBytes: bytes, after: source.readsAhead ? nil : unacknowledged)
                 }
                 prefetched = nil
                 if !chunk.events.isEmpty {
@@ -153,7 +155,7 @@ public final class EventDelivery {
                     // Redis takes this chunk while PostgreSQL records the previous one and reads the next. Both sides
                     // use the same PostgreSQL connection in turn (its actor orders the statements).
                     async let postgresSide: EventChunk? = {
-                        guard !chunk.completesBatch else {
+                        guard !chunk.completesBatch, source.readsAhead else {
                             if let pending { try await source.ack(pending, on: postgres) }
                             return nil
                         }

@@ -29,6 +29,11 @@ public protocol EventSource: Sendable {
     /// The source acknowledges and reads in one round trip (the journal): after a finished batch the delivery goes
     /// on with what committed meanwhile instead of returning and waiting for its wake-up.
     var acknowledgesWhileReading: Bool { get }
+
+    /// A read sees everything ready at that moment (a query: the journal, a table), so the delivery reads the next
+    /// chunk while Redis takes the current one. The WAL stream's read takes only what has arrived on its socket, so
+    /// it reads after the delivery instead, taking everything that arrived meanwhile.
+    var readsAhead: Bool { get }
 }
 
 /// What `EventSource.next` returned.
@@ -48,6 +53,8 @@ public struct EventChunk: Sendable {
 
 extension EventSource {
     public var acknowledgesWhileReading: Bool { false }
+
+    public var readsAhead: Bool { true }
 
     public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)
         async throws -> EventChunk

@@ -75,6 +75,10 @@ public actor WalSource: EventSource {
         return "\(identity):\(slot)"
     }
 
+    /// Reads after each delivery, not during it (``EventSource/readsAhead``): a read during the delivery would find
+    /// only what arrived in the microseconds since the last one.
+    public nonisolated var readsAhead: Bool { false }
+
     public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?) async throws -> EventChunk {
         if after == nil, handedOut != acknowledged {
             // What was read after the last acknowledged event was not delivered: read it again.
