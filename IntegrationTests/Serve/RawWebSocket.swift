@@ -62,7 +62,9 @@ final class RawWebSocket: @unchecked Sendable {
                 }
                 try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
                 return transcript
-            case 0x9: try sendFrame(opcode: 0xA, payload: payload)
+            case 0x9:
+                try sendFrame(opcode: 0xA, payload: payload)
+                transcript.pingsAnswered += 1
             default: continue
             }
         }

@@ -126,6 +126,8 @@ struct WebSocketTranscript: Sendable {
     var messages: [String]
     var closeCode: Int?
     var closeReason: String?
+    /// Pings the server sent and the client answered (the raw client only).
+    var pingsAnswered = 0
 
     var json: [JSONValue] { messages.compactMap(JSONValue.parse) }
 }
