@@ -75,6 +75,21 @@ final class RawWebSocket: @unchecked Sendable {
     /// Sends a text message.
     func send(_ text: String) throws { try sendFrame(opcode: 0x1, payload: Array(text.utf8)) }
 
+    /// The next text message (pings answered on the way); nil when the server closes.
+    func receiveText() throws -> String? {
+        while true {
+            let (opcode, payload) = try readFrame()
+            switch opcode {
+            case 0x1: return String(decoding: payload, as: UTF8.self)
+            case 0x8:
+                try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
+                return nil
+            case 0x9: try sendFrame(opcode: 0xA, payload: payload)
+            default: continue
+            }
+        }
+    }
+
     /// Runs `body` with a connection on a Dispatch thread.
     static func run<T: Sendable>(port: Int, pathAndQuery: String, _ body: @escaping @Sendable (RawWebSocket) throws -> T) async throws -> T
     {
