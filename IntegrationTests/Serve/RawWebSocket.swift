@@ -100,6 +100,16 @@ final class RawWebSocket: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on a Dispatch thread (the socket calls block).
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// Ends the connection at once, without a close frame (a client that goes away).
+    func closeNow() { shutdown(socket, Int32(SHUT_RDWR)) }
+
     private func sendFrame(opcode: UInt8, payload: [UInt8]) throws {
         var frame: [UInt8] = [0x80 | opcode]
         if payload.count < 126 {
