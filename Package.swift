@@ -46,6 +46,8 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
         ),
+        // Linux's epoll (in libc; Swift's Glibc module leaves it out), for `pgevents bench fanout`'s clients.
+        .systemLibrary(name: "CEpoll"),
         // Threads, processes and errno: the small amount of OS plumbing both clients share.
         .target(
             name: "PGEventsSystem",
@@ -104,7 +106,7 @@ let package = Package(
         .target(
             name: "PGEventsBench",
             dependencies: [
-                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness",
+                "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

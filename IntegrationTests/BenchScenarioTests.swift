@@ -310,6 +310,55 @@ struct BenchScenarioTests {
     }
 
     @Test(
+        "pgevents bench fanout (the executable, 1 and 20 clients at 20 events/s for 1 s, and 20 with a slow one): every client gets every event once; the figures and the JSON; bad input refused before anything starts"
+    )
+    func fanoutCommand() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let directory = try migrationDirectory([:])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func run(_ arguments: [String]) async throws -> (ChildProcess.Termination, String) {
+            let output = directory + "/out.txt"
+            let child = try ChildProcess.spawn(
+                executable, ["bench", "fanout", "--sql", repositoryPath("sql/pgevents")] + arguments, outputPath: output,
+                environment: ProcessInfo.processInfo.environment)
+            do {
+                let termination = try await withTimeout(180) {
+                    while true {
+                        if let ended = child.poll() { return ended }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                return (termination, try String(contentsOfFile: output, encoding: .utf8))
+            } catch {
+                child.kill(SIGKILL)
+                _ = child.wait()
+                throw error
+            }
+        }
+        let json = directory + "/fanout.json"
+        let (termination, text) = try await run([
+            "--clients", "1,20", "--rates", "20", "--duration", "1", "--slow-cell", "20@20", "--json", json,
+        ])
+        #expect(termination == .exited(0), "\(text)")
+        let results = try BenchResult.decode(json: Data(contentsOf: URL(fileURLWithPath: json)))
+        #expect(results.map(\.scenario) == ["fanout/1/20", "fanout/20/20", "fanout/20/20/slow"], "\(text)")
+        try checkCommon(results)
+        for result in results {
+            #expect(result.events == 20, "\(result.scenario)")
+            #expect(
+                result.extra["deliveries"]
+                    == Double(20 * (Int(result.settings["clients"] ?? "") ?? 0) - (result.scenario.hasSuffix("/slow") ? 20 : 0)))
+            #expect(result.stages.keys.sorted() == ["commit→client"])
+            #expect(result.extra["rss_kb_per_idle_client"] != nil && result.extra["gateway_rss_mb"].map { $0 > 0 } == true)
+        }
+        #expect(results.last?.extra["p99_ratio"] != nil && results.last?.extra["slow_client_messages"] != nil)
+
+        let (refused, message) = try await run(["--clients", "0"])
+        #expect(refused != .exited(0))
+        #expect(message.contains("--clients must be counts in 1…50,000"), "\(message)")
+    }
+
+    @Test(
         "pgevents bench soak (the executable, 2 s, no poison): the table, the JSON with its series, the HTML; exit 1 exactly when a check failed"
     )
     func soakCommand() async throws {

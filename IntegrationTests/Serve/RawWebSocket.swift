@@ -62,7 +62,9 @@ final class RawWebSocket: @unchecked Sendable {
                 }
                 try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
                 return transcript
-            case 0x9: try sendFrame(opcode: 0xA, payload: payload)
+            case 0x9:
+                try sendFrame(opcode: 0xA, payload: payload)
+                transcript.pingsAnswered += 1
             default: continue
             }
         }
@@ -73,6 +75,21 @@ final class RawWebSocket: @unchecked Sendable {
     /// Sends a text message.
     func send(_ text: String) throws { try sendFrame(opcode: 0x1, payload: Array(text.utf8)) }
 
+    /// The next text message (pings answered on the way); nil when the server closes.
+    func receiveText() throws -> String? {
+        while true {
+            let (opcode, payload) = try readFrame()
+            switch opcode {
+            case 0x1: return String(decoding: payload, as: UTF8.self)
+            case 0x8:
+                try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
+                return nil
+            case 0x9: try sendFrame(opcode: 0xA, payload: payload)
+            default: continue
+            }
+        }
+    }
+
     /// Runs `body` with a connection on a Dispatch thread.
     static func run<T: Sendable>(port: Int, pathAndQuery: String, _ body: @escaping @Sendable (RawWebSocket) throws -> T) async throws -> T
     {
@@ -82,6 +99,16 @@ final class RawWebSocket: @unchecked Sendable {
             }
         }
     }
+
+    /// Runs `body` on a Dispatch thread (the socket calls block).
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    /// Ends the connection at once, without a close frame (a client that goes away).
+    func closeNow() { shutdown(socket, Int32(SHUT_RDWR)) }
 
     private func sendFrame(opcode: UInt8, payload: [UInt8]) throws {
         var frame: [UInt8] = [0x80 | opcode]

@@ -26,10 +26,7 @@ struct SQLAndExpiryTests {
                 """)
         }
         try await withTemporaryRedis { redis in
-            var configuration = testConfiguration(streams: [stream], sql: .init(enabled: true, statementTimeout: 2, maxRows: 2))
-            // A statement runs on the connection's reading loop, so pongs wait for it: pings here must be rarer than the
-            // statements are long on a busy machine (the default is 30 s; the tests' 5 s timed this test out in CI).
-            configuration.clients.pingInterval = 30
+            let configuration = testConfiguration(streams: [stream], sql: .init(enabled: true, statementTimeout: 2, maxRows: 2))
             try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
                 func ask(_ uid: String, superUser: Bool = false, _ statements: [String]) async throws -> [JSONValue] {
                     let token = try await makeToken([
@@ -90,6 +87,50 @@ struct SQLAndExpiryTests {
                 }
                 let escaper = try await ask("serve_sql_other", ["SELECT set_config('role', 'serve_sql_reader', true)"])
                 #expect(escaper.first?["message"]?.string?.contains("set_config") == true, "\(escaper)")
+            }
+        }
+    }
+
+    @Test(
+        "a statement longer than the ping timeout runs while pings go on being answered: the connection stays up, answers come in order, a flood beyond max_queued is refused in place"
+    )
+    func keepaliveDuringStatement() async throws {
+        let database = try await makeGrantedDatabase(role: "serve_sql_sleeper")
+        try await PostgresConnection.withConnection(database.configuration) { db in
+            try await db.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC")
+        }
+        try await withTemporaryRedis { redis in
+            var configuration = testConfiguration(
+                streams: [stream], sql: .init(enabled: true, statementTimeout: 20, maxRows: 10, maxQueued: 3))
+            configuration.clients.pingInterval = 0.5  // a pong not seen within 0.5 s closes the connection (1001)
+            try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
+                let token = try await makeToken([
+                    "database": .string(database.name), "uid": .string("serve_sql_sleeper"), "superUser": .bool(false),
+                ])
+                let path = gateway.pathAndQuery("/broadcast", ["token": token, "rel": "public.parcels"])
+                let statements = [
+                    "SELECT pg_sleep(2.5) AS slept", "SELECT 2 AS n", "SELECT 3 AS n",
+                    "SELECT 4 AS n",  // one running, two waiting: the fourth is refused in its place
+                    "SELECT 5 AS n",  // and so is the fifth
+                ]
+                let transcript = try await RawWebSocket.run(port: gateway.port, pathAndQuery: path) { socket in
+                    for statement in statements { try socket.send(statement) }
+                    return try socket.transcript { $0.count == statements.count }
+                }
+                try #require(
+                    transcript.messages.count == statements.count,
+                    "answered \(transcript.messages.count) of \(statements.count), then closed with \(String(describing: transcript.closeCode)) \(transcript.closeReason ?? "")"
+                )
+                let answers = transcript.json
+                #expect(answers[0]["data"] == .array([.object(["slept": .string("")])]), "\(answers[0])")
+                #expect(answers[1]["data"] == .array([.object(["n": .number(2)])]))
+                #expect(answers[2]["data"] == .array([.object(["n": .number(3)])]))
+                for refused in answers[3...] {
+                    #expect(refused["success"] == .bool(false))
+                    #expect(refused["message"]?.string?.contains("3 statements are waiting") == true, "\(refused)")
+                }
+                // 2.5 s of sleep at a ping every 0.5 s: the client answered pings while the statement ran.
+                #expect(transcript.pingsAnswered >= 2, "\(transcript.pingsAnswered) pings")
             }
         }
     }

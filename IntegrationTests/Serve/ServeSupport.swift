@@ -19,6 +19,8 @@ let testSecret = "a test secret that is long enough for HS256!"
 struct RunningGateway: Sendable {
     let port: Int
     let service: ServeService
+    /// Starts the gateway's graceful shutdown (as SIGTERM would); `withGateway` waits for it to end.
+    let shutDown: @Sendable () async -> Void
 
     var metrics: GatewayMetrics { service.gateway.metrics }
 
@@ -95,7 +97,7 @@ func withGateway<T: Sendable>(
                 guard let port = await iterator.next() else { throw CancellationError() }
                 return port
             }
-            let value = try await body(RunningGateway(port: port, service: service))
+            let value = try await body(RunningGateway(port: port, service: service, shutDown: { await group.triggerGracefulShutdown() }))
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
             return value
@@ -126,6 +128,8 @@ struct WebSocketTranscript: Sendable {
     var messages: [String]
     var closeCode: Int?
     var closeReason: String?
+    /// Pings the server sent and the client answered (the raw client only).
+    var pingsAnswered = 0
 
     var json: [JSONValue] { messages.compactMap(JSONValue.parse) }
 }

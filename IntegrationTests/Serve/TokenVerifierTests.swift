@@ -73,3 +73,56 @@ struct TokenVerifierTests {
         }
     }
 }
+
+@Suite("pgevents serve: keys from a JWKS file")
+struct JWKSTests {
+    let claims: [String: JSONValue] = ["database": .string("d"), "uid": .string("u"), "exp": .number(Date().timeIntervalSince1970 + 600)]
+
+    func jwk(_ key: ES256PrivateKey, kid: String) throws -> String {
+        let parameters = try #require(key.publicKey.parameters)
+        return #"{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"\#(kid)","x":"\#(parameters.x)","y":"\#(parameters.y)"}"#
+    }
+
+    @Test(
+        "ES256 keys from a JWKS file, chosen by the token's kid: each key's tokens verify; a kid the file does not hold, no kid, or another key under a known kid, do not; a file that is not JWKS is a clear error"
+    )
+    func keysByKid() async throws {
+        let first = ES256PrivateKey()
+        let second = ES256PrivateKey()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pgevents-jwks-\(UUID().uuidString).json").path
+        try #"{"keys":[\#(try jwk(first, kid: "first")),\#(try jwk(second, kid: "second"))]}"#.write(
+            toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let verifier = try await TokenVerifier.make(.init(algorithm: .es256, jwksFile: path))
+
+        func token(_ key: ES256PrivateKey, kid: String) async throws -> String {
+            let signer = JWTKeyCollection()
+            await signer.add(ecdsa: key, kid: JWKIdentifier(string: kid))
+            return try await signer.sign(ClaimsPayload(claims: claims), kid: JWKIdentifier(string: kid))
+        }
+        #expect(try await verifier.verify(try await token(first, kid: "first")).user == "u")
+        #expect(try await verifier.verify(try await token(second, kid: "second")).database == "d")
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await token(first, kid: "third")) }
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await token(ES256PrivateKey(), kid: "first")) }
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await token(second, kid: "first")) }
+        let noKid = JWTKeyCollection()
+        await noKid.add(ecdsa: first)
+        await #expect(throws: TokenError.self) { try await verifier.verify(try await noKid.sign(ClaimsPayload(claims: claims))) }
+
+        let notJWKS = path + ".txt"
+        try "not a key set".write(toFile: notJWKS, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: notJWKS) }
+        do {
+            _ = try await TokenVerifier.make(.init(algorithm: .es256, jwksFile: notJWKS))
+            Issue.record("a file that is not JWKS accepted")
+        } catch {
+            #expect("\(error)".contains("is not a JWKS document"))
+        }
+        do {
+            _ = try await TokenVerifier.make(.init(algorithm: .es256, jwksFile: "/nonexistent/jwks.json"))
+            Issue.record("a missing JWKS file accepted")
+        } catch {
+            #expect("\(error)".contains("cannot read /nonexistent/jwks.json"))
+        }
+    }
+}

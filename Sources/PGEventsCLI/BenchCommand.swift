@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PGEventsBench
+import PGEventsServe
 import Synchronization
 
 /// `pgevents bench`: measurements on throwaway servers (or given ones).
@@ -9,10 +10,11 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure the pipeline on throwaway servers (or given ones).",
         discussion: """
-            `pgevents bench [SCENARIO]` runs a scenario (default: all); `pgevents bench faults` injects faults under load. \
+            `pgevents bench [SCENARIO]` runs a scenario (default: all); `pgevents bench faults` injects faults under load; \
+            `pgevents bench fanout` measures `pgevents serve` with up to 10,000 WebSocket clients. \
             See Benchmarks/README.md for what each scenario measures and how.
             """,
-        subcommands: [ScenariosCommand.self, FaultsCommand.self, BenchBaselineCommand.self],
+        subcommands: [ScenariosCommand.self, FaultsCommand.self, FanoutCommand.self, BenchBaselineCommand.self],
         defaultSubcommand: ScenariosCommand.self
     )
 }
@@ -314,5 +316,75 @@ struct FaultsCommand: AsyncParsableCommand {
     static func executablePath() -> String? {
         let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+}
+
+/// `pgevents bench fanout`: `pgevents serve` fanning one stream out to thousands of WebSocket clients.
+struct FanoutCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fanout",
+        abstract: "Measure pgevents serve: 1 to 10,000 WebSocket clients, events broadcast to all, commit → client latency and memory.",
+        discussion: """
+            The gateway runs as a child process (this executable's serve); the clients are in this process, on real \
+            sockets. Results are named fanout/<clients>/<rate> (and …/slow: the same with one client that stops reading). \
+            Exit status 1 when a client missed or got twice a message.
+            """
+    )
+
+    @Option(help: "Connected clients per cell (comma-separated).")
+    var clients: String = "1,100,1000,10000"
+
+    @Option(help: "Events per second broadcast to all (comma-separated).")
+    var rates: String = "10,100"
+
+    @Option(help: "Seconds of events per cell.")
+    var duration: Double = 5
+
+    @Option(name: .customLong("slow-cell"), help: "CLIENTS@RATE: that cell again with one slow client ('none': skip).")
+    var slowCell: String = "1000@100"
+
+    @Option(help: "The journal migrations (default: sql/pgevents of this checkout).")
+    var sql: String?
+
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() async throws {
+        try output.checkBaseline()
+        guard let executable = FaultsCommand.executablePath() else {
+            throw CommandExit(command: "bench").badInput("cannot find this executable to run pgevents serve from")
+        }
+        guard let directory = sql ?? ScenarioBench.findSQLDirectory(executable: executable) else {
+            throw CommandExit(command: "bench").badInput("cannot find sql/pgevents; give it with --sql DIR")
+        }
+        func numbers(_ text: String, _ name: String) throws -> [Double] {
+            try text.split(separator: ",").map { part in
+                guard let value = Double(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--\(name) takes numbers separated by commas (got '\(text)')")
+                }
+                return value
+            }
+        }
+        let secret = (0..<4).map { _ in UUID().uuidString }.joined()
+        let token = try await GatewayToken.hs256(
+            secret: secret, claims: ["database": .string("bench"), "uid": .string("bench"), "superUser": .bool(true)])
+        var options = FanoutBench.Options(gatewayExecutable: executable, sqlDirectory: directory, secret: secret, token: token)
+        options.clients = try numbers(clients, "clients").map { Int($0) }
+        options.rates = try numbers(rates, "rates")
+        options.duration = duration
+        if slowCell == "none" {
+            options.slowCell = nil
+        } else {
+            let parts = slowCell.split(separator: "@")
+            guard parts.count == 2, let count = Int(parts[0]), let rate = Double(parts[1]) else {
+                throw ValidationError("--slow-cell is CLIENTS@RATE, e.g. 1000@100, or none (got '\(slowCell)')")
+            }
+            options.slowCell = (count, rate)
+        }
+        let results = try await CommandExit(command: "bench").mappingInputErrors {
+            try await FanoutBench(options: options).run { line in FileHandle.standardError.write(Data("… \(line)\n".utf8)) }
+        }
+        print(BenchResult.table(results))
+        let status = try output.emit(results)
+        try CommandExit.failed(if: status != 0 || results.contains(where: { $0.lost > 0 || $0.duplicated > 0 }))
     }
 }

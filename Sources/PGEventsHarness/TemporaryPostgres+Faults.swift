@@ -268,7 +268,7 @@ func processState(_ pid: Int32) -> Character? {
 }
 
 /// The fields of `/proc/<pid>/stat` after the command name: state, ppid, pgrp, …
-private func statFields(_ pid: Int32) -> [Substring]? {
+func statFields(_ pid: Int32) -> [Substring]? {
     guard let stat = try? readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
     return stat[stat.index(after: close)...].split(separator: " ")
 }

@@ -124,16 +124,37 @@ struct BroadcastSession {
         try? await channel.close()
     }
 
-    /// Answers the client's text messages (SQL when enabled) until it closes or breaks the size limit.
+    /// Answers the client's text messages (SQL when enabled) until it closes or breaks the size limit. The
+    /// statements run on a task of their own, one at a time and answered in order, so this loop goes on reading
+    /// while one runs: pongs are seen and pings answered, however long a statement takes.
     private func readMessages(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: TokenIdentity) async throws {
-        for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
-            guard case .text(let text) = message else {
-                try await outbound.write(
-                    .text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
-                continue
+        let queue = StatementQueue(capacity: gateway.configuration.sql.maxQueued)
+        let gateway = self.gateway
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await queue.run { item in
+                    switch item {
+                    case .statement(let text):
+                        try await outbound.write(.text(await gateway.sql.answer(text, identity: identity)))
+                    case .binary:
+                        try await outbound.write(
+                            .text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
+                    case .refused(let count):
+                        let answer = SQLRunner.failure(
+                            "\(gateway.configuration.sql.maxQueued) statements are waiting to run on this connection; send the next when one is answered"
+                        )
+                        for _ in 0..<count { try await outbound.write(.text(answer)) }
+                    }
+                }
             }
-            let answer = await gateway.sql.answer(text, identity: identity)
-            try await outbound.write(.text(answer))
+            defer { group.cancelAll() }  // the client left (or broke a limit): its unanswered statements are dropped
+            for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
+                if case .text(let text) = message {
+                    queue.add(.statement(text))
+                } else {
+                    queue.add(.binary)
+                }
+            }
         }
     }
 }

@@ -41,10 +41,11 @@ extension ServeConfiguration {
         }
         if let clients = top["clients"] { self.clients = try Self.clients(clients) }
         if let sql = top["sql"] {
-            let fields = try sql.mapping(allowed: ["enabled", "statement_timeout", "max_rows"])
+            let fields = try sql.mapping(allowed: ["enabled", "statement_timeout", "max_rows", "max_queued"])
             if let enabled = fields["enabled"] { self.sql.enabled = try enabled.bool() }
             if let timeout = fields["statement_timeout"] { self.sql.statementTimeout = try timeout.seconds(in: 0.001...3600) }
             if let rows = fields["max_rows"] { self.sql.maxRows = try rows.int(in: 1...1_000_000) }
+            if let queued = fields["max_queued"] { self.sql.maxQueued = try queued.int(in: 1...10_000) }
         }
     }
 

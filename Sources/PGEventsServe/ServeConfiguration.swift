@@ -20,7 +20,7 @@
 ///   ping_interval: 30                        # seconds between WebSocket pings (and SSE keep-alive comments)
 ///   block: 1                                 # seconds one XREAD waits (shutdown is noticed within it)
 ///   close_timeout: 10                        # seconds a client dropped as too slow has to read its close frame
-/// sql: {enabled: false, statement_timeout: 5, max_rows: 1000}
+/// sql: {enabled: false, statement_timeout: 5, max_rows: 1000, max_queued: 16}
 /// ```
 ///
 /// The database and Redis URLs are not in the file: they come from `--database-url`/`--redis-url` or
@@ -191,12 +191,15 @@ public struct ServeConfiguration: Sendable, Equatable {
         public var statementTimeout: Double = 5
         /// Rows returned at most (more are cut off; the answer says so).
         public var maxRows = 1000
+        /// Messages a client may have waiting for their answer; one more is answered with an error, not run.
+        public var maxQueued = 16
 
         /// SQL settings from fields.
-        public init(enabled: Bool = false, statementTimeout: Double = 5, maxRows: Int = 1000) {
+        public init(enabled: Bool = false, statementTimeout: Double = 5, maxRows: Int = 1000, maxQueued: Int = 16) {
             self.enabled = enabled
             self.statementTimeout = statementTimeout
             self.maxRows = maxRows
+            self.maxQueued = maxQueued
         }
     }
 

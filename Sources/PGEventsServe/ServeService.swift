@@ -9,7 +9,7 @@ import Synchronization
 
 /// `pgevents serve` as a service-lifecycle `Service`: the HTTP server (`/broadcast` WebSocket, `/events` SSE,
 /// `/ping`, `/healthz`, `/metrics`, the page at `/`) and the stream reader feeding it. Graceful shutdown stops
-/// accepting, closes the WebSockets with 1001 and ends the reader within one XREAD wait.
+/// accepting, closes the WebSockets (1000, from Hummingbird's WebSocket handler) and ends the reader within one XREAD wait.
 ///
 /// ```swift
 /// let service = try await ServeService(configuration: config, databaseURL: url, redis: RedisConfiguration(redisURL), logger: logger)
@@ -80,12 +80,10 @@ public final class ServeService: Service, Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: ServePage.html)))
         }
         let webSocketRouter = Router(context: ServeRequestContext.self)
+        // Every upgrade is accepted: a client beyond max_connections gets too_many_connections and close 1013 from
+        // its session (an error thrown here would reach the browser as a bare 400, with no reason it can read).
         webSocketRouter.ws("/broadcast") { _, _ in
-            guard gateway.hub.count < configuration.clients.maxConnections else {
-                gateway.metrics.connectionsRefused.add(1, ordering: .relaxed)
-                throw HTTPError(.serviceUnavailable, message: GatewayError.tooManyConnections.message)
-            }
-            return .upgrade([:])
+            .upgrade([:])
         } onUpgrade: { inbound, outbound, context in
             try await BroadcastSession(gateway: gateway).run(inbound: inbound, outbound: outbound, context: context)
         }

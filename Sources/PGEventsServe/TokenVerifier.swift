@@ -7,10 +7,14 @@ import JWTKit
 public final class TokenVerifier: Sendable {
     private let keys: JWTKeyCollection
     private let auth: ServeConfiguration.Auth
+    /// The `kid`s of the JWKS file's keys; nil without one. A token naming another kid is refused (JWTKit would
+    /// verify it with its default key instead).
+    private let jwksKids: Set<String>?
 
-    private init(keys: JWTKeyCollection, auth: ServeConfiguration.Auth) {
+    private init(keys: JWTKeyCollection, auth: ServeConfiguration.Auth, jwksKids: Set<String>?) {
         self.keys = keys
         self.auth = auth
+        self.jwksKids = jwksKids
     }
 
     /// Loads the key material `auth` names (from `environment` or files); throws a message naming what is missing
@@ -51,15 +55,25 @@ public final class TokenVerifier: Sendable {
                     "auth.key: not a \(auth.algorithm.rawValue) \(auth.algorithm == .hs256 ? "secret" : "public key in PEM") (\(error))")
             }
         }
+        var jwksKids: Set<String>?
         if let path = auth.jwksFile {
             guard let data = FileManager.default.contents(atPath: path) else { throw TokenError("auth.jwks: cannot read \(path)") }
+            let text = String(decoding: data, as: UTF8.self)
             do {
-                try await keys.add(jwksJSON: String(decoding: data, as: UTF8.self))
+                try await keys.add(jwksJSON: text)
             } catch {
                 throw TokenError("auth.jwks: \(path) is not a JWKS document (\(error))")
             }
+            guard case .array(let jwks)? = JSONValue.parse(text)?["keys"] else {
+                throw TokenError("auth.jwks: \(path) is not a JWKS document (no \"keys\" array)")
+            }
+            let kids = jwks.map { $0["kid"]?.string }
+            guard !kids.isEmpty, kids.allSatisfy({ $0?.isEmpty == false }) else {
+                throw TokenError("auth.jwks: every key of \(path) needs a \"kid\" (tokens choose their key by it)")
+            }
+            jwksKids = Set(kids.compactMap { $0 })
         }
-        return TokenVerifier(keys: keys, auth: auth)
+        return TokenVerifier(keys: keys, auth: auth, jwksKids: jwksKids)
     }
 
     /// The identity of a valid token, or why it is not valid.
@@ -75,6 +89,17 @@ public final class TokenVerifier: Sendable {
         guard let algorithm = header["alg"]?.string else { throw TokenError("the token's header names no algorithm") }
         guard algorithm == auth.algorithm.rawValue else {
             throw TokenError("the token is signed with \(algorithm.prefix(20)); this server accepts \(auth.algorithm.rawValue) only")
+        }
+        if let jwksKids {
+            // With a JWKS file the token's kid chooses the key: one the file does not hold is refused, and a token
+            // without a kid is verified with `auth.key` only.
+            if let kid = header["kid"] {
+                guard let name = kid.string, jwksKids.contains(name) else {
+                    throw TokenError("the token's kid names no key of auth.jwks")
+                }
+            } else if auth.key == nil {
+                throw TokenError("the token names no kid; this server's keys (auth.jwks) are chosen by kid")
+            }
         }
         let payload: ClaimsPayload
         do {

@@ -21,7 +21,7 @@ struct ServeConfigurationTests {
                   leeway: 2
                   privilege: select
                 clients: {queue: 10, max_connections: 5, max_message_bytes: 1024, ping_interval: 0.5, block: 0.1, close_timeout: 3}
-                sql: {enabled: true, statement_timeout: 2, max_rows: 50}
+                sql: {enabled: true, statement_timeout: 2, max_rows: 50, max_queued: 4}
                 """)
         #expect(configuration.host == "0.0.0.0")
         #expect(configuration.port == 0)
@@ -39,7 +39,7 @@ struct ServeConfigurationTests {
         #expect(
             configuration.clients
                 == .init(queue: 10, maxConnections: 5, maxMessageBytes: 1024, pingInterval: 0.5, block: 0.1, closeTimeout: 3))
-        #expect(configuration.sql == .init(enabled: true, statementTimeout: 2, maxRows: 50))
+        #expect(configuration.sql == .init(enabled: true, statementTimeout: 2, maxRows: 50, maxQueued: 4))
     }
 
     @Test("the defaults: GC2's claim names, HS256, SQL off")
