@@ -53,7 +53,7 @@ struct CheckSpecPublicationTests {
         arguments: [
             (
                 "tables:\n  t:\n    publication: {name: p, operation: [insert]}",
-                "pgevents.yml:3:30: tables.t.publication: unknown key 'operation' (expected one of: columns, name, old, operations, where)"
+                "pgevents.yml:3:28: tables.t.publication: unknown key 'operation' (expected one of: columns, name, old, operations, where)"
             ),
             (
                 "tables:\n  t:\n    publication: {old: full}",
@@ -70,23 +70,23 @@ struct CheckSpecPublicationTests {
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, operations: [insert, upsert]}",
-                "pgevents.yml:3:46: tables.t.publication.operations[1]: unknown operation 'upsert' (expected insert, update, delete or truncate)"
+                "pgevents.yml:3:49: tables.t.publication.operations[1]: unknown operation 'upsert' (expected insert, update, delete or truncate)"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, operations: [insert, insert]}",
-                "pgevents.yml:3:46: tables.t.publication.operations[1]: insert is listed twice"
+                "pgevents.yml:3:49: tables.t.publication.operations[1]: insert is listed twice"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, operations: []}",
-                "pgevents.yml:3:38: tables.t.publication.operations: name at least one operation"
+                "pgevents.yml:3:40: tables.t.publication.operations: name at least one operation"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, operations: insert}",
-                "pgevents.yml:3:38: tables.t.publication.operations: expected a list, found a scalar"
+                "pgevents.yml:3:40: tables.t.publication.operations: expected a list, found a scalar"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, old: all}",
-                "pgevents.yml:3:31: tables.t.publication.old: unknown value 'all' (expected key: the replica identity's key columns, full: every column (REPLICA IDENTITY FULL), or none)"
+                "pgevents.yml:3:33: tables.t.publication.old: unknown value 'all' (expected key: the replica identity's key columns, full: every column (REPLICA IDENTITY FULL), or none)"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, operations: [insert], old: full}",
@@ -94,23 +94,23 @@ struct CheckSpecPublicationTests {
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, columns: []}",
-                "pgevents.yml:3:35: tables.t.publication.columns: name at least one column (or leave 'columns' out)"
+                "pgevents.yml:3:37: tables.t.publication.columns: name at least one column (or leave 'columns' out)"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, columns: [id, id]}",
-                "pgevents.yml:3:40: tables.t.publication.columns[1]: id is listed twice"
+                "pgevents.yml:3:42: tables.t.publication.columns[1]: id is listed twice"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, columns: [id, '']}",
-                "pgevents.yml:3:40: tables.t.publication.columns[1]: a column name must have 1 to 63 bytes, '' has 0"
+                "pgevents.yml:3:42: tables.t.publication.columns[1]: a column name must have 1 to 63 bytes, '' has 0"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, where: '  '}",
-                "pgevents.yml:3:33: tables.t.publication.where: the row filter is empty (leave 'where' out to not check it)"
+                "pgevents.yml:3:35: tables.t.publication.where: the row filter is empty (leave 'where' out to not check it)"
             ),
             (
                 "tables:\n  t:\n    publication: {name: p, where: [a]}",
-                "pgevents.yml:3:33: tables.t.publication.where: expected a string, found a list"
+                "pgevents.yml:3:35: tables.t.publication.where: expected a string, found a list"
             ),
             // Without a publication, notify is still required.
             ("tables:\n  t:\n    values: {a: 1}", "pgevents.yml:3:5: tables.t: 'notify' is missing"),
