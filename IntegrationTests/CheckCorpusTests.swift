@@ -276,6 +276,60 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
                     "notifies on mq.q_tasks.INSERT ('mq.' || TG_TABLE_NAME || '.' || TG_OP)"
                 ]
             }),
+        // Tables whose changes go through publications: the catalog, then every generated row read back from a slot.
+        CorpusCase(
+            path: "publication-cdc",
+            lines: { _ in
+                [
+                    "✓ public.customers publishes exactly the columns id, name, tier", "✓ old values give every column (old: full)",
+                    "✓ public.audit_events is published WHERE (severity >= 3)", "✓ inventory.stock is in publication warehouse",
+                    "✓ the slot gives a TRUNCATE change", "✓ UPDATE and DELETE changes carry the old values of old: full",
+                    "✓ changes carry exactly the columns id, name, tier", "✓ the slot gives no UPDATE change", "PASSED",
+                ]
+            }, absent: ["✗", "!", "–"]),
+        CorpusCase(
+            path: "publication-cdc", arguments: ["--format", "json"],
+            lines: { _ in [#""message" : "FOR TABLES IN SCHEMA inventory""#, #""message" : "column list (id, name, tier)""#] }),
+        CorpusCase(
+            path: "publication-missing-table", exit: { _, _ in 1 },
+            lines: { _ in
+                [
+                    "✓ public.payments is in publication dbz_publication",
+                    "✗ public.refunds is in publication dbz_publication: publication dbz_publication does not publish public.refunds",
+                    "fix: ALTER PUBLICATION dbz_publication ADD TABLE public.refunds;", "FAILED",
+                ]
+            }),
+        CorpusCase(
+            path: "publication-insert-only", exit: { _, _ in 1 },
+            lines: { _ in
+                [
+                    "✗ sequin_pub publishes INSERT, UPDATE, DELETE for public.jobs: it publishes INSERT: UPDATE, DELETE are not published",
+                    "fix: ALTER PUBLICATION sequin_pub SET (publish = 'insert, update, delete');",
+                    "✗ the slot gives one UPDATE change per row: the UPDATE of the ordinary row gave 0 UPDATE change(s)",
+                    "✗ the slot gives one DELETE change per row", "✓ the slot gives one INSERT change per row", "FAILED",
+                ]
+            }),
+        CorpusCase(
+            path: "publication-identity-default", exit: { _, _ in 1 },
+            lines: { _ in
+                [
+                    "✗ old values give every column (old: full): public.messages has REPLICA IDENTITY DEFAULT (the primary key id)",
+                    "fix: ALTER TABLE public.messages REPLICA IDENTITY FULL;",
+                    "✗ UPDATE and DELETE changes carry the old values of old: full: the UPDATE of the row with ordinary values: no old values at all",
+                    "✗ UPDATE, DELETE of public.presence can be published: public.presence has REPLICA IDENTITY DEFAULT and no primary key",
+                    #"✗ the slot gives one UPDATE change per row: UPDATE of a generated row fails: cannot update table "presence" because it does not have a replica identity and publishes updates (SQLSTATE 55000)"#,
+                    "FAILED",
+                ]
+            }, absent: ["a generated row can be written"]),
+        CorpusCase(
+            path: "publication-column-list", exit: { _, _ in 1 },
+            lines: { _ in
+                [
+                    "✗ public.accounts publishes exactly the columns id, email, plan: its column list (id, email) leaves out plan, which the spec needs",
+                    "fix: ALTER PUBLICATION billing DROP TABLE public.accounts; ALTER PUBLICATION billing ADD TABLE public.accounts (id, email, plan);",
+                    "✗ changes carry exactly the columns id, email, plan: the slot sends id, email; not plan", "FAILED",
+                ]
+            }),
         CorpusCase(
             path: "failing-later-file", exit: { _, _ in 1 },
             lines: { _ in

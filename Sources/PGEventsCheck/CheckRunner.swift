@@ -240,6 +240,7 @@ public struct CheckRunner: Sendable {
         let connection = try await inspection.connect()
         let triggers = try await Catalog.triggers(on: connection)
         var shapes: [QualifiedName: TableShape] = [:]
+        var publicationFacts: [QualifiedName: PublicationFacts] = [:]
         let spec = options.spec
         for table in spec?.tables.keys.sorted() ?? [] {
             guard let shape = try await TableShape.read(table, on: connection) else {
@@ -252,6 +253,9 @@ public struct CheckRunner: Sendable {
                     hint: "correct the table name (schema.table) in the spec, or add the migration that creates it")
             }
             shapes[table] = shape
+            if let publication = spec?.tables[table]?.publication {
+                publicationFacts[table] = try await PublicationFacts.read(table, publication, on: connection)
+            }
         }
         for trigger in triggers where trigger.notifies && shapes[trigger.table] == nil {
             if let shape = try await TableShape.read(trigger.table, on: connection) { shapes[trigger.table] = shape }
@@ -308,28 +312,55 @@ public struct CheckRunner: Sendable {
                 let tableTriggers = triggers.filter { $0.table == table }
                 let channelSpecs = spec?.channels ?? [:]
                 let listened = channels
+                let facts = publicationFacts[table]
                 group.addTask {
                     let database = try await server.makeDatabase()
                     let notifying = tableTriggers.filter { $0.notifies && $0.firesLocally }
-                    let exercise = TableExercise(
+                    var exercise = TableExercise(
                         shape: shape, fixedValues: tableSpec?.values ?? [:], channels: listened,
                         updateColumns: notifying.flatMap(\.updateColumns), alone: notifying.count > 1 ? notifying : [])
+                    var noSlot: String?
+                    if let publication = tableSpec?.publication, let facts {
+                        (exercise.slot, noSlot) = try await Self.slot(publication, facts, table: table, in: database)
+                    }
                     let outcome: TableExercise.Outcome
                     do {
                         outcome = try await exercise.run(on: database)
+                        await exercise.slot?.close()
                     } catch let failure as TableExercise.SetupFailure {
+                        await exercise.slot?.close()
                         try? await database.drop()
                         let skipped = CheckResult(
                             group: table.description, name: "rows can be generated", status: .skipped, message: failure.message,
                             postgresVersion: version)
-                        return (index, [skipped], [])
+                        var results = [skipped]
+                        if let publication = tableSpec?.publication, let facts {
+                            // The catalog's verdict stands without rows.
+                            var publicationJudge = PublicationJudge(
+                                table: table, spec: publication, facts: facts, operations: nil, truncated: nil,
+                                noSlot: "no row could be generated", version: version)
+                            publicationJudge.judge()
+                            results += publicationJudge.results
+                        }
+                        return (index, results, [])
+                    } catch {
+                        await exercise.slot?.close()
+                        throw error
                     }
                     try? await database.drop()
                     var judge = CheckJudge(
                         table: table, triggers: tableTriggers, spec: tableSpec, channels: channelSpecs, operations: outcome.operations,
                         firedAlone: outcome.firedAlone, version: version)
                     judge.judge()
-                    return (index, judge.results, judge.observed)
+                    var results = judge.results
+                    if let publication = tableSpec?.publication, let facts {
+                        var publicationJudge = PublicationJudge(
+                            table: table, spec: publication, facts: facts, operations: exercise.slot == nil ? nil : outcome.operations,
+                            truncated: outcome.truncated, noSlot: noSlot, version: version)
+                        publicationJudge.judge()
+                        results += publicationJudge.results
+                    }
+                    return (index, results, judge.observed)
                 }
             }
             report(0.3, "exercising \(tables.count) table(s)")
@@ -348,6 +379,28 @@ public struct CheckRunner: Sendable {
             observed += tableObserved
         }
         return (results, observed)
+    }
+
+    /// A temporary slot of the table's publication in `database`, or why there is none (nil and nil: the catalog
+    /// checks already say why: no such publication, or the table is not in it).
+    private static func slot(_ publication: PublicationSpec, _ facts: PublicationFacts, table: QualifiedName, in database: CheckDatabase)
+        async throws -> (PublicationSlot?, String?)
+    {
+        guard facts.exists, facts.membership != nil else { return (nil, nil) }
+        guard facts.walLevel == "logical" else {
+            return (
+                nil,
+                "this server runs with wal_level = \(facts.walLevel), and a logical slot needs wal_level = logical (check's own servers have it; for --database-url, set it on that server and restart it)"
+            )
+        }
+        do {
+            return (try await PublicationSlot.create(in: database, publication: publication.name, table: table), nil)
+        } catch let error as PostgresError {
+            return (
+                nil,
+                "cannot create a temporary logical slot on this server: \(error.message) (max_replication_slots, or the role's REPLICATION attribute)"
+            )
+        }
     }
 
     private func tableNames(on server: some CheckServer) async throws -> [QualifiedName] {

@@ -22,6 +22,14 @@ import PGEventsSystem
 //     trigger: trigger_notify_new_event
 //     values: {json: '{"type":"m.room.message"}'}
 //     once_per: row                 # row (default): one notification per row | transaction: a wake-up signal
+//   public.orders:
+//     publication:                  # the table's changes go through this publication (or just: publication: NAME)
+//       name: orders_pub
+//       operations: [insert, update, delete]   # exactly these are published (default: all four, with truncate)
+//       old: key                    # key (default) | full | none: the old values UPDATE/DELETE must carry
+//       columns: [id, status]       # exactly these columns are published (default: not checked)
+//       where: "status <> 'draft'"  # the row filter (default: not checked)
+//     # notify may be left out when publication is given: it then means {}
 // replication:
 //   publication: event_json_pub
 //   tables: [public.event_json]
@@ -34,7 +42,8 @@ extension CheckSpec {
     /// The keys of each level, for the "unknown key" errors.
     static let rootKeys: Set<String> = ["migrations", "postgres", "channels", "tables", "replication"]
     static let channelKeys: Set<String> = ["format", "fields", "columns", "max_bytes", "forbid"]
-    static let tableKeys: Set<String> = ["notify", "trigger", "values", "once_per"]
+    static let tableKeys: Set<String> = ["notify", "trigger", "values", "once_per", "publication"]
+    static let publicationKeys: Set<String> = ["name", "operations", "old", "columns", "where"]
     static let replicationKeys: Set<String> = ["publication", "tables", "subscriber_migrations"]
     /// PostgreSQL identifiers (channel, table, trigger, publication names) have at most 63 bytes.
     static let identifierBytes = 63
@@ -178,6 +187,11 @@ extension CheckSpec {
 
     private static func table(_ table: QualifiedName, _ node: ConfigurationNode) throws -> TableSpec {
         let fields = node.isNull ? [:] : try node.mapping(allowed: tableKeys)
+        let publication = try present(fields["publication"]).map { try self.publication($0) }
+        if fields["notify"] == nil, publication != nil {
+            // Changes that go through a publication need no trigger: no trigger may notify unless the spec says so.
+            return try tableDetails(TableSpec(table: table, notify: [:], publication: publication), fields)
+        }
         guard let notifyNode = fields["notify"] else {
             throw node.error(
                 "'notify' is missing: map the operations that must notify to their channel, e.g. {insert: new_event}, or write {} if none may"
@@ -199,7 +213,12 @@ extension CheckSpec {
             try refuseNUL(channel, "a channel name", at: value)
             notify[operation] = channel
         }
-        var spec = TableSpec(table: table, notify: notify)
+        return try tableDetails(TableSpec(table: table, notify: notify, publication: publication), fields)
+    }
+
+    /// The table's keys other than `notify` and `publication`.
+    private static func tableDetails(_ table: TableSpec, _ fields: [String: ConfigurationNode]) throws -> TableSpec {
+        var spec = table
         if let node = present(fields["trigger"]) {
             spec.trigger = try identifier(node, what: "a trigger name")
         }
@@ -220,6 +239,60 @@ extension CheckSpec {
                 try refuseNUL(column, "a column name", at: keyNode)
                 spec.values[column] = try value.string()
             }
+        }
+        return spec
+    }
+
+    private static func publication(_ node: ConfigurationNode) throws -> PublicationSpec {
+        if !node.isList, (try? node.string()) != nil {  // publication: NAME, with the defaults
+            return PublicationSpec(name: try identifier(node, what: "a publication name"))
+        }
+        let fields = try node.mapping(allowed: publicationKeys)
+        guard let nameNode = present(fields["name"]) else {
+            throw node.error("'name' is missing: the publication the table's changes go through, e.g. name: orders_pub")
+        }
+        var spec = PublicationSpec(name: try identifier(nameNode, what: "a publication name"))
+        if let operationsNode = present(fields["operations"]) {
+            var operations: Set<PublishedOperation> = []
+            for item in try operationsNode.items() {
+                let text = try item.string()
+                guard let operation = PublishedOperation(rawValue: text) else {
+                    throw item.error("unknown operation '\(text)' (expected insert, update, delete or truncate)")
+                }
+                if !operations.insert(operation).inserted { throw item.error("\(text) is listed twice") }
+            }
+            if operations.isEmpty {
+                throw operationsNode.error("name at least one operation (a publication that publishes nothing sends nothing)")
+            }
+            spec.operations = operations
+        }
+        if let oldNode = present(fields["old"]) {
+            let text = try oldNode.string()
+            guard let old = OldValues(rawValue: text) else {
+                throw oldNode.error(
+                    "unknown value '\(text)' (expected key: the replica identity's key columns, full: every column (REPLICA IDENTITY FULL), or none)"
+                )
+            }
+            if old != .none, spec.operations.isDisjoint(with: [.update, .delete]) {
+                throw oldNode.error("old values come only with update and delete, which operations does not list (write old: none)")
+            }
+            spec.old = old
+        }
+        if let columnsNode = present(fields["columns"]) {
+            var columns: [String] = []
+            for item in try columnsNode.items() {
+                let column = try identifier(item, what: "a column name")
+                if columns.contains(column) { throw item.error("\(column) is listed twice") }
+                columns.append(column)
+            }
+            if columns.isEmpty { throw columnsNode.error("name at least one column (or leave 'columns' out)") }
+            spec.columns = columns
+        }
+        if let whereNode = present(fields["where"]) {
+            let text = try whereNode.string().trimmingCharacters(in: .whitespacesAndNewlines)
+            if text.isEmpty { throw whereNode.error("the row filter is empty (leave 'where' out to not check it)") }
+            try refuseNUL(text, "a row filter", at: whereNode)
+            spec.rowFilter = text
         }
         return spec
     }

@@ -22,6 +22,8 @@ extension TableExercise {
         private var overrides: [String: GeneratedValue] = [:]
         private let keyColumns: Set<String>
         private(set) var operations: [ExercisedOperation] = []
+        /// What the slot gave since the last statement, for the next operation recorded.
+        private var slotChanges: [PublishedChange]?
 
         var shape: TableShape { exercise.shape }
         var fixedValues: [String: String] { exercise.fixedValues }
@@ -47,6 +49,7 @@ extension TableExercise {
 
         /// What arrived since the last call: a fence notification from the writer marks the end.
         private func collect() async throws -> [(channel: String, payload: String)] {
+            if let slot = exercise.slot { slotChanges = try await slot.changes() }
             fence += 1
             let marker = String(fence)
             try await writer.notify(TableExercise.fenceChannel, payload: marker)
@@ -110,15 +113,23 @@ extension TableExercise {
         ) async throws -> T? {
             do {
                 let value = try await statement()
-                operations.append(
+                record(
                     .init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: nil, column: column))
                 return value
             } catch let error as PostgresError {
                 await undo()
-                operations.append(
+                record(
                     .init(kind: kind, variant: variant, row: row, notifications: try await collect(), error: error, column: column))
                 return nil
             }
+        }
+
+        /// Records an operation, with what the slot gave for it.
+        private func record(_ operation: ExercisedOperation) {
+            var operation = operation
+            operation.changes = slotChanges
+            slotChanges = nil
+            operations.append(operation)
         }
 
         private func rollback() async { _ = try? await writer.execute("ROLLBACK") }
@@ -131,7 +142,7 @@ extension TableExercise {
             var ctid: String?
             do {
                 ctid = try await insert(base, on: writer)
-                operations.append(.init(kind: .insert, variant: "base", row: nil, notifications: try await collect(), error: nil))
+                record(.init(kind: .insert, variant: "base", row: nil, notifications: try await collect(), error: nil))
             } catch let error as PostgresError {
                 // Refused before any trigger ran: try again with the optional columns NULL; if that row is written, it
                 // is the ordinary row from now on.
@@ -148,13 +159,13 @@ extension TableExercise {
                         base = second
                         ctid = written
                         retried = true
-                        operations.append(.init(kind: .insert, variant: "base", row: nil, notifications: try await collect(), error: nil))
+                        record(.init(kind: .insert, variant: "base", row: nil, notifications: try await collect(), error: nil))
                     } else {
                         optionalColumnsNull = false
                     }
                 }
                 if !retried, TableExercise.isTriggerFailure(error) {
-                    operations.append(
+                    record(
                         .init(
                             kind: .insert, variant: "base", row: exercise.describe(base), notifications: try await collect(), error: error))
                 } else if !retried {
@@ -165,7 +176,7 @@ extension TableExercise {
                         overrides[column] = value
                         base[column] = value
                         ctid = written
-                        operations.append(
+                        record(
                             .init(
                                 kind: .insert, variant: "base",
                                 row: "\(column) = \(value) (the generated row was refused: \(error.message))",
@@ -174,7 +185,7 @@ extension TableExercise {
                         var refused = ExercisedOperation(
                             kind: .insert, variant: "base", row: exercise.describe(base), notifications: [], error: error)
                         refused.refusedBy = try await exercise.refusingConstraint(error, on: writer)
-                        operations.append(refused)
+                        record(refused)
                     }
                 }
             }
@@ -183,7 +194,7 @@ extension TableExercise {
                     serial: serial + 100_000, onlyRequired: optionalColumnsNull, avoiding: Set(overrides.keys))
                 do {
                     ctid = try await update(current, column: column, value: value, on: writer)
-                    operations.append(
+                    record(
                         .init(
                             kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)",
                             notifications: try await collect(), error: nil))
@@ -195,13 +206,13 @@ extension TableExercise {
                         let updated = try? await update(current, column: column, value: nil, on: writer)
                     {
                         ctid = updated
-                        operations.append(
+                        record(
                             .init(
                                 kind: .update, variant: "base",
                                 row: "\(column) = \(column) (\(value?.description ?? "") was refused: \(error.message))",
                                 notifications: try await collect(), error: nil))
                     } else {
-                        operations.append(
+                        record(
                             .init(
                                 kind: .update, variant: "base", row: "\(column) = \(value?.description ?? column)", notifications: [],
                                 error: error))
@@ -245,7 +256,7 @@ extension TableExercise {
                     var current: String?
                     do {
                         current = try await insert(row, on: writer)
-                        operations.append(
+                        record(
                             .init(
                                 kind: .insert, variant: variant, row: described, notifications: try await collect(), error: nil,
                                 column: column.name))
@@ -262,7 +273,7 @@ extension TableExercise {
                                 operation.row = described + " (\(text.utf8.count.formatted()) bytes)"
                             }
                         }
-                        operations.append(operation)
+                        record(operation)
                         continue
                     }
                     guard let inserted = current else { continue }

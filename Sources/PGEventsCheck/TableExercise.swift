@@ -39,6 +39,8 @@ public struct ExercisedOperation: Sendable {
     /// For a row the schema refused: the constraint that refused it, and its definition (and, for a pattern the
     /// generator could not match, which one), e.g. `order_code_format: CHECK ((code ~ '^(?=…)'::text))`.
     public var refusedBy: String?
+    /// The changes a slot of the table's publication gave for it (when the spec names a publication).
+    var changes: [PublishedChange]? = nil
 
     public var isBase: Bool { variant == "base" }
 }
@@ -57,11 +59,15 @@ struct TableExercise {
     /// Notifying triggers to exercise one at a time afterwards, to credit each notification to the trigger that
     /// sent it (see `fireAlone`): the table's, when it has more than one.
     var alone: [TriggerInfo] = []
+    /// A slot of the table's publication, read after every statement (see `ExercisedOperation.changes`).
+    var slot: PublicationSlot? = nil
 
     /// What the exercise ran, and what each trigger of `alone` sent on its own.
     struct Outcome {
         var operations: [ExercisedOperation]
         var firedAlone: Firings
+        /// What the slot gave for a TRUNCATE of the table after everything else (with a slot only).
+        var truncated: [PublishedChange]? = nil
     }
 
     static let fenceChannel = "pgevents_check_fence"
@@ -81,12 +87,23 @@ struct TableExercise {
     /// a rolled-back INSERT and two rows in one transaction, then the edge values; then each trigger of `alone`
     /// on its own.
     private func run(writer: PostgresConnection, listener: PostgresConnection) async throws -> Outcome {
+        // A slot decodes only what is flushed: commits must not return before their WAL is (a server may run with
+        // synchronous_commit off).
+        if slot != nil { try await writer.execute("SET synchronous_commit = on") }
         let session = try await Session(self, writer: writer, listener: listener)
         try await session.exerciseOrdinaryRow()
         try await session.exerciseTransactions()
         try await session.exerciseEdgeValues()
         let firedAlone = try await session.exerciseTriggersAlone()
-        return Outcome(operations: session.operations, firedAlone: firedAlone)
+        var outcome = Outcome(operations: session.operations, firedAlone: firedAlone)
+        if let slot {
+            _ = try await slot.changes()  // what the last phase left
+            // CASCADE: tables referring to this one would refuse it otherwise (the database is a scratch one).
+            if (try? await writer.execute("TRUNCATE \(shape.quotedName) CASCADE")) != nil {
+                outcome.truncated = try await slot.changes()
+            }
+        }
+        return outcome
     }
 
     /// An error raised inside a trigger (or a function it called), not by the value itself: the context names a function.

@@ -14,16 +14,19 @@ public struct TableSpec: Sendable, Hashable {
     public var oncePer: NotificationMultiplicity
     /// Column values fixed for every generated row (SQL literals as text, cast to the column's type).
     public var values: [String: String]
+    /// The publication the table's changes go through, checked in the catalog and through a real slot.
+    public var publication: PublicationSpec?
 
     public init(
         table: QualifiedName, notify: [TableOperation: String], trigger: String? = nil, values: [String: String] = [:],
-        oncePer: NotificationMultiplicity = .row
+        oncePer: NotificationMultiplicity = .row, publication: PublicationSpec? = nil
     ) {
         self.table = table
         self.notify = notify
         self.trigger = trigger
         self.oncePer = oncePer
         self.values = values
+        self.publication = publication
     }
 }
 

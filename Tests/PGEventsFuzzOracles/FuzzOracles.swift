@@ -221,6 +221,14 @@ extension FuzzTarget {
             for table in spec.tables.values {
                 names += [table.table.schema, table.table.name] + Array(table.notify.values) + Array(table.values.keys)
                 if let trigger = table.trigger { names.append(trigger) }
+                if let publication = table.publication {
+                    names += [publication.name] + (publication.columns ?? []) + (publication.rowFilter.map { [$0] } ?? [])
+                    if publication.operations.isEmpty || publication.columns?.isEmpty == true
+                        || !(1...63).contains(publication.name.utf8.count)
+                    {
+                        throw FuzzViolation("an empty or unnamed publication section accepted")
+                    }
+                }
             }
             if let replication = spec.replication {
                 names += [replication.publication] + replication.tables.flatMap { [$0.schema, $0.name] }

@@ -186,7 +186,7 @@ struct CheckSpecTests {
             ),
             (
                 "tables:\n  t:\n    notify: {}\n    triggers: x",
-                "pgevents.yml:4:5: tables.t: unknown key 'triggers' (expected one of: notify, once_per, trigger, values)"
+                "pgevents.yml:4:5: tables.t: unknown key 'triggers' (expected one of: notify, once_per, publication, trigger, values)"
             ),
             (
                 "replication:\n  publication: p\n  table: [t]",

@@ -1,8 +1,8 @@
-import PGEventsPostgres
+package import PGEventsPostgres
 
 /// One message of the `pgoutput` plugin (protocol version 1, with `messages`), as the walsender sends it inside
 /// WAL data. Values of tuples point into the message's bytes: use them before reading the next message.
-enum PgOutputMessage {
+package enum PgOutputMessage {
     /// A transaction begins; `commitLSN` is where its commit record is (known up front: transactions are sent at
     /// commit), `commitTime` in microseconds since 2000-01-01.
     case begin(commitLSN: LogSequenceNumber, commitTime: Int64, xid: UInt32)
@@ -21,17 +21,17 @@ enum PgOutputMessage {
     case ignored
 
     /// One row's values in the order of the relation's columns.
-    struct TupleData {
-        enum Value {
+    package struct TupleData {
+        package enum Value {
             case null
             /// A TOASTed value the change did not touch: the server does not send it again.
             case unchanged
             case text(UnsafeRawBufferPointer)
         }
-        var values: [Value]
+        package var values: [Value]
     }
 
-    static func read(_ bytes: UnsafeRawBufferPointer) throws(WalDecodingError) -> PgOutputMessage {
+    package static func read(_ bytes: UnsafeRawBufferPointer) throws(WalDecodingError) -> PgOutputMessage {
         var reader = WireReader(bytes)
         let kind = try reader.uint8()
         reader.message = String(UnicodeScalar(kind))
@@ -117,19 +117,19 @@ enum PgOutputMessage {
 }
 
 /// A table as pgoutput describes it: enough to turn its tuples into JSON rows.
-struct PgOutputRelation: Sendable {
-    struct Column: Sendable {
-        var name: String
-        var typeOID: UInt32
+package struct PgOutputRelation: Sendable {
+    package struct Column: Sendable {
+        package var name: String
+        package var typeOID: UInt32
         /// Part of the replica identity (the primary key, the identity index, or every column under `FULL`).
-        var isKey: Bool
+        package var isKey: Bool
     }
-    var id: UInt32
-    var schema: String
-    var name: String
+    package var id: UInt32
+    package var schema: String
+    package var name: String
     /// `d` default, `n` nothing, `f` full, `i` index.
-    var replicaIdentity: UInt8
-    var columns: [Column]
+    package var replicaIdentity: UInt8
+    package var columns: [Column]
 
     static func read(_ reader: inout WireReader) throws(WalDecodingError) -> PgOutputRelation {
         let id = try reader.uint32()
