@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import PGEvents
+import PGEventsOps
 import PGEventsPostgres
 import PGEventsRedis
 import ServiceLifecycle
@@ -71,7 +72,7 @@ struct ProcessCommand: AsyncParsableCommand {
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         }
         // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere).
-        let exporter = settings.metrics.map { MetricsDump(destination: $0, metrics: PrometheusMetrics.shared) }
+        let exporter = settings.metrics.map { MetricsDump(destination: $0, metrics: ProcessMetrics.shared) }
         guard let redisURL = redisURL ?? environment["REDIS_URL"] else {
             throw ValidationError("no Redis: give --redis-url or set REDIS_URL")
         }
@@ -233,7 +234,7 @@ extension ProcessCommand {
 /// Writes the Prometheus text of every metric to a file (replaced atomically) or to standard output.
 struct MetricsDump: Sendable {
     let destination: String
-    let metrics: PrometheusMetrics
+    let metrics: ProcessMetrics
 
     func write() {
         let text = metrics.render()
