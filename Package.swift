@@ -127,13 +127,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Running the processor in production: its metrics backend (swift-prometheus). A module of its own, so the
-        // processor library does not depend on it.
+        // Running the processor in production: its metrics backend (swift-prometheus) and its HTTP endpoints (`--http`:
+        // /metrics, /healthz, /readyz, /status). A module of its own, so the processor library depends on neither.
         .target(
             name: "PGEventsOps",
             dependencies: [
+                "PGEvents", "PGEventsRedis",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
