@@ -134,7 +134,9 @@ public struct ProcessHTTPService: Service {
             "backlog": optional(snapshot.backlog), "backlog_sampled_at": optional(snapshot.backlogSampledAt.map { dates.string(from: $0) }),
             "problem": optional(snapshot.problem), "leader_holder": optional(snapshot.leaderHolder), "redis": redisText,
         ]
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "{}" }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return "{}"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 }

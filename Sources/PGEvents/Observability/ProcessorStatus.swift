@@ -54,6 +54,12 @@ public final class ProcessorStatus: Sendable {
         /// Who holds the leader lock, as a standby last saw it.
         public var leaderHolder: String?
 
+        /// A processor of `consumer` on `source` that has not started yet.
+        public init(consumer: String, source: String) {
+            self.consumer = consumer
+            self.source = source
+        }
+
         /// Whether this instance should receive traffic, and why (or why not): ready when it is the leader and
         /// delivering, or a standby in good health, with its listener connected and Redis answering (`redis`: nil
         /// when not checked).
