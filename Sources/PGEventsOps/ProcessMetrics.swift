@@ -1,4 +1,4 @@
-public import CoreMetrics
+import CoreMetrics
 public import Prometheus
 
 /// The processor's metrics backend: swift-metrics handlers kept by swift-prometheus, rendered in the Prometheus
