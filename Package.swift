@@ -20,12 +20,14 @@ let package = Package(
         .library(name: "PGEventsCheck", targets: ["PGEventsCheck"]),
         .library(name: "PGEventsBench", targets: ["PGEventsBench"]),
         .library(name: "PGEventsServe", targets: ["PGEventsServe"]),
+        .library(name: "PGEventsOps", targets: ["PGEventsOps"]),
         .executable(name: "pgevents", targets: ["PGEventsCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
@@ -127,10 +129,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Running the processor in production: its metrics backend (swift-prometheus) and its HTTP endpoints (`--http`:
+        // /metrics, /healthz, /readyz, /status). A module of its own, so the processor library depends on neither.
+        .target(
+            name: "PGEventsOps",
+            dependencies: [
+                "PGEvents", "PGEventsRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "PGEventsCLI",
             dependencies: [
-                "PGEvents", "PGEventsHarness", "PGEventsCheck", "PGEventsBench", "PGEventsServe", "PGEventsPostgres", "PGEventsRedis",
+                "PGEvents", "PGEventsHarness", "PGEventsCheck", "PGEventsBench", "PGEventsServe", "PGEventsOps", "PGEventsPostgres",
+                "PGEventsRedis",
                 "PGEventsSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,7 +170,7 @@ let package = Package(
             dependencies: [
                 "PGEventsSystem", "PGEventsPostgres", "PGEventsRedis", "PGEvents", "PGEventsHarness", "PGEventsCheck",
                 "PGEventsBench", "PGEventsFuzzOracles",
-                "PGEventsServe",
+                "PGEventsServe", "PGEventsOps",
                 "PGEventsCLI",  // the bench output options' validation
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

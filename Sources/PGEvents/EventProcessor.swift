@@ -19,6 +19,10 @@ public struct EventProcessor: Service {
     public let redis: RedisConfiguration
     /// Called with each chunk once Redis has taken it (see `EventDelivery.Configuration.onDelivered`).
     public var onDelivered: (@Sendable ([SourceEvent]) -> Void)?
+    /// What it is doing (role, listener, last delivered event, backlog, retries), for probes: `pgevents process --http`.
+    public let status: ProcessorStatus
+    /// How often the journal's backlog is counted (`pgevents_journal_backlog_events`); the journal source only.
+    public var backlogInterval: Duration = .seconds(5)
     private let logger: Logger
 
     public init(configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger) {
@@ -26,6 +30,7 @@ public struct EventProcessor: Service {
         self.postgres = postgres
         self.redis = redis
         self.logger = logger
+        self.status = ProcessorStatus(consumer: configuration.consumer, source: configuration.source.rawValue)
     }
 
     /// The source the configuration names: the journal, a table, or the WAL.
@@ -61,7 +66,8 @@ public struct EventProcessor: Service {
                 writer: RedisJobWriter(keyPrefix: configuration.keyPrefix, deadLetterQueue: configuration.deadLetterQueue),
                 batchSize: configuration.batchSize, chunkBytes: configuration.chunkBytes, fromStart: configuration.fromStart,
                 queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout),
-                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, wait: configuration.redisWait, onDelivered: onDelivered),
+                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, wait: configuration.redisWait, onDelivered: onDelivered,
+                status: status),
             logger: logger)
     }
 
@@ -73,18 +79,29 @@ public struct EventProcessor: Service {
             walSource == nil
             ? try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger) : nil
         let delivery = makeDelivery(source: source)
-        try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
+        status.attach(listener)
+        let status = status
         // The connections (and the slot's stream) are closed on every way out, an error or a cancellation included:
         // a stream left open would hold the slot against the next processor.
         do {
-            try await run(delivery, listener: listener, walSource: walSource)
+            try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
+            try await withGracefulShutdownHandler {
+                try await run(delivery, listener: listener, walSource: walSource)
+            } onGracefulShutdown: {
+                status.update { $0.role = .stopping }
+            }
         } catch {
             await walSource?.close()
             await delivery.close()
+            status.update {
+                $0.role = .failed
+                $0.problem = "\(error)"
+            }
             throw error
         }
         await walSource?.close()
         await delivery.close()
+        status.update { $0.role = .stopped }
         logger.info("processor stopped", metadata: ["consumer": "\(configuration.consumer)"])
     }
 
@@ -128,6 +145,7 @@ public struct EventProcessor: Service {
                     for await event in listener.events {
                         switch event {
                         case .connected(let number):
+                            status.update { $0.reconnects = max(0, number - 1) }
                             generation.value.withLock { $0 = number }
                             requests.drain.store(true, ordering: .releasing)
                             wake.yield(.reconnected)
@@ -152,6 +170,13 @@ public struct EventProcessor: Service {
                     interval: ProcessorConfiguration.duration(configuration.pruneInterval),
                     queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout), logger: logger)
                 group.addTask { await pruner.run() }
+            }
+            if configuration.source == .journal {
+                let sampler = JournalBacklogSampler(
+                    consumer: configuration.consumer, postgres: configuration.workerConnection(postgres: postgres),
+                    interval: backlogInterval, queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout), status: status,
+                    logger: logger)
+                group.addTask { await sampler.run() }
             }
             if let batchPoll {
                 // Batches fall due by time: look at the deadline Redis last reported a few times per max_seconds.

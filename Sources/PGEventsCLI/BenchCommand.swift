@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PGEventsBench
+import PGEventsOps
 import PGEventsServe
 import Synchronization
 
@@ -102,6 +103,9 @@ struct ScenariosCommand: AsyncParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() async throws {
+        // The processor's metrics backend, bootstrapped as `pgevents process --http/--metrics` does, to measure its cost
+        // (without it the scenarios' metrics go nowhere).
+        if ProcessInfo.processInfo.environment["PGEVENTS_BENCH_METRICS"] == "prometheus" { _ = ProcessMetrics.shared }
         try output.checkBaseline()
         guard let mode = ScenarioBench.PipelineMode(rawValue: pipeline) else {
             throw ValidationError(

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import PGEvents
+import PGEventsOps
 import PGEventsPostgres
 import PGEventsRedis
 import ServiceLifecycle
@@ -51,6 +52,13 @@ struct ProcessCommand: AsyncParsableCommand {
     var metrics: String?
 
     @Option(
+        name: .customLong("http"),
+        help:
+            "Serve /metrics, /healthz, /readyz and /status on HOST:PORT, e.g. 127.0.0.1:9464 (port 0: any free port, logged) (default: $PGEVENTS_HTTP, else off)."
+    )
+    var http: String?
+
+    @Option(
         name: .customLong("shutdown-timeout"),
         help:
             "Seconds SIGINT/SIGTERM waits for the chunk in flight; then the processor is cancelled, and 5 s later the process exits (1) whatever the servers do (default: $PGEVENTS_SHUTDOWN_TIMEOUT, else 30)."
@@ -70,8 +78,10 @@ struct ProcessCommand: AsyncParsableCommand {
         if settings.logFormat == .json {
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
         }
-        // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere).
-        let exporter = settings.metrics.map { MetricsDump(destination: $0, metrics: PrometheusMetrics.shared) }
+        // Bootstraps the metrics system before any metric is made (those made earlier would count nowhere); without
+        // --metrics or --http nothing reads them, and they go nowhere.
+        let backend = settings.metrics != nil || settings.http != nil ? ProcessMetrics.shared : nil
+        let exporter = settings.metrics.flatMap { destination in backend.map { MetricsDump(destination: destination, metrics: $0) } }
         guard let redisURL = redisURL ?? environment["REDIS_URL"] else {
             throw ValidationError("no Redis: give --redis-url or set REDIS_URL")
         }
@@ -108,11 +118,28 @@ struct ProcessCommand: AsyncParsableCommand {
             if findings.contains(where: { !$0.passed }) { throw ExitCode(1) }
             return
         }
-        let processor: any Service =
-            switch configuration.source {
-            case .journal, .table, .wal: EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
-            case .notify: NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        let processor: any Service
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        switch configuration.source {
+        case .journal, .table, .wal:
+            let eventProcessor = EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+            processor = eventProcessor
+            if let http = settings.http, let backend {
+                // Before the processor: the group stops services in reverse order, so the endpoints answer (and
+                // /readyz says "stopping") while the processor finishes its chunk.
+                let server = ProcessHTTPService(
+                    host: http.host, port: http.port, status: eventProcessor.status, metrics: backend, redis: redis, logger: logger)
+                services.append(.init(service: server))
             }
+        case .notify:
+            if settings.http != nil {
+                throw ValidationError(
+                    "--http (PGEVENTS_HTTP) needs source journal, table or wal: notify-only mode has no leader lock or cursor to report; use --metrics"
+                )
+            }
+            processor = NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+        }
+        services.append(.init(service: processor))
         let dumper = exporter.map { exporter in
             // SIGUSR1: a snapshot now; the process goes on.
             signal(SIGUSR1, SIG_IGN)
@@ -122,7 +149,7 @@ struct ProcessCommand: AsyncParsableCommand {
             return source
         }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: processor)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int(shutdownTimeout * 1_000))
         // No maximumCancellationDuration: service-lifecycle ends with fatalError then (a crash report, SIGILL); the
         // watchdog below exits 1 with a message instead.
@@ -172,6 +199,8 @@ extension ProcessCommand {
         var logLevel: Logger.Level
         var logFormat: LogFormat
         var metrics: String?
+        /// `--http`'s address, if any.
+        var http: (host: String, port: Int)?
         var shutdownTimeout: Double
 
         init(_ command: ProcessCommand, environment: [String: String]) throws {
@@ -193,6 +222,14 @@ extension ProcessCommand {
             }
             logFormat = format
             metrics = command.metrics ?? environment["PGEVENTS_METRICS"]
+            if let address = command.http ?? environment["PGEVENTS_HTTP"], !address.isEmpty {
+                guard let parsed = ProcessHTTPService.address(address) else {
+                    throw ValidationError(
+                        "\(command.http == nil ? "PGEVENTS_HTTP" : "--http") must be HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464; port 0 to 65535), not '\(address)'"
+                    )
+                }
+                http = parsed
+            }
             if let seconds = command.shutdownTimeout {
                 shutdownTimeout = seconds
             } else if let text = environment["PGEVENTS_SHUTDOWN_TIMEOUT"] {
@@ -233,7 +270,7 @@ extension ProcessCommand {
 /// Writes the Prometheus text of every metric to a file (replaced atomically) or to standard output.
 struct MetricsDump: Sendable {
     let destination: String
-    let metrics: PrometheusMetrics
+    let metrics: ProcessMetrics
 
     func write() {
         let text = metrics.render()

@@ -52,14 +52,18 @@ public final class EventDelivery {
         /// Called with each chunk once Redis has taken it (its jobs are queued), before it is acknowledged: a probe
         /// for measurements (`pgevents bench` records when each event was queued). Keep it cheap; nil by default.
         public var onDelivered: (@Sendable ([SourceEvent]) -> Void)?
+        /// Where the delivery reports its role (leader or standby), what it delivered last and why it retries, for
+        /// probes; nil: nowhere.
+        public var status: ProcessorStatus?
 
         public init(
             postgres: PostgresConfiguration, redis: RedisConfiguration, source: any EventSource,
             pipeline: EventPipeline = EventPipeline(channels: [:]), writer: RedisJobWriter = RedisJobWriter(),
             batchSize: Int = 1_000, chunkBytes: Int = 16 << 20, fromStart: Bool = true, queryTimeout: Duration = .seconds(30),
             retryDelay: @escaping @Sendable (Int) -> Duration = { attempt in .milliseconds(min(10_000, 100 << min(attempt - 1, 7))) },
-            wait: RedisWait? = nil, onDelivered: (@Sendable ([SourceEvent]) -> Void)? = nil
+            wait: RedisWait? = nil, onDelivered: (@Sendable ([SourceEvent]) -> Void)? = nil, status: ProcessorStatus? = nil
         ) {
+            self.status = status
             self.wait = wait
             self.postgres = postgres
             self.redis = redis
@@ -138,6 +142,7 @@ public final class EventDelivery {
                 let postgres = try await postgresConnection()
                 guard try await acquireLeadership(on: postgres) else {
                     progress.isLeader = false
+                    configuration.status?.update { $0.problem = nil }
                     return progress
                 }
                 let chunk: EventChunk
@@ -165,6 +170,12 @@ public final class EventDelivery {
                     // Durable enough (replicas, append-only file) before the journal may move past it.
                     if let wait = configuration.wait { try await wait.wait(on: redis) }
                     configuration.onDelivered?(chunk.events)
+                    if let status = configuration.status, let last = chunk.events.last {
+                        status.update {
+                            $0.delivered += outcome.written
+                            $0.lastDelivered = .init(batch: last.batch, seq: last.seq, at: Date.now)
+                        }
+                    }
                     progress.delivered += outcome.written
                     progress.duplicates += outcome.duplicates
                     progress.deadLettered += outcome.deadLettered
@@ -180,6 +191,7 @@ public final class EventDelivery {
                 }
                 unacknowledged = chunk
                 progress.chunks += 1
+                if attempt > 0 { configuration.status?.update { $0.problem = nil } }
                 attempt = 0
                 if chunk.completesBatch {
                     guard source.acknowledgesWhileReading, ContinuousClock.now < continueUntil else {
@@ -400,6 +412,7 @@ public final class EventDelivery {
     private func pause(after error: any Error, doing what: String) async throws {
         attempt += 1
         retryCounter.increment()
+        configuration.status?.update { $0.problem = "\(what) failed: \(error)" }
         let delay = configuration.retryDelay(attempt)
         logger.warning(
             "\(what) failed; retrying",
@@ -479,6 +492,10 @@ public final class EventDelivery {
         if acquired {
             holdsLeaderLock = true
             announcedStandby = false
+            configuration.status?.update {
+                $0.role = .leader
+                $0.leaderHolder = nil
+            }
             logger.info("leader", metadata: ["consumer": "\(name)"])
         } else if !announcedStandby {
             announcedStandby = true
@@ -491,6 +508,10 @@ public final class EventDelivery {
                 """, [name]
             ).first.map { row in
                 "pid \(try row.decode(Int.self, at: 0)) (\(try row.decode(String.self, at: 1)), \(try row.decode(String.self, at: 2)))"
+            }
+            configuration.status?.update {
+                $0.role = .standby
+                $0.leaderHolder = holder
             }
             logger.info(
                 "standby: another processor holds the consumer's leader lock; waiting to take over",
