@@ -58,7 +58,9 @@ struct StreamReader: Sendable {
                 ]
                 arguments += streams.map { RedisArgument($0.key) }
                 arguments += streams.map { RedisArgument(positions[$0.key, default: .zero].description) }
-                let entries = try StreamEntry.entries(fromRead: try await redis.command(arguments))
+                // XREAD answers stream by stream; across streams, the entries of one read go out in ID order (the
+                // order Redis added them), each stream's own order unchanged.
+                let entries = try StreamEntry.entries(fromRead: try await redis.command(arguments)).sorted { $0.id < $1.id }
                 backoff = 0.1
                 guard !entries.isEmpty else { continue }
                 var events: [GatewayEvent] = []
