@@ -133,9 +133,6 @@ public final class EventDelivery {
         let source = configuration.source
         let limit = configuration.batchSize
         let bytes = configuration.chunkBytes
-        // A source that acknowledges and reads in one round trip goes on with batches that committed meanwhile for
-        // this long, then returns to the processor's loop (their wake-ups bring it back).
-        let continueUntil = ContinuousClock.now + .seconds(1)
         while !shouldStop() {
             try Task.checkCancellation()
             do {
@@ -193,19 +190,12 @@ public final class EventDelivery {
                 progress.chunks += 1
                 if attempt > 0 { configuration.status?.update { $0.problem = nil } }
                 attempt = 0
+                // A finished batch ends the drain: whatever committed since sent a wake-up of its own (or is found
+                // by the next catch-up). Opening the next batch in the acknowledgement's statement was measured: no
+                // latency gained, and three writes of the consumer's row per idle drain instead of one.
                 if chunk.completesBatch {
-                    guard source.acknowledgesWhileReading, ContinuousClock.now < continueUntil else {
-                        // A finished batch ends the drain: whatever committed since sent a wake-up of its own (or is
-                        // found by the next catch-up).
-                        try await source.ack(chunk, on: postgres)
-                        return progress
-                    }
-                    // The acknowledgement opens the next batch in the same round trip: what committed meanwhile goes
-                    // out now instead of after its wake-up. An empty one was closed by the source.
-                    let following = try await source.next(on: postgres, limit: limit, maxBytes: bytes, after: nil, acknowledging: chunk)
-                    unacknowledged = nil
-                    if following.events.isEmpty { return progress }
-                    prefetched = following
+                    try await source.ack(chunk, on: postgres)
+                    return progress
                 }
             } catch let error where Self.isRetryable(error) {
                 // Read again from the stored cursor; what was delivered and not acknowledged is replayed, and the

@@ -20,15 +20,10 @@ public protocol EventSource: Sendable {
     /// Records that `chunk` was delivered: the cursor moves past it.
     func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws
 
-    /// `ack(acknowledging)` (when given), then `next(on:limit:maxBytes:after:)`; in one round trip where
-    /// ``acknowledgesWhileReading`` says so. With `after` nil and `acknowledging` completing its batch, the source
-    /// opens the next batch; if that is empty, it is closed too, and the returned empty chunk needs no `ack`.
+    /// `ack(acknowledging)` (when given), then `next(on:limit:maxBytes:after:)`, in one round trip where the source
+    /// can (the journal): the delivery acknowledges one chunk and reads the next while Redis takes the current one.
     func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)
         async throws -> EventChunk
-
-    /// The source acknowledges and reads in one round trip (the journal): after a finished batch the delivery goes
-    /// on with what committed meanwhile instead of returning and waiting for its wake-up.
-    var acknowledgesWhileReading: Bool { get }
 
     /// A read sees everything ready at that moment (a query: the journal, a table), so the delivery reads the next
     /// chunk while Redis takes the current one. The WAL stream's read takes only what has arrived on its socket, so
@@ -52,8 +47,6 @@ public struct EventChunk: Sendable {
 }
 
 extension EventSource {
-    public var acknowledgesWhileReading: Bool { false }
-
     public var readsAhead: Bool { true }
 
     public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)

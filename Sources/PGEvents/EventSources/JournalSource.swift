@@ -57,9 +57,6 @@ public struct JournalSource: EventSource {
         return try chunk(rows, limit: limit, maxBytes: maxBytes)
     }
 
-    /// Acknowledges and reads in one statement (`pgevents.ack_and_next`).
-    public var acknowledgesWhileReading: Bool { true }
-
     /// `acknowledging` recorded and the next events read in one statement, one round trip (`pgevents.ack_and_next`).
     public func next(on connection: PostgresConnection, limit: Int, maxBytes: Int, after: EventChunk?, acknowledging: EventChunk?)
         async throws -> EventChunk
