@@ -38,6 +38,9 @@ public actor WalSource: EventSource {
     private var handedOut: EventPosition?
     private var acknowledged: EventPosition?
     private var lastLagCheck: ContinuousClock.Instant?
+    /// Signals each stream opened to ``waitForEvents()`` (at most one pending; cancellation ends the wait).
+    private let streamOpened: AsyncStream<Void>
+    private let streamOpenedSignal: AsyncStream<Void>.Continuation
     private let lag: Gauge
 
     private struct EventPosition: Equatable {
@@ -58,6 +61,7 @@ public actor WalSource: EventSource {
         self.channels = channels
         self.logger = logger
         lag = Gauge(label: "pgevents_wal_slot_lag_bytes", dimensions: [("consumer", name), ("slot", slot)])
+        (streamOpened, streamOpenedSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Checks the server's settings, the slot and the publication (each missing piece is named with its fix), and
@@ -104,11 +108,19 @@ public actor WalSource: EventSource {
         }
     }
 
-    /// Returns when the stream has something to read (or ended), or after a second when no stream is open (a
-    /// standby). The processor drains after each return.
+    /// Returns when the stream has something to read (or ended), or, while no stream is open (at start, after a
+    /// reconnect, on a standby), when one opens. The processor drains after each return.
     public func waitForEvents() async {
         guard let stream else {
-            try? await Task.sleep(for: .seconds(1))
+            // Sleeping here instead held back everything committed in the first second of a stream: the drain that
+            // opened it found nothing yet, and nothing watched its socket until the sleep ended.
+            var opened = false
+            for await _ in streamOpened {
+                opened = true
+                break
+            }
+            // A cancelled wait ends the signal for good: never spin on it.
+            if !opened { try? await Task.sleep(for: .seconds(1)) }
             return
         }
         do {
@@ -145,6 +157,7 @@ public actor WalSource: EventSource {
         // slot now.
         try await stream.confirm(confirmed, force: true)
         self.stream = stream
+        streamOpenedSignal.yield()
         logger.info(
             "streaming the replication slot", metadata: ["slot": "\(slot)", "publication": "\(publication)", "from": "\(confirmed)"])
         return stream
