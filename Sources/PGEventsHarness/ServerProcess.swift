@@ -167,6 +167,29 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Starts a server on a free loopback port. `launch` starts it on the port it is given and cleans up after itself
+/// when it throws. Another process may take the port between the probe and the server's bind: a start that failed
+/// for that reason (the server's log says so) is tried again on another port, up to `attempts` times.
+func startOnFreeLoopbackPort<Server>(_ name: String, attempts: Int = 5, _ launch: (Int) async throws -> Server) async throws -> Server {
+    var lastError: HarnessError?
+    for _ in 0..<attempts {
+        do {
+            return try await launch(try freeLoopbackPort())
+        } catch let error as HarnessError where error.isAddressInUse {
+            lastError = error
+        }
+    }
+    throw lastError ?? HarnessError(code: .startupFailed, message: "no free port found for \(name)")
+}
+
+extension HarnessError {
+    /// The server's log says it could not bind its port.
+    var isAddressInUse: Bool {
+        guard let logTail else { return false }
+        return logTail.contains("Address already in use") || logTail.contains("could not bind")
+    }
+}
+
 /// Binds a socket to 127.0.0.1:`port` (nothing listens on it) so that the kernel hands the port to no one else;
 /// returns its descriptor, or nil if the port cannot be bound. Close it to release the port.
 func reserveLoopbackPort(_ port: Int) -> Int32? {

@@ -70,10 +70,8 @@ public final class TemporaryPgBouncer: Sendable {
         let version = String(line.dropFirst("PgBouncer ".count))
         let user = try ServerUser.forCurrentProcess()
         let superuser = server.configuration(database: "postgres")["user"] ?? "postgres"
-        var lastError: (any Error)?
-        for _ in 0..<5 {  // another process may take the port between the probe and the bind
+        return try await startOnFreeLoopbackPort("pgbouncer") { port in
             let scratch = try ScratchDirectory.create(kind: "pgbouncer")
-            let port = try freeLoopbackPort()
             let process = ServerProcess(name: "pgbouncer", scratch: scratch)
             do {
                 try scratch.writePrivate("userlist.txt", "\"\(superuser)\" \"\"\n", owner: user)
@@ -107,15 +105,11 @@ public final class TemporaryPgBouncer: Sendable {
                 logger.info(
                     "pgbouncer started", metadata: ["version": "\(version)", "port": "\(port)", "pool_mode": "\(poolMode.rawValue)"])
                 return pooler
-            } catch let error as HarnessError where error.logTail?.contains("Address already in use") == true {
-                lastError = error
-                process.shutdown()
             } catch {
                 process.shutdown()
                 throw error
             }
         }
-        throw lastError ?? HarnessError(code: .startupFailed, message: "no free port found for pgbouncer")
     }
 
     private func waitUntilReady(timeoutSeconds: Double = 30) async throws {

@@ -108,9 +108,7 @@ public final class TemporaryPostgres: Sendable {
             let socketDirectory = scratch.file("socket")
             mkdir(socketDirectory, 0o700)
             try user?.own(socketDirectory)
-            var lastError: (any Error)?
-            for _ in 0..<5 {  // another process may take the port between our probe and the server's bind
-                let port = try freeLoopbackPort()
+            return try await startOnFreeLoopbackPort("postgres") { port in
                 let process = ServerProcess(name: "postgres", scratch: scratch)
                 let password = randomHex(bytes: 16)
                 let server = TemporaryPostgres(
@@ -125,19 +123,16 @@ public final class TemporaryPostgres: Sendable {
                             "seconds": "\(String(format: "%.3f", monotonicSeconds() - started))",
                         ])
                     return server
-                } catch let error as HarnessError
-                    where error.logTail?.contains("could not bind") == true || error.logTail?.contains("Address already in use") == true
-                {
-                    lastError = error
+                } catch let error as HarnessError where error.isAddressInUse {
+                    // The data directory stays for the next port.
                     process.stopNow(graceful: false)
                     try? FileManager.default.removeItem(atPath: process.logPath)
-                    continue
+                    throw error
                 } catch {
                     process.shutdown()
                     throw error
                 }
             }
-            throw lastError ?? HarnessError(code: .startupFailed, message: "no free port found")
         } catch {
             scratch.remove()
             throw error

@@ -84,16 +84,14 @@ public final class TemporaryRedis: Sendable {
         let executable = try findServer(configuration.executable)
         let version = try serverVersion(executable)
         let user = try ServerUser.forCurrentProcess()
-        var lastError: (any Error)?
-        for _ in 0..<5 {  // another process may take the port between our probe and the server's bind
+        return try await startOnFreeLoopbackPort("redis-server") { port in
             let scratch = try ScratchDirectory.create(kind: "redis")
             let run = scratch.file("run")
-            mkdir(run, 0o700)
-            try user?.own(run)
-            let port = try freeLoopbackPort()
             let process = ServerProcess(name: "redis-server", scratch: scratch)
             let server = TemporaryRedis(port: port, version: version, password: randomHex(bytes: 24), process: process)
             do {
+                mkdir(run, 0o700)
+                try user?.own(run)
                 let text = try Self.configurationFile(
                     port: port, unixSocketPath: server.unixSocketPath, directory: run, password: server.password,
                     settings: configuration.settings)
@@ -110,15 +108,11 @@ public final class TemporaryRedis: Sendable {
                 try await server.waitUntilReady(timeoutSeconds: configuration.startupTimeoutSeconds)
                 logger.info("redis started", metadata: ["version": "\(version)", "port": "\(port)", "directory": "\(scratch.path)"])
                 return server
-            } catch let error as HarnessError where error.logTail?.contains("Address already in use") == true {
-                lastError = error
-                process.shutdown()
             } catch {
                 process.shutdown()
                 throw error
             }
         }
-        throw lastError ?? HarnessError(code: .startupFailed, message: "no free port found for redis-server")
     }
 
     private func waitUntilReady(timeoutSeconds: Double) async throws {

@@ -1,6 +1,7 @@
 public import Logging
+public import PGEventsSystem
 
-extension PostgresConnection {
+extension PostgresConnection: ClosableResource {
     /// Connects, runs `body` with the connection, and closes it afterwards — whether `body` returned or threw —
     /// so that a connection can't be left open by an early exit.
     ///
@@ -13,19 +14,5 @@ extension PostgresConnection {
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await connect(configuration, logger: logger).closeAfter(body)
-    }
-
-    /// Runs `body` with this connection, then closes it — whether `body` returned or threw. For a connection
-    /// opened elsewhere (`TemporaryDatabase.connect()`, a connect whose error is mapped by hand).
-    @discardableResult
-    nonisolated public func closeAfter<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            let value = try await body(self)
-            await close()
-            return value
-        } catch {
-            await close()
-            throw error
-        }
     }
 }
