@@ -49,12 +49,19 @@ extension ScenarioBench {
                     batch_size: \(options.batchSize)
                     key_prefix: "\(servers.keyPrefix):seen"
                     """, file: "bench.yml")
-            let processor = EventProcessor(
+            var processor = EventProcessor(
                 configuration: configuration, postgres: database.configuration, redis: servers.redis, logger: logger)
+            // When Redis took the first chunk: on the WAL, the server decodes the whole transaction before it sends
+            // its first change, and that wait is part of the drain.
+            let firstChunk = SharedCounter()
+            processor.onDelivered = { _ in
+                _ = firstChunk.value.compareExchange(expected: 0, desired: Int(benchWallNanoseconds()), ordering: .relaxed)
+            }
             let source = processor.makeSource()
             let delivery = processor.makeDelivery(source: source)
             let cpuBefore = processCPUSeconds()
             let drainStart = ContinuousClock.now
+            let drainStartWall = benchWallNanoseconds()
             var delivered = 0
             var chunks = 0
             if let stream = source as? WalSource {
@@ -111,6 +118,7 @@ extension ScenarioBench {
                 "unreadable": Double(unreadable),
                 "messages": Double(messages), "events_per_message": Double(delivered) / Double(max(messages, 1)),
                 "chunks": Double(chunks), "events_per_chunk": Double(delivered) / Double(max(chunks, 1)),
+                "first_chunk_s": Double(max(0, Int64(firstChunk.value.load(ordering: .relaxed)) - drainStartWall)) / 1e9,
             ]
             let eventsPerSecond = Double(delivered) / max(drainSeconds, 1e-9)
             if options.compareRaw {
