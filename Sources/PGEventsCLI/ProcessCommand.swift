@@ -122,6 +122,16 @@ struct ProcessCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         switch configuration.source {
         case .journal, .table, .wal:
+            // `databases:` is read with journal and table only (the configuration refuses it for the others).
+            if configuration.databases != nil {
+                if settings.http != nil {
+                    throw ValidationError(
+                        "--http (PGEVENTS_HTTP) serves one database's status; with 'databases' use --metrics (every database's metrics), or one process per database"
+                    )
+                }
+                processor = try MultiDatabaseProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+                break
+            }
             let eventProcessor = EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
             processor = eventProcessor
             if let http = settings.http, let backend {

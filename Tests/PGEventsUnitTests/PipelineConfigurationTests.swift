@@ -312,7 +312,7 @@ struct PipelineConfigurationTests {
             ),
             (
                 pipelineRuleHeader + "      - when: {field: meta.time, eq: 1}\n        enqueue: {job: 1}",
-                "processor.yml:6:23: channels.c.rules[0].when.field: meta has the fields channel, seq, created_at; 'meta.time' is not one of them"
+                "processor.yml:6:23: channels.c.rules[0].when.field: meta has the fields channel, seq, created_at, database; 'meta.time' is not one of them"
             ),
             (
                 pipelineRuleHeader + "      - when: {field: row.chain_id, eq: 1}\n        enqueue: {job: 1}",
@@ -373,7 +373,7 @@ struct PipelineConfigurationTests {
             ),
             (
                 pipelineRuleHeader + "      - enqueue: {job: \"{{meta.when}}\"}",
-                "processor.yml:6:24: channels.c.rules[0].enqueue.job: meta has the fields channel, seq, created_at; 'meta.when' is not one of them, in the placeholder {{meta.when}}"
+                "processor.yml:6:24: channels.c.rules[0].enqueue.job: meta has the fields channel, seq, created_at, database; 'meta.when' is not one of them, in the placeholder {{meta.when}}"
             ),
             (
                 "    decode: json\n    rules: [{enqueue: {job: 1}}]",

@@ -242,8 +242,8 @@ struct RuleTests {
             ("", "a field path starts with event, row or meta, found ''"),
             ("event..x", "the field path 'event..x' has an empty component"),
             ("event.", "the field path 'event.' has an empty component"),
-            ("meta.time", "meta has the fields channel, seq, created_at; 'meta.time' is not one of them"),
-            ("meta.seq.x", "meta has the fields channel, seq, created_at; 'meta.seq.x' is not one of them"),
+            ("meta.time", "meta has the fields channel, seq, created_at, database; 'meta.time' is not one of them"),
+            ("meta.seq.x", "meta has the fields channel, seq, created_at, database; 'meta.seq.x' is not one of them"),
         ]
         for (text, message) in cases {
             let error = #expect(throws: FieldPath.Invalid.self) { try FieldPath(validating: text) }
@@ -372,7 +372,7 @@ struct JobTemplateTests {
             ("{{evnt.x}}", "a field path starts with event, row or meta, found 'evnt.x', in the placeholder {{evnt.x}}"),
             (
                 "a {{meta.time}}",
-                "meta has the fields channel, seq, created_at; 'meta.time' is not one of them, in the placeholder {{meta.time}}"
+                "meta has the fields channel, seq, created_at, database; 'meta.time' is not one of them, in the placeholder {{meta.time}}"
             ),
             ("{{event.a}} {{", "'{{' is not closed"),
         ])

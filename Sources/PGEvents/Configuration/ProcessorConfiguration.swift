@@ -10,6 +10,8 @@ import Foundation
 /// table: {schema: public, name: orders, key: id}   # source: table only; one channel (its wake-up)
 /// wal: {slot: pgevents_tasks, publication: pgevents_tasks, messages: true}   # source: wal only (defaults:
 ///                            # pgevents_<consumer>); channels are schema.table for changes, or emit_wal channels
+/// databases: [gis, shop]     # serve these databases of the server, each with its own cursor; or discover them:
+///                            # {include: ["gc2_*"], exclude: ["*_test"], refresh: 60} (journal and table sources)
 /// consumer: tasks            # the cursor's name in pgevents.consumers (default: pgevents)
 /// channels:                  # the journal channels to deliver, and the Redis list of each
 ///   task_created: {queue: "tasks:created"}
@@ -93,6 +95,8 @@ public struct ProcessorConfiguration: Sendable, Equatable {
     public var table: Table?
     /// Set exactly when `source` is `.wal`.
     public var wal: Wal?
+    /// Serve several databases of the server (`databases:`); nil: the URL's database only.
+    public var databases: Databases?
     public var batchSize = 1_000
     /// Payload bytes per read, about.
     public var chunkBytes = 16 << 20
@@ -139,7 +143,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
         let root = try ConfigurationNode.parse(yaml, file: file).mapping(allowed: [
             "source", "consumer", "channels", "batch_size", "from_start", "catch_up_interval", "prune_interval",
             "dedupe_ttl", "key_prefix", "listener", "retry", "table", "buffer_limit", "dead_letter_queue",
-            "chunk_bytes", "query_timeout", "allow_redis_eviction", "wait", "wal",
+            "chunk_bytes", "query_timeout", "allow_redis_eviction", "wait", "wal", "databases",
         ])
         if let node = root["source"] {
             let name = try node.string()
@@ -198,6 +202,7 @@ public struct ProcessorConfiguration: Sendable, Equatable {
             break
         }
         try parseWal(root["wal"], file: file)
+        try parseDatabases(root["databases"])
         if let node = root["batch_size"] { batchSize = try node.int(in: 1...100_000) }
         if let node = root["chunk_bytes"] { chunkBytes = try node.int(in: 1_024...(1 << 30)) }
         if let node = root["query_timeout"] { queryTimeout = try node.seconds(in: 0.1...3_600) }

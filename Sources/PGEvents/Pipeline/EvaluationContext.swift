@@ -7,8 +7,9 @@ public import struct Foundation.Date
 ///
 /// - `event`: the decoded payload;
 /// - `row`: the row fetched for the event (absent when there is no `fetch:`, or no such row);
-/// - `meta`: `channel` (a string), `seq` (an integer) and `created_at` (a string, ISO 8601 in UTC with
-///   microseconds: `2025-01-24T10:00:00.123456Z`, so that strings compare in time order).
+/// - `meta`: `channel` (a string), `seq` (an integer), `created_at` (a string, ISO 8601 in UTC with
+///   microseconds: `2025-01-24T10:00:00.123456Z`, so that strings compare in time order) and `database` (the name of
+///   the database the event came from: the processor serves several with `databases:`).
 ///
 /// The other components are object keys, or indices (`0`, `12`) into arrays. A root alone (`event`) is the whole value.
 public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
@@ -23,7 +24,7 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The fields of `meta`.
-    public static let metaFields = ["channel", "seq", "created_at"]
+    public static let metaFields = ["channel", "seq", "created_at", "database"]
 
     public var root: Root
     public var components: [String]
@@ -70,7 +71,7 @@ public struct EvaluationContext: Sendable, Hashable {
     public var event: EventValue
     /// The fetched row; `nil` when there is none (no `fetch:`, or no row with that key).
     public var row: EventValue?
-    /// `{channel, seq, created_at}`.
+    /// `{channel, seq, created_at, database}` (`database` when known).
     public var meta: EventValue
 
     public init(event: EventValue, row: EventValue? = nil, meta: EventValue = .object([:])) {
@@ -79,19 +80,21 @@ public struct EvaluationContext: Sendable, Hashable {
         self.meta = meta
     }
 
-    public init(event: EventValue, row: EventValue? = nil, channel: String, seq: Int64, createdAt: Date) {
-        self.init(
-            event: event, row: row,
-            meta: [
-                "channel": .string(channel),
-                "seq": .integer(seq),
-                "created_at": .string(Self.timestamp(createdAt)),
-            ])
+    public init(event: EventValue, row: EventValue? = nil, channel: String, seq: Int64, createdAt: Date, database: String? = nil) {
+        var meta: [(String, EventValue)] = [
+            ("channel", .string(channel)),
+            ("seq", .integer(seq)),
+            ("created_at", .string(Self.timestamp(createdAt))),
+        ]
+        if let database { meta.append(("database", .string(database))) }
+        self.init(event: event, row: row, meta: .object(EventObject(meta)))
     }
 
-    /// The context of a journal event, decoded as `decoded`, with its row.
-    public init(_ journalEvent: SourceEvent, decoded: EventValue, row: EventValue? = nil) {
-        self.init(event: decoded, row: row, channel: journalEvent.channel, seq: journalEvent.seq, createdAt: journalEvent.createdAt)
+    /// The context of a source's event, decoded as `decoded`, with its row and the name of its database.
+    public init(_ journalEvent: SourceEvent, decoded: EventValue, row: EventValue? = nil, database: String? = nil) {
+        self.init(
+            event: decoded, row: row, channel: journalEvent.channel, seq: journalEvent.seq, createdAt: journalEvent.createdAt,
+            database: database)
     }
 
     /// The value at `path`; `nil` when it is missing (including every `row.` path when there is no row).

@@ -35,7 +35,8 @@ public struct EventPipeline: Sendable {
             guard let fetch = pipeline.fetch else { continue }
             fetches[channel] = try await RowFetch.prepare(channel: channel, spec: fetch, on: connection)
         }
-        return PreparedPipeline(pipeline: self, fetches: fetches)
+        let database = try await connection.query("SELECT current_database()::text").scalar(String.self)
+        return PreparedPipeline(pipeline: self, fetches: fetches, database: database)
     }
 
     /// The job of an event whose channel passes payloads through (no decoding, row, rules or batching), or of a

@@ -8,6 +8,14 @@ public struct PreparedPipeline: Sendable {
     public let pipeline: EventPipeline
     /// The row lookup of each channel that fetches.
     public let fetches: [String: RowFetch]
+    /// The database the events come from (`meta.database`); nil when not known.
+    public var database: String?
+
+    public init(pipeline: EventPipeline, fetches: [String: RowFetch], database: String? = nil) {
+        self.pipeline = pipeline
+        self.fetches = fetches
+        self.database = database
+    }
 
     /// Decodes each event as its channel says, looks up the rows (one query per channel for the chunk), evaluates
     /// the rules and renders their jobs. Jobs come out in event order, and each event's jobs in rule order, which
@@ -29,7 +37,7 @@ public struct PreparedPipeline: Sendable {
             guard let channel = pipeline.channels[event.channel] else { continue }
             switch channel.decode(event.payload) {
             case .success(let value):
-                contexts.append((index, EvaluationContext(event, decoded: value)))
+                contexts.append((index, EvaluationContext(event, decoded: value, database: database)))
             case .failure(let failure):
                 Counter(label: "pgevents_parse_errors_total", dimensions: [("channel", event.channel)]).increment()
                 failed.insert(index)
