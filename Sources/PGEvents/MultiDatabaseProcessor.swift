@@ -52,27 +52,25 @@ public struct MultiDatabaseProcessor: Service {
     }
 
     public func run() async throws {
-        let stops = Mutex<[String: StopSignal]>([:])
         try await withThrowingTaskGroup(of: Void.self) { group in
+            // The databases served, each with the signal that stops its processor.
+            var running: [String: StopSignal] = [:]
             var discoveryFailures = 0
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 do {
                     let wanted = try await currentDatabases()
                     discoveryFailures = 0
-                    let (started, stopped) = stops.withLock { running -> ([String], [String]) in
-                        let stopped = running.keys.filter { !wanted.contains($0) }.sorted()
-                        for name in stopped { running.removeValue(forKey: name)?.stop() }
-                        let started = wanted.filter { running[$0] == nil }
-                        for name in started { running[name] = StopSignal() }
-                        return (started, stopped)
+                    for name in running.keys.sorted() where !wanted.contains(name) {
+                        running.removeValue(forKey: name)?.stop()
+                        logger.info("database no longer served", metadata: ["database": "\(name)"])
                     }
-                    for name in stopped { logger.info("database no longer served", metadata: ["database": "\(name)"]) }
-                    for name in started {
-                        guard let signal = stops.withLock({ $0[name] }) else { continue }
+                    for name in wanted where running[name] == nil {
+                        let signal = StopSignal()
+                        running[name] = signal
                         group.addTask { await serve(name, until: signal) }
                     }
                     if wanted.isEmpty { logger.warning("no database matches 'databases'", metadata: ["databases": "\(databases)"]) }
-                } catch  where !(error is CancellationError) {
+                } catch let error where !(error is CancellationError) {
                     discoveryFailures += 1
                     logger.warning(
                         "cannot list the server's databases; the ones served go on",
