@@ -127,4 +127,27 @@ struct MultiDatabaseTests {
             }
         }
     }
+
+    @Test("--check-config with databases: each database is checked under its name; one without the journal fails, named")
+    func checkConfig() async throws {
+        try await withTemporaryPostgres { server in
+            try await withTemporaryRedis { redis in
+                try await server.execute("CREATE DATABASE app_a")
+                try await installJournal(server, database: "app_a")
+                try await server.execute("CREATE DATABASE app_b")  // no journal
+                let findings = await ConfigurationCheck.run(
+                    try configuration(databases: "{include: \"app_*\"}"), postgres: server.configuration(database: "postgres"),
+                    redis: redis.configuration, logger: Logger(label: "test"))
+                let verdicts = findings.map { "\($0.passed ? "ok" : "FAIL") \($0.subject)" }
+                #expect(
+                    verdicts == [
+                        "ok file", "ok databases", "ok app_a: postgres", "ok app_a: sessions", "ok app_a: source", "ok app_a: pipeline",
+                        "ok app_b: postgres", "ok app_b: sessions", "FAIL app_b: source", "ok app_b: pipeline", "ok redis",
+                        "ok redis eviction",
+                    ])
+                #expect(findings.first { $0.subject == "databases" }?.message == "app_a, app_b")
+                #expect(findings.first { $0.subject == "app_b: source" }?.message.contains("sql/pgevents") == true)
+            }
+        }
+    }
 }

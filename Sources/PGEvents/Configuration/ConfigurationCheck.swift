@@ -19,36 +19,29 @@ public enum ConfigurationCheck {
         _ configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, logger: Logger
     ) async -> [Finding] {
         var findings: [Finding] = []
-        func record(_ subject: String, _ body: () async throws -> String) async {
-            do {
-                findings.append(Finding(passed: true, subject: subject, message: try await body()))
-            } catch {
-                findings.append(Finding(passed: false, subject: subject, message: "\(error)"))
-            }
-        }
-        let worker = configuration.workerConnection(postgres: postgres)
+        func record(_ subject: String, _ body: () async throws -> String) async { findings.append(await finding(subject, body)) }
         await record("file") {
             "source \(configuration.source.rawValue), consumer \(configuration.consumer), \(configuration.channels.count) channel(s)"
         }
-        var connection: PostgresConnection?
-        await record("postgres") {
-            let opened = try await PostgresConnection.connect(worker, logger: logger)
-            connection = opened
-            return "connected to \(worker) (server \(await opened.serverVersion))"
-        }
-        if let connection {
-            await record("sessions") {
-                try await SessionCheck.requireSessions(worker, logger: logger)
-                return "each connection has a server session of its own (no transaction pooler)"
+        if configuration.databases != nil {
+            // Each database of `databases:` is checked as one processor would use it, its name before each subject.
+            var databases: [String] = []
+            await record("databases") {
+                databases = try await MultiDatabaseProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+                    .currentDatabases()
+                guard !databases.isEmpty else {
+                    throw ProcessorError(code: .invalidConfiguration, message: "no database of the server matches 'databases'")
+                }
+                return databases.joined(separator: ", ")
             }
-            await record("source") { try await checkSource(configuration, on: connection, logger: logger) }
-            await record("pipeline") {
-                _ = try await EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
-                    .makePipeline().prepare(on: connection)
-                let fetches = configuration.channels.filter { $0.pipeline.fetch != nil }.count
-                return fetches == 0 ? "no row lookups" : "\(fetches) row lookup(s): tables and key columns exist"
+            for database in databases {
+                var server = postgres
+                server["dbname"] = database
+                findings += await checkDatabase(
+                    configuration, postgres: server, redis: redis, subjectPrefix: "\(database): ", logger: logger)
             }
-            await connection.close()
+        } else {
+            findings += await checkDatabase(configuration, postgres: postgres, redis: redis, subjectPrefix: "", logger: logger)
         }
         var redisReachable = false
         await record("redis") {
@@ -71,6 +64,47 @@ public enum ConfigurationCheck {
                     + (configuration.allowRedisEviction ? " (or allow_redis_eviction is set)" : "")
             }
         }
+        return findings
+    }
+
+    /// What `body` found (its message), or why it failed.
+    private static func finding(_ subject: String, _ body: () async throws -> String) async -> Finding {
+        do {
+            return Finding(passed: true, subject: subject, message: try await body())
+        } catch {
+            return Finding(passed: false, subject: subject, message: "\(error)")
+        }
+    }
+
+    /// The connection, sessions, source and pipeline of one database.
+    private static func checkDatabase(
+        _ configuration: ProcessorConfiguration, postgres: PostgresConfiguration, redis: RedisConfiguration, subjectPrefix: String,
+        logger: Logger
+    ) async -> [Finding] {
+        var findings: [Finding] = []
+        func record(_ subject: String, _ body: () async throws -> String) async {
+            findings.append(await finding(subjectPrefix + subject, body))
+        }
+        let worker = configuration.workerConnection(postgres: postgres)
+        var connection: PostgresConnection?
+        await record("postgres") {
+            let opened = try await PostgresConnection.connect(worker, logger: logger)
+            connection = opened
+            return "connected to \(worker) (server \(await opened.serverVersion))"
+        }
+        guard let connection else { return findings }
+        await record("sessions") {
+            try await SessionCheck.requireSessions(worker, logger: logger)
+            return "each connection has a server session of its own (no transaction pooler)"
+        }
+        await record("source") { try await checkSource(configuration, on: connection, logger: logger) }
+        await record("pipeline") {
+            _ = try await EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+                .makePipeline().prepare(on: connection)
+            let fetches = configuration.channels.filter { $0.pipeline.fetch != nil }.count
+            return fetches == 0 ? "no row lookups" : "\(fetches) row lookup(s): tables and key columns exist"
+        }
+        await connection.close()
         return findings
     }
 
