@@ -21,6 +21,37 @@ struct ProcessHTTPTests {
         """
 
     @Test(
+        "databases: /healthz names each database's role, /readyz 503 naming a database that refuses connections and 200 once it is back, /status one object per database"
+    )
+    func databases() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let server = try await Shared.postgres()
+        let a = try await journalDatabase()
+        let b = try await journalDatabase()
+        try await server.execute("ALTER DATABASE \(b.name) ALLOW_CONNECTIONS false")
+        try await withTemporaryRedis { redis in
+            let directory = try migrationDirectory(["processor.yml": Self.configuration + "\ndatabases: [\(a.name), \(b.name)]\n"])
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let process = try HTTPProcess.start(executable, directory: directory, name: "multi", databaseURL: server.url(), redis: redis)
+            defer { process.stop() }
+            let base = try await process.baseURL()
+            try await process.waitUntil("/healthz", status: 200, containing: "\(a.name) leader")
+            let unready = try await process.waitUntil("/readyz", status: 503, containing: "\(b.name): ")
+            #expect(!unready.body.contains("\(a.name): "), "\(unready)")
+            #expect(try await curlFails(base + "/readyz") == true, "curl -f /readyz passed with a database refusing connections")
+            try await server.execute("ALTER DATABASE \(b.name) ALLOW_CONNECTIONS true")
+            try await process.waitUntil("/readyz", status: 200, containing: "2 database(s) ready")
+            let status = try await process.waitForStatus { object in (object["ready"] as? Bool) == true }
+            #expect(status["state"] as? String == "running")
+            #expect(status["redis"] as? String == "ok")
+            let databases = try #require(status["databases"] as? [String: [String: Any]], "\(status)")
+            #expect(Set(databases.keys) == [a.name, b.name])
+            #expect(databases[a.name]?["state"] as? String == "leader" && databases[b.name]?["state"] as? String == "leader")
+            #expect(databases[a.name]?["consumer"] as? String == "http")
+        }
+    }
+
+    @Test(
         "leader and standby: /readyz 200 saying which, /healthz 200, /status with state, consumer, source, last delivered position, backlog and reconnects, /metrics parses and carries the processor's names, dead letters by reason"
     )
     func leaderAndStandby() async throws {
@@ -169,8 +200,14 @@ final class HTTPProcess: Sendable {
     static func start(_ executable: String, directory: String, name: String, database: TemporaryDatabase, redis: TemporaryRedis) throws
         -> HTTPProcess
     {
+        try start(executable, directory: directory, name: name, databaseURL: database.url, redis: redis)
+    }
+
+    static func start(_ executable: String, directory: String, name: String, databaseURL: String, redis: TemporaryRedis) throws
+        -> HTTPProcess
+    {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PGEVENTS_") }
-        environment["DATABASE_URL"] = database.url
+        environment["DATABASE_URL"] = databaseURL
         environment["REDIS_URL"] = redis.url
         environment["PGEVENTS_LOG_FORMAT"] = "json"
         environment["PGEVENTS_HTTP"] = "127.0.0.1:0"

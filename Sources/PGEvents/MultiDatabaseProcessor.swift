@@ -19,6 +19,8 @@ public struct MultiDatabaseProcessor: Service {
     /// The server: its database is where discovery asks; each processor connects to its own database on it.
     public let postgres: PostgresConfiguration
     public let redis: RedisConfiguration
+    /// Each database's processor status while it is served, for `pgevents process --http`.
+    public let statuses = DatabaseStatuses()
     private let databases: ProcessorConfiguration.Databases
     private let logger: Logger
 
@@ -52,6 +54,17 @@ public struct MultiDatabaseProcessor: Service {
     }
 
     public func run() async throws {
+        statuses.setState(.running)
+        do {
+            try await serveDatabases()
+            statuses.setState(.stopped)
+        } catch {
+            statuses.setState(.failed)
+            throw error
+        }
+    }
+
+    private func serveDatabases() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             // The databases served, each with the signal that stops its processor.
             var running: [String: StopSignal] = [:]
@@ -62,6 +75,7 @@ public struct MultiDatabaseProcessor: Service {
                     discoveryFailures = 0
                     for name in running.keys.sorted() where !wanted.contains(name) {
                         running.removeValue(forKey: name)?.stop()
+                        statuses.remove(name)
                         logger.info("database no longer served", metadata: ["database": "\(name)"])
                     }
                     for name in wanted where running[name] == nil {
@@ -102,6 +116,7 @@ public struct MultiDatabaseProcessor: Service {
         var attempt = 0
         while !Task.isCancelled, !Task.isShuttingDownGracefully, !signal.isStopped {
             let processor = EventProcessor(configuration: configuration, postgres: server, redis: redis, logger: logger)
+            statuses.set(processor.status, for: database)
             do {
                 logger.info("serving database")
                 try await withThrowingTaskGroup(of: Void.self) { group in

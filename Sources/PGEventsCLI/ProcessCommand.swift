@@ -124,12 +124,15 @@ struct ProcessCommand: AsyncParsableCommand {
         case .journal, .table, .wal:
             // `databases:` is read with journal and table only (the configuration refuses it for the others).
             if configuration.databases != nil {
-                if settings.http != nil {
-                    throw ValidationError(
-                        "--http (PGEVENTS_HTTP) serves one database's status; with 'databases' use --metrics (every database's metrics), or one process per database"
-                    )
+                let multiple = try MultiDatabaseProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+                processor = multiple
+                if let http = settings.http, let backend {
+                    services.append(
+                        .init(
+                            service: ProcessHTTPService(
+                                host: http.host, port: http.port, subject: .databases(multiple.statuses), metrics: backend, redis: redis,
+                                logger: logger)))
                 }
-                processor = try MultiDatabaseProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
                 break
             }
             let eventProcessor = EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)

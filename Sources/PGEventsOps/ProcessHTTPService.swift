@@ -14,6 +14,10 @@ public import ServiceLifecycle
 ///   with its listener connected and Redis answering a `PING`; else 503 with the reason.
 /// - `GET /status`: the processor's state as a JSON object.
 ///
+/// A processor of several databases (`databases:`) is reported as a whole: `/healthz` 200 while it runs, `/readyz`
+/// 200 when Redis answers and every database's processor is ready as above (503 naming those that are not: a
+/// database that is down makes the instance unready, not unhealthy), `/status` one object per database.
+///
 /// Every answer is small and says in its first line what it found, so `curl -f` works as a probe. A service-lifecycle
 /// `Service`: on graceful shutdown the server stops accepting connections and finishes the requests in flight. Run it
 /// in the same `ServiceGroup` as the processor, before it, so that it answers while the processor stops.
@@ -22,7 +26,15 @@ public struct ProcessHTTPService: Service {
     public var host: String
     /// The port; 0 takes a free one (logged, and passed to `onListening`).
     public var port: Int
-    public let status: ProcessorStatus
+    /// Whose state the endpoints report.
+    public enum Subject: Sendable {
+        /// One processor.
+        case processor(ProcessorStatus)
+        /// A processor of several databases.
+        case databases(DatabaseStatuses)
+    }
+
+    public let subject: Subject
     public let metrics: ProcessMetrics
     /// The Redis `/readyz` sends its `PING` to: the processor's.
     public let redis: RedisConfiguration
@@ -33,9 +45,17 @@ public struct ProcessHTTPService: Service {
         host: String, port: Int, status: ProcessorStatus, metrics: ProcessMetrics, redis: RedisConfiguration, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
+        self.init(
+            host: host, port: port, subject: .processor(status), metrics: metrics, redis: redis, logger: logger, onListening: onListening)
+    }
+
+    public init(
+        host: String, port: Int, subject: Subject, metrics: ProcessMetrics, redis: RedisConfiguration, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
         self.host = host
         self.port = port
-        self.status = status
+        self.subject = subject
         self.metrics = metrics
         self.redis = redis
         self.logger = logger
@@ -55,31 +75,28 @@ public struct ProcessHTTPService: Service {
 
     public func run() async throws {
         let probe = RedisProbe(configuration: redis, logger: logger)
-        let status = status
+        let subject = subject
         let metrics = metrics
         let router = Router()
         router.get("/metrics") { _, _ in
             Self.response(.ok, metrics.render(), contentType: ProcessMetrics.contentType)
         }
         router.get("/healthz") { _, _ in
-            let snapshot = status.snapshot
-            switch snapshot.role {
-            case .stopped, .failed:
-                return Self.response(.serviceUnavailable, "\(snapshot.role.rawValue)" + (snapshot.problem.map { ": \($0)" } ?? ""))
-            default:
-                return Self.response(.ok, "ok: \(snapshot.role.rawValue)")
-            }
+            let (healthy, text) = Self.health(subject)
+            return Self.response(healthy ? .ok : .serviceUnavailable, text)
         }
         router.get("/readyz") { _, _ in
-            let snapshot = status.snapshot
-            let redis = await probe.ping()
-            let (ready, reason) = snapshot.readiness(redis: redis)
+            let (ready, reason) = Self.readiness(subject, redis: await probe.ping())
             return Self.response(ready ? .ok : .serviceUnavailable, reason)
         }
         router.get("/status") { _, _ in
-            let snapshot = status.snapshot
             let redis = await probe.ping()
-            return Self.response(.ok, Self.statusJSON(snapshot, redis: redis), contentType: "application/json")
+            let text: String
+            switch subject {
+            case .processor(let status): text = Self.statusJSON(status.snapshot, redis: redis)
+            case .databases(let statuses): text = Self.statusJSON(statuses, redis: redis)
+            }
+            return Self.response(.ok, text, contentType: "application/json")
         }
         let logger = logger
         let onListening = onListening
@@ -105,9 +122,73 @@ public struct ProcessHTTPService: Service {
         return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    /// `/status`: `{"state", "ready", "reason", "consumer", "source", "listener", "reconnects", "delivered",
-    /// "last_delivered", "backlog", "backlog_sampled_at", "problem", "leader_holder", "redis"}`; absent values are null.
+    /// `/healthz`: whether the service runs, and what it is doing.
+    static func health(_ subject: Subject) -> (healthy: Bool, text: String) {
+        switch subject {
+        case .processor(let status):
+            let snapshot = status.snapshot
+            switch snapshot.role {
+            case .stopped, .failed: return (false, "\(snapshot.role.rawValue)" + (snapshot.problem.map { ": \($0)" } ?? ""))
+            default: return (true, "ok: \(snapshot.role.rawValue)")
+            }
+        case .databases(let statuses):
+            switch statuses.state {
+            case .stopped, .failed: return (false, statuses.state.rawValue)
+            case .starting, .running:
+                let roles = statuses.snapshots.map { "\($0.database) \($0.snapshot.role.rawValue)" }
+                return (true, "ok: \(roles.count) database(s)" + (roles.isEmpty ? "" : ": " + roles.joined(separator: ", ")))
+            }
+        }
+    }
+
+    /// `/readyz`: whether the instance is ready, and why (or why not).
+    static func readiness(_ subject: Subject, redis: Result<Void, any Error>?) -> (ready: Bool, reason: String) {
+        switch subject {
+        case .processor(let status):
+            return status.snapshot.readiness(redis: redis)
+        case .databases(let statuses):
+            let snapshots = statuses.snapshots
+            guard !snapshots.isEmpty else { return (false, "no database served yet") }
+            let unready = snapshots.compactMap { entry -> String? in
+                let (ready, reason) = entry.snapshot.readiness(redis: redis)
+                return ready ? nil : "\(entry.database): \(reason)"
+            }
+            guard unready.isEmpty else { return (false, "not ready: " + unready.joined(separator: "; ")) }
+            return (true, "\(snapshots.count) database(s) ready")
+        }
+    }
+
+    /// `/status` of one processor: `{"state", "ready", "reason", "consumer", "source", "listener", "reconnects",
+    /// "delivered", "last_delivered", "backlog", "backlog_sampled_at", "problem", "leader_holder", "redis"}`; absent
+    /// values are null.
     static func statusJSON(_ snapshot: ProcessorStatus.Snapshot, redis: Result<Void, any Error>?) -> String {
+        json(statusObject(snapshot, redis: redis))
+    }
+
+    /// `/status` of a processor of several databases: `{"state", "ready", "reason", "databases": {name: the object
+    /// above, without "redis"}, "redis"}`.
+    static func statusJSON(_ statuses: DatabaseStatuses, redis: Result<Void, any Error>?) -> String {
+        let (ready, reason) = readiness(.databases(statuses), redis: redis)
+        var databases: [String: Any] = [:]
+        for entry in statuses.snapshots {
+            var object = statusObject(entry.snapshot, redis: redis)
+            object.removeValue(forKey: "redis")
+            databases[entry.database] = object
+        }
+        return json([
+            "state": statuses.state.rawValue, "ready": ready, "reason": reason, "databases": databases, "redis": redisText(redis),
+        ])
+    }
+
+    private static func redisText(_ redis: Result<Void, any Error>?) -> String {
+        switch redis {
+        case .none: "not checked"
+        case .success: "ok"
+        case .failure(let error): "error: \(error)"
+        }
+    }
+
+    private static func statusObject(_ snapshot: ProcessorStatus.Snapshot, redis: Result<Void, any Error>?) -> [String: Any] {
         let (ready, reason) = snapshot.readiness(redis: redis)
         let dates = ISO8601DateFormatter()
         dates.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -122,18 +203,15 @@ public struct ProcessHTTPService: Service {
             snapshot.lastDelivered.map { position in
                 ["batch": position.batch, "seq": position.seq, "at": dates.string(from: position.at)] as [String: Any]
             } ?? NSNull()
-        let redisText: String =
-            switch redis {
-            case .none: "not checked"
-            case .success: "ok"
-            case .failure(let error): "error: \(error)"
-            }
-        let object: [String: Any] = [
+        return [
             "state": snapshot.role.rawValue, "ready": ready, "reason": reason, "consumer": snapshot.consumer, "source": snapshot.source,
             "listener": listener, "reconnects": snapshot.reconnects, "delivered": snapshot.delivered, "last_delivered": lastDelivered,
             "backlog": optional(snapshot.backlog), "backlog_sampled_at": optional(snapshot.backlogSampledAt.map { dates.string(from: $0) }),
-            "problem": optional(snapshot.problem), "leader_holder": optional(snapshot.leaderHolder), "redis": redisText,
+            "problem": optional(snapshot.problem), "leader_holder": optional(snapshot.leaderHolder), "redis": redisText(redis),
         ]
+    }
+
+    private static func json(_ object: [String: Any]) -> String {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
             return "{}"
         }
