@@ -48,6 +48,19 @@ struct ProcessHTTPTests {
             #expect(Set(databases.keys) == [a.name, b.name])
             #expect(databases[a.name]?["state"] as? String == "leader" && databases[b.name]?["state"] as? String == "leader")
             #expect(databases[a.name]?["consumer"] as? String == "http")
+            // The delivery's metrics carry the database.
+            try await PostgresConnection.withConnection(b.configuration) { writer in
+                try await writer.query("INSERT INTO events (body) VALUES ('from b')")
+            }
+            let reader = try await redis.connect()
+            try await waitForJobs(reader, count: 1)
+            await reader.close()
+            let metrics = try await curl(base + "/metrics")
+            let samples = try parsePrometheusText(metrics.body)
+            #expect(
+                samples.contains {
+                    $0.name == "pgevents_events_delivered_total" && $0.labels.contains(#"database="\#(b.name)""#) && $0.value == 1
+                }, "\(metrics.body)")
         }
     }
 

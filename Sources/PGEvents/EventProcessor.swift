@@ -19,6 +19,8 @@ public struct EventProcessor: Service {
     public let redis: RedisConfiguration
     /// Called with each chunk once Redis has taken it (see `EventDelivery.Configuration.onDelivered`).
     public var onDelivered: (@Sendable ([SourceEvent]) -> Void)?
+    /// Labels of the delivery's metrics beside `consumer` (`MultiDatabaseProcessor` adds `database`).
+    public var metricDimensions: [(String, String)] = []
     /// What it is doing (role, listener, last delivered event, backlog, retries), for probes: `pgevents process --http`.
     public let status: ProcessorStatus
     /// How often the journal's backlog is counted (`pgevents_journal_backlog_events`); the journal source only.
@@ -60,15 +62,15 @@ public struct EventProcessor: Service {
         let pipeline = makePipeline()
         let source = source ?? makeSource()
         let backoff = Backoff(configuration.backoff)
-        return EventDelivery(
-            configuration: .init(
-                postgres: configuration.workerConnection(postgres: postgres), redis: redis, source: source, pipeline: pipeline,
-                writer: RedisJobWriter(keyPrefix: configuration.keyPrefix, deadLetterQueue: configuration.deadLetterQueue),
-                batchSize: configuration.batchSize, chunkBytes: configuration.chunkBytes, fromStart: configuration.fromStart,
-                queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout),
-                retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, wait: configuration.redisWait, onDelivered: onDelivered,
-                status: status),
-            logger: logger)
+        var deliveryConfiguration = EventDelivery.Configuration(
+            postgres: configuration.workerConnection(postgres: postgres), redis: redis, source: source, pipeline: pipeline,
+            writer: RedisJobWriter(keyPrefix: configuration.keyPrefix, deadLetterQueue: configuration.deadLetterQueue),
+            batchSize: configuration.batchSize, chunkBytes: configuration.chunkBytes, fromStart: configuration.fromStart,
+            queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout),
+            retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, wait: configuration.redisWait, onDelivered: onDelivered,
+            status: status)
+        deliveryConfiguration.metricDimensions = metricDimensions
+        return EventDelivery(configuration: deliveryConfiguration, logger: logger)
     }
 
     public func run() async throws {
@@ -175,7 +177,7 @@ public struct EventProcessor: Service {
                 let sampler = JournalBacklogSampler(
                     consumer: configuration.consumer, postgres: configuration.workerConnection(postgres: postgres),
                     interval: backlogInterval, queryTimeout: ProcessorConfiguration.duration(configuration.queryTimeout), status: status,
-                    logger: logger)
+                    dimensions: metricDimensions, logger: logger)
                 group.addTask { await sampler.run() }
             }
             if let batchPoll {

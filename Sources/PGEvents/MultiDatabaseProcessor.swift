@@ -6,7 +6,8 @@ import Synchronization
 
 /// One ``EventProcessor`` per database of a server, in one process (`databases:` in `processor.yml`), the way GC2
 /// listens on every database of its server: each database has its own cursor (the consumer's row in its journal)
-/// and its own key space in Redis, and `meta.database` names it in rules and templates.
+/// and its own key space in Redis, `meta.database` names it in rules and templates, and its delivery's metrics carry a
+/// `database` label.
 ///
 /// A database that is down, refuses connections or lacks the journal does not stop the others: its processor is
 /// started again with backoff, and each failure is logged with the database's name. With discovery
@@ -115,7 +116,9 @@ public struct MultiDatabaseProcessor: Service {
         let backoff = Backoff(configuration.backoff)
         var attempt = 0
         while !Task.isCancelled, !Task.isShuttingDownGracefully, !signal.isStopped {
-            let processor = EventProcessor(configuration: configuration, postgres: server, redis: redis, logger: logger)
+            var configured = EventProcessor(configuration: configuration, postgres: server, redis: redis, logger: logger)
+            configured.metricDimensions = [("database", database)]
+            let processor = configured
             statuses.set(processor.status, for: database)
             do {
                 logger.info("serving database")

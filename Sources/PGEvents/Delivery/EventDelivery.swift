@@ -55,6 +55,8 @@ public final class EventDelivery {
         /// Where the delivery reports its role (leader or standby), what it delivered last and why it retries, for
         /// probes; nil: nowhere.
         public var status: ProcessorStatus?
+        /// Labels of its metrics beside `consumer` (`database` when one process serves several).
+        public var metricDimensions: [(String, String)] = []
 
         public init(
             postgres: PostgresConfiguration, redis: RedisConfiguration, source: any EventSource,
@@ -112,7 +114,7 @@ public final class EventDelivery {
         self.configuration = configuration
         self.logger = logger
         self.writer = configuration.writer
-        let dimensions = [("consumer", configuration.source.name)]
+        let dimensions = [("consumer", configuration.source.name)] + configuration.metricDimensions
         deliveredCounter = Counter(label: "pgevents_events_delivered_total", dimensions: dimensions)
         duplicateCounter = Counter(label: "pgevents_events_duplicate_total", dimensions: dimensions)
         retryCounter = Counter(label: "pgevents_delivery_retries_total", dimensions: dimensions)
@@ -296,7 +298,9 @@ public final class EventDelivery {
     }
 
     private func deadLetterCounter(reason: String) -> Counter {
-        Counter(label: "pgevents_dead_letters_total", dimensions: [("consumer", configuration.source.name), ("reason", reason)])
+        Counter(
+            label: "pgevents_dead_letters_total",
+            dimensions: [("consumer", configuration.source.name)] + configuration.metricDimensions + [("reason", reason)])
     }
 
     /// Logs a dead letter: which event, and why. Payloads are logged only at debug level.
@@ -348,8 +352,11 @@ public final class EventDelivery {
     /// Counts the batches `outcome` sent or dead-lettered, and notes when the next one is due.
     private func record(batches outcome: WriteOutcome, reason: String) {
         if outcome.batchesSent > 0 {
-            Counter(label: "pgevents_batches_flushed_total", dimensions: [("consumer", configuration.source.name), ("reason", reason)])
-                .increment(by: outcome.batchesSent)
+            Counter(
+                label: "pgevents_batches_flushed_total",
+                dimensions: [("consumer", configuration.source.name)] + configuration.metricDimensions + [("reason", reason)]
+            )
+            .increment(by: outcome.batchesSent)
         }
         if outcome.batchesDeadLettered > 0 {
             deadLetterCounter(reason: "batch").increment(by: outcome.batchesDeadLettered)

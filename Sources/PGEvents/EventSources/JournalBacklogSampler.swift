@@ -19,6 +19,8 @@ struct JournalBacklogSampler: Sendable {
     var queryTimeout: Duration
     var cap = 1_000_000
     var status: ProcessorStatus
+    /// Labels beside `consumer` (`database` when one process serves several).
+    var dimensions: [(String, String)] = []
     var logger: Logger
 
     static let query = """
@@ -34,7 +36,7 @@ struct JournalBacklogSampler: Sendable {
     /// Samples until cancelled. Failures are logged at debug level and tried again at the next interval (the
     /// processor's own connections report outages).
     func run() async {
-        let gauge = Gauge(label: "pgevents_journal_backlog_events", dimensions: [("consumer", consumer)])
+        let gauge = Gauge(label: "pgevents_journal_backlog_events", dimensions: [("consumer", consumer)] + dimensions)
         var connection: PostgresConnection?
         while !Task.isCancelled {
             do {
