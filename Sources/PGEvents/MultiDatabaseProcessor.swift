@@ -120,6 +120,7 @@ public struct MultiDatabaseProcessor: Service {
             configured.metricDimensions = [("database", database)]
             let processor = configured
             statuses.set(processor.status, for: database)
+            let started = ContinuousClock.now
             do {
                 logger.info("serving database")
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -127,7 +128,7 @@ public struct MultiDatabaseProcessor: Service {
                     group.addTask {
                         // A database dropped from the list: end its processor (what it delivered and did not
                         // acknowledge is replayed without duplicates if it comes back).
-                        while !signal.isStopped { try await Task.sleep(for: .milliseconds(200)) }
+                        while !signal.isStopped { try await Task.sleep(for: .seconds(1)) }
                         throw CancellationError()
                     }
                     try await group.next()
@@ -136,7 +137,8 @@ public struct MultiDatabaseProcessor: Service {
                 return
             } catch {
                 if Task.isCancelled || Task.isShuttingDownGracefully || signal.isStopped { return }
-                attempt += 1
+                // A processor that ran a while before it failed starts again from the first delay.
+                attempt = ContinuousClock.now - started > .seconds(60) ? 1 : attempt + 1
                 let delay = backoff.delay(forAttempt: attempt)
                 logger.error(
                     "the processor of a database stopped; the other databases go on, and this one is started again",
