@@ -128,8 +128,21 @@ struct BroadcastSession {
     /// statements run on a task of their own, one at a time and answered in order, so this loop goes on reading
     /// while one runs: pongs are seen and pings answered, however long a statement takes.
     private func readMessages(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: TokenIdentity) async throws {
-        let queue = StatementQueue(capacity: gateway.configuration.sql.maxQueued)
         let gateway = self.gateway
+        guard gateway.configuration.sql.enabled else {
+            // Nothing runs, so every message is answered at once, in order, from this loop: no statement task and
+            // no queue per client (most gateways hold thousands of clients that never send anything).
+            for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
+                if case .text(let text) = message {
+                    try await outbound.write(.text(await gateway.sql.answer(text, identity: identity)))
+                } else {
+                    try await outbound.write(
+                        .text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
+                }
+            }
+            return
+        }
+        let queue = StatementQueue(capacity: gateway.configuration.sql.maxQueued)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await queue.run { item in
