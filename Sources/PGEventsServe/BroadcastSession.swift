@@ -51,7 +51,11 @@ struct BroadcastSession {
                     do {
                         try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in
                             switch delivery {
-                            case .message(let text, _), .gap(let text, _):
+                            case .message(let message, _):
+                                // The frame's bytes are the event's, shared: nothing is copied per client.
+                                try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message.bytes)))
+                                gateway.metrics.messagesSent.add(1, ordering: .relaxed)
+                            case .gap(let text, _):
                                 try await outbound.write(.text(text))
                                 gateway.metrics.messagesSent.add(1, ordering: .relaxed)
                             case .keepalive:

@@ -8,8 +8,9 @@ struct ClientFeed: Sendable {
 
     /// What the feed hands to the connection.
     enum Delivery: Sendable {
-        /// A message, and the client's cursor once it has it (the SSE event ID).
-        case message(String, cursor: StreamCursor)
+        /// A message (text and frame bytes, shared by the clients it is for), and the client's cursor once it has
+        /// it (the SSE event ID).
+        case message(GatewayEvent.Rendering, cursor: StreamCursor)
         /// Entries were trimmed before the client came back: the message explains.
         case gap(String, cursor: StreamCursor)
         case keepalive
@@ -29,10 +30,10 @@ struct ClientFeed: Sendable {
                     sent[event.stream.key] = event.id
                     var at = cursor
                     at.positions.merge(sent) { _, new in new }
-                    guard filter.wants(event), let text = event.message(database: filter.database, relations: filter.relations) else {
+                    guard filter.wants(event), let message = event.rendering(database: filter.database, relations: filter.relations) else {
                         return
                     }
-                    try await send(.message(text, cursor: at))
+                    try await send(.message(message, cursor: at))
                 case .gap(let stream, let after):
                     let notice = JSONValue.object([
                         "type": .string("gap"), "stream": .string(stream), "since": .string(after.description),
@@ -53,8 +54,8 @@ struct ClientFeed: Sendable {
             case .event(let event):
                 if let last = cursor.positions[event.stream.key], event.id <= last { continue }
                 cursor.positions[event.stream.key] = event.id
-                guard let text = event.message(database: filter.database, relations: filter.relations) else { continue }
-                try await send(.message(text, cursor: cursor))
+                guard let message = event.rendering(database: filter.database, relations: filter.relations) else { continue }
+                try await send(.message(message, cursor: cursor))
             }
         }
     }

@@ -73,8 +73,8 @@ struct EventStreamSession {
                         try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
                         try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in
                             switch delivery {
-                            case .message(let text, let cursor):
-                                try await writer.write(ByteBuffer(string: Self.event(text, id: cursor.text(streams: streams))))
+                            case .message(let message, let cursor):
+                                try await writer.write(ByteBuffer(string: Self.event(message.text, id: cursor.text(streams: streams))))
                                 gateway.metrics.messagesSent.add(1, ordering: .relaxed)
                             case .gap(let text, let cursor):
                                 try await writer.write(ByteBuffer(string: Self.event(text, id: cursor.text(streams: streams), name: "gap")))

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// A stream entry made ready for fan-out: parsed once, its items' relations known, its messages rendered once
@@ -18,7 +19,14 @@ public final class GatewayEvent: Sendable {
     let isBatch: Bool
     // Messages already rendered, by who they were rendered for. Guarded by the mutex: fan-out renders from the
     // reader's task, catch-up from clients' tasks.
-    private let rendered = Mutex<[RenderKey: String?]>([:])
+    private let rendered = Mutex<[RenderKey: Rendering?]>([:])
+
+    /// A message as text (SSE) and as the bytes of a WebSocket text frame, made once and shared by every client
+    /// it is for (a `ByteBuffer` is copied on write only, so sending it to a thousand clients copies nothing).
+    struct Rendering: Sendable {
+        var text: String
+        var bytes: ByteBuffer
+    }
 
     struct Item: Sendable {
         var relation: String?
@@ -69,6 +77,11 @@ public final class GatewayEvent: Sendable {
     /// The message for a client of `database` allowed `relations` (nil: every relation, including items whose
     /// relation is unknown), or nil when nothing of the entry is for it.
     public func message(database: String, relations: Set<String>?) -> String? {
+        rendering(database: database, relations: relations)?.text
+    }
+
+    /// ``message(database:relations:)`` with its bytes.
+    func rendering(database: String, relations: Set<String>?) -> Rendering? {
         guard isVisible(toDatabase: database) else { return nil }
         let key = RenderKey(
             database: database,
@@ -79,8 +92,9 @@ public final class GatewayEvent: Sendable {
         if let cached = rendered.withLock({ $0[key] }) { return cached }
         let visible = key.relations.map { filter in items.filter { $0.relation.map(filter.contains) ?? false } } ?? items
         let text = visible.isEmpty ? nil : render(database: database, items: visible)
-        rendered.withLock { $0[key] = text }
-        return text
+        let rendering = text.map { Rendering(text: $0, bytes: ByteBuffer(string: $0)) }
+        rendered.withLock { $0[key] = rendering }
+        return rendering
     }
 
     private func render(database: String, items visible: [Item]) -> String {
