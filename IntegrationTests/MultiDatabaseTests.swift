@@ -99,7 +99,9 @@ struct MultiDatabaseTests {
         }
     }
 
-    @Test("discovered databases: include and exclude patterns; a database created later is served within the refresh")
+    @Test(
+        "discovered databases: include and exclude patterns; a database created later is served within the refresh, a dropped one stops"
+    )
     func discovered() async throws {
         try await withTemporaryPostgres { server in
             try await withTemporaryRedis { redis in
@@ -121,6 +123,16 @@ struct MultiDatabaseTests {
                 try await server.execute("CREATE DATABASE app_new TEMPLATE journal_template")
                 try await insert(server, database: "app_new", body: "n1")
                 #expect(try await waitForJob("app_new/n1", on: reader) == ["app_a/a1", "app_new/n1"])
+                // A dropped database stops being served at the next refresh; the others go on.
+                try await server.execute("DROP DATABASE app_a WITH (FORCE)")
+                try await withTimeout(60) {
+                    while processor.statuses.snapshots.contains(where: { $0.database == "app_a" }) {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                #expect(processor.statuses.snapshots.map(\.database) == ["app_new"])
+                try await insert(server, database: "app_new", body: "n2")
+                #expect(try await waitForJob("app_new/n2", on: reader) == ["app_a/a1", "app_new/n1", "app_new/n2"])
                 running.cancel()
                 _ = await running.result
                 await reader.close()

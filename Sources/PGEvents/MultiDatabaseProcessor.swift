@@ -115,11 +115,17 @@ public struct MultiDatabaseProcessor: Service {
         server["dbname"] = database
         let backoff = Backoff(configuration.backoff)
         var attempt = 0
+        var lastStatus: ProcessorStatus?
+        defer {
+            // A database no longer served leaves no status behind (one set after the list dropped it included).
+            if signal.isStopped, let lastStatus { statuses.remove(database, ifStill: lastStatus) }
+        }
         while !Task.isCancelled, !Task.isShuttingDownGracefully, !signal.isStopped {
             var configured = EventProcessor(configuration: configuration, postgres: server, redis: redis, logger: logger)
             configured.metricDimensions = [("database", database)]
             let processor = configured
             statuses.set(processor.status, for: database)
+            lastStatus = processor.status
             let started = ContinuousClock.now
             do {
                 logger.info("serving database")

@@ -32,4 +32,11 @@ public final class DatabaseStatuses: Sendable {
     func remove(_ database: String) {
         _ = entries.withLock { $0.removeValue(forKey: database) }
     }
+
+    /// Removes `database`'s entry if it is still `status` (not that of a processor started since).
+    func remove(_ database: String, ifStill status: ProcessorStatus) {
+        entries.withLock { entries in
+            if entries[database] === status { entries.removeValue(forKey: database) }
+        }
+    }
 }
