@@ -1,7 +1,6 @@
 import Foundation
 public import Logging
 import PGEventsSystem
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -35,7 +34,7 @@ public final class HeadlessChromium: Sendable {
     /// The path of the browser's DevTools WebSocket (`/devtools/browser/<id>`).
     public let browserPath: String
     let process: ServerProcess
-    private let shutDown = Mutex(false)
+    private let shutDown = OnceFlag()
 
     /// The scratch directory (the user-data directory is `profile/` in it, the browser's output `server.log`).
     public var directory: String { process.scratch.path }
@@ -117,11 +116,7 @@ public final class HeadlessChromium: Sendable {
     /// Ends the browser's process group, waits until none of it is left, and deletes the directory. Safe to call
     /// more than once.
     public func shutdown() async {
-        let first = shutDown.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
+        guard shutDown.claim() else { return }
         let process = self.process
         _ = try? await offload {
             if let pid = process.pid { stopProcessGroup(pid) }

@@ -1,7 +1,6 @@
 public import Logging
 public import PGEventsPostgres
 import PGEventsSystem
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -31,7 +30,7 @@ public final class TemporaryPgBouncer: Sendable {
     public let poolMode: PoolMode
     public let version: String
     let process: ServerProcess
-    private let shutDown = Mutex(false)
+    private let shutDown = OnceFlag()
     private let superuser: String
 
     private init(port: Int, poolMode: PoolMode, version: String, process: ServerProcess, superuser: String) {
@@ -131,11 +130,7 @@ public final class TemporaryPgBouncer: Sendable {
 
     /// Stops the pooler and deletes its directory. Safe to call more than once.
     public func shutdown() async {
-        let first = shutDown.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
+        guard shutDown.claim() else { return }
         let process = self.process
         _ = try? await offload { process.shutdown() }
     }

@@ -2,7 +2,6 @@ import Foundation
 public import Logging
 public import PGEventsRedis
 import PGEventsSystem
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -41,7 +40,7 @@ public final class TemporaryRedis: Sendable {
     /// command lines (pass `url` to a child process in its environment, e.g. `REDIS_URL`).
     public let password: String
     let process: ServerProcess
-    private let shutDown = Mutex(false)
+    private let shutDown = OnceFlag()
 
     /// The scratch directory (socket, log, configuration file).
     public var directory: String { process.scratch.path }
@@ -142,7 +141,7 @@ public final class TemporaryRedis: Sendable {
     /// again on the same port and socket. Without `appendonly` in the settings its data is gone afterwards,
     /// as it would be on a real Redis without persistence.
     public func restart(graceful: Bool = true, downtime: Duration = .zero, timeoutSeconds: Double = 30) async throws {
-        if shutDown.withLock({ $0 }) {
+        if shutDown.isClaimed {
             throw HarnessError(code: .alreadyShutDown, message: "the Redis server on port \(port) was shut down")
         }
         let process = self.process
@@ -154,11 +153,7 @@ public final class TemporaryRedis: Sendable {
 
     /// Stops the server and deletes its directory. Safe to call more than once.
     public func shutdown() async {
-        let first = shutDown.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
+        guard shutDown.claim() else { return }
         let process = self.process
         _ = try? await offload { process.shutdown() }
     }
