@@ -5,6 +5,10 @@
 ///   in brackets. As in `redis-cli`, userinfo without a `:` is the password.
 /// - `unix:///path/to/redis.sock[?db=N&password=…]` and `redis+unix:///path/to/redis.sock?db=N`.
 ///
+/// - `redis+cluster://[[username]:password@]host[:port][?addr=host:port&addr=…]` — a Redis Cluster: the host (and
+///   each `addr`, as go-redis reads them) is a node to discover the cluster from; every node takes the same
+///   credentials; the database is always 0 (``RedisCluster``).
+///
 /// Query parameters (all forms): `db`, `username`, `password`, `connect_timeout` and `command_timeout` (seconds).
 /// Username, password and socket path are percent-decoded.
 /// `description` and `url` mask the password; nothing in this module logs or throws it.
@@ -26,6 +30,10 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
     /// Seconds to wait for each reply, or nil to wait as long as it takes (needed for long blocking commands
     /// such as `BRPOP key 0`). A command that times out leaves the connection unusable.
     public var commandTimeout: Double?
+    /// Whether `host`/`port` (and ``clusterSeeds``) are nodes of a Redis Cluster, to be reached through ``RedisCluster``.
+    public var isCluster: Bool
+    /// More cluster nodes to discover the cluster from when `host`/`port` does not answer.
+    public var clusterSeeds: [RedisNodeAddress]
 
     /// The port Redis listens on unless configured otherwise.
     public static let defaultPort = 6379
@@ -37,7 +45,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         host: String = "127.0.0.1", port: Int = RedisConfiguration.defaultPort, unixSocketPath: String? = nil,
         database: Int = 0, username: String? = nil, password: String? = nil,
         connectTimeout: Double = RedisConfiguration.defaultConnectTimeout,
-        commandTimeout: Double? = nil
+        commandTimeout: Double? = nil, isCluster: Bool = false, clusterSeeds: [RedisNodeAddress] = []
     ) {
         self.host = host
         self.port = port
@@ -47,7 +55,22 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         self.password = password
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
+        self.isCluster = isCluster
+        self.clusterSeeds = clusterSeeds
     }
+
+    /// The same credentials and timeouts for one node at `address` (a cluster's node, reached directly).
+    public func node(_ address: RedisNodeAddress) -> RedisConfiguration {
+        var node = self
+        node.host = address.host
+        node.port = address.port
+        node.isCluster = false
+        node.clusterSeeds = []
+        return node
+    }
+
+    /// The node this configuration names first.
+    public var address: RedisNodeAddress { RedisNodeAddress(host: host, port: port) }
 
     /// Parses a `redis://`, `unix://` or `redis+unix://` URL.
     public init(_ url: String) throws(RedisError) {
@@ -84,6 +107,10 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         if let commandTimeout, !(commandTimeout.isFinite && commandTimeout > 0) {
             throw Self.invalid("invalid command timeout \(commandTimeout): expected a positive number of seconds")
         }
+        if isCluster {
+            guard unixSocketPath == nil else { throw Self.invalid("a Redis Cluster is reached over TCP (redis+cluster://host:port)") }
+            guard database == 0 else { throw Self.invalid("a Redis Cluster has database 0 only; \(database) was asked for") }
+        }
     }
 
     static let maximumSocketPathLength = 107
@@ -109,7 +136,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
             children: [
                 "host": host, "port": port, "unixSocketPath": unixSocketPath as Any, "database": database,
                 "username": username as Any, "password": password.map { _ in "********" } as Any,
-                "connectTimeout": connectTimeout, "commandTimeout": commandTimeout as Any,
+                "connectTimeout": connectTimeout, "commandTimeout": commandTimeout as Any, "isCluster": isCluster,
+                "clusterSeeds": clusterSeeds,
             ], displayStyle: .struct)
     }
 
@@ -137,8 +165,12 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
             if let username { userinfo = Self.percentEncode(username, keeping: []) }
             if let secret { userinfo += ":" + secret }
             if !userinfo.isEmpty { userinfo += "@" }
-            let hostText = host.contains(":") ? "[\(host)]" : host
-            text = "redis://\(userinfo)\(hostText):\(port)/\(database)"
+            if isCluster {
+                text = "redis+cluster://\(userinfo)\(address)"
+                query += clusterSeeds.map { "addr=\($0)" }
+            } else {
+                text = "redis://\(userinfo)\(address)/\(database)"
+            }
         }
         if timeouts {
             if connectTimeout != Self.defaultConnectTimeout { query.append("connect_timeout=\(connectTimeout)") }
@@ -166,6 +198,9 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
         switch scheme {
         case "redis":
             pathDatabase = try parseTCP(rest)
+        case "redis+cluster":
+            isCluster = true
+            pathDatabase = try parseTCP(rest)
         case "unix", "redis+unix":
             try parseUnix(rest)
         case "rediss":
@@ -176,8 +211,8 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
             let shown = scheme.count <= 20 && scheme.allSatisfy { $0.isLetter || $0.isNumber || "+-.".contains($0) }
             throw Self.invalid(
                 shown
-                    ? "unsupported scheme '\(scheme)': expected redis, unix or redis+unix"
-                    : "unsupported scheme: expected redis, unix or redis+unix")
+                    ? "unsupported scheme '\(scheme)': expected redis, redis+cluster, unix or redis+unix"
+                    : "unsupported scheme: expected redis, redis+cluster, unix or redis+unix")
         }
         try parseQuery(queryText, pathDatabase: pathDatabase)
     }
@@ -291,13 +326,20 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible, C
                     throw Self.invalid("invalid connect_timeout: expected a positive number of seconds")
                 }
                 connectTimeout = value
+            case "addr" where isCluster:
+                guard let address = RedisNodeAddress(rawValue) else {
+                    throw Self.invalid("invalid addr: expected host:port, e.g. addr=10.0.0.2:6379")
+                }
+                clusterSeeds.append(address)
             case "command_timeout":
                 guard let value = Double(rawValue), value.isFinite, value > 0 else {
                     throw Self.invalid("invalid command_timeout: expected a positive number of seconds")
                 }
                 commandTimeout = value
             default:
-                throw Self.invalid("unknown query parameter '\(key)': expected db, username, password, connect_timeout or command_timeout")
+                throw Self.invalid(
+                    "unknown query parameter '\(key)': expected db, username, password, connect_timeout or command_timeout"
+                        + (isCluster ? " or addr" : ""))
             }
         }
     }
