@@ -24,11 +24,17 @@ public final class TemporaryRedis: Sendable {
         public var settings: [String: String]
         /// How long to wait for the server to answer `PING`.
         public var startupTimeoutSeconds: Double
+        /// The password clients must give; nil (the default) makes a random one. Servers that talk to each other (a
+        /// cluster's nodes, a replica and its primary) share one.
+        public var password: String?
 
-        public init(executable: String? = nil, settings: [String: String] = [:], startupTimeoutSeconds: Double = 30) {
+        public init(
+            executable: String? = nil, settings: [String: String] = [:], startupTimeoutSeconds: Double = 30, password: String? = nil
+        ) {
             self.executable = executable
             self.settings = settings
             self.startupTimeoutSeconds = startupTimeoutSeconds
+            self.password = password
         }
     }
 
@@ -58,6 +64,8 @@ public final class TemporaryRedis: Sendable {
     public var logPath: String { process.logPath }
     /// The server's process id.
     public var pid: Int32? { process.pid }
+    /// Whether the server runs: started, not stopped, not exited.
+    public var isRunning: Bool { process.pid != nil && process.exitStatus() == nil }
 
     static let configurationFileName = "redis.conf"
 
@@ -87,7 +95,7 @@ public final class TemporaryRedis: Sendable {
             let scratch = try ScratchDirectory.create(kind: "redis")
             let run = scratch.file("run")
             let process = ServerProcess(name: "redis-server", scratch: scratch)
-            let server = TemporaryRedis(port: port, version: version, password: randomHex(bytes: 24), process: process)
+            let server = TemporaryRedis(port: port, version: version, password: configuration.password ?? randomHex(bytes: 24), process: process)
             do {
                 mkdir(run, 0o700)
                 try user?.own(run)
@@ -149,6 +157,13 @@ public final class TemporaryRedis: Sendable {
         let port = self.port
         try await offload { try process.restart(graceful: graceful, downtimeSeconds: seconds, port: port) }
         try await waitUntilReady(timeoutSeconds: timeoutSeconds)
+    }
+
+    /// Stops the server and leaves it stopped (its directory stays until `shutdown`): with `graceful: false` at once
+    /// (`SIGQUIT`, then `SIGKILL`), as a crash would — a cluster's replica then takes over its slots.
+    public func stop(graceful: Bool = true) async {
+        let process = self.process
+        _ = try? await offload { process.stopNow(graceful: graceful) }
     }
 
     /// Stops the server and deletes its directory. Safe to call more than once.
