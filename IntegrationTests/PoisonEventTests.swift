@@ -187,7 +187,7 @@ struct PoisonEventTests {
 
             // Fixed, and replayed: each refused job is written once, and the list is empty.
             try await reader.command("DEL", "jobs:bad")
-            let replayed = try await DeadLetterQueue(name: "pgevents:dead").replay(limit: 10, redis: reader, postgres: nil)
+            let replayed = try await DeadLetterQueue(name: "pgevents:dead").replay(limit: 10, redis: .server(reader), postgres: nil)
             #expect(replayed == .init(jobsWritten: 2, eventsEmitted: 0, skipped: 0))
             #expect(try await payloads(reader, "jobs:bad") == [#"{"n":1}"#, #"{"n":2}"#])
             #expect(try await deadLetters(reader).isEmpty)
@@ -235,11 +235,11 @@ struct PoisonEventTests {
                 try await writer.query("SELECT pgevents.emit('ev', 'not json')")
                 try await waitForJobs(reader, count: 1, queue: "pgevents:dead")
             }
-            let letters = try await DeadLetterQueue(name: "pgevents:dead").list(limit: 5, on: reader)
+            let letters = try await DeadLetterQueue(name: "pgevents:dead").list(limit: 5, on: .server(reader))
             #expect(letters.map(\.replay) == ["emit the payload into the journal on channel ev"])
             let admin = try await database.connect()
             #expect(
-                try await DeadLetterQueue(name: "pgevents:dead").replay(limit: 5, redis: reader, postgres: admin)
+                try await DeadLetterQueue(name: "pgevents:dead").replay(limit: 5, redis: .server(reader), postgres: admin)
                     == .init(jobsWritten: 0, eventsEmitted: 1, skipped: 0))
             #expect(try await admin.query("SELECT count(*) FROM pgevents.journal WHERE payload = 'not json'").scalar(Int.self) == 2)
             await admin.close()

@@ -80,18 +80,19 @@ public struct NotifyProcessor: Service {
                     await forward(listener, into: buffer)
                     buffer.finish()
                 }
-                var redisConnection: RedisConnection?
+                var redisConnection: RedisSink?
                 var retry = 0
                 // Ends when the listener has stopped and the buffer is empty (Redis permitting).
                 for await notification in buffered {
-                    let queue = RedisArgument(queues[notification.channel] ?? configuration.channels[0].queue)
+                    let queueName = queues[notification.channel] ?? configuration.channels[0].queue
+                    let queue = RedisArgument(queueName)
                     while true {
                         do {
                             if redisConnection == nil {
                                 // The same command timeout as the durable sources: a frozen Redis must not hold the buffer for ever.
-                                redisConnection = try await RedisConnection.connect(redis.withProcessorTimeout, logger: logger)
+                                redisConnection = try await RedisSink.connect(redis.withProcessorTimeout, logger: logger)
                             }
-                            try await redisConnection?.command("LPUSH", queue, RedisArgument(notification.payload))
+                            try await redisConnection?.command(["LPUSH", queue, RedisArgument(notification.payload)], slotOf: queueName)
                             state.value.withLock { $0.pushed += 1 }
                             pushedCounter.increment()
                             retry = 0

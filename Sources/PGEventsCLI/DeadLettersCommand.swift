@@ -34,12 +34,12 @@ struct DeadLettersCommand: AsyncParsableCommand {
             }
         }
 
-        func redis() async throws -> RedisConnection {
+        func redis() async throws -> RedisSink {
             guard let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"] else {
                 throw ValidationError("no Redis: set REDIS_URL (or give --redis-url)")
             }
             do {
-                return try await RedisConnection.connect(try RedisConfiguration(url))
+                return try await RedisSink.connect(try RedisConfiguration(url), logger: RedisConnection.defaultLogger)
             } catch {
                 throw ValidationError("\(error)")
             }

@@ -223,7 +223,7 @@ public struct ProcessHTTPService: Service {
 actor RedisProbe {
     private let configuration: RedisConfiguration
     private let logger: Logger
-    private var connection: RedisConnection?
+    private var connection: RedisSink?
 
     init(configuration: RedisConfiguration, logger: Logger) {
         var configuration = configuration
@@ -233,18 +233,18 @@ actor RedisProbe {
         self.logger = logger
     }
 
-    /// Whether Redis answers `PING` now.
+    /// Whether Redis (every primary of a cluster) answers `PING` now.
     func ping() async -> Result<Void, any Error> {
         do {
-            let connection: RedisConnection
+            let connection: RedisSink
             if let existing = self.connection, await existing.isUsable {
                 connection = existing
             } else {
                 await self.connection?.close()
-                connection = try await RedisConnection.connect(configuration, logger: logger)
+                connection = try await RedisSink.connect(configuration, logger: logger)
                 self.connection = connection
             }
-            _ = try await connection.command("PING")
+            for server in try await connection.servers() { try await server.command("PING") }
             return .success(())
         } catch {
             await connection?.close()

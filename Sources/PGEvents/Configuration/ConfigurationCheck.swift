@@ -45,16 +45,13 @@ public enum ConfigurationCheck {
         }
         var redisReachable = false
         await record("redis") {
-            let opened = try await RedisConnection.connect(redis.withProcessorTimeout, logger: logger)
-            do {
-                _ = try await opened.command("PING")
-            } catch {
-                await opened.close()
-                throw error
+            let servers = try await RedisSink.connect(redis.withProcessorTimeout, logger: logger).closeAfter { sink in
+                let servers = try await sink.servers()
+                for server in servers { try await server.command("PING") }
+                return servers.count
             }
-            await opened.close()
             redisReachable = true
-            return "connected to \(redis)"
+            return "connected to \(redis)" + (redis.isCluster ? " (a cluster of \(servers) primaries)" : "")
         }
         if redisReachable {
             await record("redis eviction") {

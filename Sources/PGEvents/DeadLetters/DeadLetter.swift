@@ -43,7 +43,7 @@ struct DeadLetter: Sendable {
         }
         var replaced: Job.Destination.Replaced?
         if let refusedJob {
-            replaced = .init(field: RedisJobWriter.field(for: refusedJob.destination))
+            replaced = .init(refusedJob.destination)
             let kind: String
             switch refusedJob.destination {
             case .stream: kind = "stream"

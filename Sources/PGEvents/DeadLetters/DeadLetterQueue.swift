@@ -1,5 +1,5 @@
 public import PGEventsPostgres
-public import PGEventsRedis
+import PGEventsRedis
 
 /// The dead-letter list, for people: what is in it, and putting it back once the cause is fixed
 /// (`pgevents dead-letters list|replay`).
@@ -44,35 +44,37 @@ public struct DeadLetterQueue: Sendable {
     }
 
     /// The number of letters.
-    public func count(on redis: RedisConnection) async throws -> Int {
-        Int(try await redis.command("LLEN", RedisArgument(name)).integer ?? 0)
+    public func count(on redis: RedisSink) async throws -> Int {
+        Int(try await redis.command(["LLEN", RedisArgument(name)], slotOf: name).integer ?? 0)
     }
 
     /// The oldest `limit` letters, oldest first.
-    public func list(limit: Int, on redis: RedisConnection) async throws -> [Letter] {
-        let reply = try await redis.command("LRANGE", RedisArgument(name), RedisArgument(-limit), -1)
+    public func list(limit: Int, on redis: RedisSink) async throws -> [Letter] {
+        let reply = try await redis.command(["LRANGE", RedisArgument(name), RedisArgument(-limit), -1], slotOf: name)
         return (reply.array ?? []).reversed().map { Self.letter(String(decoding: $0.bytes ?? [], as: UTF8.self)) }
     }
 
     /// Replays the oldest `limit` letters (see the type's description). `postgres` is needed for letters without a
     /// job; without it they are skipped.
-    public func replay(limit: Int, redis: RedisConnection, postgres: PostgresConnection?) async throws -> ReplayOutcome {
+    public func replay(limit: Int, redis: RedisSink, postgres: PostgresConnection?) async throws -> ReplayOutcome {
         var outcome = ReplayOutcome()
         var skippedTexts: [String] = []
         for _ in 0..<limit {
             // The oldest letter not skipped in this run.
             let reply = try await redis.command(
-                "LRANGE", RedisArgument(name), RedisArgument(-(skippedTexts.count + 1)), RedisArgument(-(skippedTexts.count + 1)))
+                ["LRANGE", RedisArgument(name), RedisArgument(-(skippedTexts.count + 1)), RedisArgument(-(skippedTexts.count + 1))],
+                slotOf: name)
             guard let bytes = reply.array?.first?.bytes else { break }
             let letter = Self.letter(String(decoding: bytes, as: UTF8.self))
             if let destination = letter.fields["destination"], let job = letter.fields["job"] {
                 if letter.fields["destination_kind"] == "stream" {
-                    try await redis.command([
-                        "XADD", RedisArgument(destination), "*", "seq", RedisArgument(letter.fields["seq"] ?? ""), "channel",
-                        RedisArgument(letter.fields["channel"] ?? ""), "payload", RedisArgument(job), "replayed", "1",
-                    ])
+                    try await redis.command(
+                        [
+                            "XADD", RedisArgument(destination), "*", "seq", RedisArgument(letter.fields["seq"] ?? ""), "channel",
+                            RedisArgument(letter.fields["channel"] ?? ""), "payload", RedisArgument(job), "replayed", "1",
+                        ], slotOf: destination)
                 } else {
-                    try await redis.command("LPUSH", RedisArgument(destination), RedisArgument(job))
+                    try await redis.command(["LPUSH", RedisArgument(destination), RedisArgument(job)], slotOf: destination)
                 }
                 outcome.jobsWritten += 1
             } else if letter.fields["payload_bytes"] == nil, let postgres, let channel = letter.fields["channel"],
@@ -86,7 +88,7 @@ public struct DeadLetterQueue: Sendable {
                 continue
             }
             // Removed only now that it was replayed: the exact letter, wherever LPUSHes moved it.
-            try await redis.command("LREM", RedisArgument(name), -1, RedisArgument(bytes))
+            try await redis.command(["LREM", RedisArgument(name), -1, RedisArgument(bytes)], slotOf: name)
         }
         return outcome
     }

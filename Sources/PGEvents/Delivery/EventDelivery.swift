@@ -94,7 +94,7 @@ public final class EventDelivery {
     public let configuration: Configuration
     private let logger: Logger
     private var postgres: PostgresConnection?
-    private var redis: RedisConnection?
+    private var redis: RedisSink?
     private var holdsLeaderLock = false
     /// `<consumer>:<instance>`: the consumer's key space in Redis.
     private var keySpace: String?
@@ -231,7 +231,7 @@ public final class EventDelivery {
 
     /// Delivers one chunk: the pipeline makes its jobs, the writer writes them; the events and jobs that fail are
     /// tried again where that can help, then dead-lettered — the one place where per-event failures are decided.
-    private func deliver(_ events: [SourceEvent], postgres: PostgresConnection, redis: RedisConnection) async throws -> ChunkOutcome {
+    private func deliver(_ events: [SourceEvent], postgres: PostgresConnection, redis: RedisSink) async throws -> ChunkOutcome {
         let keySpace = keySpace ?? configuration.source.name
         let prepared = try await preparedPipeline(on: postgres)
         let output = try await prepared.process(events, on: postgres, logger: logger)
@@ -336,7 +336,7 @@ public final class EventDelivery {
     }
 
     @discardableResult
-    private func flushBatches(all: Bool, on redis: RedisConnection) async throws -> Int {
+    private func flushBatches(all: Bool, on redis: RedisSink) async throws -> Int {
         let outcome = try await writer.flushBatches(all: all, consumer: keySpace ?? configuration.source.name, on: redis)
         record(batches: outcome, reason: all ? "drained" : "due")
         if outcome.batchesSent > 0 {
@@ -449,21 +449,26 @@ public final class EventDelivery {
         return pipeline
     }
 
-    private func redisConnection() async throws -> RedisConnection {
+    private func redisConnection() async throws -> RedisSink {
         if let redis, await redis.isUsable { return redis }
         await redis?.close()
-        let connection = try await RedisConnection.connect(configuration.redis.withProcessorTimeout, logger: logger)
-        redis = connection
-        writer.maxJobBytes = await Self.maxBulkLength(on: connection) ?? configuration.writer.maxJobBytes
-        return connection
+        let sink = try await RedisSink.connect(configuration.redis.withProcessorTimeout, logger: logger)
+        redis = sink
+        writer.maxJobBytes = await Self.maxBulkLength(on: sink) ?? configuration.writer.maxJobBytes
+        return sink
     }
 
-    /// Redis' `proto-max-bulk-len`, when `CONFIG GET` is allowed (managed services often rename it).
-    static func maxBulkLength(on redis: RedisConnection) async -> Int? {
-        guard let reply = try? await redis.command("CONFIG", "GET", "proto-max-bulk-len"), let parts = reply.array, parts.count == 2,
-            let text = parts[1].string, let value = Int(text)
-        else { return nil }
-        return value - 1_024  // room for the command around the job
+    /// Redis' `proto-max-bulk-len` (the smallest of a cluster's primaries), when `CONFIG GET` is allowed (managed
+    /// services often rename it).
+    static func maxBulkLength(on redis: RedisSink) async -> Int? {
+        var smallest: Int?
+        for server in (try? await redis.servers()) ?? [] {
+            guard let reply = try? await server.command("CONFIG", "GET", "proto-max-bulk-len"), let parts = reply.array, parts.count == 2,
+                let text = parts[1].string, let value = Int(text)
+            else { return nil }
+            smallest = min(smallest ?? value, value)
+        }
+        return smallest.map { $0 - 1_024 }  // room for the command around the job
     }
 
     private func dropBrokenConnections() async {

@@ -24,6 +24,14 @@ public struct Job: Sendable, Hashable {
         public struct Replaced: Sendable, Hashable {
             /// The delivered-position field of that destination (``RedisJobWriter``).
             public var field: String
+            /// The destination's list or stream (on a Redis Cluster, its slot is where its position is kept).
+            public var name: String
+
+            /// The dead letter stands in for jobs to `destination`.
+            public init(_ destination: Destination) {
+                self.field = RedisJobWriter.field(for: destination)
+                self.name = destination.name
+            }
         }
     }
 

@@ -62,6 +62,7 @@ extension RedisJobWriter {
 
         """
 
+    // KEYS: every key the call touches, declared (the writer's, each destination, each staging list and its meta).
     // ARGV[1]: the delivered-positions hash; ARGV[2]: the batches' index; ARGV[3]: the dead-letter list; ARGV[4]: k,
     // the number of destinations that failed earlier in this write, named in ARGV[5 … 4+k]. Then each job: its
     // destination's field in the hash, whose prefix is the job's kind (`l:` list, `s:` stream, `d:` dead letter,
@@ -167,6 +168,8 @@ extension RedisJobWriter {
         return reply
         """
 
+    // KEYS: the batches' index, its order counter and the dead-letter list; the staging lists it finds in the index
+    // are in the same slot (on a cluster, they carry the index's tag).
     // ARGV[1]: the batches' index; ARGV[2]: 'due' or 'all'; ARGV[3]: at most this many batches; ARGV[4]: the
     // dead-letter list. Returns {batches sent, items sent, ms until the next batch is due or -1, batches dead-lettered}.
     static let flushBody = """
@@ -194,5 +197,15 @@ extension RedisJobWriter {
           deadened = deadened + d
         end
         return {sent, items, next_due(index, now), deadened}
+        """
+
+    // KEYS[1]: a delivered-positions hash; ARGV: pairs of (field, position). Moves each field's position up to the
+    // given one (never down). Returns 0.
+    static let advanceBody = """
+        for j = 1, #ARGV, 2 do
+          local mark = redis.call('HGET', KEYS[1], ARGV[j])
+          if not mark or ARGV[j + 1] > mark then redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+        end
+        return 0
         """
 }

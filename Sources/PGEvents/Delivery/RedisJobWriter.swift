@@ -25,7 +25,12 @@ import PGEventsSystem
 /// Redis refuses goes whole to the dead-letter list. Keys: `<prefix>:<space>:batches` (open batches by deadline),
 /// `<prefix>:<space>:batch:<channel>:<destination>:<group>` and its `:meta`.
 ///
-/// Keys are not declared to the scripts: the writer needs a standalone Redis, not a cluster.
+/// **Redis Cluster.** Every script declares the keys it is given. On a cluster (``RedisSink/cluster(_:)``) the
+/// writer's keys are kept per hash slot of the destinations: jobs are grouped by the part of their destination's
+/// name that the cluster hashes (its `{tag}`, or all of it), and each group's delivered positions, open batches,
+/// staging lists and refused batches live under keys with that part as their tag
+/// (`<prefix>:<consumer>:<instance>:delivered:{jobs}`), so one script call touches one slot. See
+/// `RedisJobWriter+Cluster.swift`.
 public struct RedisJobWriter: Sendable {
     /// Prefix of the writer's keys (`<prefix>:<consumer>:<instance>:…`).
     public var keyPrefix: String
@@ -41,8 +46,9 @@ public struct RedisJobWriter: Sendable {
     /// Batches sent per flush call at most; the rest by the next call.
     public static let flushLimit = 1_000
 
-    private let writeScript = RedisScript(RedisJobWriter.sharedFunctions + RedisJobWriter.writeBody)
-    private let flushScript = RedisScript(RedisJobWriter.sharedFunctions + RedisJobWriter.flushBody)
+    let writeScript = RedisScript(RedisJobWriter.sharedFunctions + RedisJobWriter.writeBody)
+    let flushScript = RedisScript(RedisJobWriter.sharedFunctions + RedisJobWriter.flushBody)
+    let advanceScript = RedisScript(RedisJobWriter.advanceBody)
 
     public init(keyPrefix: String = "pgevents:seen", deadLetterQueue: String = "pgevents:dead", maxJobBytes: Int = 512 << 20) {
         self.keyPrefix = keyPrefix
@@ -50,11 +56,11 @@ public struct RedisJobWriter: Sendable {
         self.maxJobBytes = maxJobBytes
     }
 
-    /// The hash of delivered positions of a consumer key space (`<consumer>:<instance>`).
-    public func deliveredKey(consumer: String) -> String { "\(keyPrefix):\(consumer):delivered" }
+    /// The hash of delivered positions of a consumer key space (`<consumer>:<instance>`) on one server.
+    public func deliveredKey(consumer: String) -> String { keys(consumer: consumer, tag: nil).delivered }
 
-    /// The sorted set of a consumer's open batches.
-    public func batchIndexKey(consumer: String) -> String { "\(keyPrefix):\(consumer):batches" }
+    /// The sorted set of a consumer's open batches on one server.
+    public func batchIndexKey(consumer: String) -> String { keys(consumer: consumer, tag: nil).batchIndex }
 
     /// The field of `destination` in the delivered-positions hash.
     public static func field(for destination: Job.Destination) -> String {
@@ -68,7 +74,7 @@ public struct RedisJobWriter: Sendable {
 
     /// Writes `jobs` in their order (each to its destination), skipping those written before. Throws `RedisError`
     /// for an outage (retrying the same jobs is safe); refusals are in the outcome's `failures`.
-    public func write(_ jobs: [Job], consumer: String, on redis: RedisConnection) async throws -> WriteOutcome {
+    public func write(_ jobs: [Job], consumer: String, on redis: RedisSink) async throws -> WriteOutcome {
         var outcome = WriteOutcome()
         var sendable: [Job] = []
         sendable.reserveCapacity(jobs.count)
@@ -83,13 +89,29 @@ public struct RedisJobWriter: Sendable {
                 sendable.append(job)
             }
         }
+        if redis.isCluster {
+            outcome.add(try await writeToCluster(sendable, consumer: consumer, on: redis))
+        } else {
+            outcome.add(try await write(sendable, keys: keys(consumer: consumer, tag: nil), on: redis))
+        }
+        return outcome
+    }
+
+    /// ``write(_:consumer:on:)`` to one server.
+    public func write(_ jobs: [Job], consumer: String, on redis: RedisConnection) async throws -> WriteOutcome {
+        try await write(jobs, consumer: consumer, on: .server(redis))
+    }
+
+    /// Writes jobs whose destinations share `keys`' slot (all of them, on one server).
+    func write(_ jobs: [Job], keys: Keys, on redis: RedisSink) async throws -> WriteOutcome {
+        var outcome = WriteOutcome()
         // Destinations refused earlier in this write, with Redis' message: their later jobs are not tried.
         var refusals: [(field: String, message: String)] = []
-        for slice in Self.slices(sendable) {
+        for slice in Self.slices(jobs) {
             let reply = try await writeScript.evaluate(
                 { sha in
-                    [self.command(sha: sha, slice: slice, consumer: consumer, failedFields: refusals.map(\.field))]
-                }, on: redis)[0]
+                    [self.command(sha: sha, slice: slice, keys: keys, failedFields: refusals.map(\.field))]
+                }, on: redis, slotOf: keys.delivered)[0]
             let part = try Self.outcome(of: reply, slice: slice, earlier: refusals)
             for failure in part.failures {
                 let field = Self.field(for: failure.job.destination)
@@ -102,19 +124,30 @@ public struct RedisJobWriter: Sendable {
 
     /// Sends the batches that are due (their first item has waited their `max_seconds`); with `all`, every open
     /// batch (at shutdown). Throws `RedisError` for an outage.
+    public func flushBatches(all: Bool, consumer: String, on redis: RedisSink) async throws -> WriteOutcome {
+        guard redis.isCluster else { return try await flushBatches(all: all, keys: keys(consumer: consumer, tag: nil), on: redis) }
+        return try await flushClusterBatches(all: all, consumer: consumer, on: redis)
+    }
+
+    /// ``flushBatches(all:consumer:on:)`` on one server.
     public func flushBatches(all: Bool, consumer: String, on redis: RedisConnection) async throws -> WriteOutcome {
+        try await flushBatches(all: all, consumer: consumer, on: .server(redis))
+    }
+
+    /// Sends the due (or all) batches whose index is `keys.batchIndex`.
+    func flushBatches(all: Bool, keys: Keys, on redis: RedisSink) async throws -> WriteOutcome {
         var total = WriteOutcome()
         repeat {
             let reply = try await flushScript.evaluate(
                 { sha in
                     [
                         [
-                            "EVALSHA", RedisArgument(sha), "0", RedisArgument(self.batchIndexKey(consumer: consumer)),
-                            RedisArgument(all ? "all" : "due"),
-                            RedisArgument(Self.flushLimit), RedisArgument(self.deadLetterQueue),
+                            "EVALSHA", RedisArgument(sha), "3", RedisArgument(keys.batchIndex), RedisArgument(keys.batchIndex + ":order"),
+                            RedisArgument(keys.deadLetters), RedisArgument(keys.batchIndex), RedisArgument(all ? "all" : "due"),
+                            RedisArgument(Self.flushLimit), RedisArgument(keys.deadLetters),
                         ]
                     ]
-                }, on: redis)[0]
+                }, on: redis, slotOf: keys.delivered)[0]
             let counts = try Self.integers(reply, count: 4, what: "sending batches")
             var part = WriteOutcome()
             part.batchesSent = counts[0]
@@ -130,13 +163,15 @@ public struct RedisJobWriter: Sendable {
 
     // MARK: Commands and replies
 
-    private func command(sha: String, slice: ArraySlice<Job>, consumer: String, failedFields: [String]) -> [RedisArgument] {
-        var command: [RedisArgument] = [
-            "EVALSHA", RedisArgument(sha), "0", RedisArgument(deliveredKey(consumer: consumer)),
-            RedisArgument(batchIndexKey(consumer: consumer)), RedisArgument(deadLetterQueue), RedisArgument(failedFields.count),
+    /// `EVALSHA` of the write script for `slice`, declaring every key it touches (the writer's keys, each
+    /// destination, each batch's staging list and its meta hash).
+    private func command(sha: String, slice: ArraySlice<Job>, keys: Keys, failedFields: [String]) -> [RedisArgument] {
+        var declared = DeclaredKeys([keys.delivered, keys.batchIndex, keys.batchIndex + ":order", keys.deadLetters])
+        var arguments: [RedisArgument] = [
+            RedisArgument(keys.delivered), RedisArgument(keys.batchIndex), RedisArgument(keys.deadLetters), RedisArgument(failedFields.count),
         ]
-        command.reserveCapacity(command.count + failedFields.count + slice.count * 5)
-        for field in failedFields { command.append(RedisArgument(field)) }
+        arguments.reserveCapacity(arguments.count + failedFields.count + slice.count * 5)
+        for field in failedFields { arguments.append(RedisArgument(field)) }
         // A destination's field and name are the same for all its jobs: made once per write (and jobs mostly come in
         // runs of one destination: compared with the last one before hashing).
         var names: [Job.Destination: (field: RedisArgument, name: RedisArgument)] = [:]
@@ -150,33 +185,40 @@ public struct RedisJobWriter: Sendable {
             } else {
                 destination = (RedisArgument(Self.field(for: job.destination)), RedisArgument(job.destination.name))
                 names[job.destination] = destination
+                declared.insert(job.destination.name)
             }
             last = (job.destination, destination.field, destination.name)
-            command += [destination.field, RedisArgument(job.positionBytes), destination.name, RedisArgument(job.body)]
+            arguments += [destination.field, RedisArgument(job.positionBytes), destination.name, RedisArgument(job.body)]
             switch job.destination {
             case .list:
                 break
             case .stream(_, let maxLength):
-                command += [
+                arguments += [
                     maxLength.map { RedisArgument($0) } ?? "", RedisArgument(String(job.event.seq)), RedisArgument(job.event.channel),
                     RedisArgument(StreamTimestamp.text(job.event.createdAt)),
                 ]
             case .batch(let batch):
-                command += [
+                let staging = stagingKey(keys: keys, batch)
+                declared.insert(staging)
+                declared.insert(staging + ":meta")
+                arguments += [
                     batch.streamMaxLength.map { RedisArgument($0) } ?? "", RedisArgument(batch.channel),
-                    RedisArgument(stagingKey(consumer: consumer, batch)), RedisArgument(batch.spec.maxItems),
+                    RedisArgument(staging), RedisArgument(batch.spec.maxItems),
                     RedisArgument(batch.spec.maxAge.inMilliseconds), RedisArgument(batch.group),
                 ]
             case .deadLetter(_, let replaced):
-                command.append(RedisArgument(replaced?.field ?? ""))
+                // On a cluster the replaced destination's position is in another slot: moved after this call.
+                arguments.append(keys.tag == nil ? RedisArgument(replaced?.field ?? "") : "")
             }
         }
-        return command
+        return ["EVALSHA", RedisArgument(sha), RedisArgument(declared.keys.count)] + declared.keys.map { RedisArgument($0) } + arguments
     }
 
-    /// The staging list of a batch group.
-    func stagingKey(consumer: String, _ batch: BatchDestination) -> String {
-        "\(keyPrefix):\(consumer):batch:\(batch.channel):\(batch.queue):\(batch.group)"
+    /// The staging list of a batch group (on a cluster, in the slot of its destination: the tag comes first, before
+    /// the channel and group, which may hold braces of their own).
+    func stagingKey(keys: Keys, _ batch: BatchDestination) -> String {
+        let space = keys.tag.map { "\(keys.space):batch:\($0)" } ?? "\(keys.space):batch"
+        return "\(space):\(batch.channel):\(batch.queue):\(batch.group)"
     }
 
     /// Reads the write script's reply for `slice`; `earlier` are the destinations refused by earlier slices.

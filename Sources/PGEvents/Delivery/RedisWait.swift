@@ -24,8 +24,14 @@ public struct RedisWait: Sendable, Equatable {
         self.appendOnly = appendOnly
     }
 
-    /// Waits for the writes of this connection so far; throws `RedisError` (an outage: hold and retry) when
-    /// fewer replicas than asked answered in time, and `ProcessorError` when the server has no `WAITAOF`.
+    /// Waits for the writes so far — on a cluster, on every primary (those not written to answer at once); throws
+    /// `RedisError` (an outage: hold and retry) when fewer replicas than asked answered in time, and `ProcessorError`
+    /// when the server has no `WAITAOF`.
+    public func wait(on redis: RedisSink) async throws {
+        for server in try await redis.servers() { try await wait(on: server) }
+    }
+
+    /// Waits for the writes of this connection so far.
     public func wait(on redis: RedisConnection) async throws {
         let milliseconds = RedisArgument(timeout.inMilliseconds)
         if appendOnly {

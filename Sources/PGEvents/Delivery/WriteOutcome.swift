@@ -27,8 +27,11 @@ public struct WriteOutcome: Sendable, Equatable {
         batchItemsSent += other.batchItemsSent
         batchesDeadLettered += other.batchesDeadLettered
         if other.knowsBatchDeadline {
+            // The earliest: an early deadline only costs a flush that finds nothing due (which then tells the next).
+            nextBatchDueMilliseconds =
+                knowsBatchDeadline
+                ? [nextBatchDueMilliseconds, other.nextBatchDueMilliseconds].compactMap { $0 }.min() : other.nextBatchDueMilliseconds
             knowsBatchDeadline = true
-            nextBatchDueMilliseconds = other.nextBatchDueMilliseconds
         }
     }
 }

@@ -1,0 +1,72 @@
+public import Logging
+public import PGEventsRedis
+public import PGEventsSystem
+
+/// The Redis the processor writes to: one server (`redis://`, `unix://`) or a Redis Cluster (`redis+cluster://`).
+///
+/// Everything the processor sends names keys of one hash slot per call, so on a cluster each call goes to the
+/// primary of that slot (``RedisCluster`` follows `MOVED` and `ASK`); on one server it goes to the server.
+public enum RedisSink: Sendable, ClosableResource {
+    case server(RedisConnection)
+    case cluster(RedisCluster)
+
+    /// Connects to what `configuration` names.
+    public static func connect(_ configuration: RedisConfiguration, logger: Logger) async throws(RedisError) -> RedisSink {
+        if configuration.isCluster { return .cluster(try await RedisCluster.connect(configuration, logger: logger)) }
+        return .server(try await RedisConnection.connect(configuration, logger: logger))
+    }
+
+    /// Whether this is a cluster (keys must then share a slot per call).
+    public var isCluster: Bool {
+        if case .cluster = self { return true }
+        return false
+    }
+
+    /// Whether it can still be used (a broken cluster node is reconnected by the next call).
+    public var isUsable: Bool {
+        get async {
+            switch self {
+            case .server(let connection): await connection.isUsable
+            case .cluster(let cluster): await cluster.isUsable
+            }
+        }
+    }
+
+    public func close() async {
+        switch self {
+        case .server(let connection): await connection.close()
+        case .cluster(let cluster): await cluster.close()
+        }
+    }
+
+    /// Sends `commands` — each naming only keys of the slot of `key` — as one pipeline; replies in order, error
+    /// replies in place.
+    public func pipeline(_ commands: [[RedisArgument]], slotOf key: String) async throws(RedisError) -> [RedisReply] {
+        switch self {
+        case .server(let connection): try await connection.pipeline(commands)
+        case .cluster(let cluster): try await cluster.pipeline(commands, slot: RedisHashSlot.of(key))
+        }
+    }
+
+    /// Sends one command naming only keys of the slot of `key`; an error reply is thrown.
+    @discardableResult
+    public func command(_ arguments: [RedisArgument], slotOf key: String) async throws(RedisError) -> RedisReply {
+        switch self {
+        case .server(let connection): try await connection.command(arguments)
+        case .cluster(let cluster): try await cluster.command(arguments, slot: RedisHashSlot.of(key))
+        }
+    }
+
+    /// A connection to each server that holds data: the server, or every primary of the cluster (for `CONFIG GET`
+    /// and `WAIT`, which are per server).
+    public func servers() async throws(RedisError) -> [RedisConnection] {
+        switch self {
+        case .server(let connection):
+            return [connection]
+        case .cluster(let cluster):
+            var connections: [RedisConnection] = []
+            for primary in try await cluster.primaries() { connections.append(try await cluster.connection(to: primary)) }
+            return connections
+        }
+    }
+}
