@@ -142,6 +142,16 @@ struct RedisClusterWriterTests {
                 #expect(replay.duplicates == 2 && replay.written == 0, "\(replay)")
                 #expect(try await items(client, "pgevents:dead").count == 1)
 
+                // A batch Redis refuses goes whole to the dead-letter list of its own slot.
+                try await client.command(["SET", "batches:f", "not a list"], slot: RedisHashSlot.of("batches:f"))
+                let refusedBatch = BatchDestination(
+                    queue: "batches:f", sink: .list, streamMaxLength: nil, channel: "change", group: "{}", spec: BatchSpec(maxItems: 2))
+                let staged = try await writer.write(
+                    events.prefix(2).map { Job(event: $0, destination: .batch(refusedBatch), body: "{}") }, consumer: "app:1", on: sink)
+                #expect(staged.batchesDeadLettered == 1 && staged.failures.isEmpty, "\(staged)")
+                let batchLetters = try await items(client, "pgevents:dead:{batches:f}")
+                #expect(batchLetters.count == 1 && batchLetters.first?.contains("WRONGTYPE") == true)
+
                 // A queue whose hashed part holds a '}' cannot share a slot with anything: a permanent failure.
                 let untaggable = try await writer.write([Job(event: tenth, destination: .list("a}b"), body: "x")], consumer: "app:1", on: sink)
                 #expect(untaggable.failures.first?.permanent == true && untaggable.failures.first?.message.contains("hash tag") == true)
@@ -208,6 +218,18 @@ struct RedisClusterProcessorTests {
                 #expect(try await items(client, "jobs:a") == expected)
                 #expect(try await items(client, "{jobs}:c") == expected)
                 #expect(try await client.command(["XLEN", "stream:d"], slot: RedisHashSlot.of("stream:d")).integer == 300)
+
+                // --check-config reaches every primary; one that may evict keys fails the check, named.
+                let passing = await ConfigurationCheck.run(
+                    configuration, postgres: database.configuration, redis: cluster.configuration, logger: logger)
+                #expect(passing.allSatisfy { $0.passed }, "\(passing)")
+                #expect(passing.contains { $0.subject == "redis" && $0.message.contains("a cluster of 3 primaries") }, "\(passing)")
+                let evicting = try await client.primaries()[1]
+                try await client.connection(to: evicting).command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+                let failing = await ConfigurationCheck.run(
+                    configuration, postgres: database.configuration, redis: cluster.configuration, logger: logger)
+                let eviction = try #require(failing.first { $0.subject == "redis eviction" })
+                #expect(!eviction.passed && eviction.message.contains("allkeys-lru") && eviction.message.contains(":\(evicting.port)"), "\(eviction)")
             }
         }
         await writer.close()
