@@ -184,6 +184,45 @@ struct ProcessHTTPTests {
         }
     }
 
+    @Test(
+        "notify-only mode: /healthz and /readyz say forwarding once listening, /status counts the jobs pushed, /readyz 503 while Redis is down and the pushes retry"
+    )
+    func notifyOnly() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await Shared.database()
+        let sender = try await database.connect()
+        let redis = try await TemporaryRedis.start()
+        let directory = try migrationDirectory([
+            "processor.yml": """
+            source: notify
+            channels: {chat: {queue: messages}}
+            listener: {heartbeat_interval: 0.5, heartbeat_timeout: 2}
+            retry: {initial: 0.05, maximum: 0.5}
+            """
+        ])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = try HTTPProcess.start(executable, directory: directory, name: "notify", database: database, redis: redis)
+        defer { process.stop() }
+        try await process.waitUntil("/healthz", status: 200, containing: "ok: forwarding")
+        try await process.waitUntil("/readyz", status: 200, containing: "forwarding: listening")
+        try await sender.notify("chat", payload: "hello")
+        let status = try await process.waitForStatus { ($0["delivered"] as? Int) == 1 }
+        #expect(status["source"] as? String == "notify" && status["state"] as? String == "forwarding", "\(status)")
+        #expect((status["listener"] as? [String: Any])?["connected"] as? Bool == true, "\(status)")
+
+        await redis.stop()
+        try await sender.notify("chat", payload: "while Redis is down")
+        try await process.waitUntil("/readyz", status: 503, containing: "Redis does not answer")
+        _ = try await process.waitForStatus { ($0["problem"] as? String)?.contains("pushing to Redis failed") == true }
+        #expect(try await curl(try await process.baseURL() + "/healthz").status == 200)
+        try await redis.restart()
+        try await process.waitUntil("/readyz", status: 200, containing: "forwarding")
+        _ = try await process.waitForStatus { ($0["delivered"] as? Int) == 2 }
+        #expect(process.terminate() == .exited(0), "\(process.logTail())")
+        await sender.close()
+        await redis.shutdown()
+    }
+
     @Test("a bad --http or PGEVENTS_HTTP is refused with the option's name, before anything starts")
     func badAddress() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")

@@ -32,6 +32,8 @@ public struct NotifyProcessor: Service {
     public let configuration: ProcessorConfiguration
     public let postgres: PostgresConfiguration
     public let redis: RedisConfiguration
+    /// What `--http` reports: `forwarding` while it runs, the listener's state, the jobs pushed, a Redis problem.
+    public let status: ProcessorStatus
     private let logger: Logger
     private let state = Shared()
 
@@ -40,6 +42,7 @@ public struct NotifyProcessor: Service {
         self.postgres = postgres
         self.redis = redis
         self.logger = logger
+        self.status = ProcessorStatus(consumer: configuration.consumer, source: "notify")
     }
 
     /// The windows in which events were lost, so far.
@@ -60,8 +63,24 @@ public struct NotifyProcessor: Service {
     }
 
     public func run() async throws {
+        do {
+            try await forwardNotifications()
+            status.update { $0.role = .stopped }
+        } catch {
+            status.update {
+                $0.role = .failed
+                $0.problem = "\(error)"
+            }
+            throw error
+        }
+    }
+
+    private func forwardNotifications() async throws {
         try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
         let listener = try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger)
+        status.attach(listener)
+        status.update { $0.role = .forwarding }
+        let status = status
         let backoff = Backoff(configuration.backoff)
         let queues = Dictionary(uniqueKeysWithValues: configuration.channels.map { ($0.name, $0.queue) })
         let pushedCounter = Counter(label: "pgevents_events_delivered_total", dimensions: [("source", "notify")])
@@ -95,12 +114,15 @@ public struct NotifyProcessor: Service {
                             try await redisConnection?.command(["LPUSH", queue, RedisArgument(notification.payload)], slotOf: queueName)
                             state.value.withLock { $0.pushed += 1 }
                             pushedCounter.increment()
+                            if retry > 0 { status.update { $0.problem = nil } }
+                            status.update { $0.delivered += 1 }
                             retry = 0
                             break
                         } catch let error as RedisError {  // every Redis error passes: LOADING after a restart, a lost connection…
                             await redisConnection?.close()
                             redisConnection = nil
                             retry += 1
+                            status.update { $0.problem = "pushing to Redis failed: \(error)" }
                             logger.warning("redis unavailable; retrying", metadata: ["attempt": "\(retry)", "error": "\(error)"])
                             try await Task.sleep(for: backoff.delay(forAttempt: retry))
                         }
@@ -110,6 +132,7 @@ public struct NotifyProcessor: Service {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
+            status.update { $0.role = .stopping }
             listener.stop()  // no more notifications; what is buffered is still pushed
         }
     }

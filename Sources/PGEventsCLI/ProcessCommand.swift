@@ -145,12 +145,13 @@ struct ProcessCommand: AsyncParsableCommand {
                 services.append(.init(service: server))
             }
         case .notify:
-            if settings.http != nil {
-                throw ValidationError(
-                    "--http (PGEVENTS_HTTP) needs source journal, table or wal: notify-only mode has no leader lock or cursor to report; use --metrics"
-                )
+            let notifyProcessor = NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+            processor = notifyProcessor
+            if let http = settings.http, let backend {
+                let server = ProcessHTTPService(
+                    host: http.host, port: http.port, status: notifyProcessor.status, metrics: backend, redis: redis, logger: logger)
+                services.append(.init(service: server))
             }
-            processor = NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
         }
         services.append(.init(service: processor))
         let dumper = exporter.map { exporter in

@@ -13,6 +13,8 @@ public final class ProcessorStatus: Sendable {
         case leader
         /// Another instance holds the lock: this one waits to take over.
         case standby
+        /// Notify-only mode: no leader lock, no cursor; this instance pushes what it hears.
+        case forwarding
         /// Graceful shutdown: finishing the chunk in flight.
         case stopping
         /// `run()` returned.
@@ -69,7 +71,7 @@ public final class ProcessorStatus: Sendable {
             case .stopping: return (false, "stopping")
             case .stopped: return (false, "stopped")
             case .failed: return (false, "failed: \(problem ?? "the processor ended with an error")")
-            case .leader, .standby: break
+            case .leader, .standby, .forwarding: break
             }
             if hasListener {
                 guard let listener else { return (false, "listener not started") }
@@ -79,6 +81,7 @@ public final class ProcessorStatus: Sendable {
             if let problem { return (false, "\(role.rawValue), but delivery is retrying: \(problem)") }
             switch role {
             case .leader: return (true, "leader: delivering")
+            case .forwarding: return (true, "forwarding: listening, pushing notifications to Redis (notify-only: what is sent while disconnected is lost)")
             default: return (true, "standby: healthy, waiting for the leader lock" + (leaderHolder.map { " (held by \($0))" } ?? ""))
             }
         }
