@@ -119,39 +119,33 @@ struct ProcessCommand: AsyncParsableCommand {
             return
         }
         let processor: any Service
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // Whose state --http reports.
+        let subject: ProcessHTTPService.Subject
         switch configuration.source {
         case .journal, .table, .wal:
             // `databases:` is read with journal and table only (the configuration refuses it for the others).
             if configuration.databases != nil {
                 let multiple = try MultiDatabaseProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
                 processor = multiple
-                if let http = settings.http, let backend {
-                    services.append(
-                        .init(
-                            service: ProcessHTTPService(
-                                host: http.host, port: http.port, subject: .databases(multiple.statuses), metrics: backend, redis: redis,
-                                logger: logger)))
-                }
-                break
-            }
-            let eventProcessor = EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
-            processor = eventProcessor
-            if let http = settings.http, let backend {
-                // Before the processor: the group stops services in reverse order, so the endpoints answer (and
-                // /readyz says "stopping") while the processor finishes its chunk.
-                let server = ProcessHTTPService(
-                    host: http.host, port: http.port, status: eventProcessor.status, metrics: backend, redis: redis, logger: logger)
-                services.append(.init(service: server))
+                subject = .databases(multiple.statuses)
+            } else {
+                let eventProcessor = EventProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
+                processor = eventProcessor
+                subject = .processor(eventProcessor.status)
             }
         case .notify:
             let notifyProcessor = NotifyProcessor(configuration: configuration, postgres: postgres, redis: redis, logger: logger)
             processor = notifyProcessor
-            if let http = settings.http, let backend {
-                let server = ProcessHTTPService(
-                    host: http.host, port: http.port, status: notifyProcessor.status, metrics: backend, redis: redis, logger: logger)
-                services.append(.init(service: server))
-            }
+            subject = .processor(notifyProcessor.status)
+        }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let http = settings.http, let backend {
+            // Before the processor: the group stops services in reverse order, so the endpoints answer (and
+            // /readyz says "stopping") while the processor finishes its chunk.
+            services.append(
+                .init(
+                    service: ProcessHTTPService(
+                        host: http.host, port: http.port, subject: subject, metrics: backend, redis: redis, logger: logger)))
         }
         services.append(.init(service: processor))
         let dumper = exporter.map { exporter in
