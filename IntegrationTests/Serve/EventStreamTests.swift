@@ -56,6 +56,27 @@ struct EventStreamTests {
         }
     }
 
+    @Test("SSE: keep-alive comments from the hub's clock while idle, and the response ends when the token expires")
+    func keepaliveAndExpiry() async throws {
+        let database = try await Shared.database()
+        try await withTemporaryRedis { redis in
+            var configuration = testConfiguration(streams: streams)
+            configuration.clients.pingInterval = 1
+            try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
+                let token = try await makeToken([
+                    "database": .string(database.name), "uid": .string("owner"), "superUser": .bool(true),
+                    "exp": .number(Date().timeIntervalSince1970 + 3),
+                ])
+                // Read until the server ends the response (the reader's own limit is 30 s).
+                let response = try await RawEventStream.get(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/events", ["token": token]))
+                #expect(response.status == 200)
+                #expect(response.body.components(separatedBy: ": keep-alive").count - 1 >= 1, "\(response.body)")
+                #expect(gateway.metrics.tokensExpired.load(ordering: .relaxed) == 1)
+                try await gateway.waitFor("the client gone") { $0.connections.load(ordering: .relaxed) == 0 }
+            }
+        }
+    }
+
     @Test("SSE refusals are HTTP statuses with GC2's error JSON")
     func refusals() async throws {
         let database = try await makeGrantedDatabase(role: "serve_sse_reader")

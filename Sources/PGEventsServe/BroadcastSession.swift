@@ -45,7 +45,8 @@ struct BroadcastSession {
             admitted = value
         }
         let channel = context.requestContext.channel
-        let subscribed: Void? = try await gateway.hub.withSubscription(admitted.filter) { subscription in
+        let subscribed: Void? = try await gateway.hub.withSubscription(admitted.filter, expiresAt: admitted.identity.expiresAt) {
+            subscription in
             let ending = await withTaskGroup(of: Ending.self) { group in
                 group.addTask {
                     do {
@@ -67,18 +68,15 @@ struct BroadcastSession {
                     }
                     return .feedEnded
                 }
+                // The hub ends a client that is too slow or whose token expired (its clock: no timer per client).
                 group.addTask {
-                    for await _ in subscription.dropped { return .slow }
-                    return .feedEnded
-                }
-                group.addTask {
-                    let remaining = admitted.identity.expiresAt.timeIntervalSinceNow
-                    do {
-                        try await Task.sleep(for: .seconds(max(0, remaining)))
-                    } catch {
-                        return .feedEnded  // cancelled: another task ended the session
+                    for await reason in subscription.ended {
+                        switch reason {
+                        case .slow: return .slow
+                        case .expired: return .expired
+                        }
                     }
-                    return .expired
+                    return .feedEnded
                 }
                 group.addTask {
                     do {

@@ -1,8 +1,12 @@
+import Foundation
 import Synchronization
 
 /// The connected clients and the live end of every stream: the stream reader publishes each entry here once,
 /// and every client whose filter it fits gets it in its own bounded queue. Publishing never waits for a client:
-/// a client whose queue is full is dropped (its `Subscription.dropped` fires) and the others go on.
+/// a client whose queue is full is dropped (its `Subscription.ended` says `.slow`) and the others go on.
+///
+/// The hub is also every client's clock (``runClock(every:)``, one task for all of them, not one sleeping task per
+/// client): a client whose token has expired is ended (`.expired`), and an SSE client gets its keep-alive.
 public final class ClientHub: Sendable {
     private struct State {
         var clients: [Int: Client] = [:]
@@ -14,7 +18,19 @@ public final class ClientHub: Sendable {
     private struct Client {
         var filter: ClientFilter
         var outbox: AsyncStream<Outgoing>.Continuation
-        var drop: AsyncStream<Void>.Continuation
+        var end: AsyncStream<Ending>.Continuation
+        var expiresAt: Date
+        /// Keep-alives through the client's queue this often (SSE); nil: none (WebSocket pings are Hummingbird's).
+        var keepaliveEvery: Duration?
+        var lastKeepalive: ContinuousClock.Instant
+    }
+
+    /// Why the hub ended a client.
+    enum Ending: Sendable, Equatable {
+        /// Its queue overflowed: it was not reading fast enough.
+        case slow
+        /// Its token expired.
+        case expired
     }
 
     // Guarded by the mutex: registration from request tasks, publishing from the reader's task.
@@ -38,12 +54,12 @@ public final class ClientHub: Sendable {
     }
 
     /// One client's place in the hub: its queue, the positions its live feed starts after, and a signal that
-    /// fires if it is dropped for being slow.
+    /// fires if the hub ends it (too slow, or its token expired).
     struct Subscription: Sendable {
         let id: Int
         let events: AsyncStream<Outgoing>
-        let keepalive: AsyncStream<Outgoing>.Continuation
-        let dropped: AsyncStream<Void>
+        let outbox: AsyncStream<Outgoing>.Continuation
+        let ended: AsyncStream<Ending>
         let positions: [String: StreamID]
     }
 
@@ -55,15 +71,20 @@ public final class ClientHub: Sendable {
         state.withLock { $0.positions.merge(positions) { current, _ in current } }
     }
 
-    /// Runs `body` with a subscription, removing it however `body` ends; nil when the hub is full.
-    func withSubscription<T>(_ filter: ClientFilter, _ body: (Subscription) async throws -> T) async throws -> T? {
+    /// Runs `body` with a subscription, removing it however `body` ends; nil when the hub is full. The hub ends it
+    /// (`Subscription.ended`) at `expiresAt`, and gives it a `.keepalive` every `keepaliveEvery` when set.
+    func withSubscription<T>(
+        _ filter: ClientFilter, expiresAt: Date, keepaliveEvery: Duration? = nil, _ body: (Subscription) async throws -> T
+    ) async throws -> T? {
         let (events, outbox) = AsyncStream<Outgoing>.makeStream(bufferingPolicy: .bufferingOldest(capacity))
-        let (dropped, drop) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let (ended, end) = AsyncStream<Ending>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let registered: (Int, [String: StreamID])? = state.withLock { state in
             guard state.clients.count < maxConnections else { return nil }
             let id = state.nextID
             state.nextID += 1
-            state.clients[id] = Client(filter: filter, outbox: outbox, drop: drop)
+            state.clients[id] = Client(
+                filter: filter, outbox: outbox, end: end, expiresAt: expiresAt, keepaliveEvery: keepaliveEvery,
+                lastKeepalive: .now)
             return (id, state.positions)
         }
         guard let (id, positions) = registered else {
@@ -74,10 +95,34 @@ public final class ClientHub: Sendable {
         defer {
             _ = state.withLock { $0.clients.removeValue(forKey: id) }
             outbox.finish()
-            drop.finish()
+            end.finish()
             metrics.connections.subtract(1, ordering: .relaxed)
         }
-        return try await body(Subscription(id: id, events: events, keepalive: outbox, dropped: dropped, positions: positions))
+        return try await body(Subscription(id: id, events: events, outbox: outbox, ended: ended, positions: positions))
+    }
+
+    /// Every client's clock, until cancelled: each `every`, ends the clients whose token has expired and sends the
+    /// keep-alives that are due. A token expires at most `every` late.
+    func runClock(every: Duration = .seconds(1)) async {
+        while (try? await Task.sleep(for: every)) != nil {
+            tick(now: Date(), instant: .now)
+        }
+    }
+
+    /// One beat of the clock.
+    func tick(now: Date, instant: ContinuousClock.Instant) {
+        state.withLock { state in
+            for (id, client) in state.clients {
+                if client.expiresAt <= now {
+                    // Its session closes with the reason and leaves (removing it); nothing more is queued for it.
+                    state.clients[id] = nil
+                    client.end.yield(.expired)
+                } else if let every = client.keepaliveEvery, instant - client.lastKeepalive >= every {
+                    state.clients[id]?.lastKeepalive = instant
+                    client.outbox.yield(.keepalive)
+                }
+            }
+        }
     }
 
     /// Offers `events` (in stream order) to every client they fit; a client whose queue overflows is dropped.
@@ -100,7 +145,7 @@ public final class ClientHub: Sendable {
         state.withLock { state in
             for id in overflowed {
                 guard let client = state.clients.removeValue(forKey: id) else { continue }
-                client.drop.yield()
+                client.end.yield(.slow)
                 client.outbox.finish()
             }
         }

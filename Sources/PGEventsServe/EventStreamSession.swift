@@ -41,20 +41,20 @@ struct EventStreamSession {
             status: .ok, headers: headers,
             body: .init { writer in
                 let streams = gateway.configuration.streamKeys
-                let result: Void? = try await gateway.hub.withSubscription(admitted.filter) { subscription in
+                // Keep-alive comments come from the hub's clock through the client's own queue, so they never overtake a
+                // message.
+                let result: Void? = try await gateway.hub.withSubscription(
+                    admitted.filter, expiresAt: admitted.identity.expiresAt, keepaliveEvery: .seconds(gateway.configuration.clients.pingInterval)
+                ) { subscription in
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        // Keep-alive comments through the client's own queue, so they never overtake a message.
-                        group.addTask {
-                            while true {
-                                try await Task.sleep(for: .seconds(gateway.configuration.clients.pingInterval))
-                                subscription.keepalive.yield(.keepalive)
-                            }
-                        }
                         // A client dropped for slowness, or whose token expired, loses its socket: a write stuck on
                         // it then fails and the response ends. EventSource reconnects with Last-Event-ID.
                         group.addTask {
-                            for await _ in subscription.dropped {
-                                gateway.logger.info("SSE client too slow; disconnecting")
+                            for await reason in subscription.ended {
+                                switch reason {
+                                case .slow: gateway.logger.info("SSE client too slow; disconnecting")
+                                case .expired: gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
+                                }
                                 try? await channel.close()
                             }
                         }
@@ -63,12 +63,7 @@ struct EventStreamSession {
                             let (closed, signal) = AsyncStream<Void>.makeStream()
                             channel.closeFuture.whenComplete { _ in signal.finish() }
                             for await _ in closed {}  // ends when the channel closes, or when the group is cancelled
-                            if !Task.isCancelled { subscription.keepalive.finish() }
-                        }
-                        group.addTask {
-                            try await Task.sleep(for: .seconds(max(0, admitted.identity.expiresAt.timeIntervalSinceNow)))
-                            gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
-                            try? await channel.close()
+                            if !Task.isCancelled { subscription.outbox.finish() }
                         }
                         try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
                         try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in

@@ -61,6 +61,8 @@ public final class ServeService: Service, Sendable {
                 }
             }
             group.addTask { try await application.run() }
+            let hub = gateway.hub
+            group.addTask { await hub.runClock() }
             try await group.next()
             // One ended (the server on shutdown, or with an error): stop the other.
             stopping.set()
