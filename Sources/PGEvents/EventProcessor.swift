@@ -44,7 +44,8 @@ public struct EventProcessor: Service {
         } else if let wal = configuration.wal {
             WalSource(
                 name: configuration.consumer, slot: wal.slot, publication: wal.publication, messages: wal.messages,
-                channels: Set(configuration.channels.map(\.name)), logger: logger)
+                channels: Set(configuration.channels.map(\.name)),
+                waitsForVisibility: configuration.channels.contains { $0.pipeline.fetch != nil }, logger: logger)
         } else {
             JournalSource(name: configuration.consumer)
         }

@@ -53,8 +53,16 @@ public actor WalSource: EventSource {
         }
     }
 
-    public init(name: String, slot: String, publication: String, messages: Bool = true, channels: Set<String>, logger: Logger) {
+    /// Whether a chunk is handed out only once its transactions are visible to new snapshots (``WalVisibility``):
+    /// needed when the pipeline looks rows up.
+    public nonisolated let waitsForVisibility: Bool
+
+    public init(
+        name: String, slot: String, publication: String, messages: Bool = true, channels: Set<String>, waitsForVisibility: Bool = false,
+        logger: Logger
+    ) {
         self.name = name
+        self.waitsForVisibility = waitsForVisibility
         self.slot = slot
         self.publication = publication
         self.messages = messages
@@ -90,6 +98,7 @@ public actor WalSource: EventSource {
         }
         let stream = try await openStream()
         let read = try await stream.read(limit: limit, maxBytes: maxBytes)
+        if waitsForVisibility { try await WalVisibility.waitUntilVisible(read.transactionIDs, on: connection, logger: logger) }
         if let last = EventPosition(read.events.last) { handedOut = last }
         return EventChunk(events: read.events, completesBatch: read.drained, position: Int64(bitPattern: read.position.rawValue))
     }

@@ -25,6 +25,8 @@ actor WalStream {
         var position: LogSequenceNumber
         /// Nothing more was waiting.
         var drained: Bool
+        /// The transaction IDs (32 bits, as pgoutput sends them) of the events, each once.
+        var transactionIDs: [UInt32]
     }
 
     private let channels: Set<String>
@@ -33,7 +35,7 @@ actor WalStream {
     /// Each relation's encoder, and whether its channel is delivered (decided once per description, not per row).
     private var tables: [UInt32: (table: WalChangeEncoder.Table, delivered: Bool)] = [:]
     /// The transaction being read: its commit LSN, commit time, and the index of its next change.
-    private var open: (lsn: LogSequenceNumber, time: Date, next: Int64)?
+    private var open: (lsn: LogSequenceNumber, time: Date, next: Int64, xid: UInt32)?
     private var finished: LogSequenceNumber
     private var serverEnd: LogSequenceNumber = .zero
     /// The LSN last sent to the server as flushed.
@@ -57,18 +59,21 @@ actor WalStream {
         var bytes = 0
         var drained = false
         var replyRequested = false
+        var transactionIDs: [UInt32] = []
         while events.count < limit, bytes < maxBytes {
             // One copy of each message out of libpq (a few hundred bytes): the decoding then owns its bytes.
             guard let message = try connection.assumeIsolated({ connection in try connection.readCopyData { Array($0) } }) else {
                 drained = true
                 break
             }
+            let before = events.count
             try message.withUnsafeBytes { try handle($0, into: &events, bytes: &bytes, replyRequested: &replyRequested) }
+            if events.count > before, let xid = open?.xid, transactionIDs.last != xid { transactionIDs.append(xid) }
         }
         if replyRequested { try confirm(confirmed, force: true) }
         var position = finished
         if drained, open == nil, serverEnd > position { position = serverEnd }
-        return Read(events: events, position: position, drained: drained)
+        return Read(events: events, position: position, drained: drained, transactionIDs: transactionIDs)
     }
 
     /// Tells the server that everything up to `position` is delivered (a standby status update), when it moves
@@ -104,8 +109,8 @@ actor WalStream {
 
     private func decode(_ message: PgOutputMessage, into events: inout [SourceEvent], bytes: inout Int) throws {
         switch message {
-        case .begin(let lsn, let time, _):
-            open = (lsn, Self.date(postgresMicroseconds: time), 0)
+        case .begin(let lsn, let time, let xid):
+            open = (lsn, Self.date(postgresMicroseconds: time), 0, xid)
         case .commit(_, let end, _):
             open = nil
             finished = max(finished, end)
