@@ -258,9 +258,15 @@ final class HTTPProcess: Sendable {
     static func start(_ executable: String, directory: String, name: String, databaseURL: String, redis: TemporaryRedis) throws
         -> HTTPProcess
     {
+        try start(executable, directory: directory, name: name, databaseURL: databaseURL, redisURL: redis.url)
+    }
+
+    static func start(_ executable: String, directory: String, name: String, databaseURL: String, redisURL: String) throws
+        -> HTTPProcess
+    {
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PGEVENTS_") }
         environment["DATABASE_URL"] = databaseURL
-        environment["REDIS_URL"] = redis.url
+        environment["REDIS_URL"] = redisURL
         environment["PGEVENTS_LOG_FORMAT"] = "json"
         environment["PGEVENTS_HTTP"] = "127.0.0.1:0"
         let log = directory + "/\(name).log"

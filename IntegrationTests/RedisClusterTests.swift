@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PGEvents
 import PGEventsHarness
+import PGEventsPostgres
 import PGEventsRedis
 import Testing
 
@@ -233,6 +234,39 @@ struct RedisClusterProcessorTests {
             }
         }
         await writer.close()
+    }
+}
+
+@Suite("pgevents process on a Redis Cluster, from the command line", .serialized)
+struct RedisClusterCommandTests {
+    @Test("REDIS_URL=redis+cluster://…: jobs reach the cluster, /readyz pings every primary, dead-letters list reads the cluster")
+    func processOnACluster() async throws {
+        let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
+        let database = try await journalDatabase()
+        try await withTemporaryRedisCluster { cluster in
+            let directory = try migrationDirectory(["processor.yml": ProcessHTTPTests.configuration])
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let process = try HTTPProcess.start(
+                executable, directory: directory, name: "cluster", databaseURL: database.url, redisURL: cluster.url)
+            defer { process.stop() }
+            try await process.waitUntil("/readyz", status: 200, containing: "leader: delivering")
+            try await PostgresConnection.withConnection(database.configuration) { writer in
+                try await writer.query("INSERT INTO events (body) VALUES ('through the cluster')")
+            }
+            try await RedisCluster.withCluster(cluster.configuration) { client in
+                try await withTimeout(60) {
+                    while try await items(client, "jobs").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                #expect(try await items(client, "jobs").count == 1)
+            }
+            var environment = ProcessInfo.processInfo.environment
+            environment["REDIS_URL"] = cluster.url
+            let listed = try await runChild(executable, ["dead-letters", "list"], environment: environment)
+            #expect(listed.termination == .exited(0) && listed.output.contains("pgevents:dead: 0 dead letter(s)"), "\(listed)")
+            // One primary gone (no replica to take over): /readyz says so.
+            await cluster.nodes[2].stop(graceful: false)
+            try await process.waitUntil("/readyz", status: 503, containing: "Redis does not answer")
+        }
     }
 }
 
