@@ -25,7 +25,11 @@ struct RedisClusterClientTests {
             try await RedisCluster.withCluster(cluster.configuration) { client in
                 #expect(try await client.primaries().count == 3)
                 let oracle = try await cluster.nodes[0].connect()
-                var keys = spreadKeys + ["{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "é{ü}", "", "{", "}{", "pgevents:seen:app:1:delivered:{jobs}"]
+                var keys =
+                    spreadKeys + [
+                        "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap", "é{ü}", "", "{", "}{",
+                        "pgevents:seen:app:1:delivered:{jobs}",
+                    ]
                 keys += (0..<200).map { "key:\($0):\(UUID().uuidString)" }
                 for key in keys {
                     let slot = try await oracle.command("CLUSTER", "KEYSLOT", RedisArgument(key)).integer
@@ -154,7 +158,8 @@ struct RedisClusterWriterTests {
                 #expect(batchLetters.count == 1 && batchLetters.first?.contains("WRONGTYPE") == true)
 
                 // A queue whose hashed part holds a '}' cannot share a slot with anything: a permanent failure.
-                let untaggable = try await writer.write([Job(event: tenth, destination: .list("a}b"), body: "x")], consumer: "app:1", on: sink)
+                let untaggable = try await writer.write(
+                    [Job(event: tenth, destination: .list("a}b"), body: "x")], consumer: "app:1", on: sink)
                 #expect(untaggable.failures.first?.permanent == true && untaggable.failures.first?.message.contains("hash tag") == true)
             }
         }
@@ -191,7 +196,8 @@ struct RedisClusterProcessorTests {
             try await RedisCluster.withCluster(cluster.configuration) { client in
                 let victim = try #require(cluster.node(at: try await client.primary(forSlot: RedisHashSlot.of("jobs:a"))))
                 try await withRunningProcessor(
-                    EventProcessor(configuration: configuration, postgres: database.configuration, redis: cluster.configuration, logger: logger)
+                    EventProcessor(
+                        configuration: configuration, postgres: database.configuration, redis: cluster.configuration, logger: logger)
                 ) {
                     for index in 1...300 {
                         try await writer.query("INSERT INTO events (body) VALUES ($1)", ["\(index)"])
@@ -230,7 +236,9 @@ struct RedisClusterProcessorTests {
                 let failing = await ConfigurationCheck.run(
                     configuration, postgres: database.configuration, redis: cluster.configuration, logger: logger)
                 let eviction = try #require(failing.first { $0.subject == "redis eviction" })
-                #expect(!eviction.passed && eviction.message.contains("allkeys-lru") && eviction.message.contains(":\(evicting.port)"), "\(eviction)")
+                #expect(
+                    !eviction.passed && eviction.message.contains("allkeys-lru") && eviction.message.contains(":\(evicting.port)"),
+                    "\(eviction)")
             }
         }
         await writer.close()

@@ -18,7 +18,8 @@ struct WalVisibilityTests {
                 try await writer.execute("CREATE TABLE IF NOT EXISTS visibility_probe (n int)")
                 try await writer.execute("BEGIN")
                 try await writer.execute("INSERT INTO visibility_probe VALUES (1)")
-                let full = try #require(try await writer.query("SELECT pg_current_xact_id()::text AS xid").first?.decode(String.self, column: "xid"))
+                let full = try #require(
+                    try await writer.query("SELECT pg_current_xact_id()::text AS xid").first?.decode(String.self, column: "xid"))
                 let xid = try #require(UInt64(full).map { UInt32(truncatingIfNeeded: $0) })
                 let returned = ReturnedFlag()
                 try await withThrowingTaskGroup(of: Void.self) { group in

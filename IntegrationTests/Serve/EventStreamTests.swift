@@ -68,7 +68,8 @@ struct EventStreamTests {
                     "exp": .number(Date().timeIntervalSince1970 + 3),
                 ])
                 // Read until the server ends the response (the reader's own limit is 30 s).
-                let response = try await RawEventStream.get(port: gateway.port, pathAndQuery: gateway.pathAndQuery("/events", ["token": token]))
+                let response = try await RawEventStream.get(
+                    port: gateway.port, pathAndQuery: gateway.pathAndQuery("/events", ["token": token]))
                 #expect(response.status == 200)
                 #expect(response.body.components(separatedBy: ": keep-alive").count - 1 >= 1, "\(response.body)")
                 #expect(gateway.metrics.tokensExpired.load(ordering: .relaxed) == 1)

@@ -95,7 +95,8 @@ public final class TemporaryRedis: Sendable {
             let scratch = try ScratchDirectory.create(kind: "redis")
             let run = scratch.file("run")
             let process = ServerProcess(name: "redis-server", scratch: scratch)
-            let server = TemporaryRedis(port: port, version: version, password: configuration.password ?? randomHex(bytes: 24), process: process)
+            let server = TemporaryRedis(
+                port: port, version: version, password: configuration.password ?? randomHex(bytes: 24), process: process)
             do {
                 mkdir(run, 0o700)
                 try user?.own(run)

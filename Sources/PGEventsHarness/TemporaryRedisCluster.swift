@@ -84,7 +84,8 @@ public final class TemporaryRedisCluster: Sendable {
                         logger: logger))
             }
             let cluster = TemporaryRedisCluster(nodes: nodes, password: password)
-            try await cluster.build(primaries: configuration.primaries, busPorts: busPorts, timeoutSeconds: configuration.startupTimeoutSeconds)
+            try await cluster.build(
+                primaries: configuration.primaries, busPorts: busPorts, timeoutSeconds: configuration.startupTimeoutSeconds)
             logger.info("redis cluster started", metadata: ["primaries": "\(configuration.primaries)", "nodes": "\(count)"])
             return cluster
         } catch {

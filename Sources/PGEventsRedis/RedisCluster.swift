@@ -118,7 +118,8 @@ public actor RedisCluster {
                 needsRefresh = true
                 throw RedisError(
                     code: .server,
-                    message: "TRYAGAIN hash slot \(slot) was redirected \(Self.maximumRedirections) times (last: \(message)); the cluster is being resharded",
+                    message:
+                        "TRYAGAIN hash slot \(slot) was redirected \(Self.maximumRedirections) times (last: \(message)); the cluster is being resharded",
                     command: commands[first].first.map(RedisConnection.commandName))
             }
             let rest = Array(commands[first...])

@@ -26,7 +26,9 @@ public struct RedisNodeAddress: Sendable, Hashable, CustomStringConvertible {
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
         }
-        guard !host.isEmpty, !host.contains("/"), let port = RedisConfiguration.number(portText), (1...65535).contains(port) else { return nil }
+        guard !host.isEmpty, !host.contains("/"), let port = RedisConfiguration.number(portText), (1...65535).contains(port) else {
+            return nil
+        }
         self.init(host: String(host), port: port)
     }
 

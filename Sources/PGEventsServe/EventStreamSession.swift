@@ -44,7 +44,8 @@ struct EventStreamSession {
                 // Keep-alive comments come from the hub's clock through the client's own queue, so they never overtake a
                 // message.
                 let result: Void? = try await gateway.hub.withSubscription(
-                    admitted.filter, expiresAt: admitted.identity.expiresAt, keepaliveEvery: .seconds(gateway.configuration.clients.pingInterval)
+                    admitted.filter, expiresAt: admitted.identity.expiresAt,
+                    keepaliveEvery: .seconds(gateway.configuration.clients.pingInterval)
                 ) { subscription in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         // A client dropped for slowness, or whose token expired, loses its socket: a write stuck on

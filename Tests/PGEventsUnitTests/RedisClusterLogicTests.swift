@@ -54,7 +54,8 @@ struct RedisClusterLogicTests {
     }
 
     @Test func clusterURLs() throws {
-        let configuration = try RedisConfiguration("redis+cluster://:s3cret@10.0.0.1:7000?addr=10.0.0.2:7001&addr=[::1]:7002&command_timeout=2")
+        let configuration = try RedisConfiguration(
+            "redis+cluster://:s3cret@10.0.0.1:7000?addr=10.0.0.2:7001&addr=[::1]:7002&command_timeout=2")
         #expect(configuration.isCluster)
         #expect(configuration.address == RedisNodeAddress(host: "10.0.0.1", port: 7000))
         #expect(configuration.clusterSeeds == [.init(host: "10.0.0.2", port: 7001), .init(host: "::1", port: 7002)])
@@ -77,7 +78,9 @@ struct RedisClusterLogicTests {
 
     @Test func slotMapFromClusterSlots() throws {
         let asked = RedisNodeAddress(host: "10.0.0.9", port: 7000)
-        func node(_ host: String, _ port: Int64) -> RedisReply { .array([.bulk(Array(host.utf8)), .integer(port), .bulk(Array("id".utf8))]) }
+        func node(_ host: String, _ port: Int64) -> RedisReply {
+            .array([.bulk(Array(host.utf8)), .integer(port), .bulk(Array("id".utf8))])
+        }
         let reply = RedisReply.array([
             .array([.integer(0), .integer(5460), node("", 7000), node("10.0.0.2", 7003)]),
             .array([.integer(5461), .integer(10922), node("10.0.0.2", 7001)]),
@@ -91,7 +94,9 @@ struct RedisClusterLogicTests {
         #expect(map.coveredSlots == 10923)
         #expect(map.distinctPrimaries == [asked, .init(host: "10.0.0.2", port: 7001)])
         #expect(map.nodes.count == 3)
-        #expect(throws: RedisError.self) { try RedisClusterSlots(parsing: .array([.array([.integer(5), .integer(2), node("a", 1)])]), askedNode: asked) }
+        #expect(throws: RedisError.self) {
+            try RedisClusterSlots(parsing: .array([.array([.integer(5), .integer(2), node("a", 1)])]), askedNode: asked)
+        }
         #expect(throws: RedisError.self) { try RedisClusterSlots(parsing: .integer(1), askedNode: asked) }
     }
 
@@ -102,7 +107,8 @@ struct RedisClusterLogicTests {
         #expect(keys.batchIndex == "pgevents:seen:app:1:batches:{jobs}")
         #expect(keys.deadLetters == "pgevents:dead:{jobs}")
         let slot = RedisHashSlot.of("jobs")
-        #expect([keys.delivered, keys.batchIndex, keys.batchIndex + ":order", keys.deadLetters].allSatisfy { RedisHashSlot.of($0) == slot })
+        #expect(
+            [keys.delivered, keys.batchIndex, keys.batchIndex + ":order", keys.deadLetters].allSatisfy { RedisHashSlot.of($0) == slot })
         let batch = BatchDestination(
             queue: "jobs", sink: .list, streamMaxLength: nil, channel: "parcels", group: #"{"event.op":"INSERT"}"#,
             spec: BatchSpec(maxItems: 10, maxAge: .seconds(2)))

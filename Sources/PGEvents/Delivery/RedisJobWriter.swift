@@ -168,7 +168,8 @@ public struct RedisJobWriter: Sendable {
     private func command(sha: String, slice: ArraySlice<Job>, keys: Keys, failedFields: [String]) -> [RedisArgument] {
         var declared = DeclaredKeys([keys.delivered, keys.batchIndex, keys.batchIndex + ":order", keys.deadLetters])
         var arguments: [RedisArgument] = [
-            RedisArgument(keys.delivered), RedisArgument(keys.batchIndex), RedisArgument(keys.deadLetters), RedisArgument(failedFields.count),
+            RedisArgument(keys.delivered), RedisArgument(keys.batchIndex), RedisArgument(keys.deadLetters),
+            RedisArgument(failedFields.count),
         ]
         arguments.reserveCapacity(arguments.count + failedFields.count + slice.count * 5)
         for field in failedFields { arguments.append(RedisArgument(field)) }

@@ -81,7 +81,10 @@ public final class ProcessorStatus: Sendable {
             if let problem { return (false, "\(role.rawValue), but delivery is retrying: \(problem)") }
             switch role {
             case .leader: return (true, "leader: delivering")
-            case .forwarding: return (true, "forwarding: listening, pushing notifications to Redis (notify-only: what is sent while disconnected is lost)")
+            case .forwarding:
+                return (
+                    true, "forwarding: listening, pushing notifications to Redis (notify-only: what is sent while disconnected is lost)"
+                )
             default: return (true, "standby: healthy, waiting for the leader lock" + (leaderHolder.map { " (held by \($0))" } ?? ""))
             }
         }
