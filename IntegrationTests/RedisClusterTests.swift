@@ -166,6 +166,43 @@ struct RedisClusterWriterTests {
     }
 }
 
+@Suite("WAIT on a Redis Cluster", .serialized)
+struct RedisClusterWaitTests {
+    @Test("wait: WAIT goes to the primaries a chunk wrote to: one whose replica is gone holds its own slots' chunks only")
+    func waitsOnWrittenPrimariesOnly() async throws {
+        try await withTemporaryRedisCluster(.init(replicasPerPrimary: 1)) { cluster in
+            try await RedisCluster.withCluster(cluster.configuration) { client in
+                let sink = RedisSink.cluster(client)
+                let wait = RedisWait(replicas: 1, timeout: .milliseconds(500))
+                let writer = RedisJobWriter()
+                let held = try await client.primary(forSlot: RedisHashSlot.of("jobs:a"))
+                // The replica of the primary of jobs:a stops.
+                let replicaOfHeld = try #require(
+                    try await cluster.nodes.asyncMapSerial { node -> (TemporaryRedis, String) in
+                        let info = try await RedisConnection.withConnection(node.configuration) {
+                            try await $0.command("INFO", "replication").string ?? ""
+                        }
+                        return (node, info)
+                    }.first { $0.1.contains("role:slave") && $0.1.contains("master_port:\(held.port)") }?.0)
+                await replicaOfHeld.stop(graceful: false)
+                let event = SourceEvent(seq: 1, channel: "c", payload: "x", createdAt: Date())
+                var other: String?
+                for key in ["jobs:b", "{jobs}:c", "stream:d", "batches:e"]
+                where try await client.primary(forSlot: RedisHashSlot.of(key)) != held {
+                    other = key
+                    break
+                }
+                let elsewhere = try #require(other)
+                _ = try await writer.write([Job(event: event, destination: .list(elsewhere), body: "x")], consumer: "w:1", on: sink)
+                try await wait.wait(on: sink)  // only the other primary was written: its replica answers
+                _ = try await writer.write([Job(event: event, destination: .list("jobs:a"), body: "x")], consumer: "w:1", on: sink)
+                let error = await #expect(throws: RedisError.self) { try await wait.wait(on: sink) }
+                #expect(error?.code == .timeout && error?.message.contains("0 of 1 replica") == true, "\(String(describing: error))")
+            }
+        }
+    }
+}
+
 @Suite("The processor on a Redis Cluster, through a primary's failure", .serialized)
 struct RedisClusterProcessorTests {
     @Test(

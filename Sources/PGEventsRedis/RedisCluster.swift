@@ -26,6 +26,8 @@ public actor RedisCluster {
     private var connections: [RedisNodeAddress: RedisConnection] = [:]
     private var needsRefresh = true
     private var isClosed = false
+    /// The nodes sent commands since ``takeConnectionsUsed()`` last looked.
+    private var used: Set<RedisNodeAddress> = []
 
     /// Redirections followed for one command before giving up (a cluster being resharded moves a slot once).
     public static let maximumRedirections = 5
@@ -190,10 +192,18 @@ public actor RedisCluster {
     /// Whether the client is open (a broken node connection is opened again on the next command).
     public var isUsable: Bool { !isClosed }
 
+    /// The open connections that were sent commands since the last call (for `WAIT`, which counts a connection's own
+    /// writes: a primary this client did not write to has nothing to wait for).
+    public func takeConnectionsUsed() -> [RedisConnection] {
+        defer { used = [] }
+        return used.sorted { $0.description < $1.description }.compactMap { connections[$0] }
+    }
+
     // MARK: Sending
 
     private func send(_ commands: [[RedisArgument]], to node: RedisNodeAddress, asking: Bool) async throws(RedisError) -> [RedisReply] {
         let connection = try await connection(to: node)
+        used.insert(node)
         do {
             if !asking { return try await connection.pipeline(commands) }
             // ASKING holds for the next command only: one before each.

@@ -57,8 +57,17 @@ public enum RedisSink: Sendable, ClosableResource {
         }
     }
 
+    /// The connections written to since the last call: the server, or the cluster's primaries that were sent
+    /// commands (for `WAIT`, which counts each connection's own writes).
+    public func serversWritten() async -> [RedisConnection] {
+        switch self {
+        case .server(let connection): [connection]
+        case .cluster(let cluster): await cluster.takeConnectionsUsed()
+        }
+    }
+
     /// A connection to each server that holds data: the server, or every primary of the cluster (for `CONFIG GET`
-    /// and `WAIT`, which are per server).
+    /// and `PING`, which are per server).
     public func servers() async throws(RedisError) -> [RedisConnection] {
         switch self {
         case .server(let connection):

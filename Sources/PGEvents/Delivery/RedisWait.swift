@@ -24,11 +24,11 @@ public struct RedisWait: Sendable, Equatable {
         self.appendOnly = appendOnly
     }
 
-    /// Waits for the writes so far — on a cluster, on every primary (those not written to answer at once); throws
-    /// `RedisError` (an outage: hold and retry) when fewer replicas than asked answered in time, and `ProcessorError`
-    /// when the server has no `WAITAOF`.
+    /// Waits for the writes since the last wait — on a cluster, on each primary that was written to (a primary left
+    /// without a replica holds only the chunks that wrote to it); throws `RedisError` (an outage: hold and retry)
+    /// when fewer replicas than asked answered in time, and `ProcessorError` when the server has no `WAITAOF`.
     public func wait(on redis: RedisSink) async throws {
-        for server in try await redis.servers() { try await wait(on: server) }
+        for server in await redis.serversWritten() { try await wait(on: server) }
     }
 
     /// Waits for the writes of this connection so far.
