@@ -52,9 +52,10 @@ struct FaultTests {
             try await withRunningListener(listener) { recorder in
                 let connected = try await recorder.waitFor(timeout: 20) { if case .connected = $0 { true } else { false } }
                 let sender = try await server.connect()  // opened now: nothing can connect while the server is frozen
+                // Taken before pausing: on a loaded machine the heartbeat can notice the freeze before pause() returns.
+                let pausedIndex = recorder.entries.count - 1
                 try await server.pause()
                 let paused = ContinuousClock.now
-                let pausedIndex = recorder.entries.count - 1
                 let lost = try await recorder.waitFor(after: max(pausedIndex, connected.index), timeout: 15) {
                     if case .disconnected = $0 { true } else { false }
                 }
