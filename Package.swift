@@ -173,6 +173,9 @@ let package = Package(
                 "PGEventsServe", "PGEventsOps",
                 "PGEventsCLI",  // the bench output options' validation
                 .product(name: "Metrics", package: "swift-metrics"),
+                // NIO's in-memory channel, for serve's WebSocket feed.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             path: "Tests/PGEventsUnitTests",
             swiftSettings: strict

@@ -19,15 +19,6 @@ struct BroadcastSession {
         static let refused = WebSocketErrorCode.policyViolation
     }
 
-    private enum Ending: Sendable {
-        case clientLeft
-        case slow
-        case expired
-        case feedEnded
-        /// The client broke the protocol or the size limit: Hummingbird closes with the code the error carries.
-        case inboundFailed(any Error)
-    }
-
     func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: WebSocketRouterContext<ServeRequestContext>)
         async throws
     {
@@ -44,68 +35,31 @@ struct BroadcastSession {
         case .success(let value):
             admitted = value
         }
+        let gateway = self.gateway
+        let identity = admitted.identity
         let channel = context.requestContext.channel
-        let subscribed: Void? = try await gateway.hub.withSubscription(admitted.filter, expiresAt: admitted.identity.expiresAt) {
-            subscription in
-            let ending = await withTaskGroup(of: Ending.self) { group in
-                group.addTask {
-                    do {
-                        try await gateway.feed.run(subscription, filter: admitted.filter, since: admitted.since) { delivery in
-                            switch delivery {
-                            case .message(let message, _):
-                                // The frame's bytes are the event's, shared: nothing is copied per client.
-                                try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message.bytes)))
-                                gateway.metrics.messagesSent.add(1, ordering: .relaxed)
-                            case .gap(let text, _):
-                                try await outbound.write(.text(text))
-                                gateway.metrics.messagesSent.add(1, ordering: .relaxed)
-                            case .keepalive:
-                                break  // WebSocket pings are Hummingbird's (autoPing)
-                            }
-                        }
-                    } catch {
-                        return .clientLeft  // a write failed: the connection is gone
+        let farewell: @Sendable (ClientHub.Ending) -> SocketFeed.Farewell = { Self.farewell($0, identity: identity, gateway: gateway) }
+        let subscribed: Void? = try await gateway.hub.withSocketFeed(
+            admitted.filter, channel: channel, since: admitted.since?.positions, expiresAt: identity.expiresAt,
+            closeTimeout: .milliseconds(Int64(gateway.configuration.clients.closeTimeout * 1000)), farewell: farewell
+        ) { subscription in
+            // Live messages, and the hub's ending of this client (too slow, token expired), go from the hub to the
+            // channel on its event loop (SocketFeed). This task only reads what the client sends (and, resuming,
+            // replays what it missed), until the connection closes.
+            if let since = admitted.since {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        await replay(
+                            since: since, subscription: subscription, filter: admitted.filter, outbound: outbound, channel: channel)
                     }
-                    return .feedEnded
+                    try await readMessages(inbound: inbound, outbound: outbound, identity: identity)
+                    group.cancelAll()
                 }
-                // The hub ends a client that is too slow or whose token expired (its clock: no timer per client).
-                group.addTask {
-                    for await reason in subscription.ended {
-                        switch reason {
-                        case .slow: return .slow
-                        case .expired: return .expired
-                        }
-                    }
-                    return .feedEnded
-                }
-                group.addTask {
-                    do {
-                        try await readMessages(inbound: inbound, outbound: outbound, identity: admitted.identity)
-                    } catch {
-                        return .inboundFailed(error)
-                    }
-                    return .clientLeft
-                }
-                let first = await group.next() ?? .clientLeft
-                if case .slow = first {
-                    // The feed task is most likely stuck writing to this client: close the socket under it.
-                    await closeSlowClient(outbound: outbound, channel: channel)
-                }
-                group.cancelAll()
-                return first
+            } else {
+                try await readMessages(inbound: inbound, outbound: outbound, identity: identity)
             }
-            switch ending {
-            case .expired:
-                gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
-                try? await outbound.write(.text(GatewayError.tokenExpired(admitted.identity).json))
-                try? await outbound.close(CloseCode.tokenExpired, reason: "token_expired")
-            case .feedEnded:
-                try? await outbound.close(.goingAway, reason: "server stopping")
-            case .inboundFailed(let error):
-                throw error
-            case .clientLeft, .slow:
-                break
-            }
+            // Nothing more from the hub: the close frame Hummingbird writes next is the last.
+            await subscription.feed.stop()
         }
         if subscribed == nil {
             try await outbound.write(.text(GatewayError.tooManyConnections.json))
@@ -113,17 +67,45 @@ struct BroadcastSession {
         }
     }
 
-    /// Sends the close frame with code 4000 behind what is already queued for the client, waits up to
-    /// `clients.close_timeout` for it to go out, and closes the connection either way.
-    private func closeSlowClient(outbound: WebSocketOutboundWriter, channel: any Channel) async {
-        gateway.logger.info("client too slow; disconnecting")
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await outbound.close(CloseCode.slowClient, reason: GatewayError.slowClient.code) }
-            group.addTask { try? await Task.sleep(for: .seconds(gateway.configuration.clients.closeTimeout)) }
-            await group.next()
-            group.cancelAll()
+    /// What a client the hub ends is told, and the counting and logging of it.
+    static func farewell(_ ending: ClientHub.Ending, identity: TokenIdentity, gateway: Gateway) -> SocketFeed.Farewell {
+        switch ending {
+        case .slow:
+            gateway.logger.info("client too slow; disconnecting")
+            return SocketFeed.Farewell(code: CloseCode.slowClient, reason: GatewayError.slowClient.code)
+        case .expired:
+            gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
+            return SocketFeed.Farewell(
+                message: GatewayError.tokenExpired(identity).json, code: CloseCode.tokenExpired, reason: "token_expired")
         }
-        try? await channel.close()
+    }
+
+    /// Writes what the client missed since `since` up to where its live feed starts, then lets the feed go live.
+    /// If the streams cannot be read, or the client is gone, the connection is closed: the client can resume again.
+    private func replay(
+        since: StreamCursor, subscription: ClientHub.SocketSubscription, filter: ClientFilter, outbound: WebSocketOutboundWriter,
+        channel: any Channel
+    ) async {
+        let gateway = self.gateway
+        do {
+            try await gateway.feed.replay(since: since, through: subscription.positions, filter: filter) { delivery in
+                switch delivery {
+                case .message(let message, _):
+                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message.bytes)))
+                case .gap(let text, _):
+                    try await outbound.write(.text(text))
+                case .keepalive:
+                    return
+                }
+                gateway.metrics.messagesSent.add(1, ordering: .relaxed)
+            }
+            // Every replayed frame is now with the channel's event loop: the held live batches go out behind them.
+            try await subscription.feed.goLive()
+        } catch {
+            guard !Task.isCancelled else { return }
+            gateway.logger.warning("replay to a resuming client failed; closing it", metadata: ["error": "\(error)"])
+            try? await channel.close()
+        }
     }
 
     /// Answers the client's text messages (SQL when enabled) until it closes or breaks the size limit. The
