@@ -171,10 +171,14 @@ func webSocket(
 func addJob(_ redis: RedisConnection, stream: String, channel: String = "changes", payload: String, maxLength: Int? = nil) async throws
     -> String
 {
+    try #require(try await redis.command(jobEntry(stream: stream, channel: channel, payload: payload, maxLength: maxLength)).string)
+}
+
+/// The `XADD` of a single job's entry, as the processor's `sink: stream` writes it.
+func jobEntry(stream: String, channel: String = "changes", payload: String, maxLength: Int? = nil) -> [RedisArgument] {
     var arguments: [RedisArgument] = ["XADD", RedisArgument(stream)]
     if let maxLength { arguments += ["MAXLEN", RedisArgument(maxLength)] }
-    arguments += [
+    return arguments + [
         "*", "seq", "1", "channel", RedisArgument(channel), "payload", RedisArgument(payload), "created_at", "2026-01-01T00:00:00Z",
     ]
-    return try #require(try await redis.command(arguments).string)
 }

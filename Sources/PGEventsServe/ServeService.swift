@@ -28,13 +28,6 @@ public final class ServeService: Service, Sendable {
         environment: [String: String] = ProcessInfo.processInfo.environment,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
-        guard !redis.isCluster else {
-            throw RedisError(
-                code: .invalidConfiguration,
-                message:
-                    "serve reads the processor's streams from one Redis server; a Redis Cluster (redis+cluster://) is not supported by serve yet: point serve at a standalone Redis, or at one node per stream with redis://"
-            )
-        }
         let verifier = try await TokenVerifier.make(configuration.auth, environment: environment)
         let authorizer = RelationAuthorizer(urlTemplate: databaseURL, privilege: configuration.auth.privilege, logger: logger)
         self.gateway = Gateway(

@@ -1,4 +1,5 @@
 import Logging
+import PGEvents
 import PGEventsRedis
 
 /// The entries a resuming client missed, read with `XRANGE` on a connection opened for that client and closed
@@ -26,7 +27,7 @@ struct StreamHistory: Sendable {
             return from < to
         }
         guard !wanted.isEmpty else { return }
-        let connection = try await RedisConnection.connect(redis, logger: logger)
+        let connection = try await RedisSink.connect(redis, logger: logger)
         do {
             for stream in wanted {
                 guard var after = since[stream.key], let end = through[stream.key] else { continue }
@@ -35,7 +36,8 @@ struct StreamHistory: Sendable {
                 }
                 while after < end {
                     let reply = try await connection.command(
-                        "XRANGE", RedisArgument(stream.key), RedisArgument("(\(after)"), RedisArgument(end.description), "COUNT", "500")
+                        ["XRANGE", RedisArgument(stream.key), RedisArgument("(\(after)"), RedisArgument(end.description), "COUNT", "500"],
+                        slotOf: stream.key)
                     let entries = try StreamEntry.entries(stream: stream.key, from: reply)
                     guard let last = entries.last else { break }
                     for entry in entries { try await deliver(.event(GatewayEvent(entry: entry, stream: stream))) }
@@ -52,13 +54,13 @@ struct StreamHistory: Sendable {
     /// Whether entries after `after` may have been trimmed away (MAXLEN): the stream no longer holds `after`
     /// itself and its oldest entry is younger. (Redis does not record what MAXLEN trimmed, only what XDEL
     /// deleted, so "may": the entry right after `after` could be the oldest kept.) `0-0` asks for everything kept.
-    static func mayHaveLost(_ connection: RedisConnection, _ key: String, after: StreamID) async throws -> Bool {
+    static func mayHaveLost(_ connection: RedisSink, _ key: String, after: StreamID) async throws -> Bool {
         guard after != .zero else { return false }
         let oldest = try StreamEntry.entries(
-            stream: key, from: try await connection.command("XRANGE", RedisArgument(key), "-", "+", "COUNT", "1"))
+            stream: key, from: try await connection.command(["XRANGE", RedisArgument(key), "-", "+", "COUNT", "1"], slotOf: key))
         guard let first = oldest.first?.id, first > after else { return false }
         let kept = try await connection.command(
-            "XRANGE", RedisArgument(key), RedisArgument(after.description), RedisArgument(after.description))
+            ["XRANGE", RedisArgument(key), RedisArgument(after.description), RedisArgument(after.description)], slotOf: key)
         return try StreamEntry.entries(stream: key, from: kept).isEmpty
     }
 }
