@@ -2,8 +2,8 @@ import NIOCore
 import NIOWebSocket
 
 /// A WebSocket client's live messages, written by the hub straight to the client's channel on the channel's own
-/// event loop: no task, no wake-up and no queue object per client. The hub hands each event loop a published
-/// batch once, and the loop writes it to each of its clients and flushes each once.
+/// event loop: no task, no wake-up and no queue object per client. The hub hands each event loop what was
+/// published since the loop's last pass, once, and the loop writes it to each of its clients and flushes each once.
 ///
 /// The client's queue is what its channel holds but has not yet written to the socket: a client whose channel
 /// holds more than `capacity` messages is not keeping up, and is ended (`onOverflow`) without slowing anyone else.
