@@ -4,7 +4,7 @@ import Synchronization
 
 /// The connected clients and the live end of every stream: the stream reader publishes each entry here once,
 /// and every client whose filter it fits gets it, within its own bound. Publishing never waits for a client: a
-/// client that falls behind its bound is dropped (its subscription's `ended` says `.slow`) and the others go on.
+/// client that falls behind its bound is dropped (ended as `.slow`) and the others go on.
 ///
 /// A WebSocket client is a ``SocketFeed``, written to on its channel's event loop by the hub's drain for that
 /// loop: no task, no queue object and no wake-up per client. An SSE client has a queue (an `AsyncStream`) that
