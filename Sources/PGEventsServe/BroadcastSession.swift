@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
+import HummingbirdCore
 import NIOCore
 import NIOWebSocket
 
@@ -19,51 +19,62 @@ struct BroadcastSession {
         static let refused = WebSocketErrorCode.policyViolation
     }
 
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, context: WebSocketRouterContext<ServeRequestContext>)
-        async throws
-    {
-        let query = context.request.uri.queryParameters
+    /// Admits the client of `channel` (upgraded on `uri`) and feeds it until its connection closes. Once it is
+    /// admitted, live messages and the hub's ending of it (too slow, token expired) go from the hub to the channel
+    /// on its event loop (``SocketFeed``), and its messages are taken there too (``SocketConnectionHandler``): this
+    /// task replays what a resuming client missed, runs its SQL when that is enabled, and otherwise only waits for
+    /// the connection to close.
+    func run(channel: any Channel, uri: URI, inbox: BroadcastInbox) async {
+        let query = uri.queryParameters
         let admitted: Gateway.Admitted
         switch await gateway.admit(
             token: query["token"].map(String.init), rel: query["rel"].map(String.init), channels: query["channels"].map(String.init),
             since: query["since"].map(String.init))
         {
         case .failure(let error):
-            try await outbound.write(.text(error.json))
-            try await outbound.close(CloseCode.refused, reason: error.code)
+            await refuse(channel, error, code: CloseCode.refused)
             return
         case .success(let value):
             admitted = value
         }
         let gateway = self.gateway
         let identity = admitted.identity
-        let channel = context.requestContext.channel
         let farewell: @Sendable (ClientHub.Ending) -> SocketFeed.Farewell = { Self.farewell($0, identity: identity, gateway: gateway) }
-        let subscribed: Void? = try await gateway.hub.withSocketFeed(
-            admitted.filter, channel: channel, since: admitted.since?.positions, expiresAt: identity.expiresAt,
-            closeTimeout: .milliseconds(Int64(gateway.configuration.clients.closeTimeout * 1000)), farewell: farewell
+        let subscribed: Void? = await gateway.hub.withSocketFeed(
+            admitted.filter, channel: channel, since: admitted.since?.positions, expiresAt: identity.expiresAt, farewell: farewell
         ) { subscription in
-            // Live messages, and the hub's ending of this client (too slow, token expired), go from the hub to the
-            // channel on its event loop (SocketFeed). This task only reads what the client sends (and, resuming,
-            // replays what it missed), until the connection closes.
             if let since = admitted.since {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        await replay(
-                            since: since, subscription: subscription, filter: admitted.filter, outbound: outbound, channel: channel)
-                    }
-                    try await readMessages(inbound: inbound, outbound: outbound, identity: identity)
-                    group.cancelAll()
-                }
-            } else {
-                try await readMessages(inbound: inbound, outbound: outbound, identity: identity)
+                await replay(since: since, subscription: subscription, filter: admitted.filter, channel: channel)
             }
-            // Nothing more from the hub: the close frame Hummingbird writes next is the last.
-            await subscription.feed.stop()
+            if let statements = inbox.statements {
+                do {
+                    try await answer(statements, channel: channel, identity: identity)
+                } catch {
+                    channel.close(promise: nil)
+                }
+            }
+            await Self.untilClosed(channel)
         }
         if subscribed == nil {
-            try await outbound.write(.text(GatewayError.tooManyConnections.json))
-            try await outbound.close(.unknown(1013), reason: GatewayError.tooManyConnections.code)
+            await refuse(channel, .tooManyConnections, code: .unknown(1013))
+        }
+    }
+
+    /// Tells the client why it is refused (GC2's error message), closes with `code`, and waits for the connection
+    /// to close (the client's close frame, or the handler's `close_timeout`).
+    private func refuse(_ channel: any Channel, _ error: GatewayError, code: WebSocketErrorCode) async {
+        channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: error.json)), promise: nil)
+        channel.writeAndFlush(
+            SocketConnectionHandler.closeFrame(code: code, reason: error.code, allocator: channel.allocator), promise: nil)
+        await Self.untilClosed(channel)
+    }
+
+    /// Returns once `channel` is closed; cancelling the task closes it.
+    private static func untilClosed(_ channel: any Channel) async {
+        await withTaskCancellationHandler {
+            try? await channel.closeFuture.get()
+        } onCancel: {
+            channel.close(promise: nil)
         }
     }
 
@@ -82,18 +93,15 @@ struct BroadcastSession {
 
     /// Writes what the client missed since `since` up to where its live feed starts, then lets the feed go live.
     /// If the streams cannot be read, or the client is gone, the connection is closed: the client can resume again.
-    private func replay(
-        since: StreamCursor, subscription: ClientHub.SocketSubscription, filter: ClientFilter, outbound: WebSocketOutboundWriter,
-        channel: any Channel
-    ) async {
+    private func replay(since: StreamCursor, subscription: ClientHub.SocketSubscription, filter: ClientFilter, channel: any Channel) async {
         let gateway = self.gateway
         do {
             try await gateway.feed.replay(since: since, through: subscription.positions, filter: filter) { delivery in
                 switch delivery {
                 case .message(let message, _):
-                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: message.bytes)))
+                    try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: message.bytes)).get()
                 case .gap(let text, _):
-                    try await outbound.write(.text(text))
+                    try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))).get()
                 case .keepalive:
                     return
                 }
@@ -102,55 +110,31 @@ struct BroadcastSession {
             // Every replayed frame is now with the channel's event loop: the held live batches go out behind them.
             try await subscription.feed.goLive()
         } catch {
-            guard !Task.isCancelled else { return }
             gateway.logger.warning("replay to a resuming client failed; closing it", metadata: ["error": "\(error)"])
-            try? await channel.close()
+            channel.close(promise: nil)
         }
     }
 
-    /// Answers the client's text messages (SQL when enabled) until it closes or breaks the size limit. The
-    /// statements run on a task of their own, one at a time and answered in order, so this loop goes on reading
-    /// while one runs: pongs are seen and pings answered, however long a statement takes.
-    private func readMessages(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, identity: TokenIdentity) async throws {
+    /// Runs the client's statements one at a time, answering each in order, until the connection closes (or an
+    /// answer cannot be written). What the client sent before it left is not run.
+    private func answer(_ statements: StatementQueue, channel: any Channel, identity: TokenIdentity) async throws {
         let gateway = self.gateway
-        guard gateway.configuration.sql.enabled else {
-            // Nothing runs, so every message is answered at once, in order, from this loop: no statement task and
-            // no queue per client (most gateways hold thousands of clients that never send anything).
-            for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
-                if case .text(let text) = message {
-                    try await outbound.write(.text(await gateway.sql.answer(text, identity: identity)))
-                } else {
-                    try await outbound.write(
-                        .text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
-                }
+        try await statements.run { item in
+            guard channel.isActive else { throw ChannelError.ioOnClosedChannel }
+            let answers: [String]
+            switch item {
+            case .statement(let text):
+                answers = [await gateway.sql.answer(text, identity: identity)]
+            case .binary:
+                answers = [BroadcastInbox.binaryRefused]
+            case .refused(let count):
+                let answer = SQLRunner.failure(
+                    "\(gateway.configuration.sql.maxQueued) statements are waiting to run on this connection; send the next when one is answered"
+                )
+                answers = Array(repeating: answer, count: count)
             }
-            return
-        }
-        let queue = StatementQueue(capacity: gateway.configuration.sql.maxQueued)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await queue.run { item in
-                    switch item {
-                    case .statement(let text):
-                        try await outbound.write(.text(await gateway.sql.answer(text, identity: identity)))
-                    case .binary:
-                        try await outbound.write(
-                            .text(GatewayError(code: "unsupported", message: "Binary messages are not accepted", status: .badRequest).json))
-                    case .refused(let count):
-                        let answer = SQLRunner.failure(
-                            "\(gateway.configuration.sql.maxQueued) statements are waiting to run on this connection; send the next when one is answered"
-                        )
-                        for _ in 0..<count { try await outbound.write(.text(answer)) }
-                    }
-                }
-            }
-            defer { group.cancelAll() }  // the client left (or broke a limit): its unanswered statements are dropped
-            for try await message in inbound.messages(maxSize: gateway.configuration.clients.maxMessageBytes) {
-                if case .text(let text) = message {
-                    queue.add(.statement(text))
-                } else {
-                    queue.add(.binary)
-                }
+            for answer in answers {
+                try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: answer))).get()
             }
         }
     }

@@ -144,9 +144,9 @@ public final class ClientHub: Sendable {
     /// ends the client (``SocketFeed/end(_:)``, with `farewell`'s message and close frame) at `expiresAt`, and when
     /// it falls `capacity` messages behind; its connection closes, which ends the session's reading.
     func withSocketFeed<T>(
-        _ filter: ClientFilter, channel: any Channel, since: [String: StreamID]?, expiresAt: Date, closeTimeout: TimeAmount,
-        farewell: @escaping @Sendable (Ending) -> SocketFeed.Farewell, _ body: (SocketSubscription) async throws -> T
-    ) async throws -> T? {
+        _ filter: ClientFilter, channel: any Channel, since: [String: StreamID]?, expiresAt: Date,
+        farewell: @escaping @Sendable (Ending) -> SocketFeed.Farewell, _ body: (SocketSubscription) async -> T
+    ) async -> T? {
         let loop = ObjectIdentifier(channel.eventLoop)
         let client = Client(end: nil, expiresAt: expiresAt, loop: loop, lastKeepalive: .now)
         let metrics = self.metrics
@@ -155,14 +155,14 @@ public final class ClientHub: Sendable {
             let start = state.positions.merging(since ?? [:]) { live, asked in max(live, asked) }
             let feed = SocketFeed(
                 channel: channel, filter: filter, positions: start, replaying: since != nil, capacity: capacity,
-                closeTimeout: closeTimeout, farewell: farewell, onOverflow: { [weak self] in self?.drop([id], .slow) },
+                farewell: farewell, onOverflow: { [weak self] in self?.drop([id], .slow) },
                 onSent: { metrics.messagesSent.add($0, ordering: .relaxed) })
             state.loops[loop, default: LoopClients(loop: channel.eventLoop)].feeds[id] = feed
             made = feed
         }
         guard let (id, positions) = registered, let feed = made else { return nil }
         defer { remove(id) }
-        return try await body(SocketSubscription(feed: feed, positions: positions))
+        return await body(SocketSubscription(feed: feed, positions: positions))
     }
 
     /// Adds `client` (and, through `add`, its feed) unless the hub is full: its ID and the live positions.

@@ -17,9 +17,7 @@ struct SQLRunner: Sendable {
     /// The JSON answer to `sql` from the client `identity`: `{"success":true,"data":[…],"total_rows":N,"format":"json"}`
     /// or `{"success":false,"message":…}`.
     func answer(_ sql: String, identity: TokenIdentity) async -> String {
-        guard settings.enabled else {
-            return Self.failure("SQL over this connection is disabled (sql.enabled in the gateway's configuration)")
-        }
+        guard settings.enabled else { return Self.disabled }
         guard !sql.utf8.contains(0) else { return Self.failure("the statement holds a NUL byte") }
         do {
             let configuration = try PostgresConfiguration(authorizer.url(database: identity.database))
@@ -60,6 +58,9 @@ struct SQLRunner: Sendable {
             throw error
         }
     }
+
+    /// The answer to every statement while `sql.enabled` is off.
+    static let disabled = failure("SQL over this connection is disabled (sql.enabled in the gateway's configuration)")
 
     static func failure(_ message: String, sqlState: String? = nil) -> String {
         var object: [String: JSONValue] = ["success": .bool(false), "message": .string(message)]

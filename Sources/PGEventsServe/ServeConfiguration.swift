@@ -19,7 +19,7 @@
 ///   max_message_bytes: 65536                 # largest message a client may send
 ///   ping_interval: 30                        # seconds between WebSocket pings (and SSE keep-alive comments)
 ///   block: 1                                 # seconds one XREAD waits (shutdown is noticed within it)
-///   close_timeout: 10                        # seconds a client dropped as too slow has to read its close frame
+///   close_timeout: 10                        # seconds a client has to answer the gateway's close frame
 /// sql: {enabled: false, statement_timeout: 5, max_rows: 1000, max_queued: 16}
 /// ```
 ///
@@ -166,7 +166,8 @@ public struct ServeConfiguration: Sendable, Equatable {
         public var pingInterval: Double = 30
         /// Seconds one blocking XREAD waits before it is issued again.
         public var block: Double = 1
-        /// Seconds a client dropped for slowness is given to read its close frame before its socket is closed.
+        /// Seconds a WebSocket client is given to answer the gateway's close frame (dropped as too slow, token expired,
+        /// refused, shutdown) before its socket is closed.
         public var closeTimeout: Double = 10
 
         /// Limits from fields.

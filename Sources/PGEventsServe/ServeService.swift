@@ -1,6 +1,6 @@
 public import Foundation
 import Hummingbird
-import HummingbirdWebSocket
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import PGEventsRedis
@@ -9,7 +9,8 @@ import Synchronization
 
 /// `pgevents serve` as a service-lifecycle `Service`: the HTTP server (`/broadcast` WebSocket, `/events` SSE,
 /// `/ping`, `/healthz`, `/metrics`, the page at `/`) and the stream reader feeding it. Graceful shutdown stops
-/// accepting, closes the WebSockets (1000, from Hummingbird's WebSocket handler) and ends the reader within one XREAD wait.
+/// accepting, closes the WebSockets (1000, each from its ``SocketConnectionHandler`` on the server's quiesce event) and
+/// ends the reader within one XREAD wait.
 ///
 /// ```swift
 /// let service = try await ServeService(configuration: config, databaseURL: url, redis: RedisConfiguration(redisURL), logger: logger)
@@ -81,23 +82,10 @@ public final class ServeService: Service, Sendable {
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: ServePage.html)))
         }
-        let webSocketRouter = Router(context: ServeRequestContext.self)
-        // Every upgrade is accepted: a client beyond max_connections gets too_many_connections and close 1013 from
-        // its session (an error thrown here would reach the browser as a bare 400, with no reason it can read).
-        webSocketRouter.ws("/broadcast") { _, _ in
-            .upgrade([:])
-        } onUpgrade: { inbound, outbound, context in
-            try await BroadcastSession(gateway: gateway).run(inbound: inbound, outbound: outbound, context: context)
-        }
         let onListening = self.onListening
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: webSocketRouter,
-                configuration: .init(
-                    ws: .init(
-                        maxFrameSize: configuration.clients.maxMessageBytes,
-                        autoPing: .enabled(timePeriod: .milliseconds(Int64(configuration.clients.pingInterval * 1000)))))),
+            server: HTTPServerBuilder { responder in GatewayChannel(gateway: gateway, responder: responder) },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pgevents"),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? configuration.port)

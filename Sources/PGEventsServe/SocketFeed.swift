@@ -9,13 +9,12 @@ import NIOWebSocket
 /// holds more than `capacity` messages is not keeping up, and is ended (`onOverflow`) without slowing anyone else.
 ///
 /// While the session replays what the client missed (`since=`), live batches are held here instead (counted
-/// against the same capacity) and written behind the replay by ``goLive()``. Frames written here bypass the
-/// WebSocket handler's extensions: `serve` configures none.
+/// against the same capacity) and written behind the replay by ``goLive()``.
 ///
 /// Ending a client is done here too, on the loop, so that an idle client costs no task waiting for it: ``end(_:)``
-/// writes the farewell (a message, then a close frame with its code) behind what the client has not read, and
-/// closes the connection after `closeTimeout` if the client has not closed it by then. The session's reading
-/// loop then ends with the connection.
+/// writes the farewell (a message, then a close frame with its code) behind what the client has not read. The
+/// connection's ``SocketConnectionHandler`` then closes the connection when the client answers, or after
+/// `close_timeout`, and the session, waiting for that, ends.
 ///
 /// Everything but the `let`s is touched only on `eventLoop`, hence `@unchecked Sendable`.
 final class SocketFeed: @unchecked Sendable {
@@ -30,7 +29,6 @@ final class SocketFeed: @unchecked Sendable {
     let eventLoop: any EventLoop
     private let channel: any Channel
     private let capacity: Int
-    private let closeTimeout: TimeAmount
     private let farewell: @Sendable (ClientHub.Ending) -> Farewell
     private let onOverflow: @Sendable () -> Void
     private let onSent: @Sendable (Int) -> Void
@@ -50,7 +48,7 @@ final class SocketFeed: @unchecked Sendable {
     /// says what an ending tells the client; `onSent` is given each number of messages written.
     init(
         channel: any Channel, filter: ClientFilter, positions: [String: StreamID], replaying: Bool, capacity: Int,
-        closeTimeout: TimeAmount, farewell: @escaping @Sendable (ClientHub.Ending) -> Farewell,
+        farewell: @escaping @Sendable (ClientHub.Ending) -> Farewell,
         onOverflow: @escaping @Sendable () -> Void, onSent: @escaping @Sendable (Int) -> Void
     ) {
         self.channel = channel
@@ -59,7 +57,6 @@ final class SocketFeed: @unchecked Sendable {
         self.positions = positions
         self.held = replaying ? [] : nil
         self.capacity = capacity
-        self.closeTimeout = closeTimeout
         self.farewell = farewell
         self.onOverflow = onOverflow
         self.onSent = onSent
@@ -123,8 +120,7 @@ final class SocketFeed: @unchecked Sendable {
         onOverflow()
     }
 
-    /// Ends the client for `reason`, once: nothing more is written but the farewell, and the connection is closed
-    /// once the client has had `closeTimeout` to read it. On the event loop.
+    /// Ends the client for `reason`, once: nothing more is written but the farewell. On the event loop.
     func end(_ reason: ClientHub.Ending) {
         eventLoop.assertInEventLoop()
         guard !stopped else { return }
@@ -134,12 +130,8 @@ final class SocketFeed: @unchecked Sendable {
         if let message = farewell.message {
             channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: message)), promise: nil)
         }
-        var data = channel.allocator.buffer(capacity: 2 + farewell.reason.utf8.count)
-        data.write(webSocketErrorCode: farewell.code)
-        data.writeString(farewell.reason)
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: data), promise: nil)
-        let channel = self.channel
-        let deadline = eventLoop.scheduleTask(in: closeTimeout) { channel.close(promise: nil) }
-        channel.closeFuture.whenComplete { _ in deadline.cancel() }
+        // The connection's handler closes the connection once the client answers, or after close_timeout.
+        channel.writeAndFlush(
+            SocketConnectionHandler.closeFrame(code: farewell.code, reason: farewell.reason, allocator: channel.allocator), promise: nil)
     }
 }
