@@ -26,18 +26,25 @@ struct BroadcastSession {
     /// the connection to close.
     func run(channel: any Channel, uri: URI, inbox: BroadcastInbox) async {
         let query = uri.queryParameters
+        let (token, rel, channels, since) = (
+            query["token"].map(String.init), query["rel"].map(String.init), query["channels"].map(String.init),
+            query["since"].map(String.init)
+        )
+        let gateway = self.gateway
+        // Admission (the token, the relation checks in PostgreSQL) runs in a child task: a task keeps the memory its
+        // deepest call needed for as long as it lives, and this one lives as long as the connection.
+        let admission = await withTaskGroup(of: Result<Gateway.Admitted, GatewayError>.self) { group in
+            group.addTask { await gateway.admit(token: token, rel: rel, channels: channels, since: since) }
+            return await group.next() ?? .failure(.unavailable)
+        }
         let admitted: Gateway.Admitted
-        switch await gateway.admit(
-            token: query["token"].map(String.init), rel: query["rel"].map(String.init), channels: query["channels"].map(String.init),
-            since: query["since"].map(String.init))
-        {
+        switch admission {
         case .failure(let error):
             await refuse(channel, error, code: CloseCode.refused)
             return
         case .success(let value):
             admitted = value
         }
-        let gateway = self.gateway
         let identity = admitted.identity
         let farewell: @Sendable (ClientHub.Ending) -> SocketFeed.Farewell = { Self.farewell($0, identity: identity, gateway: gateway) }
         let subscribed: Void? = await gateway.hub.withSocketFeed(
