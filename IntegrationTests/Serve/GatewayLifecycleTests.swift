@@ -39,6 +39,35 @@ struct GatewayLifecycleTests {
         }
     }
 
+    @Test("a client that answers pings stays connected; one that does not is closed with 1001 Ping timeout and removed")
+    func pingTimeout() async throws {
+        let database = try await Shared.database()
+        try await withTemporaryRedis { redis in
+            var configuration = testConfiguration(streams: [stream])
+            configuration.clients.pingInterval = 0.3
+            try await withGateway(configuration, databaseURL: database.url, redis: redis.configuration) { gateway in
+                let token = try await makeToken(["database": .string(database.name), "uid": .string("owner"), "superUser": .bool(true)])
+                let path = gateway.pathAndQuery("/broadcast", ["token": token])
+                let port = gateway.port
+                async let answering = RawWebSocket.run(port: port, pathAndQuery: path) { socket in
+                    try socket.transcript { _ in false }
+                }
+                let silent = try await RawWebSocket.run(port: port, pathAndQuery: path) { try $0.transcriptIgnoringPings() }
+                #expect(silent.pings == 1, "closed at the second ping, with the first unanswered")
+                #expect(silent.close.closeCode == 1001, "closed with \(String(describing: silent.close.closeCode))")
+                #expect(silent.close.closeReason == "Ping timeout")
+                try await gateway.waitFor("the silent client removed") { $0.connections.load(ordering: .relaxed) == 1 }
+                // The answering client is still there, several pings later; the gateway's shutdown closes it (1000).
+                try await Task.sleep(for: .seconds(1))
+                #expect(gateway.metrics.connections.load(ordering: .relaxed) == 1)
+                await gateway.shutDown()
+                let kept = try await answering
+                #expect(kept.pingsAnswered >= 3, "answered \(kept.pingsAnswered) pings")
+                #expect(kept.closeCode == 1000)
+            }
+        }
+    }
+
     @Test(
         "max_connections: beyond it a WebSocket gets too_many_connections and close 1013, an SSE request 503 with the same error (both counted); a place freed is taken again"
     )

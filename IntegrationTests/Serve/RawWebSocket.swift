@@ -72,6 +72,27 @@ final class RawWebSocket: @unchecked Sendable {
         return transcript
     }
 
+    /// Reads until the server closes without ever answering a ping (a client whose side of the connection hung):
+    /// the pings seen and the close.
+    func transcriptIgnoringPings() throws -> (pings: Int, close: WebSocketTranscript) {
+        var pings = 0
+        var transcript = WebSocketTranscript(messages: [])
+        while true {
+            let (opcode, payload) = try readFrame()
+            switch opcode {
+            case 0x1: transcript.messages.append(String(decoding: payload, as: UTF8.self))
+            case 0x8:
+                if payload.count >= 2 {
+                    transcript.closeCode = Int(payload[0]) << 8 | Int(payload[1])
+                    transcript.closeReason = String(decoding: payload.dropFirst(2), as: UTF8.self)
+                }
+                return (pings, transcript)
+            case 0x9: pings += 1
+            default: continue
+            }
+        }
+    }
+
     /// Sends a text message.
     func send(_ text: String) throws { try sendFrame(opcode: 0x1, payload: Array(text.utf8)) }
 
