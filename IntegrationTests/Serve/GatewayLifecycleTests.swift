@@ -50,12 +50,12 @@ struct GatewayLifecycleTests {
                 let path = gateway.pathAndQuery("/broadcast", ["token": token])
                 let port = gateway.port
                 async let answering = RawWebSocket.run(port: port, pathAndQuery: path) { socket in
-                    try socket.transcript { _ in false }
+                    try socket.transcript()
                 }
-                let silent = try await RawWebSocket.run(port: port, pathAndQuery: path) { try $0.transcriptIgnoringPings() }
-                #expect(silent.pings == 1, "closed at the second ping, with the first unanswered")
-                #expect(silent.close.closeCode == 1001, "closed with \(String(describing: silent.close.closeCode))")
-                #expect(silent.close.closeReason == "Ping timeout")
+                let silent = try await RawWebSocket.run(port: port, pathAndQuery: path) { try $0.transcript(answerPings: false) }
+                #expect(silent.pingsIgnored == 1, "closed at the second ping, with the first unanswered")
+                #expect(silent.closeCode == 1001, "closed with \(String(describing: silent.closeCode))")
+                #expect(silent.closeReason == "Ping timeout")
                 try await gateway.waitFor("the silent client removed") { $0.connections.load(ordering: .relaxed) == 1 }
                 // The answering client is still there, several pings later; the gateway's shutdown closes it (1000).
                 try await Task.sleep(for: .seconds(1))

@@ -48,8 +48,9 @@ final class RawWebSocket: @unchecked Sendable {
 
     deinit { close(socket) }
 
-    /// Reads text messages until the server closes (answering pings), or `until` says it has enough.
-    func transcript(until done: ([String]) -> Bool = { _ in false }) throws -> WebSocketTranscript {
+    /// Reads text messages until the server closes (answering pings, unless `answerPings` is false: a client whose
+    /// side hung), or `until` says it has enough.
+    func transcript(answerPings: Bool = true, until done: ([String]) -> Bool = { _ in false }) throws -> WebSocketTranscript {
         var transcript = WebSocketTranscript(messages: [])
         while !done(transcript.messages) {
             let (opcode, payload) = try readFrame()
@@ -62,35 +63,16 @@ final class RawWebSocket: @unchecked Sendable {
                 }
                 try? sendFrame(opcode: 0x8, payload: Array(payload.prefix(2)))
                 return transcript
-            case 0x9:
+            case 0x9 where answerPings:
                 try sendFrame(opcode: 0xA, payload: payload)
                 transcript.pingsAnswered += 1
+            case 0x9:
+                transcript.pingsIgnored += 1
             default: continue
             }
         }
         try? sendFrame(opcode: 0x8, payload: [0x03, 0xE8])
         return transcript
-    }
-
-    /// Reads until the server closes without ever answering a ping (a client whose side of the connection hung):
-    /// the pings seen and the close.
-    func transcriptIgnoringPings() throws -> (pings: Int, close: WebSocketTranscript) {
-        var pings = 0
-        var transcript = WebSocketTranscript(messages: [])
-        while true {
-            let (opcode, payload) = try readFrame()
-            switch opcode {
-            case 0x1: transcript.messages.append(String(decoding: payload, as: UTF8.self))
-            case 0x8:
-                if payload.count >= 2 {
-                    transcript.closeCode = Int(payload[0]) << 8 | Int(payload[1])
-                    transcript.closeReason = String(decoding: payload.dropFirst(2), as: UTF8.self)
-                }
-                return (pings, transcript)
-            case 0x9: pings += 1
-            default: continue
-            }
-        }
     }
 
     /// Sends a text message.

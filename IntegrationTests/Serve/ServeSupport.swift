@@ -130,6 +130,8 @@ struct WebSocketTranscript: Sendable {
     var closeReason: String?
     /// Pings the server sent and the client answered (the raw client only).
     var pingsAnswered = 0
+    /// Pings the server sent that the client did not answer (the raw client only).
+    var pingsIgnored = 0
 
     var json: [JSONValue] { messages.compactMap(JSONValue.parse) }
 }

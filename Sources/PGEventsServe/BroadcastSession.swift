@@ -76,12 +76,13 @@ struct BroadcastSession {
         await Self.untilClosed(channel)
     }
 
-    /// Returns once `channel` is closed; cancelling the task closes it.
+    /// Returns once `channel` is closed. Cancelling the task (the gateway stopping) closes the connection as the
+    /// server's graceful shutdown does: close 1000, then the client's answer or `close_timeout`.
     private static func untilClosed(_ channel: any Channel) async {
         await withTaskCancellationHandler {
             try? await channel.closeFuture.get()
         } onCancel: {
-            channel.close(promise: nil)
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
     }
 
