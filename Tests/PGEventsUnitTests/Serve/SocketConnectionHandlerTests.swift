@@ -18,7 +18,7 @@ struct SocketConnectionHandlerTests {
 
     /// A connected channel with the handler (pings every 5 s, 10 s to answer a close).
     func makeChannel(_ seen: Seen, pingInterval: TimeAmount = .seconds(5)) async throws -> NIOAsyncTestingChannel {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         try await channel.pipeline.addHandler(
             SocketConnectionHandler(
                 settings: .init(pingInterval: pingInterval, closeTimeout: .seconds(10)),
@@ -148,7 +148,7 @@ struct SocketConnectionHandlerTests {
 
     @Test("a fragmented message over the size limit closes the connection with 1009")
     func tooBig() async throws {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         try await channel.pipeline.addHandlers(
             NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: 8),
             SocketConnectionHandler(settings: .init(pingInterval: .zero, closeTimeout: .seconds(10)), onMessage: { _ in }, onClose: {}))

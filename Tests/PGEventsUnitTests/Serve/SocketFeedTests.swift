@@ -62,7 +62,7 @@ struct SocketFeedTests {
 
     @Test("live batches are written in order, once each: entries at or before the start, and repeats, are skipped")
     func writesInOrder() async throws {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         let counts = Counts()
         let feed = makeFeed(channel, positions: ["changes": StreamID(milliseconds: 2, sequence: 0)], counts: counts)
         try await deliver(feed, [event(1), event(2), event(3)])
@@ -73,7 +73,7 @@ struct SocketFeedTests {
 
     @Test("a client gets only its database's streams and the channels it asked for")
     func filters() async throws {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         let filter = ClientFilter(database: "app", relations: nil, channels: ["changes"])
         let feed = makeFeed(channel, filter: filter)
         try await deliver(feed, [event(1), event(2, other), event(3, channel: "audit"), event(4)])
@@ -82,7 +82,7 @@ struct SocketFeedTests {
 
     @Test("while replaying, live batches are held and follow the replay at goLive; more than the capacity held ends the client")
     func holdsWhileReplaying() async throws {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         let feed = makeFeed(channel, replaying: true)
         try await deliver(feed, [event(1), event(2)])
         try await deliver(feed, [event(3)])
@@ -91,7 +91,7 @@ struct SocketFeedTests {
         try await deliver(feed, [event(4)])
         #expect(try await Self.written(channel) == [1, 2, 3, 4])
 
-        let slowChannel = await NIOAsyncTestingChannel()
+        let slowChannel = NIOAsyncTestingChannel()
         let counts = Counts()
         let slow = makeFeed(slowChannel, replaying: true, capacity: 4, counts: counts)
         try await deliver(slow, (1...3).map { event($0) })
@@ -110,7 +110,7 @@ struct SocketFeedTests {
 
     @Test("an ending writes the farewell behind what the client has not read, and nothing after it")
     func endsWithFarewell() async throws {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         let feed = makeFeed(channel)
         try await deliver(feed, [event(1)])
         try await feed.eventLoop.submit { feed.end(ClientHub.Ending.expired) }.get()
@@ -128,7 +128,7 @@ struct SocketFeedTests {
 
     @Test("after stop, nothing more is written")
     func stops() async throws {
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         let feed = makeFeed(channel)
         try await deliver(feed, [event(1)])
         await feed.stop()
@@ -140,9 +140,9 @@ struct SocketFeedTests {
     func hubPublishes() async throws {
         let hub = ClientHub(capacity: 8, maxConnections: 1, metrics: GatewayMetrics())
         let farewell: @Sendable (ClientHub.Ending) -> SocketFeed.Farewell = { _ in SocketFeed.Farewell(code: .normalClosure, reason: "") }
-        let channel = await NIOAsyncTestingChannel()
+        let channel = NIOAsyncTestingChannel()
         let filter = ClientFilter(database: "app", relations: nil, channels: nil)
-        let other = await NIOAsyncTestingChannel()
+        let other = NIOAsyncTestingChannel()
         let result: Result<[Int], any Error>? = await hub.withSocketFeed(
             filter, channel: channel, since: nil, expiresAt: .distantFuture, farewell: farewell
         ) { _ in
