@@ -141,7 +141,7 @@ struct PostgresNotificationTests {
             return
         }
         #expect(error.code == .connectionLost)
-        #expect(await listener.isUsable == false)
+        #expect(listener.isUsable == false)
         // Later calls fail the same way, without touching the dead socket.
         await #expect(throws: PostgresError.self) { try await listener.query("SELECT 1") }
         print("connection loss noticed after \(elapsed)")

@@ -1,6 +1,7 @@
 import Foundation
 import PGEventsHarness
 import PGEventsRedis
+import PGEventsSystem
 import Testing
 
 #if canImport(Glibc)
@@ -17,6 +18,26 @@ struct RedisConnectionTests {
             #expect(try await connection.command(["ECHO", "hello"]).string == "hello")
             #expect(await connection.isUsable)
             await connection.close()
+        }
+    }
+
+    @Test("a connection made on a shared thread runs its commands there, and closing it leaves the thread running")
+    func sharedThread() async throws {
+        let thread = ThreadExecutor(name: "pgevents-test-delivery")
+        defer { thread.shutdown() }
+        try await withTemporaryRedis { redis in
+            try await withTaskExecutorPreference(thread) {
+                let connection = try await RedisConnection.connect(redis.configuration, executor: thread)
+                #expect(try await connection.command("PING") == .status("PONG"))
+                #expect(thread.isOnThread)
+                await connection.close()
+            }
+            // The connection is gone; the thread it shared is not.
+            let stillRuns = await withTaskExecutorPreference(thread) { thread.isOnThread }
+            #expect(stillRuns)
+            let other = try await RedisConnection.connect(redis.configuration, executor: thread)
+            #expect(try await other.command(["ECHO", "again"]).string == "again")
+            await other.close()
         }
     }
 

@@ -250,7 +250,7 @@ private actor AdminConnection {
         if server.isShutDown {
             throw HarnessError(code: .alreadyShutDown, message: "the server on port \(server.port) was shut down")
         }
-        if let connection, await connection.isUsable {
+        if let connection, connection.isUsable {
             return try await connection.execute(sql)
         }
         let fresh = try await server.connect()

@@ -135,6 +135,7 @@ extension PostgresConnection {
     func markLost(_ error: PostgresError) {
         guard lostError == nil else { return }
         lostError = error
+        markUnusable()
         executor.setWatch(nil)
         copyDataWaiter?.resume()
         copyDataWaiter = nil

@@ -1,6 +1,6 @@
 import CLibPQ
 public import Logging
-import PGEventsSystem
+public import PGEventsSystem
 import Synchronization
 
 import struct Foundation.Date
@@ -60,10 +60,14 @@ public actor PostgresConnection {
     private var watchdog: Task<Void, Never>?
     private nonisolated let clockOrigin = ContinuousClock.now
 
-    private init(configuration: PostgresConfiguration, logger: Logger) {
+    /// Whether the connection made its executor (and ends its thread), or shares one it was given.
+    private let ownsExecutor: Bool
+
+    private init(configuration: PostgresConfiguration, logger: Logger, executor: ThreadExecutor?) {
         self.configuration = configuration
         self.logger = logger
-        self.executor = ThreadExecutor(name: "pgevents-pq")
+        self.executor = executor ?? ThreadExecutor(name: "pgevents-pq")
+        self.ownsExecutor = executor == nil
         self.notices = NoticeLog(logger: logger)
     }
 
@@ -71,7 +75,7 @@ public actor PostgresConnection {
     isolated deinit {
         watchdog?.cancel()
         if let handle { PQfinish(handle) }
-        executor.shutdown()
+        if ownsExecutor { executor.shutdown() }
     }
 
     /// Opens a connection described by a URL or conninfo string.
@@ -82,13 +86,17 @@ public actor PostgresConnection {
     }
 
     /// Opens a connection. `client_encoding` is set to UTF8 and `application_name` to `pgevents` unless given.
-    public static func connect(_ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger)
-        async throws(PostgresError) -> PostgresConnection
-    {
+    ///
+    /// With `executor`, the connection runs on that thread instead of one of its own, beside whatever else uses it
+    /// (it does not end it). The thread's one socket watch is the connection's: share a thread only with a connection
+    /// that never waits for a watch (a ``RedisConnection``), or with nothing that must be noticed while it is busy.
+    public static func connect(
+        _ configuration: PostgresConfiguration, logger: Logger = PostgresConnection.defaultLogger, executor: ThreadExecutor? = nil
+    ) async throws(PostgresError) -> PostgresConnection {
         var configuration = configuration
         if configuration["client_encoding"] == nil { configuration["client_encoding"] = "UTF8" }
         if configuration["application_name"] == nil { configuration["application_name"] = "pgevents" }
-        let connection = PostgresConnection(configuration: configuration, logger: logger)
+        let connection = PostgresConnection(configuration: configuration, logger: logger, executor: executor)
         try await connection.open()
         return connection
     }
@@ -111,6 +119,7 @@ public actor PostgresConnection {
                 function: "PQconnectdbParams")
         }
         handle = connection
+        usable.store(true, ordering: .releasing)
         // Server notices (RAISE NOTICE, warnings at shutdown) go to the logger and `takeNotices()`,
         // not to libpq's default of printing on standard error.
         PQsetNoticeProcessor(
@@ -137,6 +146,7 @@ public actor PostgresConnection {
         abortableSocket.withLock { $0 = -1 }
         PQfinish(handle)
         self.handle = nil
+        markUnusable()
         listeningChannels.removeAll()
         for continuation in subscribers.values { continuation.finish() }
         subscribers.removeAll()
@@ -202,8 +212,16 @@ public actor PostgresConnection {
         return error
     }
 
-    /// Whether the connection is open and has not been lost.
-    public var isUsable: Bool { handle != nil && lostError == nil }
+    /// Whether the connection is open and has not been lost. Readable from any thread without a hop to the
+    /// connection's: a delivery asks it before every chunk.
+    public nonisolated var isUsable: Bool { usable.load(ordering: .acquiring) }
+    /// `handle != nil && lostError == nil`, kept where other threads can read it (``isUsable``).
+    private nonisolated let usable = Atomic<Bool>(false)
+
+    /// Records that the connection can no longer be used (closed or lost).
+    func markUnusable() {
+        usable.store(false, ordering: .releasing)
+    }
 
     // MARK: Statements
 

@@ -1,6 +1,6 @@
 import CHiredis
 public import Logging
-import PGEventsSystem
+public import PGEventsSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -33,16 +33,20 @@ public actor RedisConnection {
     private var isClosed = false
     private var lostError: RedisError?
 
-    private init(configuration: RedisConfiguration, logger: Logger) {
+    /// Whether the connection made its executor (and ends its thread), or shares one it was given.
+    private let ownsExecutor: Bool
+
+    private init(configuration: RedisConfiguration, logger: Logger, executor: ThreadExecutor?) {
         self.configuration = configuration
         self.logger = logger
-        self.executor = ThreadExecutor(name: "pgevents-redis")
+        self.executor = executor ?? ThreadExecutor(name: "pgevents-redis")
+        self.ownsExecutor = executor == nil
     }
 
     // Runs on the connection's own thread, like every other use of the context.
     isolated deinit {
         if let context { redisFree(context) }
-        executor.shutdown()
+        if ownsExecutor { executor.shutdown() }
     }
 
     /// Opens a connection described by a `redis://`, `unix://` or `redis+unix://` URL.
@@ -53,11 +57,15 @@ public actor RedisConnection {
     /// Opens a connection, then sends `AUTH` if a password is configured and `SELECT` if the database is not 0.
     ///
     /// Any failure, including a rejected `AUTH`, throws `.connectionFailed` (or `.invalidConfiguration`).
-    public static func connect(_ configuration: RedisConfiguration, logger: Logger = RedisConnection.defaultLogger) async throws(RedisError)
-        -> RedisConnection
-    {
+    ///
+    /// With `executor`, the connection runs on that thread instead of one of its own (it does not end it). Its
+    /// commands block that thread while they wait for the reply, so share it only with work that waits for them
+    /// anyway (one delivery's connections, ``PostgresConnection/connect(_:logger:executor:)``).
+    public static func connect(
+        _ configuration: RedisConfiguration, logger: Logger = RedisConnection.defaultLogger, executor: ThreadExecutor? = nil
+    ) async throws(RedisError) -> RedisConnection {
         try configuration.validate()
-        let connection = RedisConnection(configuration: configuration, logger: logger)
+        let connection = RedisConnection(configuration: configuration, logger: logger, executor: executor)
         try await connection.open()
         return connection
     }

@@ -54,7 +54,7 @@ struct SQLRunner: Sendable {
             try await db.execute("ROLLBACK")
             return Self.success(rows, cap: settings.maxRows)
         } catch {
-            if await db.isUsable { _ = try? await db.execute("ROLLBACK") }
+            if db.isUsable { _ = try? await db.execute("ROLLBACK") }
             throw error
         }
     }

@@ -11,7 +11,12 @@ import Synchronization
 /// into the C library happens on the one thread that owns the handle, a blocking call never occupies a thread
 /// of Swift's cooperative pool, and the same thread can sit in `poll(2)` on the handle's socket between calls,
 /// which is how notifications and a lost connection are noticed promptly.
-public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
+///
+/// It is a task executor too: a task that prefers it (`withTaskExecutorPreference`) runs its nonisolated code and its
+/// default actors' jobs on the same thread, so that code calling an actor whose executor is this one (a connection
+/// made with `executor:`) hands the job to the thread it already runs on — no thread switch, no wake-up. That is
+/// how one delivery runs on one thread (``EventProcessor``'s WAL delivery).
+public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // Synchronisation: `state` is guarded by its Mutex; `watch` and `threadID` are only touched by the
     // executor's own thread (`watch` is set and cleared from jobs running on it; `threadID` is written once
     // before the first job runs and read by `checkIsolated`, which compares against the calling thread).
@@ -106,6 +111,10 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         UnownedSerialExecutor(ordinary: self)
     }
 
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+
     public func checkIsolated() {
         precondition(isOnThread, "not on the executor thread '\(name)'")
     }
@@ -152,7 +161,11 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
                 waitForWork()
                 continue
             }
-            for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
+            // Every job runs isolated to this serial executor and with this task executor: jobs of actors on it and
+            // jobs of tasks that prefer it run the same way, one at a time on this thread.
+            let serial = asUnownedSerialExecutor()
+            let task = asUnownedTaskExecutor()
+            for job in batch { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
             batch.removeAll(keepingCapacity: true)
         }
     }

@@ -10,10 +10,14 @@ public enum RedisSink: Sendable, ClosableResource {
     case server(RedisConnection)
     case cluster(RedisCluster)
 
-    /// Connects to what `configuration` names.
-    public static func connect(_ configuration: RedisConfiguration, logger: Logger) async throws(RedisError) -> RedisSink {
+    /// Connects to what `configuration` names. With `executor`, one server's connection runs on that thread
+    /// (``RedisConnection/connect(_:logger:executor:)``); a cluster's node connections keep threads of their own.
+    public static func connect(_ configuration: RedisConfiguration, logger: Logger, executor: ThreadExecutor? = nil)
+        async throws(RedisError)
+        -> RedisSink
+    {
         if configuration.isCluster { return .cluster(try await RedisCluster.connect(configuration, logger: logger)) }
-        return .server(try await RedisConnection.connect(configuration, logger: logger))
+        return .server(try await RedisConnection.connect(configuration, logger: logger, executor: executor))
     }
 
     /// Whether this is a cluster (keys must then share a slot per call).

@@ -13,7 +13,7 @@ public enum JournalSchema {
             do {
                 try await connection.execute("BEGIN;\n" + sql + "\nCOMMIT;")
             } catch {
-                if await connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
+                if connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
                 var failure = error
                 failure.message = "sql/pgevents/\(name): \(error.message)"
                 throw failure

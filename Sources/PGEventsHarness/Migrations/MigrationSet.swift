@@ -216,7 +216,7 @@ public struct MigrationSet: Sendable {
         try await connection.execute("BEGIN")
         for statement in file.script.statements {
             if case .failure(let error) = await run(statement.text, on: connection) {
-                if await connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
+                if connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
                 throw MigrationError(file: file.path, statement: statement, error: error)
             }
         }
@@ -231,7 +231,7 @@ public struct MigrationSet: Sendable {
         for statement in file.script.statements {
             if case .failure(let error) = await run(statement.text, on: connection) {
                 // A transaction the file opened itself ends with it (outside one, ROLLBACK only warns).
-                if await connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
+                if connection.isUsable { _ = try? await connection.execute("ROLLBACK") }
                 throw MigrationError(file: file.path, statement: statement, error: error)
             }
         }
