@@ -1,6 +1,7 @@
 public import Logging
 public import PGEventsPostgres
 public import PGEventsRedis
+public import PGEventsSystem
 public import ServiceLifecycle
 import Synchronization
 
@@ -35,8 +36,8 @@ public struct EventProcessor: Service {
         self.status = ProcessorStatus(consumer: configuration.consumer, source: configuration.source.rawValue)
     }
 
-    /// The source the configuration names: the journal, a table, or the WAL.
-    public func makeSource() -> any EventSource {
+    /// The source the configuration names: the journal, a table, or the WAL (its stream on `executor`, when given).
+    public func makeSource(executor: ThreadExecutor? = nil) -> any EventSource {
         if let table = configuration.table {
             TableSource(
                 name: configuration.consumer, schema: table.schema, table: table.name, keyColumn: table.key,
@@ -45,7 +46,7 @@ public struct EventProcessor: Service {
             WalSource(
                 name: configuration.consumer, slot: wal.slot, publication: wal.publication, messages: wal.messages,
                 channels: Set(configuration.channels.map(\.name)),
-                waitsForVisibility: configuration.channels.contains { $0.pipeline.fetch != nil }, logger: logger)
+                waitsForVisibility: configuration.channels.contains { $0.pipeline.fetch != nil }, executor: executor, logger: logger)
         } else {
             JournalSource(name: configuration.consumer)
         }
@@ -58,8 +59,17 @@ public struct EventProcessor: Service {
             deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
     }
 
-    /// The delivery this processor drives (exposed for tests and tools).
-    public func makeDelivery(source: (any EventSource)? = nil) -> EventDelivery {
+    /// The thread the delivery runs on, or nil. The WAL delivery runs on one thread: the slot's stream, the Redis
+    /// connection and the loop itself (its task executor, `withTaskExecutorPreference`), so an event is read,
+    /// decoded, written and confirmed without a thread switch, as a C forwarder's poll loop does. The journal's
+    /// delivery overlaps its PostgreSQL statements with Redis, which needs their threads apart: nil. The caller ends
+    /// the thread (`shutdown()`) once the delivery is closed.
+    public func makeDeliveryThread() -> ThreadExecutor? {
+        configuration.wal == nil ? nil : ThreadExecutor(name: "pgevents-wal-delivery")
+    }
+
+    /// The delivery this processor drives (exposed for tests and tools); its Redis connection on `executor`, when given.
+    public func makeDelivery(source: (any EventSource)? = nil, executor: ThreadExecutor? = nil) -> EventDelivery {
         let pipeline = makePipeline()
         let source = source ?? makeSource()
         let backoff = Backoff(configuration.backoff)
@@ -71,17 +81,20 @@ public struct EventProcessor: Service {
             retryDelay: { attempt in backoff.delay(forAttempt: attempt) }, wait: configuration.redisWait, onDelivered: onDelivered,
             status: status)
         deliveryConfiguration.metricDimensions = metricDimensions
+        deliveryConfiguration.executor = executor
         return EventDelivery(configuration: deliveryConfiguration, logger: logger)
     }
 
     public func run() async throws {
-        let source = makeSource()
+        let thread = makeDeliveryThread()
+        defer { thread?.shutdown() }
+        let source = makeSource(executor: thread)
         // The WAL source wakes the processor itself (its stream); the others are woken by notifications.
         let walSource = source as? WalSource
         let listener =
             walSource == nil
             ? try EventListener(configuration: configuration.listenerConfiguration(postgres: postgres), logger: logger) : nil
-        let delivery = makeDelivery(source: source)
+        let delivery = makeDelivery(source: source, executor: thread)
         status.attach(listener)
         let status = status
         // The connections (and the slot's stream) are closed on every way out, an error or a cancellation included:
@@ -89,7 +102,9 @@ public struct EventProcessor: Service {
         do {
             try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
             try await withGracefulShutdownHandler {
-                try await run(delivery, listener: listener, walSource: walSource)
+                try await withTaskExecutorPreference(thread) {
+                    try await run(delivery, listener: listener, walSource: walSource)
+                }
             } onGracefulShutdown: {
                 status.update { $0.role = .stopping }
             }

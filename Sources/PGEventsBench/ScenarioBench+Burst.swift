@@ -57,8 +57,11 @@ extension ScenarioBench {
             processor.onDelivered = { _ in
                 _ = firstChunk.value.compareExchange(expected: 0, desired: Int(benchWallNanoseconds()), ordering: .relaxed)
             }
-            let source = processor.makeSource()
-            let delivery = processor.makeDelivery(source: source)
+            // On the thread `pgevents process` would run it on (the WAL's: one for stream, Redis and loop).
+            let thread = processor.makeDeliveryThread()
+            defer { thread?.shutdown() }
+            let source = processor.makeSource(executor: thread)
+            let delivery = processor.makeDelivery(source: source, executor: thread)
             let cpuBefore = processCPUSeconds()
             let drainStart = ContinuousClock.now
             let drainStartWall = benchWallNanoseconds()
@@ -67,11 +70,13 @@ extension ScenarioBench {
             if let stream = source as? WalSource {
                 // The WAL sender sends the transaction as it decodes it: drain what has come, wait for more.
                 let deadline = ContinuousClock.now + .seconds(300)
-                while delivered < size, ContinuousClock.now < deadline {
-                    let outcome = try await delivery.drain()
-                    delivered += outcome.delivered
-                    chunks += outcome.chunks
-                    if outcome.delivered == 0 { await stream.waitForEvents() }
+                try await withTaskExecutorPreference(thread) {
+                    while delivered < size, ContinuousClock.now < deadline {
+                        let outcome = try await delivery.drain()
+                        delivered += outcome.delivered
+                        chunks += outcome.chunks
+                        if outcome.delivered == 0 { await stream.waitForEvents() }
+                    }
                 }
             } else {
                 // One drain takes the whole batch; a second one finds nothing unless a retry split it.

@@ -2,7 +2,7 @@ public import Logging
 import Metrics
 public import PGEventsPostgres
 public import PGEventsRedis
-import PGEventsSystem
+public import PGEventsSystem
 
 import struct Foundation.Date
 
@@ -57,6 +57,10 @@ public final class EventDelivery {
         public var status: ProcessorStatus?
         /// Labels of its metrics beside `consumer` (`database` when one process serves several).
         public var metricDimensions: [(String, String)] = []
+        /// The delivery's thread: its Redis connection (one server) runs on it. A loop that runs the delivery with
+        /// this thread as its task executor (``EventProcessor`` does, for the WAL source, whose stream runs on it too)
+        /// reads, decodes and writes without switching threads. nil: every connection on a thread of its own.
+        public var executor: ThreadExecutor?
 
         public init(
             postgres: PostgresConfiguration, redis: RedisConfiguration, source: any EventSource,
@@ -425,7 +429,7 @@ public final class EventDelivery {
     }
 
     private func postgresConnection() async throws -> PostgresConnection {
-        if let postgres, await postgres.isUsable { return postgres }
+        if let postgres, postgres.isUsable { return postgres }
         await postgres?.close()
         postgres = nil
         holdsLeaderLock = false
@@ -452,7 +456,7 @@ public final class EventDelivery {
     private func redisConnection() async throws -> RedisSink {
         if let redis, await redis.isUsable { return redis }
         await redis?.close()
-        let sink = try await RedisSink.connect(configuration.redis.withProcessorTimeout, logger: logger)
+        let sink = try await RedisSink.connect(configuration.redis.withProcessorTimeout, logger: logger, executor: configuration.executor)
         redis = sink
         writer.maxJobBytes = await Self.maxBulkLength(on: sink) ?? configuration.writer.maxJobBytes
         return sink
@@ -472,7 +476,7 @@ public final class EventDelivery {
     }
 
     private func dropBrokenConnections() async {
-        if let postgres, await !postgres.isUsable {
+        if let postgres, !postgres.isUsable {
             await postgres.close()
             self.postgres = nil
             holdsLeaderLock = false

@@ -1,5 +1,6 @@
 public import Logging
 public import PGEventsPostgres
+import PGEventsSystem
 
 /// What `source: wal` needs from the server, checked with errors that name the fix, and created on request
 /// (`pgevents wal setup`): `wal_level = logical`, a free replication slot and WAL sender, a role with the
@@ -219,10 +220,12 @@ public enum WalSetup {
 
     /// A replication connection streaming the slot. A slot still held by a process that is going away (the previous
     /// leader's WAL sender) is waited for, up to 10 s; then the error is retried by the delivery like an outage.
-    static func startStreaming(_ replication: PostgresConfiguration, slot: String, publication: String, messages: Bool, logger: Logger)
-        async throws -> PostgresConnection
-    {
-        let connection = try await connectReplication(replication, logger: logger)
+    /// Opens the replication connection (on `executor`, when given) and starts streaming the slot.
+    static func startStreaming(
+        _ replication: PostgresConfiguration, slot: String, publication: String, messages: Bool, executor: ThreadExecutor? = nil,
+        logger: Logger
+    ) async throws -> PostgresConnection {
+        let connection = try await connectReplication(replication, executor: executor, logger: logger)
         var options = "proto_version '1', publication_names '\(publication.replacingOccurrences(of: "'", with: "''"))'"
         if messages { options += ", messages 'true'" }
         let command = "START_REPLICATION SLOT \(PostgresIdentifier.quote(slot)) LOGICAL 0/0 (\(options))"
@@ -234,7 +237,7 @@ public enum WalSetup {
                 return connection
             } catch {
                 let inUse = error.sqlState == "55006"
-                if inUse, clock.now - start < .seconds(10), await connection.isUsable {
+                if inUse, clock.now - start < .seconds(10), connection.isUsable {
                     try? await Task.sleep(for: .milliseconds(200))
                     continue
                 }
@@ -306,9 +309,11 @@ public enum WalSetup {
         }
     }
 
-    private static func connectReplication(_ replication: PostgresConfiguration, logger: Logger) async throws -> PostgresConnection {
+    private static func connectReplication(_ replication: PostgresConfiguration, executor: ThreadExecutor? = nil, logger: Logger)
+        async throws -> PostgresConnection
+    {
         do {
-            return try await PostgresConnection.connect(replication, logger: logger)
+            return try await PostgresConnection.connect(replication, logger: logger, executor: executor)
         } catch {
             let message = error.message.lowercased()
             if (message.contains("wal sender") || message.contains("walsender"))

@@ -1,6 +1,7 @@
 public import Logging
 import Metrics
 public import PGEventsPostgres
+public import PGEventsSystem
 
 /// Events from the write-ahead log, through a logical replication slot (`source: wal`): the row changes of a
 /// publication's tables, with no trigger at all, and the messages of `pgevents.emit_wal(channel, payload)`.
@@ -56,12 +57,16 @@ public actor WalSource: EventSource {
     /// Whether a chunk is handed out only once its transactions are visible to new snapshots (``WalVisibility``):
     /// needed when the pipeline looks rows up.
     public nonisolated let waitsForVisibility: Bool
+    /// The thread the replication connection runs on (the delivery's, ``EventDelivery/Configuration/executor``);
+    /// nil: a thread of its own.
+    public nonisolated let executor: ThreadExecutor?
 
     public init(
         name: String, slot: String, publication: String, messages: Bool = true, channels: Set<String>, waitsForVisibility: Bool = false,
-        logger: Logger
+        executor: ThreadExecutor? = nil, logger: Logger
     ) {
         self.name = name
+        self.executor = executor
         self.waitsForVisibility = waitsForVisibility
         self.slot = slot
         self.publication = publication
@@ -160,7 +165,7 @@ public actor WalSource: EventSource {
             throw ProcessorError(code: .invalidConfiguration, message: "the WAL source was used before prepare(on:fromStart:)")
         }
         let connection = try await WalSetup.startStreaming(
-            replication, slot: slot, publication: publication, messages: messages, logger: logger)
+            replication, slot: slot, publication: publication, messages: messages, executor: executor, logger: logger)
         let stream = WalStream(connection: connection, confirmed: confirmed, channels: channels, messages: messages, logger: logger)
         // A position confirmed while no stream was open (the last acknowledgement before a reconnect) reaches the
         // slot now.
