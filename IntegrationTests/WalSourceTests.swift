@@ -261,6 +261,50 @@ struct WalDeliveryTests {
         }
     }
 
+    @Test("only the WAL sender terminated (the worker connection stays): the processor streams again and delivers the rest once")
+    func walSenderTerminatedAlone() async throws {
+        let database = try await walDatabase()
+        let configuration = try walConfiguration(consumer: "wal_sender_only")
+        try await withWalSetup(database, configuration) {
+            try await withTemporaryRedis { redis in
+                let writer = try await database.connect()
+                let admin = try await database.connect()
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
+                let reader = try await redis.connect()
+                var terminated: [Int] = []
+                try await withRunningProcessor(processor) {
+                    for round in 0..<3 {
+                        try await writer.query("INSERT INTO tasks (state) SELECT 'alone\(round) ' || g FROM generate_series(1, 100) g")
+                        // A WAL sender other than the one terminated last (a dying one can still show as active).
+                        let seen = terminated
+                        let sender = try await withTimeout(20) {
+                            while true {
+                                let pid = try await admin.query(
+                                    "SELECT coalesce(max(active_pid), 0)::int FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_sender_only'"
+                                ).scalar(Int.self)
+                                if pid != 0, !seen.contains(pid) { return pid }
+                                try await Task.sleep(for: .milliseconds(10))
+                            }
+                        }
+                        // The WAL sender only: the worker connection (leader lock) is not touched, so nothing but the
+                        // stream's own lost connection tells the processor to stream again.
+                        #expect(try await admin.query("SELECT pg_terminate_backend($1)", [sender]).scalar(Bool.self))
+                        terminated.append(sender)
+                    }
+                    try await writer.query("INSERT INTO tasks (state) SELECT 'after ' || g FROM generate_series(1, 100) g")
+                    try await waitForJobs(reader, count: 400, queue: "tasks", seconds: 60)
+                }
+                #expect(terminated.count == 3)
+                try await expectEveryTaskOnce(reader, rows: 400, in: database)
+                await reader.close()
+                await writer.close()
+                await admin.close()
+            }
+        }
+    }
+
     @Test("pgevents process on source: wal killed with SIGKILL mid-stream and started again: nothing lost, nothing duplicated")
     func killedAndRestarted() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")

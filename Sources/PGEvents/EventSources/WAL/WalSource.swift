@@ -160,7 +160,12 @@ public actor WalSource: EventSource {
     }
 
     private func openStream() async throws -> WalStream {
-        if let stream { return stream }
+        if let stream {
+            if stream.connection.isUsable { return stream }
+            // The WAL sender went away (terminated, restarted) while the worker connection stayed: a new stream
+            // starts again from the confirmed position. Reusing the lost one retried its error for ever.
+            await closeStream()
+        }
         guard let replication else {
             throw ProcessorError(code: .invalidConfiguration, message: "the WAL source was used before prepare(on:fromStart:)")
         }
