@@ -23,7 +23,7 @@ struct RedisConnectionTests {
 
     @Test("a connection made on a shared thread runs its commands there, and closing it leaves the thread running")
     func sharedThread() async throws {
-        let thread = ThreadExecutor(name: "pgevents-test-delivery")
+        let thread = ThreadExecutor(name: "pgevents-test-delivery", runsTasks: true)
         defer { thread.shutdown() }
         try await withTemporaryRedis { redis in
             try await withTaskExecutorPreference(thread) {

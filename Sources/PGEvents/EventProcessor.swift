@@ -65,7 +65,7 @@ public struct EventProcessor: Service {
     /// delivery overlaps its PostgreSQL statements with Redis, which needs their threads apart: nil. The caller ends
     /// the thread (`shutdown()`) once the delivery is closed.
     public func makeDeliveryThread() -> ThreadExecutor? {
-        configuration.wal == nil ? nil : ThreadExecutor(name: "pgevents-wal-delivery")
+        configuration.wal == nil ? nil : ThreadExecutor(name: "pgevents-wal-delivery", runsTasks: true)
     }
 
     /// The delivery this processor drives (exposed for tests and tools); its Redis connection on `executor`, when given.

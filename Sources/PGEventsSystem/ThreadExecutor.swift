@@ -51,9 +51,15 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
     /// The thread's name, for debuggers and `ps -L`.
     public let name: String
 
-    /// Starts the thread.
-    public init(name: String) {
+    /// Whether jobs run with this thread as their task executor too (``init(name:runsTasks:)``).
+    public let runsTasks: Bool
+
+    /// Starts the thread. With `runsTasks`, it is meant as a task's preferred executor
+    /// (`withTaskExecutorPreference`): every job runs isolated to it and with it as task executor. Without
+    /// (a connection's own thread), jobs run as on any serial executor.
+    public init(name: String, runsTasks: Bool = false) {
         self.name = name
+        self.runsTasks = runsTasks
         var fds: [Int32] = [-1, -1]
         let rc = pipe(&fds)
         precondition(rc == 0, "pipe failed: \(errno)")  // only on file-descriptor exhaustion
@@ -161,11 +167,15 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
                 waitForWork()
                 continue
             }
-            // Every job runs isolated to this serial executor and with this task executor: jobs of actors on it and
-            // jobs of tasks that prefer it run the same way, one at a time on this thread.
+            // On a thread that runs tasks, every job runs isolated to this serial executor and with this task
+            // executor: jobs of actors on it and jobs of tasks that prefer it run the same way, one at a time.
             let serial = asUnownedSerialExecutor()
-            let task = asUnownedTaskExecutor()
-            for job in batch { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
+            if runsTasks {
+                let task = asUnownedTaskExecutor()
+                for job in batch { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
+            } else {
+                for job in batch { job.runSynchronously(on: serial) }
+            }
             batch.removeAll(keepingCapacity: true)
         }
     }

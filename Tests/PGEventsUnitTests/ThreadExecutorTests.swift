@@ -18,7 +18,7 @@ private actor Unbound {
 struct ThreadExecutorTests {
     @Test("a task that prefers the thread runs its nonisolated code, its child tasks, default actors and the thread's actors on it")
     func preferredThread() async {
-        let thread = ThreadExecutor(name: "pgevents-test-thread")
+        let thread = ThreadExecutor(name: "pgevents-test-thread", runsTasks: true)
         defer { thread.shutdown() }
         let bound = ThreadBound(thread)
         let unbound = Unbound()
