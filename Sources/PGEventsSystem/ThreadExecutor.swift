@@ -12,10 +12,11 @@ import Synchronization
 /// of Swift's cooperative pool, and the same thread can sit in `poll(2)` on the handle's socket between calls,
 /// which is how notifications and a lost connection are noticed promptly.
 ///
-/// It is a task executor too: a task that prefers it (`withTaskExecutorPreference`) runs its nonisolated code and its
-/// default actors' jobs on the same thread, so that code calling an actor whose executor is this one (a connection
-/// made with `executor:`) hands the job to the thread it already runs on — no thread switch, no wake-up. That is
-/// how one delivery runs on one thread (``EventProcessor``'s WAL delivery).
+/// Made with `runsTasks: true`, it is a task executor too: a task that prefers it (`withTaskExecutorPreference`) runs
+/// its nonisolated code and its default actors' jobs on the same thread, so that code calling an actor whose executor
+/// is this one (a connection made with `executor:`) hands the job to the thread it already runs on — no thread
+/// switch, no wake-up. That is how one delivery runs on one thread (``EventProcessor``'s WAL delivery). A
+/// connection's own thread is made without it.
 public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // Synchronisation: `state` is guarded by its Mutex; `watch` and `threadID` are only touched by the
     // executor's own thread (`watch` is set and cleared from jobs running on it; `threadID` is written once
