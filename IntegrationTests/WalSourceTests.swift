@@ -305,6 +305,62 @@ struct WalDeliveryTests {
         }
     }
 
+    @Test("confirmations held back by status_interval reach the slot while the processor idles; a stop sends the last one")
+    func statusIntervalConfirmsWhenIdle() async throws {
+        let database = try await walDatabase()
+        // A long interval, so that the second transaction's confirmation (within it of the first's) is held back.
+        let configuration = try walConfiguration(consumer: "wal_status", extra: "wal: {status_interval: 2}")
+        #expect(configuration.wal?.statusInterval == .seconds(2))
+        try await withWalSetup(database, configuration) {
+            try await withTemporaryRedis { redis in
+                let writer = try await database.connect()
+                let admin = try await database.connect()
+                let reader = try await redis.connect()
+                let processor = EventProcessor(
+                    configuration: configuration, postgres: database.configuration, redis: redis.configuration, logger: Logger(label: "wal")
+                )
+                // The WAL written before each commit record: the slot is confirmed past it once the transaction is.
+                func insert(_ label: String) async throws -> LogSequenceNumber {
+                    let text = try await writer.query(
+                        """
+                        WITH rows AS (INSERT INTO tasks (state) SELECT '\(label) ' || g FROM generate_series(1, 50) g RETURNING 1)
+                        SELECT pg_current_wal_insert_lsn()::text FROM rows LIMIT 1
+                        """
+                    ).scalar(String.self)
+                    return try #require(LogSequenceNumber(text))
+                }
+                @Sendable func confirmed() async throws -> LogSequenceNumber {
+                    let text = try await admin.query(
+                        "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = 'pgevents_wal_status'"
+                    ).scalar(String.self)
+                    return try #require(LogSequenceNumber(text))
+                }
+                var last = LogSequenceNumber.zero
+                try await withRunningProcessor(processor) {
+                    _ = try await insert("first")
+                    try await waitForJobs(reader, count: 50, queue: "tasks", seconds: 60)
+                    let second = try await insert("second")
+                    try await waitForJobs(reader, count: 100, queue: "tasks", seconds: 60)
+                    // Nothing more is written: only the held-back confirmation can move the slot past the second.
+                    try await withTimeout(30) {
+                        while try await confirmed() <= second { try await Task.sleep(for: .milliseconds(50)) }
+                    }
+                    last = try await insert("third")
+                    try await waitForJobs(reader, count: 150, queue: "tasks", seconds: 60)
+                    // The jobs are in Redis a moment before the chunk is acknowledged: a stop between the two
+                    // replays the chunk (without duplicates) instead of confirming it, which is not what this asks.
+                    try await Task.sleep(for: .milliseconds(300))
+                }
+                // Stopped soon after the third was delivered, within the interval: the stop leaves it confirmed.
+                #expect(try await confirmed() > last)
+                try await expectEveryTaskOnce(reader, rows: 150, in: database)
+                await reader.close()
+                await writer.close()
+                await admin.close()
+            }
+        }
+    }
+
     @Test("pgevents process on source: wal killed with SIGKILL mid-stream and started again: nothing lost, nothing duplicated")
     func killedAndRestarted() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")

@@ -45,7 +45,7 @@ public struct EventProcessor: Service {
         } else if let wal = configuration.wal {
             WalSource(
                 name: configuration.consumer, slot: wal.slot, publication: wal.publication, messages: wal.messages,
-                channels: Set(configuration.channels.map(\.name)),
+                statusInterval: wal.statusInterval, channels: Set(configuration.channels.map(\.name)),
                 waitsForVisibility: configuration.channels.contains { $0.pipeline.fetch != nil }, executor: executor, logger: logger)
         } else {
             JournalSource(name: configuration.consumer)

@@ -211,6 +211,21 @@ struct WalDecodingTests {
         }
         #expect(misplaced?.message.contains("'wal' is only read with source: wal") == true)
     }
+
+    @Test("wal.status_interval: seconds between confirmations to the slot, 0.1 unless given, 0.001 to 60")
+    func statusInterval() throws {
+        let defaults = try ProcessorConfiguration(yaml: "source: wal\nchannels: {public.tasks: {queue: q}}\n")
+        #expect(defaults.wal?.statusInterval == .milliseconds(100))
+        let given = try ProcessorConfiguration(yaml: "source: wal\nwal: {status_interval: 2.5}\nchannels: {public.tasks: {queue: q}}\n")
+        #expect(given.wal?.statusInterval == .milliseconds(2_500))
+        for bad in ["0", "61", "soon"] {
+            let error = #expect(throws: ProcessorError.self) {
+                try ProcessorConfiguration(yaml: "source: wal\nwal: {status_interval: \(bad)}\nchannels: {public.tasks: {queue: q}}\n")
+            }
+            let message = error?.message ?? ""
+            #expect(message.contains(":2:") && message.contains("status_interval"), "\(message)")
+        }
+    }
 }
 
 @Suite("JSON log lines")

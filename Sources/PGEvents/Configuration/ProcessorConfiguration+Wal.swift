@@ -7,11 +7,16 @@ extension ProcessorConfiguration {
         public var publication: String
         /// Deliver `pgevents.emit_wal` messages too.
         public var messages: Bool
+        /// At most one standby status update (the slot's confirmed position) per this interval (`status_interval`,
+        /// seconds, default 0.1; 0.001 is about one per delivered chunk). One held back is sent with the next
+        /// acknowledgement after the interval: at the latest the idle catch-up's (`catch_up_interval`), or the stop.
+        public var statusInterval: Duration
 
-        public init(slot: String, publication: String, messages: Bool = true) {
+        public init(slot: String, publication: String, messages: Bool = true, statusInterval: Duration = .milliseconds(100)) {
             self.slot = slot
             self.publication = publication
             self.messages = messages
+            self.statusInterval = statusInterval
         }
 
         /// `pgevents_<consumer>`, lower-cased, with every character a slot name cannot hold replaced by `_`.
@@ -38,7 +43,7 @@ extension ProcessorConfiguration {
         let name = Wal.defaultName(consumer: consumer)
         var wal = Wal(slot: name, publication: name)
         if let node {
-            let fields = try node.mapping(allowed: ["slot", "publication", "messages"])
+            let fields = try node.mapping(allowed: ["slot", "publication", "messages", "status_interval"])
             for (key, value) in [("slot", fields["slot"]), ("publication", fields["publication"])] {
                 guard let value else { continue }
                 let text = try value.string()
@@ -48,6 +53,7 @@ extension ProcessorConfiguration {
                 if key == "slot" { wal.slot = text } else { wal.publication = text }
             }
             if let value = fields["messages"] { wal.messages = try value.bool() }
+            if let value = fields["status_interval"] { wal.statusInterval = Self.duration(try value.seconds(in: 0.001...60)) }
         }
         self.wal = wal
     }

@@ -9,7 +9,8 @@ import Foundation
 ///                            # and says so)
 /// table: {schema: public, name: orders, key: id}   # source: table only; one channel (its wake-up)
 /// wal: {slot: pgevents_tasks, publication: pgevents_tasks, messages: true}   # source: wal only (defaults:
-///                            # pgevents_<consumer>); channels are schema.table for changes, or emit_wal channels
+///                            # pgevents_<consumer>); channels are schema.table for changes, or emit_wal channels;
+///                            # status_interval: 0.1 (seconds: at most one confirmation to the slot per interval)
 /// databases: [gis, shop]     # serve these databases of the server, each with its own cursor; or discover them:
 ///                            # {include: ["gc2_*"], exclude: ["*_test"], refresh: 60} (journal and table sources)
 /// consumer: tasks            # the cursor's name in pgevents.consumers (default: pgevents)

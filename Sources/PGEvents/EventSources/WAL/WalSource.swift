@@ -23,6 +23,8 @@ public actor WalSource: EventSource {
     public nonisolated let publication: String
     /// Deliver `pgevents.emit_wal` messages (pgoutput's `messages` option).
     public nonisolated let messages: Bool
+    /// At most one standby status update per this interval (``WalStream``); zero: one per acknowledged chunk.
+    public nonisolated let statusInterval: Duration
     /// The channels to deliver: `schema.table` for changes, message channels as emitted.
     public nonisolated let channels: Set<String>
     private let logger: Logger
@@ -62,10 +64,11 @@ public actor WalSource: EventSource {
     public nonisolated let executor: ThreadExecutor?
 
     public init(
-        name: String, slot: String, publication: String, messages: Bool = true, channels: Set<String>, waitsForVisibility: Bool = false,
-        executor: ThreadExecutor? = nil, logger: Logger
+        name: String, slot: String, publication: String, messages: Bool = true, statusInterval: Duration = .milliseconds(100),
+        channels: Set<String>, waitsForVisibility: Bool = false, executor: ThreadExecutor? = nil, logger: Logger
     ) {
         self.name = name
+        self.statusInterval = statusInterval
         self.executor = executor
         self.waitsForVisibility = waitsForVisibility
         self.slot = slot
@@ -111,10 +114,9 @@ public actor WalSource: EventSource {
     public func ack(_ chunk: EventChunk, on connection: PostgresConnection) async throws {
         if let last = EventPosition(chunk.events.last) { acknowledged = last }
         let position = LogSequenceNumber(rawValue: UInt64(bitPattern: chunk.position))
-        if position > confirmed {
-            confirmed = position
-            try await stream?.confirm(position)
-        }
+        // Every acknowledgement, an idle one too: the stream sends what it held back once its interval has passed.
+        confirmed = max(confirmed, position)
+        try await stream?.confirm(confirmed)
         let now = ContinuousClock.now
         if lastLagCheck.map({ now - $0 >= .seconds(10) }) ?? true {
             lastLagCheck = now
@@ -156,6 +158,8 @@ public actor WalSource: EventSource {
         guard let stream else { return }
         self.stream = nil
         handedOut = acknowledged
+        // What was delivered reaches the slot before the stream ends (a lost connection takes nothing more).
+        if stream.connection.isUsable { try? await stream.flushConfirmation() }
         await stream.close()
     }
 
@@ -171,10 +175,12 @@ public actor WalSource: EventSource {
         }
         let connection = try await WalSetup.startStreaming(
             replication, slot: slot, publication: publication, messages: messages, executor: executor, logger: logger)
-        let stream = WalStream(connection: connection, confirmed: confirmed, channels: channels, messages: messages, logger: logger)
+        let stream = WalStream(
+            connection: connection, confirmed: confirmed, confirmInterval: statusInterval, channels: channels, messages: messages,
+            logger: logger)
         // A position confirmed while no stream was open (the last acknowledgement before a reconnect) reaches the
         // slot now.
-        try await stream.confirm(confirmed, force: true)
+        try await stream.sendStatusUpdate()
         self.stream = stream
         streamOpenedSignal.yield()
         logger.info(

@@ -14,6 +14,12 @@ import struct Foundation.Date
 /// changes, so `(batch, seq)` orders events in commit order, the same way in every replay. A read's `position` is
 /// the LSN that may be confirmed once its events are delivered: the end of the last transaction it finished (or,
 /// when no transaction is open, how far the server says it has looked at the WAL).
+///
+/// Confirmations: a delivered position is sent to the server (a standby status update) at most once per
+/// `confirmInterval`; one held back goes out with the first acknowledgement after the interval (the processor's
+/// idle catch-up drain acknowledges too), with the answer to a keepalive, and before the stream closes. Each update wakes the WAL
+/// sender, which decodes for the writers' commits on the same cores; a position confirmed late only means a longer
+/// replay after a crash, which the writer's delivered positions make harmless.
 actor WalStream {
     let connection: PostgresConnection
     nonisolated var unownedExecutor: UnownedSerialExecutor { connection.unownedExecutor }
@@ -40,13 +46,22 @@ actor WalStream {
     private var serverEnd: LogSequenceNumber = .zero
     /// The LSN last sent to the server as flushed.
     private(set) var confirmed: LogSequenceNumber
+    /// The LSN delivered (at or past `confirmed`), sent with the next status update.
+    private var delivered: LogSequenceNumber
+    private var lastStatusUpdate: ContinuousClock.Instant?
+    let confirmInterval: Duration
     private var warnedNonTransactional = false
     private var skippedChannels: Set<String> = []
 
     /// Wraps a connection already streaming (``PostgresConnection/startCopyBoth(_:)``).
-    init(connection: PostgresConnection, confirmed: LogSequenceNumber, channels: Set<String>, messages: Bool, logger: Logger) {
+    init(
+        connection: PostgresConnection, confirmed: LogSequenceNumber, confirmInterval: Duration, channels: Set<String>, messages: Bool,
+        logger: Logger
+    ) {
         self.connection = connection
         self.confirmed = confirmed
+        self.delivered = confirmed
+        self.confirmInterval = confirmInterval
         self.finished = confirmed
         self.channels = channels
         self.messages = messages
@@ -70,19 +85,33 @@ actor WalStream {
             try message.withUnsafeBytes { try handle($0, into: &events, bytes: &bytes, replyRequested: &replyRequested) }
             if events.count > before, let xid = open?.xid, transactionIDs.last != xid { transactionIDs.append(xid) }
         }
-        if replyRequested { try confirm(confirmed, force: true) }
+        if replyRequested { try sendStatusUpdate() }
         var position = finished
         if drained, open == nil, serverEnd > position { position = serverEnd }
         return Read(events: events, position: position, drained: drained, transactionIDs: transactionIDs)
     }
 
-    /// Tells the server that everything up to `position` is delivered (a standby status update), when it moves
-    /// forward (or always, with `force`: the answer to a keepalive).
-    func confirm(_ position: LogSequenceNumber, force: Bool = false) throws {
-        guard position > confirmed || force else { return }
-        confirmed = max(confirmed, position)
-        let update = ReplicationMessage.statusUpdate(flushed: confirmed, now: Self.postgresNow())
+    /// Records that everything up to `position` is delivered, and tells the server (a standby status update) unless
+    /// one went out less than `confirmInterval` ago: then the next call after the interval sends it (the delivery
+    /// acknowledges every drain, the idle catch-up's too), or the stream's close.
+    func confirm(_ position: LogSequenceNumber) throws {
+        delivered = max(delivered, position)
+        guard delivered > confirmed else { return }
+        if let lastStatusUpdate, ContinuousClock.now - lastStatusUpdate < confirmInterval { return }
+        try sendStatusUpdate()
+    }
+
+    /// Sends the delivered position if the server does not have it yet.
+    func flushConfirmation() throws {
+        if delivered > confirmed { try sendStatusUpdate() }
+    }
+
+    /// Sends the delivered position, whether or not it moved (the answer to a keepalive, a stream's first message).
+    func sendStatusUpdate() throws {
+        let update = ReplicationMessage.statusUpdate(flushed: delivered, now: Self.postgresNow())
         try connection.assumeIsolated { try $0.sendCopyData(update) }
+        confirmed = delivered
+        lastStatusUpdate = .now
     }
 
     /// Waits until the server sends something (or the connection ends).
