@@ -34,7 +34,8 @@ public actor WalSource: EventSource {
 
     private var replication: PostgresConfiguration?
     private var stream: WalStream?
-    /// The LSN confirmed to the slot (or read from it at start).
+    /// The LSN acknowledged as delivered (or the slot's confirmed position at start); the stream sends it to the slot
+    /// at most once per `statusInterval`.
     private var confirmed: LogSequenceNumber = .zero
     /// The last event handed out by `next`, and the last one acknowledged: when they differ at a fresh `next`, what
     /// was handed out in between was not delivered, and the stream starts again from the slot.

@@ -17,9 +17,9 @@ import struct Foundation.Date
 ///
 /// Confirmations: a delivered position is sent to the server (a standby status update) at most once per
 /// `confirmInterval`; one held back goes out with the first acknowledgement after the interval (the processor's
-/// idle catch-up drain acknowledges too), with the answer to a keepalive, and before the stream closes. Each update wakes the WAL
-/// sender, which decodes for the writers' commits on the same cores; a position confirmed late only means a longer
-/// replay after a crash, which the writer's delivered positions make harmless.
+/// idle catch-up drain acknowledges too), with the answer to a keepalive, and before the stream closes. Each update
+/// wakes the WAL sender, which decodes for the writers' commits on the same cores; a position confirmed late only
+/// means a longer replay after a crash, which the writer's delivered positions make harmless.
 actor WalStream {
     let connection: PostgresConnection
     nonisolated var unownedExecutor: UnownedSerialExecutor { connection.unownedExecutor }
