@@ -21,21 +21,18 @@ struct RedisConnectionTests {
         }
     }
 
-    @Test("a connection made on a shared thread runs its commands there, and closing it leaves the thread running")
+    @Test("connections made on a shared thread run their commands there, and closing one leaves the thread running")
     func sharedThread() async throws {
-        let thread = ThreadExecutor(name: "pgevents-test-delivery", runsTasks: true)
+        let thread = ThreadExecutor(name: "pgevents-test-delivery")
         defer { thread.shutdown() }
         try await withTemporaryRedis { redis in
-            try await withTaskExecutorPreference(thread) {
-                let connection = try await RedisConnection.connect(redis.configuration, executor: thread)
-                #expect(try await connection.command("PING") == .status("PONG"))
-                #expect(thread.isOnThread)
-                await connection.close()
-            }
-            // The connection is gone; the thread it shared is not.
-            let stillRuns = await withTaskExecutorPreference(thread) { thread.isOnThread }
-            #expect(stillRuns)
+            let connection = try await RedisConnection.connect(redis.configuration, executor: thread)
             let other = try await RedisConnection.connect(redis.configuration, executor: thread)
+            #expect(try await connection.command("PING") == .status("PONG"))
+            #expect(await connection.runsOn(thread))
+            #expect(await other.runsOn(thread))
+            await connection.close()
+            // The connection is gone; the thread it shared is not.
             #expect(try await other.command(["ECHO", "again"]).string == "again")
             await other.close()
         }
@@ -342,4 +339,9 @@ private struct ReservedPort {
     func release() {
         close(descriptor)
     }
+}
+
+extension RedisConnection {
+    /// Whether the connection's isolated code runs on `thread` (its executor's).
+    fileprivate func runsOn(_ thread: ThreadExecutor) -> Bool { thread.isOnThread }
 }

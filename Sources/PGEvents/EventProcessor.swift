@@ -59,13 +59,13 @@ public struct EventProcessor: Service {
             deadLetterQueue: configuration.deadLetterQueue, defaultQueue: configuration.channels.first?.queue ?? "pgevents:jobs")
     }
 
-    /// The thread the delivery runs on, or nil. The WAL delivery runs on one thread: the slot's stream, the Redis
-    /// connection and the loop itself (its task executor, `withTaskExecutorPreference`), so an event is read,
-    /// decoded, written and confirmed without a thread switch, as a C forwarder's poll loop does. The journal's
-    /// delivery overlaps its PostgreSQL statements with Redis, which needs their threads apart: nil. The caller ends
-    /// the thread (`shutdown()`) once the delivery is closed.
+    /// The thread the delivery's connections share, or nil. The WAL delivery's slot stream and Redis connection
+    /// share one thread, so reading a chunk, writing it and confirming it never wait for each other's thread to
+    /// wake. (The loop itself runs on Swift's pool: see ``ThreadExecutor`` for why it does not prefer the thread.)
+    /// The journal's delivery overlaps its PostgreSQL statements with Redis, which needs their threads apart: nil.
+    /// The caller ends the thread (`shutdown()`) once the delivery is closed.
     public func makeDeliveryThread() -> ThreadExecutor? {
-        configuration.wal == nil ? nil : ThreadExecutor(name: "pgevents-wal-delivery", runsTasks: true)
+        configuration.wal == nil ? nil : ThreadExecutor(name: "pgevents-wal-delivery")
     }
 
     /// The delivery this processor drives (exposed for tests and tools); its Redis connection on `executor`, when given.
@@ -102,9 +102,7 @@ public struct EventProcessor: Service {
         do {
             try await SessionCheck.requireSessions(configuration.workerConnection(postgres: postgres), logger: logger)
             try await withGracefulShutdownHandler {
-                try await withTaskExecutorPreference(thread) {
-                    try await run(delivery, listener: listener, walSource: walSource)
-                }
+                try await run(delivery, listener: listener, walSource: walSource)
             } onGracefulShutdown: {
                 status.update { $0.role = .stopping }
             }

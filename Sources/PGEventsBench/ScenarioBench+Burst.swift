@@ -57,7 +57,7 @@ extension ScenarioBench {
             processor.onDelivered = { _ in
                 _ = firstChunk.value.compareExchange(expected: 0, desired: Int(benchWallNanoseconds()), ordering: .relaxed)
             }
-            // On the thread `pgevents process` would run it on (the WAL's: one for stream, Redis and loop).
+            // On the thread `pgevents process` would give its connections (the WAL's: one for stream and Redis).
             let thread = processor.makeDeliveryThread()
             defer { thread?.shutdown() }
             let source = processor.makeSource(executor: thread)
@@ -70,13 +70,11 @@ extension ScenarioBench {
             if let stream = source as? WalSource {
                 // The WAL sender sends the transaction as it decodes it: drain what has come, wait for more.
                 let deadline = ContinuousClock.now + .seconds(300)
-                try await withTaskExecutorPreference(thread) {
-                    while delivered < size, ContinuousClock.now < deadline {
-                        let outcome = try await delivery.drain()
-                        delivered += outcome.delivered
-                        chunks += outcome.chunks
-                        if outcome.delivered == 0 { await stream.waitForEvents() }
-                    }
+                while delivered < size, ContinuousClock.now < deadline {
+                    let outcome = try await delivery.drain()
+                    delivered += outcome.delivered
+                    chunks += outcome.chunks
+                    if outcome.delivered == 0 { await stream.waitForEvents() }
                 }
             } else {
                 // One drain takes the whole batch; a second one finds nothing unless a retry split it.

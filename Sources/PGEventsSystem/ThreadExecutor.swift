@@ -12,12 +12,15 @@ import Synchronization
 /// of Swift's cooperative pool, and the same thread can sit in `poll(2)` on the handle's socket between calls,
 /// which is how notifications and a lost connection are noticed promptly.
 ///
-/// Made with `runsTasks: true`, it is a task executor too: a task that prefers it (`withTaskExecutorPreference`) runs
-/// its nonisolated code and its default actors' jobs on the same thread, so that code calling an actor whose executor
-/// is this one (a connection made with `executor:`) hands the job to the thread it already runs on — no thread
-/// switch, no wake-up. That is how one delivery runs on one thread (``EventProcessor``'s WAL delivery). A
-/// connection's own thread is made without it.
-public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
+/// Several connections can share one (`executor:`), as the WAL delivery's stream and Redis connection do.
+///
+/// It is deliberately not a task executor. A task that prefers one (`withTaskExecutorPreference`) takes its own
+/// status lock at every executor switch, and Swift's runtime runs cancellation handlers under that lock. Code that
+/// holds a lock of its own across `withUnsafeContinuation` and takes the same lock in its cancellation handler, as
+/// AsyncAlgorithms' `merge` (ServiceLifecycle's `cancelOnGracefulShutdown`) does, then deadlocks when the task is
+/// cancelled while it waits: the full suite hung that way, the WAL delivery's thread and one of the pool's two
+/// threads stuck for good.
+public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     // Synchronisation: `state` is guarded by its Mutex; `watch` and `threadID` are only touched by the
     // executor's own thread (`watch` is set and cleared from jobs running on it; `threadID` is written once
     // before the first job runs and read by `checkIsolated`, which compares against the calling thread).
@@ -52,15 +55,9 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
     /// The thread's name, for debuggers and `ps -L`.
     public let name: String
 
-    /// Whether jobs run with this thread as their task executor too (``init(name:runsTasks:)``).
-    public let runsTasks: Bool
-
-    /// Starts the thread. With `runsTasks`, it is meant as a task's preferred executor
-    /// (`withTaskExecutorPreference`): every job runs isolated to it and with it as task executor. Without
-    /// (a connection's own thread), jobs run as on any serial executor.
-    public init(name: String, runsTasks: Bool = false) {
+    /// Starts the thread.
+    public init(name: String) {
         self.name = name
-        self.runsTasks = runsTasks
         var fds: [Int32] = [-1, -1]
         let rc = pipe(&fds)
         precondition(rc == 0, "pipe failed: \(errno)")  // only on file-descriptor exhaustion
@@ -118,10 +115,6 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
         UnownedSerialExecutor(ordinary: self)
     }
 
-    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
-        UnownedTaskExecutor(ordinary: self)
-    }
-
     public func checkIsolated() {
         precondition(isOnThread, "not on the executor thread '\(name)'")
     }
@@ -168,15 +161,8 @@ public final class ThreadExecutor: SerialExecutor, TaskExecutor, @unchecked Send
                 waitForWork()
                 continue
             }
-            // On a thread that runs tasks, every job runs isolated to this serial executor and with this task
-            // executor: jobs of actors on it and jobs of tasks that prefer it run the same way, one at a time.
             let serial = asUnownedSerialExecutor()
-            if runsTasks {
-                let task = asUnownedTaskExecutor()
-                for job in batch { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
-            } else {
-                for job in batch { job.runSynchronously(on: serial) }
-            }
+            for job in batch { job.runSynchronously(on: serial) }
             batch.removeAll(keepingCapacity: true)
         }
     }
