@@ -92,8 +92,7 @@ struct BroadcastSession {
         case .slow:
             gateway.logger.info("client too slow; disconnecting")
             return SocketFeed.Farewell(code: CloseCode.slowClient, reason: GatewayError.slowClient.code)
-        case .expired:
-            gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
+        case .expired:  // counted by the hub
             return SocketFeed.Farewell(
                 message: GatewayError.tokenExpired(identity).json, code: CloseCode.tokenExpired, reason: "token_expired")
         }

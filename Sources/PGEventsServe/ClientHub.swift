@@ -216,6 +216,9 @@ public final class ClientHub: Sendable {
         state.withLock { state in
             for (id, client) in state.clients {
                 if client.expiresAt <= now {
+                    // Counted here, where the expiry is decided and before the client is told: a session that
+                    // counted it when told raced its own ending.
+                    metrics.tokensExpired.add(1, ordering: .relaxed)
                     // Its session closes with the reason; nothing more is published to it. It stays counted as
                     // connected until its session has closed it.
                     if let loop = client.loop, let feed = state.loops[loop]?.feeds[id] {

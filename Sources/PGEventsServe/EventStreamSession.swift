@@ -54,7 +54,7 @@ struct EventStreamSession {
                             for await reason in subscription.ended {
                                 switch reason {
                                 case .slow: gateway.logger.info("SSE client too slow; disconnecting")
-                                case .expired: gateway.metrics.tokensExpired.add(1, ordering: .relaxed)
+                                case .expired: break  // counted by the hub
                                 }
                                 try? await channel.close()
                             }
