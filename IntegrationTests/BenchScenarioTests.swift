@@ -331,7 +331,7 @@ struct BenchScenarioTests {
                 return (termination, try String(contentsOfFile: output, encoding: .utf8))
             } catch {
                 child.kill(SIGKILL)
-                _ = child.wait()
+                _ = await child.waitOffPool()
                 throw error
             }
         }
@@ -385,7 +385,7 @@ struct BenchScenarioTests {
             }
         } catch {
             child.kill(SIGKILL)
-            _ = child.wait()
+            _ = await child.waitOffPool()
             throw error
         }
         let text = try String(contentsOfFile: output, encoding: .utf8)

@@ -13,3 +13,14 @@ func runChild(_ executable: String, _ arguments: [String], environment: [String:
         }
     }
 }
+
+extension ChildProcess {
+    /// `wait()` on a Dispatch thread: a `pgevents process` stopping gracefully takes seconds, for which a blocking
+    /// wait would hold one of the cooperative pool's two threads.
+    func waitOffPool() async -> ChildProcess.Termination {
+        let child = self
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: child.wait()) }
+        }
+    }
+}

@@ -191,12 +191,12 @@ struct ProcessPasswordWarningTests {
                     }
                 } catch {
                     child.kill(SIGKILL)
-                    _ = child.wait()
+                    _ = await child.waitOffPool()
                     Issue.record("pgevents process did not start; log:\n\(tailOfFile(log, maxLines: 30))")
                     throw error
                 }
                 child.kill(SIGTERM)
-                #expect(child.wait() == .exited(0))
+                #expect(await child.waitOffPool() == .exited(0))
                 let text = try String(contentsOfFile: log, encoding: .utf8)
                 if viaOptions {
                     #expect(text.contains("--database-url carries a password") && text.contains("DATABASE_URL"), "\(text)")

@@ -188,7 +188,7 @@ struct PipelineTests {
             #expect(snapshot.contains("# TYPE pgevents_commit_to_queued_seconds histogram"))
             try FileManager.default.removeItem(atPath: metrics)
             child.kill(SIGTERM)
-            #expect(child.wait() == .exited(0), "\(tailOfFile(directory + "/process.log", maxLines: 20))")
+            #expect(await child.waitOffPool() == .exited(0), "\(tailOfFile(directory + "/process.log", maxLines: 20))")
             #expect(FileManager.default.fileExists(atPath: metrics), "written again at shutdown")
             await reader.close()
             await writer.close()

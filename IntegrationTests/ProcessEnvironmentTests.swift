@@ -46,11 +46,11 @@ struct ProcessEnvironmentTests {
             } catch {
                 Issue.record("no job; log:\n\(tailOfFile(log, maxLines: 30))")
                 child.kill(SIGKILL)
-                _ = child.wait()
+                _ = await child.waitOffPool()
                 throw error
             }
             child.kill(SIGTERM)
-            #expect(child.wait() == .exited(0), "\(tailOfFile(log))")
+            #expect(await child.waitOffPool() == .exited(0), "\(tailOfFile(log))")
             await reader.close()
             let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
             #expect(lines.count >= 3)
@@ -67,7 +67,7 @@ struct ProcessEnvironmentTests {
     }
 
     @Test("a bad PGEVENTS_LOG_FORMAT or PGEVENTS_LOG_LEVEL, or no configuration at all, is refused with the variable's name")
-    func badEnvironment() throws {
+    func badEnvironment() async throws {
         let executable = try #require(pgeventsExecutable(), "pgevents executable not built")
         let directory = try migrationDirectory([:])
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -80,7 +80,7 @@ struct ProcessEnvironmentTests {
             environment.merge(variables) { $1 }
             let log = directory + "/out.log"
             let child = try ChildProcess.spawn(executable, ["process"], outputPath: log, environment: environment)
-            #expect(child.wait() != .exited(0))
+            #expect(await child.waitOffPool() != .exited(0))
             #expect(tailOfFile(log).contains(expected), "\(variables): \(tailOfFile(log))")
         }
     }

@@ -135,8 +135,8 @@ struct ProcessHTTPTests {
             #expect(try await curl(base + "/readyz").body == "leader: delivering\n")
             #expect(try await curl(base + "/nowhere").status == 404)
 
-            #expect(standby.terminate() == .exited(0), "\(standby.logTail())")
-            #expect(leader.terminate() == .exited(0), "\(leader.logTail())")
+            #expect(await standby.terminate() == .exited(0), "\(standby.logTail())")
+            #expect(await leader.terminate() == .exited(0), "\(leader.logTail())")
         }
     }
 
@@ -180,7 +180,7 @@ struct ProcessHTTPTests {
             #expect(try await curl(base + "/healthz").body == "ok: leader\n")
             let status = try await process.waitForStatus { ($0["redis"] as? String)?.hasPrefix("error") == true }
             #expect(status["ready"] as? Bool == false && (status["reason"] as? String)?.contains("Redis") == true)
-            #expect(process.terminate() == .exited(0), "\(process.logTail())")
+            #expect(await process.terminate() == .exited(0), "\(process.logTail())")
         }
     }
 
@@ -218,7 +218,7 @@ struct ProcessHTTPTests {
         try await redis.restart()
         try await process.waitUntil("/readyz", status: 200, containing: "forwarding")
         _ = try await process.waitForStatus { ($0["delivered"] as? Int) == 2 }
-        #expect(process.terminate() == .exited(0), "\(process.logTail())")
+        #expect(await process.terminate() == .exited(0), "\(process.logTail())")
         await sender.close()
         await redis.shutdown()
     }
@@ -337,12 +337,12 @@ final class HTTPProcess: Sendable {
     }
 
     /// SIGTERM, then the process's end (it has its own shutdown deadline: 10 s + 5 s).
-    func terminate() -> ChildProcess.Termination {
+    func terminate() async -> ChildProcess.Termination {
         child.kill(SIGTERM)
-        return child.wait()
+        return await child.waitOffPool()
     }
 
-    /// Kills it if it still runs (a failed test).
+    /// Kills it if it still runs (a failed test); the wait after SIGKILL is short.
     func stop() {
         child.kill(SIGKILL)
         _ = child.wait()

@@ -167,7 +167,7 @@ struct ProcessorTests {
                 written += 500
                 try await Task.sleep(for: .milliseconds(20 + 40 * round))
                 child.kill(SIGKILL)  // mid-stream, between any two steps
-                _ = child.wait()
+                _ = await child.waitOffPool()
                 lastStartOffset = (try? String(contentsOfFile: log, encoding: .utf8).count) ?? 0
                 child = try start()
             }
@@ -177,7 +177,7 @@ struct ProcessorTests {
                 let length = try await reader.command("LLEN", "jobs").integer ?? -1
                 Issue.record("only \(length) of \(written) jobs arrived; processor log:\n\(tailOfFile(log, maxLines: 40))")
                 child.kill(SIGKILL)
-                _ = child.wait()
+                _ = await child.waitOffPool()
                 throw error
             }
             // SIGTERM must find the signal handlers installed: wait for the last start's first log line.
@@ -193,7 +193,7 @@ struct ProcessorTests {
                 throw error
             }
             child.kill(SIGTERM)
-            let termination = child.wait()
+            let termination = await child.waitOffPool()
             #expect(termination == .exited(0), "pgevents process did not exit cleanly on SIGTERM:\n\(tailOfFile(log))")
             try await expectEveryRowOnce(reader, rows: written, in: database)
             await reader.close()
@@ -303,11 +303,12 @@ struct ProcessorRestartTests {
     }
 }
 
-/// Waits until the processor's listener has run its LISTEN (its last statement, as pg_stat_activity shows).
+/// Waits until the processor's listener has run its LISTEN: its last statement, finished (idle), as pg_stat_activity
+/// shows. While the statement still runs, a notification committed meanwhile may come before the LISTEN takes effect.
 func waitForListener(_ admin: PostgresConnection) async throws {
     try await withTimeout(20) {
         while try await admin.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%' AND state = 'idle'"
         ).scalar(Int.self) == 0 {
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -31,7 +31,7 @@ struct ServerWatchdogTests {
         defer {
             if !killed {
                 child.kill(SIGKILL)
-                _ = child.wait()
+                _ = child.wait()  // after SIGKILL: short
             }
         }
         try await Self.eventually(120, "pgevents up to start its servers") {
@@ -54,7 +54,7 @@ struct ServerWatchdogTests {
             directories.allSatisfy { $0.hasPrefix(root + "/") }, "\(directories) are not under \(root), where the README says they live")
 
         child.kill(SIGKILL)
-        _ = child.wait()
+        _ = await child.waitOffPool()
         killed = true
         try await Self.eventually(30, "the watchdogs to stop the servers and remove their directories") {
             pids.allSatisfy(Self.isGone) && directories.allSatisfy { !FileManager.default.fileExists(atPath: $0) }

@@ -95,7 +95,7 @@ struct TemporaryPostgresTests {
         #expect(watchdogs.count == 1)
         for pid in watchdogs { kill(pid, SIGKILL) }
         child.kill(SIGKILL)
-        _ = child.wait()
+        _ = await child.waitOffPool()
         // The server outlives its owner...
         #expect(kill(serverPID, 0) == 0)
         // ...until the next run reaps it.

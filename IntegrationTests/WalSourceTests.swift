@@ -395,7 +395,7 @@ struct WalDeliveryTests {
                     written += 500
                     try await Task.sleep(for: .milliseconds(20 + 40 * round))
                     child.kill(SIGKILL)  // between any two steps: Redis taken, position not yet confirmed, or the reverse
-                    _ = child.wait()
+                    _ = await child.waitOffPool()
                     child = try start()
                 }
                 do {
@@ -403,11 +403,11 @@ struct WalDeliveryTests {
                 } catch {
                     Issue.record("processor log:\n\(tailOfFile(log, maxLines: 40))")
                     child.kill(SIGKILL)
-                    _ = child.wait()
+                    _ = await child.waitOffPool()
                     throw error
                 }
                 child.kill(SIGTERM)
-                #expect(child.wait() == .exited(0), "pgevents process did not exit cleanly on SIGTERM:\n\(tailOfFile(log))")
+                #expect(await child.waitOffPool() == .exited(0), "pgevents process did not exit cleanly on SIGTERM:\n\(tailOfFile(log))")
                 try await expectEveryTaskOnce(reader, rows: written, in: database)
                 await reader.close()
                 await writer.close()

@@ -50,7 +50,9 @@ struct BroadcastDeliveryTests {
                 async let transcript = RawWebSocket.run(
                     port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token, "since": last])
                 ) {
-                    try $0.transcript { messages in
+                    // A client that fails before the replay ends the wait below too (the failure is thrown there).
+                    defer { gotMissed.continuation.finish() }
+                    return try $0.transcript { messages in
                         let numbers = Self.numbers(WebSocketTranscript(messages: messages))
                         if numbers.count == 5 { gotMissed.continuation.yield() }
                         return numbers.count == 7

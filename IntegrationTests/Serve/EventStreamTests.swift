@@ -37,12 +37,16 @@ struct EventStreamTests {
                 try await addJob(writer, stream: "b", channel: "orders", payload: #"{"n":4}"#)
                 try await addJob(writer, stream: "a", channel: "orders", payload: #"{"n":5}"#)
                 let gotMissed = AsyncStream<Void>.makeStream()
-                async let second = RawEventStream.get(port: gateway.port, pathAndQuery: path, headers: ["Last-Event-ID": cursor]) {
-                    events in
-                    let numbers = Self.numbers(events)
-                    if numbers.count == 2 { gotMissed.continuation.yield() }
-                    return numbers.count == 3
-                }
+                async let second = { () async throws -> RawEventStream.Response in
+                    // A client that fails before the replay ends the wait below too (the failure is thrown there).
+                    defer { gotMissed.continuation.finish() }
+                    return try await RawEventStream.get(port: gateway.port, pathAndQuery: path, headers: ["Last-Event-ID": cursor]) {
+                        events in
+                        let numbers = Self.numbers(events)
+                        if numbers.count == 2 { gotMissed.continuation.yield() }
+                        return numbers.count == 3
+                    }
+                }()
                 var iterator = gotMissed.stream.makeAsyncIterator()
                 await iterator.next()
                 try await addJob(writer, stream: "a", channel: "orders", payload: #"{"n":6}"#)

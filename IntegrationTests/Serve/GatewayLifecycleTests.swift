@@ -119,7 +119,9 @@ struct GatewayLifecycleTests {
                 async let transcript = RawWebSocket.run(
                     port: gateway.port, pathAndQuery: gateway.pathAndQuery("/broadcast", ["token": token])
                 ) {
-                    try $0.transcript { messages in
+                    // A client that fails before halfway ends the wait below too (the failure is thrown there).
+                    defer { halfway.continuation.finish() }
+                    return try $0.transcript { messages in
                         if Self.numbers(messages).count == 20 { halfway.continuation.yield() }
                         return false  // until the gateway closes
                     }

@@ -326,7 +326,7 @@ public struct FaultBench: Sendable {
         guard !wal else { return }
         try await database.withConnection { connection in
             while try await connection.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%'"
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgevents-listener' AND query LIKE 'LISTEN%' AND state = 'idle'"
             ).scalar(Int.self) == 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(10))
             }

@@ -62,11 +62,7 @@ public final class TemporaryPgBouncer: Sendable {
                 message: "no pgbouncer found (looked for PGEVENTS_PGBOUNCER, pgbouncer on PATH, /usr/sbin/pgbouncer)",
                 hint: "apt-get install pgbouncer")
         }
-        let (termination, output) = try ChildProcess.run(executable, ["--version"])
-        guard termination == .exited(0), let line = output.split(separator: "\n").first, line.hasPrefix("PgBouncer ") else {
-            throw HarnessError(code: .binaryNotFound, message: "\(executable) --version did not report a version: \(output.trimmed())")
-        }
-        let version = String(line.dropFirst("PgBouncer ".count))
+        let version = try await ExecutableVersion.of(executable, read: serverVersion)
         let user = try ServerUser.forCurrentProcess()
         let superuser = server.configuration(database: "postgres")["user"] ?? "postgres"
         return try await startOnFreeLoopbackPort("pgbouncer") { port in
@@ -133,6 +129,15 @@ public final class TemporaryPgBouncer: Sendable {
         guard shutDown.claim() else { return }
         let process = self.process
         _ = try? await offload { process.shutdown() }
+    }
+
+    /// What `pgbouncer --version` names, e.g. `1.18.0`.
+    static func serverVersion(_ executable: String) throws -> String {
+        let (termination, output) = try ChildProcess.run(executable, ["--version"])
+        guard termination == .exited(0), let line = output.split(separator: "\n").first, line.hasPrefix("PgBouncer ") else {
+            throw HarnessError(code: .binaryNotFound, message: "\(executable) --version did not report a version: \(output.trimmed())")
+        }
+        return String(line.dropFirst("PgBouncer ".count))
     }
 }
 

@@ -89,7 +89,7 @@ public final class TemporaryRedis: Sendable {
         async throws -> TemporaryRedis
     {
         let executable = try findServer(configuration.executable)
-        let version = try serverVersion(executable)
+        let version = try await ExecutableVersion.of(executable, read: serverVersion)
         let user = try ServerUser.forCurrentProcess()
         return try await startOnFreeLoopbackPort("redis-server") { port in
             let scratch = try ScratchDirectory.create(kind: "redis")
