@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Logging
 import PGEvents
@@ -107,10 +106,7 @@ struct ProcessEnvironmentTests {
                 let child = try ChildProcess.spawn(
                     executable, ["process", "--config", directory + "/" + file, "--check-config"], outputPath: log, environment: environment
                 )
-                let termination = await withCheckedContinuation { continuation in
-                    // On a Dispatch thread: a blocked cooperative thread would slow the other tests' processors.
-                    DispatchQueue.global().async { continuation.resume(returning: child.wait()) }
-                }
+                let termination = await child.waitOffPool()
                 return (termination, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
             }
             let (good, goodOutput) = try await check("good.yml")

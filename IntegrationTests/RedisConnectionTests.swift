@@ -65,14 +65,15 @@ struct RedisConnectionTests {
         }
     }
 
-    @Test("LPUSH on one connection wakes BRPOP (timeout 1) on another")
+    @Test("LPUSH on one connection wakes BRPOP on another; on an empty list BRPOP answers null after its timeout")
     func pushAndBlockingPop() async throws {
         try await withTemporaryRedis { redis in
             let producer = try await RedisConnection.connect(to: redis.url)
             let consumer = try await RedisConnection.connect(to: redis.url)
 
             // The consumer blocks on its own thread while the producer pushes.
-            async let popped = consumer.command("BRPOP", "jobs", 1)
+            // A long timeout: a hang guard (on a loaded machine the push has come more than a second later).
+            async let popped = consumer.command("BRPOP", "jobs", 30)
             try await Task.sleep(for: .milliseconds(100))
             #expect(try await producer.command("LPUSH", "jobs", "job-1") == .integer(1))
             #expect(try await popped == .array([.bulk(Array("jobs".utf8)), .bulk(Array("job-1".utf8))]))

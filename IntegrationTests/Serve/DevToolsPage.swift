@@ -1,5 +1,6 @@
 import Dispatch
 import PGEventsHarness
+import PGEventsSystem
 
 @testable import PGEventsServe
 
@@ -68,10 +69,8 @@ final class DevToolsPage: @unchecked Sendable {
         throw Failure(description: "the browser closed the DevTools connection during \(method)")
     }
 
-    /// Runs `body` on a Dispatch thread (the raw socket blocks; never on Swift's cooperative pool).
+    /// Runs `body` on a thread of its own (the raw socket blocks; never on Swift's cooperative pool).
     private static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
+        try await onBlockingThread(body)
     }
 }

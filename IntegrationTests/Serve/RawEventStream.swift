@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import PGEventsSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -25,11 +25,7 @@ enum RawEventStream {
         port: Int, pathAndQuery: String, headers: [String: String] = [:],
         until done: @escaping @Sendable ([Event]) -> Bool = { _ in false }
     ) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try read(port: port, pathAndQuery: pathAndQuery, headers: headers, until: done) })
-            }
-        }
+        try await onBlockingThread { try read(port: port, pathAndQuery: pathAndQuery, headers: headers, until: done) }
     }
 
     private static func read(port: Int, pathAndQuery: String, headers: [String: String], until done: ([Event]) -> Bool) throws -> Response {

@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import PGEventsSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -96,18 +96,12 @@ final class RawWebSocket: @unchecked Sendable {
     /// Runs `body` with a connection on a Dispatch thread.
     static func run<T: Sendable>(port: Int, pathAndQuery: String, _ body: @escaping @Sendable (RawWebSocket) throws -> T) async throws -> T
     {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try body(try RawWebSocket(port: port, pathAndQuery: pathAndQuery)) })
-            }
-        }
+        try await onBlockingThread { try body(try RawWebSocket(port: port, pathAndQuery: pathAndQuery)) }
     }
 
-    /// Runs `body` on a Dispatch thread (the socket calls block).
+    /// Runs `body` on a thread of its own (the socket calls block).
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
+        try await onBlockingThread(body)
     }
 
     /// Ends the connection at once, without a close frame (a client that goes away).

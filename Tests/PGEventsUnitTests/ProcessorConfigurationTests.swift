@@ -138,15 +138,16 @@ struct ProcessorConfigurationTests {
     // Found by fuzzing: Yams hashes each mapping's keys (aliases expanded) to find duplicates, so 462 bytes of
     // aliases of aliases used as a key took 26 s (release), and every level more ten times that; `? ? ? …`
     // nested 1,000 deep took 2 s (debug); and it sorts duplicate keys comparing them twice per level, so a
-    // mapping key nested 30 deep, written twice, took longer than libFuzzer's 5 s timeout.
-    @Test("aliases that expand without bound, keys that are mappings, and deep nesting are refused before Yams composes them")
+    // mapping key nested 30 deep, written twice, took longer than libFuzzer's 5 s timeout. How long the refusals
+    // take is not asserted (speed belongs to benchmarks and ci/fuzz's timeout); the time limit is a hang guard.
+    @Test(
+        "aliases that expand without bound, keys that are mappings, and deep nesting are refused before Yams composes them",
+        .timeLimit(.minutes(1)))
     func aliasBombs() {
         var levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
         for level in 1...8 {
             levels.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]")
         }
-        let clock = ContinuousClock()
-        let start = clock.now
         let bomb = #expect(throws: ProcessorError.self) {
             try ProcessorConfiguration(yaml: levels.joined(separator: "\n") + "\n? *a8\n: 1\n")
         }
@@ -167,7 +168,6 @@ struct ProcessorConfigurationTests {
             try ProcessorConfiguration(yaml: "channels: " + String(repeating: "[", count: 100) + String(repeating: "]", count: 100))
         }
         #expect(deep?.message == "processor.yml:1:74: mappings and lists are nested more than 64 deep")
-        #expect(start.duration(to: clock.now) < .seconds(1))
         // Aliases within bounds are fine.
         #expect(throws: Never.self) { try ProcessorConfiguration(yaml: "channels:\n  a: &q {queue: q}\n  b: *q\n") }
     }

@@ -216,18 +216,16 @@ struct RedisReplyParseTests {
     }
 
     // Found by fuzzing (FuzzTests, Benchmarks/Fuzz): hiredis allocates an array's element vector when it reads
-    // the header, 16 GiB for *2147483647, and walking it to free it took seconds to over a minute.
-    @Test("an array header promising more elements than the bytes can hold is refused at once")
+    // the header, 16 GiB for *2147483647, and walking it to free it took seconds to over a minute. How long the
+    // refusal takes is not asserted (speed belongs to benchmarks); the time limit is a hang guard.
+    @Test("an array header promising more elements than the bytes can hold is refused at once", .timeLimit(.minutes(1)))
     func hugeArrays() throws {
-        let clock = ContinuousClock()
-        let start = clock.now
         for header in ["*2147483647\r\n", "*2\r\n:1\r\n*2147483647\r\n$2\r\nok\r\n", String(repeating: "*2147483647\r\n", count: 20)] {
             let error = #expect(throws: RedisError.self) { try RedisReply.parse(resp: Array(header.utf8)) }
             #expect(
                 error?.message.hasPrefix("an array header promises 2147483647 elements, more than the") == true,
                 "\(error?.message ?? "no error")")
         }
-        #expect(start.duration(to: clock.now) < .seconds(1))
         // The bound is the input's size: an array that could still be complete is read.
         #expect(try RedisReply.parse(resp: Array("*2\r\n+\r\n+\r\n".utf8)) == [.array([.status(""), .status("")])])
     }
