@@ -6,9 +6,9 @@
 /// its own, started for it and ended with it.
 ///
 /// Not on Swift's cooperative pool, which has one thread per core (two here), and not on Dispatch's global queue
-/// either: on Linux, Dispatch's workers and the pool's come from one set of threads, and a worker that blocks is
-/// replaced only when Dispatch's monitor notices, about a second later. A thread costs tens of microseconds to
-/// start, far less than the waits it is for.
+/// either: on Linux, with the pool's two threads blocked, an item given to Dispatch's global queue waited 1.0 s
+/// for a worker (its monitor adds one when it notices the others blocked). Starting a thread is cheap next to
+/// the waits this is for.
 public func onBlockingThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
         let work = BlockingWork { continuation.resume(with: Result { try body() }) }
