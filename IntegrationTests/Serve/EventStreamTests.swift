@@ -23,10 +23,12 @@ struct EventStreamTests {
                 let path = gateway.pathAndQuery("/events", ["token": token, "channels": "orders"])
                 async let first = RawEventStream.get(port: gateway.port, pathAndQuery: path) { Self.numbers($0).count == 3 }
                 try await gateway.waitFor("1 client") { $0.connections.load(ordering: .relaxed) == 1 }
-                try await addJob(writer, stream: "a", channel: "orders", payload: #"{"n":1}"#)
-                try await addJob(writer, stream: "b", channel: "other", payload: #"{"n":100}"#)  // not asked for
-                try await addJob(writer, stream: "b", channel: "orders", payload: #"{"n":2}"#)
-                try await addJob(writer, stream: "a", channel: "orders", payload: #"{"n":3}"#)
+                // Across streams, order is the entries' IDs, and two streams' entries of one millisecond tie: they are
+                // written 2 ms apart. The channel "other" is not asked for.
+                for (stream, channel, n) in [("a", "orders", 1), ("b", "other", 100), ("b", "orders", 2), ("a", "orders", 3)] {
+                    try await addJob(writer, stream: stream, channel: channel, payload: #"{"n":\#(n)}"#)
+                    try await Task.sleep(for: .milliseconds(2))
+                }
                 let seen = try await first
                 #expect(seen.status == 200)
                 #expect(Self.numbers(seen.events) == [1, 2, 3])

@@ -59,7 +59,9 @@ struct EventStreamSession {
                                 try? await channel.close()
                             }
                         }
-                        // A client that goes away ends its feed at once (not at the next keep-alive's failed write).
+                        // A client that goes away ends its feed at once (not at the next keep-alive's failed write):
+                        // its FIN closes the channel (EventStreamEndHandler), which ends the feed.
+                        try await EventStreamEndHandler.install(on: channel)
                         group.addTask {
                             let (closed, signal) = AsyncStream<Void>.makeStream()
                             channel.closeFuture.whenComplete { _ in signal.finish() }
